@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class CodehealthConfig(AppConfig):
+    name = "codehealth"
+    verbose_name = "Code health"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,145 @@
+"""Who is calling: a signed-in staff session or a hashed bearer token with scopes.
+
+The API, the SSE stream and the websockets all resolve the caller here, so the rules are one rule.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja.security import APIKeyCookie, HttpBearer
+from ninja.utils import check_csrf
+
+from juggernaut.errors import HQError
+from juggernaut.models import ApiToken, hash_token
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller. ``token`` is None for a browser session (which holds every scope)."""
+
+    user: object
+    token: ApiToken | None = None
+
+    def has_scope(self, scope: str) -> bool:
+        return self.token is None or self.token.has_scope(scope)
+
+    @property
+    def label(self) -> str:
+        name = getattr(self.user, "get_username", lambda: "?")()
+        return f"token:{self.token.name}" if self.token else name
+
+
+def token_authenticate(raw: str) -> Principal | None:
+    """Resolve a raw bearer token; revoked, expired or unknown tokens resolve to None."""
+    if not raw or len(raw) > 200:
+        return None
+    token = ApiToken.objects.usable().select_related("user").filter(key_hash=hash_token(raw)).first()
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return Principal(user=token.user, token=token)
+
+
+def session_principal(user) -> Principal | None:
+    if user is not None and user.is_authenticated and user.is_active and user.is_staff:
+        return Principal(user=user)
+    return None
+
+
+def require_scope(request: HttpRequest, scope: str) -> Principal:
+    principal: Principal = request.auth  # type: ignore[attr-defined]
+    if not principal.has_scope(scope):
+        raise HQError("forbidden", f"this token lacks the '{scope}' scope", status=403)
+    return principal
+
+
+class SessionStaffAuth(APIKeyCookie):
+    """Django session of a staff user, with Django's CSRF check on unsafe methods.
+
+    The check runs only for a signed-in user, so an anonymous caller gets 401, not a CSRF 403.
+    """
+
+    param_name = settings.SESSION_COOKIE_NAME
+
+    def __call__(self, request: HttpRequest) -> Principal | None:
+        principal = session_principal(getattr(request, "user", None))
+        exempt = not self.csrf or getattr(request, "_ninja_csrf_exempt", False)
+        if principal is not None and not exempt and check_csrf(request):
+            raise HQError("csrf_failed", "CSRF check failed: send the X-CSRFToken header", status=403)
+        return principal
+
+    def authenticate(self, request: HttpRequest, key: str | None) -> Principal | None:
+        return session_principal(getattr(request, "user", None))
+
+
+class BearerTokenAuth(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Principal | None:
+        return token_authenticate(token)
+
+
+api_auth = [BearerTokenAuth(), SessionStaffAuth()]
+
+
+def origin_allowed(origin: str | None, host: str | None = None) -> bool:
+    """Browsers send Origin on websockets and SSE; it must name this site or a trusted origin."""
+    if not origin:
+        return True  # not a browser: a token or session still has to authenticate
+    if origin in settings.CSRF_TRUSTED_ORIGINS:
+        return True
+    parts = urlsplit(origin)
+    origin_host = parts.hostname or ""
+    if host and parts.netloc == host:
+        return True
+    from django.http.request import validate_host
+
+    allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
+    return validate_host(origin_host, allowed)
+
+
+class WebsocketAuthMiddleware:
+    """Resolve ``scope["principal"]`` from the session user or a bearer token (header or ``?token=``).
+
+    Wraps Channels' ``AuthMiddlewareStack``, so ``scope["user"]`` is already the session user.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            headers = dict(scope.get("headers") or [])
+            origin = headers.get(b"origin", b"").decode("latin-1") or None
+            host = headers.get(b"host", b"").decode("latin-1") or None
+            principal = None
+            if origin_allowed(origin, host):
+                principal = await _ws_principal(scope, headers)
+            scope = dict(scope, principal=principal, origin_ok=origin_allowed(origin, host))
+        return await self.app(scope, receive, send)
+
+
+@database_sync_to_async
+def _ws_principal(scope, headers) -> Principal | None:
+    auth = headers.get(b"authorization", b"").decode("latin-1")
+    raw = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    if not raw:
+        raw = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [""])[0]
+    if raw:
+        return token_authenticate(raw)
+    return session_principal(scope.get("user") or AnonymousUser())
+
+
+def operator_required(view):
+    """Every HQ page: a signed-in, active staff user, else the HQ's own sign-in page."""
+    from django.contrib.auth.decorators import user_passes_test
+
+    return user_passes_test(lambda u: session_principal(u) is not None, login_url="login")(view)

@@ -1,0 +1,99 @@
+"""The live event log: every live update is a row written with the state change it describes.
+
+``publish()`` stores the event in the caller's transaction; after commit, the relay of every web
+process picks it up (woken by ``NOTIFY`` on Postgres, by polling otherwise) and fans it out to the
+Channels groups its websockets and SSE streams listen on. See DESIGN §3.
+"""
+
+import hashlib
+import re
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import connections, transaction
+
+from juggernaut.models import Event, EventTopic
+
+NOTIFY_CHANNEL = "juggernaut_events"
+TOPIC_RE = re.compile(r"^[a-z][a-z0-9_.:-]{0,119}$")
+SENSITIVE_KEY_RE = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie|credential)", re.I)
+REDACTED = "[redacted]"
+
+
+class EventError(ValueError):
+    """A topic or payload that cannot go into the log."""
+
+
+def topic_validate(topic: str) -> str:
+    if not isinstance(topic, str) or not TOPIC_RE.match(topic):
+        raise EventError(
+            f"invalid topic {topic!r}: lowercase letters, digits and _ . : - (up to 120), starting with a letter"
+        )
+    return topic
+
+
+def group_name(topic: str) -> str:
+    """Channels group for a topic (group names allow fewer characters than topics)."""
+    return "ev." + hashlib.sha1(topic.encode()).hexdigest()
+
+
+def redact(value: Any) -> Any:
+    """Blank out values under secret-looking keys, so a careless producer cannot leak a key."""
+    if isinstance(value, dict):
+        return {
+            k: (REDACTED if isinstance(k, str) and SENSITIVE_KEY_RE.search(k) and v else redact(v))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+def publish(topic: str, type: str, data: dict | None = None, *, run_id: int | None = None) -> Event:
+    """Store an event in the caller's transaction; it is fanned out once that transaction commits."""
+    topic_validate(topic)
+    if not type or len(type) > 64:
+        raise EventError("event type must be 1 to 64 characters")
+    with transaction.atomic():
+        connection = connections["default"]
+        with connection.cursor() as cursor:
+            # One statement takes the topic's row lock and the next number: no gaps, commit order = seq order.
+            cursor.execute(
+                "UPDATE event_topics SET last_seq = last_seq + 1 WHERE topic = %s RETURNING last_seq", [topic]
+            )
+            row = cursor.fetchone()
+            if row is None:
+                EventTopic.objects.bulk_create([EventTopic(topic=topic, last_seq=0)], ignore_conflicts=True)
+                cursor.execute(
+                    "UPDATE event_topics SET last_seq = last_seq + 1 WHERE topic = %s RETURNING last_seq",
+                    [topic],
+                )
+                row = cursor.fetchone()
+            event = Event.objects.create(
+                topic=topic, seq=row[0], type=type, run_id=run_id, data=redact(data or {})
+            )
+            if connection.vendor == "postgresql":
+                # Delivered by Postgres at commit, and not at all on rollback.
+                cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, topic])
+        transaction.on_commit(lambda: _wake_local_relays(topic))
+    return event
+
+
+async def apublish(topic: str, type: str, data: dict | None = None, *, run_id: int | None = None) -> Event:
+    """``publish()`` for async code (its own transaction)."""
+    return await sync_to_async(publish)(topic, type, data, run_id=run_id)
+
+
+def _wake_local_relays(topic: str) -> None:
+    from juggernaut.events.relay import wake_all
+
+    wake_all(topic)
+
+
+def events_after(topic: str, after_seq: int, *, limit: int = 500) -> list[dict]:
+    """Envelopes of ``topic`` with ``seq > after_seq``, oldest first."""
+    return [e.envelope() for e in Event.objects.after(topic, after_seq)[:limit]]
+
+
+def last_seqs(topics: list[str]) -> dict[str, int]:
+    return dict(EventTopic.objects.filter(topic__in=topics).values_list("topic", "last_seq"))

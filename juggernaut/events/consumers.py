@@ -1,0 +1,181 @@
+"""Websocket consumers of the event log: JSON envelopes for programs, HTML fragments for the HQ.
+
+Both check the caller on connect and then only forward. Delivery is exactly once and in order per
+topic: a subscriber remembers the last ``seq`` it sent, drops repeats and fills gaps from the log.
+"""
+
+import json
+import logging
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from juggernaut.events import EventError, events_after, group_name, topic_validate
+from juggernaut.events.relay import get_relay
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+MAX_TOPICS = 50
+
+
+class EventSubscriber:
+    """Per-connection bookkeeping shared by the websocket consumers and the SSE stream."""
+
+    def __init__(self, channel_layer, channel_name: str, deliver) -> None:
+        self.layer = channel_layer
+        self.channel_name = channel_name
+        self.deliver = deliver  # async callable(list[envelope])
+        self.sent: dict[str, int] = {}
+
+    async def subscribe(self, topic: str, after_seq: int) -> None:
+        if topic in self.sent:
+            return
+        # Join the group first, then replay: whatever arrives meanwhile is queued and deduplicated.
+        await self.layer.group_add(group_name(topic), self.channel_name)
+        await get_relay().watch(topic)
+        self.sent[topic] = max(0, after_seq)
+        await self._catch_up(topic, upto=None)
+
+    async def unsubscribe(self, topic: str) -> None:
+        if self.sent.pop(topic, None) is None:
+            return
+        await self.layer.group_discard(group_name(topic), self.channel_name)
+        get_relay().unwatch(topic)
+
+    async def close(self) -> None:
+        for topic in list(self.sent):
+            await self.unsubscribe(topic)
+
+    async def on_batch(self, topic: str, envelopes: list[dict]) -> None:
+        if topic not in self.sent:
+            return
+        fresh: list[dict] = []
+        for env in envelopes:
+            last = self.sent[topic]
+            if env["seq"] <= last:
+                continue
+            if env["seq"] > last + 1:
+                # A gap: events committed between our replay and the relay's watermark.
+                await self._flush(fresh)
+                fresh = []
+                await self._catch_up(topic, upto=env["seq"] - 1)
+                if env["seq"] <= self.sent[topic]:
+                    continue
+            fresh.append(env)
+            self.sent[topic] = env["seq"]
+        await self._flush(fresh)
+
+    async def _catch_up(self, topic: str, upto: int | None) -> None:
+        while True:
+            page = await sync_to_async(events_after)(topic, self.sent[topic], limit=500)
+            if upto is not None:
+                page = [e for e in page if e["seq"] <= upto]
+            if not page:
+                return
+            self.sent[topic] = page[-1]["seq"]
+            await self.deliver(page)
+            if len(page) < 500 or (upto is not None and self.sent[topic] >= upto):
+                return
+
+    async def _flush(self, envelopes: list[dict]) -> None:
+        if envelopes:
+            await self.deliver(envelopes)
+
+
+class EventsConsumer(AsyncWebsocketConsumer):
+    """``/ws/events/``: send ``{"subscribe": [...], "after_seq": {topic: N}}``, receive envelopes."""
+
+    async def connect(self) -> None:
+        principal = self.scope.get("principal")
+        if principal is None or not principal.has_scope("read"):
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        self.subscriber = EventSubscriber(self.channel_layer, self.channel_name, self._send_envelopes)
+        await self.accept()
+
+    async def disconnect(self, code) -> None:
+        if hasattr(self, "subscriber"):
+            await self.subscriber.close()
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        try:
+            message = json.loads(text_data or "")
+            if not isinstance(message, dict):
+                raise ValueError("expected a JSON object")
+            topics = message.get("subscribe", [])
+            after = message.get("after_seq", {}) or {}
+            drop = message.get("unsubscribe", [])
+            if not isinstance(topics, list) or not isinstance(after, dict) or not isinstance(drop, list):
+                raise ValueError("subscribe and unsubscribe are lists, after_seq an object")
+            for topic in topics + drop:
+                topic_validate(topic)
+            if len(set(topics) | set(self.subscriber.sent)) > MAX_TOPICS:
+                raise ValueError(f"at most {MAX_TOPICS} topics per connection")
+            seqs = {t: int(after.get(t, 0) or 0) for t in topics}
+        except (ValueError, TypeError, EventError) as exc:
+            await self._send_error("bad_request", str(exc))
+            return
+        for topic in drop:
+            await self.subscriber.unsubscribe(topic)
+        for topic in topics:
+            await self.subscriber.subscribe(topic, seqs[topic])
+        await self.send(text_data=json.dumps({"subscribed": sorted(self.subscriber.sent)}))
+
+    async def events_batch(self, message: dict) -> None:
+        await self.subscriber.on_batch(message["topic"], message["events"])
+
+    async def _send_envelopes(self, envelopes: list[dict]) -> None:
+        for env in envelopes:
+            await self.send(text_data=json.dumps(env))
+
+    async def _send_error(self, code: str, message: str) -> None:
+        await self.send(text_data=json.dumps({"error": {"code": code, "message": message, "details": None}}))
+
+
+class HQConsumer(AsyncWebsocketConsumer):
+    """``/ws/hq/``: server-rendered fragments for htmx's ws extension, swapped by element id.
+
+    On every (re)connect it first sends the current state of the page's live fragments, which is the
+    HTML view's replay; after that, each event re-renders what it touches.
+    """
+
+    async def connect(self) -> None:
+        principal = self.scope.get("principal")
+        if principal is None or principal.token is not None:
+            await self.close(code=CLOSE_UNAUTHORIZED)
+            return
+        from juggernaut import hq
+
+        self.topics = hq.live_topics()
+        self.subscriber = EventSubscriber(self.channel_layer, self.channel_name, self._render)
+        await self.accept()
+        # Counters first, then the render: anything committed in between arrives as an event.
+        seqs = await sync_to_async(_current_seqs)(self.topics)
+        await self.send(text_data=await sync_to_async(hq.render_resync)())
+        for topic in self.topics:
+            await self.subscriber.subscribe(topic, seqs.get(topic, 0))
+
+    async def disconnect(self, code) -> None:
+        if hasattr(self, "subscriber"):
+            await self.subscriber.close()
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        """htmx may send form values over the socket; the HQ uses plain HTTP for actions."""
+
+    async def events_batch(self, message: dict) -> None:
+        await self.subscriber.on_batch(message["topic"], message["events"])
+
+    async def _render(self, envelopes: list[dict]) -> None:
+        from juggernaut import hq
+
+        html = await sync_to_async(hq.render_events)(envelopes)
+        if html:
+            await self.send(text_data=html)
+
+
+def _current_seqs(topics: list[str]) -> dict[str, int]:
+    from juggernaut.events import last_seqs
+
+    return last_seqs(topics)

@@ -1,0 +1,154 @@
+"""The relay: one per web process (one per event loop), from the event log to Channels groups.
+
+It watches only the topics that local clients subscribed to, and for each keeps the last ``seq`` it
+fanned out. A poll reads the topic counters, then the rows past each watermark. Because a topic's
+sequence numbers become visible strictly in order (see ``EventTopic``), this never skips an event
+whose transaction committed late, which tailing by id would. Consumers drop what they already sent
+and fill gaps from the log, so delivery to a client is exactly once and in order either way.
+"""
+
+import asyncio
+import contextlib
+import logging
+import threading
+import weakref
+from collections import Counter
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import close_old_connections, connections
+
+from juggernaut.events import NOTIFY_CHANNEL, events_after, group_name, last_seqs
+
+log = logging.getLogger(__name__)
+
+_relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Relay]" = weakref.WeakKeyDictionary()
+_relays_lock = threading.Lock()
+
+BATCH = 500
+
+
+class Relay:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.watermarks: dict[str, int] = {}
+        self.refs: Counter[str] = Counter()
+        self.wake = asyncio.Event()
+        self.layer = get_channel_layer()
+        self.tasks: list[asyncio.Task] = []
+        self.polls = 0
+
+    def start(self) -> None:
+        self.tasks.append(self.loop.create_task(self._run(), name="event-relay"))
+        if connections["default"].vendor == "postgresql":
+            self.tasks.append(self.loop.create_task(self._listen(), name="event-relay-listen"))
+
+    async def watch(self, topic: str) -> None:
+        self.refs[topic] += 1
+        if topic not in self.watermarks:
+            seqs = await sync_to_async(last_seqs)([topic])
+            self.watermarks.setdefault(topic, seqs.get(topic, 0))
+
+    def unwatch(self, topic: str) -> None:
+        self.refs[topic] -= 1
+        if self.refs[topic] <= 0:
+            del self.refs[topic]
+            self.watermarks.pop(topic, None)
+
+    def poke(self) -> None:
+        self.wake.set()
+
+    async def _run(self) -> None:
+        interval = settings.EVENTS_POLL_SECONDS
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout=interval)
+            self.wake.clear()
+            if not self.watermarks:
+                continue
+            try:
+                await self.poll()
+            except Exception:
+                log.exception("event relay poll failed; retrying")
+                await sync_to_async(close_old_connections)()
+                await asyncio.sleep(interval)
+
+    async def poll(self) -> None:
+        self.polls += 1
+        batches = await sync_to_async(self._fetch)(dict(self.watermarks))
+        for topic, envelopes in batches.items():
+            if topic not in self.watermarks or not envelopes:
+                continue
+            self.watermarks[topic] = max(self.watermarks[topic], envelopes[-1]["seq"])
+            await self.layer.group_send(
+                group_name(topic), {"type": "events.batch", "topic": topic, "events": envelopes}
+            )
+
+    @staticmethod
+    def _fetch(watermarks: dict[str, int]) -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = {}
+        topics = list(watermarks)
+        for start in range(0, len(topics), 500):
+            for topic, seq in last_seqs(topics[start : start + 500]).items():
+                mark = watermarks[topic]
+                while seq > mark:
+                    page = events_after(topic, mark, limit=BATCH)
+                    if not page:
+                        break
+                    out.setdefault(topic, []).extend(page)
+                    mark = page[-1]["seq"]
+        return out
+
+    async def _listen(self) -> None:
+        """Wake on Postgres NOTIFY; polling keeps going underneath if this connection drops."""
+        import psycopg
+
+        backoff = 1.0
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(**_pg_params(), autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    backoff = 1.0
+                    self.wake.set()  # catch up on anything published while we were not listening
+                    async for _ in conn.notifies():
+                        self.wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event relay LISTEN connection lost (%s); retrying in %.0fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+
+def _pg_params() -> dict:
+    db = connections["default"].settings_dict
+    params = {"dbname": db["NAME"], "user": db["USER"] or None, "password": db["PASSWORD"] or None}
+    if db["HOST"]:
+        params["host"] = db["HOST"]
+    if db["PORT"]:
+        params["port"] = db["PORT"]
+    params.update({k: v for k, v in (db.get("OPTIONS") or {}).items() if isinstance(v, str | int)})
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def get_relay() -> Relay:
+    """The relay of the running event loop, started on first use."""
+    loop = asyncio.get_running_loop()
+    with _relays_lock:
+        relay = _relays.get(loop)
+        if relay is None:
+            relay = _relays[loop] = Relay(loop)
+            relay.start()
+    return relay
+
+
+def wake_all(topic: str | None = None) -> None:
+    """Poke every relay in this process (called after a local commit; safe from any thread)."""
+    with _relays_lock:
+        relays = list(_relays.values())
+    for relay in relays:
+        if topic is None or topic in relay.watermarks:
+            with contextlib.suppress(RuntimeError):  # its loop has closed
+                relay.loop.call_soon_threadsafe(relay.poke)

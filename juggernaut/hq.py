@@ -1,0 +1,127 @@
+"""The Overview's areas: one live status line each, registered by the app that owns the area.
+
+An app registers a provider in its ``AppConfig.ready()``; areas nobody registered show an honest
+empty state. The HQ websocket re-renders an area's line when an event arrives on one of its topics.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+
+
+@dataclass
+class AreaStatus:
+    state: str  # ok | busy | idle | warn | error | off | empty
+    text: str
+    detail: str = ""
+
+
+@dataclass
+class Area:
+    key: str
+    label: str
+    topics: list[str]
+    empty_text: str
+    feature: str | None = None
+    provider: Callable[[], AreaStatus] | None = None
+    url_name: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self.url_name:
+            try:
+                return reverse(self.url_name)
+            except NoReverseMatch:
+                pass
+        return reverse("area", kwargs={"key": self.key})
+
+    def status(self) -> AreaStatus:
+        if self.feature and not settings.FEATURE_APPS.get(self.feature, True):
+            return AreaStatus("off", f"Switched off ({self.feature.upper()}_ENABLED=0).")
+        if self.provider is None:
+            return AreaStatus("empty", self.empty_text)
+        try:
+            return self.provider()
+        except Exception as exc:  # a broken area must not take the Overview down with it
+            return AreaStatus("error", f"Status unavailable: {exc.__class__.__name__}")
+
+
+AREAS: dict[str, Area] = {
+    area.key: area
+    for area in [
+        Area("engine", "Engine", ["engine"], "The task engine is not installed yet.", "engine"),
+        Area("chat", "Chat", ["chat"], "The chat brain is not built yet.", "chat"),
+        Area("selfheal", "Self-Heal", ["selfheal"], "Self-heal playbooks are not built yet.", "selfheal"),
+        Area("logs", "System Health", ["logs"], "The Railway log crawler is not built yet.", "logscrawler"),
+        Area(
+            "codehealth",
+            "Code Health",
+            ["codehealth"],
+            "The GitHub code crawler is not built yet.",
+            "codehealth",
+        ),
+        Area("routing", "Routing & Costs", ["routing"], "OpenRouter routing is not built yet.", "routing"),
+    ]
+}
+
+ACTIVITY_TOPIC = "hq"
+ACTIVITY_LIMIT = 25
+
+
+def area_register(
+    key: str,
+    provider: Callable[[], AreaStatus],
+    *,
+    url_name: str | None = None,
+    topics: list[str] | None = None,
+) -> None:
+    """Give an area its live status line and page (call from ``AppConfig.ready``)."""
+    area = AREAS[key]
+    area.provider = provider
+    area.url_name = url_name or area.url_name
+    if topics:
+        area.topics = sorted(set(area.topics) | set(topics))
+
+
+def live_topics() -> list[str]:
+    topics = {ACTIVITY_TOPIC}
+    for area in AREAS.values():
+        topics.update(area.topics)
+    return sorted(topics)
+
+
+def areas_context() -> list[dict]:
+    return [{"area": area, "status": area.status()} for area in AREAS.values()]
+
+
+def render_line(area: Area, *, oob: bool = False) -> str:
+    return render_to_string(
+        "juggernaut/_area_line.html", {"item": {"area": area, "status": area.status()}, "oob": oob}
+    )
+
+
+def recent_activity(limit: int = ACTIVITY_LIMIT) -> list[dict]:
+    from juggernaut.models import Event
+
+    topics = live_topics()
+    rows = Event.objects.filter(topic__in=topics).order_by("-ts", "-id")[:limit]
+    return [e.envelope() for e in rows]
+
+
+def render_resync() -> str:
+    """Every live fragment of the Overview, as out-of-band swaps (sent on each ws connect)."""
+    parts = [render_line(area, oob=True) for area in AREAS.values()]
+    parts.append(render_to_string("juggernaut/_activity.html", {"events": recent_activity(), "oob": True}))
+    return "".join(parts)
+
+
+def render_events(envelopes: list[dict]) -> str:
+    """Fragments for a batch of events: touched area lines once each, plus new activity items."""
+    touched = [a for a in AREAS.values() if any(e["topic"] in a.topics for e in envelopes)]
+    parts = [render_line(area, oob=True) for area in touched]
+    items = list(reversed(envelopes[-ACTIVITY_LIMIT:]))
+    parts.append(render_to_string("juggernaut/_activity_items.html", {"events": items}))
+    return "".join(parts)

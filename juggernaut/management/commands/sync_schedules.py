@@ -1,0 +1,13 @@
+from django.core.management.base import BaseCommand
+
+from juggernaut.schedules import schedules_sync
+
+
+class Command(BaseCommand):
+    help = "Make django-q2's schedules match juggernaut/schedules.py (timers of unchanged ones are kept)."
+
+    def handle(self, *args, **options) -> None:
+        result = schedules_sync()
+        for key in ("created", "updated", "deleted", "unchanged"):
+            if result[key]:
+                self.stdout.write(f"{key}: {', '.join(result[key])}")

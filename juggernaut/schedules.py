@@ -1,0 +1,66 @@
+"""The django-q2 schedules, declared once; ``manage.py sync_schedules`` makes the database match."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django_q.models import Schedule
+
+
+@dataclass(frozen=True)
+class Declared:
+    name: str
+    func: str
+    schedule_type: str
+    minutes: int | None = None
+    cron: str | None = None
+    enabled_setting: str | None = None  # a FEATURE_APPS key
+
+
+PREFIX = "hq:"
+
+SCHEDULES: list[Declared] = [
+    Declared("hq:events-prune", "juggernaut.tasks.events_prune", Schedule.DAILY),
+    Declared(
+        "hq:engine-tick",
+        "juggernaut.engine.tasks.engine_tick",
+        Schedule.MINUTES,
+        minutes=1,
+        enabled_setting="engine",
+    ),
+]
+
+
+def declared() -> list[Declared]:
+    return [
+        d for d in SCHEDULES if not d.enabled_setting or settings.FEATURE_APPS.get(d.enabled_setting, True)
+    ]
+
+
+def schedules_sync() -> dict[str, list[str]]:
+    """Upsert declared schedules by name (keeping their timers) and delete stale ones."""
+    from django.utils import timezone
+
+    wanted = {d.name: d for d in declared()}
+    result: dict[str, list[str]] = {"created": [], "updated": [], "deleted": [], "unchanged": []}
+    for name, d in wanted.items():
+        fields = {
+            "func": d.func,
+            "schedule_type": d.schedule_type,
+            "minutes": d.minutes,
+            "cron": d.cron,
+            "repeats": -1,
+        }
+        current = Schedule.objects.filter(name=name).first()
+        if current is None:
+            Schedule.objects.create(name=name, next_run=timezone.now(), **fields)
+            result["created"].append(name)
+        elif any(getattr(current, k) != v for k, v in fields.items()):
+            Schedule.objects.filter(pk=current.pk).update(**fields)
+            result["updated"].append(name)
+        else:
+            result["unchanged"].append(name)
+    # Only our own (prefixed) schedules are ours to delete; operators may add others in the admin.
+    stale = Schedule.objects.filter(name__startswith=PREFIX).exclude(name__in=list(wanted))
+    result["deleted"] = sorted(stale.values_list("name", flat=True))
+    stale.delete()
+    return result

@@ -1,0 +1,263 @@
+"""Settings for Juggernaut HQ, read once from the environment.
+
+Every variable is documented in the README. With nothing set, the HQ runs on SQLite under ``var/``.
+"""
+
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name, "")
+    try:
+        return int(value) if value.strip() else default
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a whole number, got {value!r}") from exc
+
+
+def envfloat(name: str, default: float) -> float:
+    value = os.environ.get(name, "")
+    try:
+        return float(value) if value.strip() else default
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from exc
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def database_from_url(url: str, var_dir: Path) -> dict:
+    """Turn ``DATABASE_URL`` into a Django database dict (SQLite or PostgreSQL)."""
+    if not url:
+        return _sqlite(var_dir / "juggernaut.sqlite3", var_dir)
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:///relative.db and sqlite:////absolute.db, as dj-database-url reads them
+        path = unquote(parts.path)[1:]
+        return _sqlite(Path(path) if path else var_dir / "juggernaut.sqlite3", var_dir)
+    if parts.scheme in ("postgres", "postgresql", "pgsql"):
+        options = dict(parse_qsl(parts.query))
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")) or "postgres",
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 0),
+            "CONN_HEALTH_CHECKS": True,
+            "OPTIONS": options,
+        }
+    raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported (sqlite or postgres)")
+
+
+def _sqlite(path: Path, var_dir: Path) -> dict:
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            # WAL lets readers run beside the one writer; IMMEDIATE takes the write lock up front so two
+            # writers queue on the busy timeout instead of failing on a lock upgrade.
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        },
+        "TEST": {"NAME": str(var_dir / f"test-{path.stem}.sqlite3")},
+    }
+
+
+VAR_DIR = Path(env("HQ_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = envbool("DEBUG", False)
+
+SECRET_KEY = env("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off (set DEBUG=1 for development)")
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    SECRET_KEY = key_file.read_text().strip()
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+TIME_ZONE = env("TIME_ZONE", "UTC")
+USE_TZ = True
+USE_I18N = False
+LANGUAGE_CODE = "en-us"
+
+# Feature apps can be switched off one by one; a switched-off area says so on the Overview.
+FEATURE_APPS = {
+    "chat": envbool("CHAT_ENABLED", True),
+    "selfheal": envbool("SELFHEAL_ENABLED", True),
+    "logscrawler": envbool("LOGSCRAWLER_ENABLED", True),
+    "codehealth": envbool("CODEHEALTH_ENABLED", True),
+    "routing": envbool("ROUTING_ENABLED", True),
+    "engine": envbool("ENGINE_ENABLED", True),
+}
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_htmx",
+    "django_q",
+    "ninja",
+    "juggernaut",
+    "juggernaut.engine",
+    "chat",
+    "selfheal",
+    "logscrawler",
+    "codehealth",
+    "routing",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "juggernaut.urls"
+ASGI_APPLICATION = "juggernaut.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "juggernaut.views.hq_context",
+            ],
+        },
+    }
+]
+
+DATABASE_URL = env("DATABASE_URL")
+DATABASES = {"default": database_from_url(DATABASE_URL, VAR_DIR)}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+# The first operator, created by `make run` when there is none (a password is generated if unset).
+HQ_ADMIN_USER = env("HQ_ADMIN_USER", "operator")
+HQ_ADMIN_PASSWORD = env("HQ_ADMIN_PASSWORD")
+HQ_HOST = env("HQ_HOST", "127.0.0.1")
+PORT = envint("PORT", 8000)
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "overview"
+LOGOUT_REDIRECT_URL = "login"
+
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Without collectstatic (development, tests) WhiteNoise serves straight from the finders.
+WHITENOISE_USE_FINDERS = DEBUG or not STATIC_ROOT.exists()
+
+# Production hardening; all of it can be relaxed from the environment behind a TLS-terminating proxy.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("HQ_BEHIND_PROXY", False) else None
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+
+# One process needs no cross-process layer: every process writes the event log and each web
+# process's relay fans out locally (DESIGN §3).
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels.layers.InMemoryChannelLayer",
+        "CONFIG": {"capacity": 5000, "expiry": 60},
+    }
+}
+
+# Live event log.
+EVENTS_RETENTION_DAYS = envint("EVENTS_RETENTION_DAYS", 14)
+EVENTS_POLL_SECONDS = envfloat(
+    "EVENTS_POLL_SECONDS", 1.0 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.1
+)
+EVENTS_SSE_PING_SECONDS = envfloat("EVENTS_SSE_PING_SECONDS", 15.0)
+
+# django-q2: the ORM broker keeps the whole system on the one database.
+Q_CLUSTER = {
+    "name": "juggernaut",
+    "orm": "default",
+    "workers": envint("Q_WORKERS", 2),
+    "timeout": envint("Q_TIMEOUT", 300),
+    "retry": envint("Q_TIMEOUT", 300) + 60,
+    "max_attempts": 1,
+    "catch_up": False,
+    "poll": 0.5,
+    "save_limit": 500,
+    "ack_failures": True,
+    "label": "Jobs",
+}
+
+# Engine (DESIGN §4).
+ENGINE_LEASE_SECONDS = envint("ENGINE_LEASE_SECONDS", 60)
+ENGINE_TICK_SECONDS = envint("ENGINE_TICK_SECONDS", 15)
+ENGINE_BLOCKED_ESCALATE_MINUTES = envint("ENGINE_BLOCKED_ESCALATE_MINUTES", 30)
+ENGINE_BACKOFF_BASE_SECONDS = envint("ENGINE_BACKOFF_BASE_SECONDS", 10)
+ENGINE_MAX_ATTEMPTS = envint("ENGINE_MAX_ATTEMPTS", 3)
+ENGINE_HEARTBEAT_SECONDS = envint("ENGINE_HEARTBEAT_SECONDS", 10)
+
+# API tokens: bearer tokens are shown once and stored as a SHA-256 hash.
+API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
+
+# Outbound HTTP (juggernaut.http).
+HTTP_TIMEOUT_SECONDS = envfloat("HTTP_TIMEOUT_SECONDS", 15.0)
+HTTP_MAX_RETRIES = envint("HTTP_MAX_RETRIES", 3)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+}

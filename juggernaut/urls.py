@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path, re_path
+
+from juggernaut import views
+from juggernaut.api import api, json_not_found
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("settings/", views.settings_page, name="settings"),
+    path("settings/tokens/", views.token_create, name="token-create"),
+    path("settings/tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
+    path("areas/<slug:key>/", views.area, name="area"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+    re_path(r"^api/(?P<path>.*)$", json_not_found),
+    path("engine/", include("juggernaut.engine.urls")),
+]

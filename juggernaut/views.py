@@ -1,0 +1,87 @@
+"""HQ pages: plain function views, staff only."""
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+import juggernaut
+from juggernaut import hq, services
+from juggernaut.auth import operator_required
+from juggernaut.errors import HQError
+from juggernaut.models import SCOPES
+
+NAV = [
+    ("overview", "Overview"),
+    ("chat", "Chat"),
+    ("engine", "Engine"),
+    ("selfheal", "Self-Heal"),
+    ("logs", "System Health"),
+    ("codehealth", "Code Health"),
+    ("routing", "Routing & Costs"),
+]
+
+
+def hq_context(request: HttpRequest) -> dict:
+    """Navigation for every page (a context processor)."""
+    if not getattr(request, "user", None) or not request.user.is_authenticated:
+        return {}
+    nav = [{"key": "overview", "label": "Overview", "url": "/"}]
+    nav += [{"key": key, "label": label, "url": hq.AREAS[key].url} for key, label in NAV[1:]]
+    return {"hq_nav": nav, "hq_version": juggernaut.__version__}
+
+
+@operator_required
+def overview(request: HttpRequest) -> HttpResponse:
+    ctx = {"areas": hq.areas_context(), "events": hq.recent_activity(), "active": "overview"}
+    return render(request, "juggernaut/overview.html", ctx)
+
+
+@operator_required
+def area(request: HttpRequest, key: str) -> HttpResponse:
+    """The page of an area whose app has not registered a page of its own yet."""
+    found = hq.AREAS.get(key)
+    if found is None:
+        raise Http404("no such area")
+    return render(request, "juggernaut/area.html", {"area": found, "status": found.status(), "active": key})
+
+
+@operator_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    ctx = {
+        "tokens": services.tokens_for(request.user),
+        "scopes": SCOPES,
+        "new_token": request.session.pop("new_token", None),
+        "active": "settings",
+    }
+    return render(request, "juggernaut/settings.html", ctx)
+
+
+@operator_required
+@require_POST
+def token_create(request: HttpRequest) -> HttpResponse:
+    days = request.POST.get("days", "").strip()
+    try:
+        _token, raw = services.token_create(
+            request.user,
+            name=request.POST.get("name", ""),
+            scopes=request.POST.getlist("scopes"),
+            days=int(days) if days.isdigit() else None,
+        )
+    except HQError as exc:
+        messages.error(request, exc.message)
+        return redirect("settings")
+    # Shown once on the next page, then gone from the session.
+    request.session["new_token"] = raw
+    return redirect("settings")
+
+
+@operator_required
+@require_POST
+def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+    try:
+        token = services.token_revoke(request.user, token_id=token_id)
+    except HQError as exc:
+        raise Http404(exc.message) from exc
+    messages.success(request, f"Token “{token.name}” revoked.")
+    return redirect("settings")

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class RoutingConfig(AppConfig):
+    name = "routing"
+    verbose_name = "OpenRouter routing"
+    default_auto_field = "django.db.models.BigAutoField"
