@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from ninja import NinjaAPI, Router, Schema
+from ninja import NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 import juggernaut
@@ -112,13 +112,16 @@ def health(request):
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        return 200, {"status": "ok", "database": "ok", "version": juggernaut.__version__}
+        return Status(200, {"status": "ok", "database": "ok", "version": juggernaut.__version__})
     except DatabaseError as exc:
-        return 503, {
-            "status": "error",
-            "database": f"unreachable: {exc.__class__.__name__}",
-            "version": juggernaut.__version__,
-        }
+        return Status(
+            503,
+            {
+                "status": "error",
+                "database": f"unreachable: {exc.__class__.__name__}",
+                "version": juggernaut.__version__,
+            },
+        )
 
 
 # --- events -------------------------------------------------------------------------------------
@@ -269,7 +272,7 @@ def tokens_create(request, payload: TokenIn):
     token, raw = services.token_create(
         request.auth.user, name=payload.name, scopes=payload.scopes, days=payload.days
     )
-    return 201, {**_token_out(token), "token": raw}
+    return Status(201, {**_token_out(token), "token": raw})
 
 
 @tokens_router.delete("/{token_id}", response=TokenOut)

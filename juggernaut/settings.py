@@ -191,8 +191,9 @@ LOGOUT_REDIRECT_URL = "login"
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Without collectstatic (development, tests) WhiteNoise serves straight from the finders.
-WHITENOISE_USE_FINDERS = DEBUG or not STATIC_ROOT.exists()
+STATIC_ROOT.mkdir(exist_ok=True)
+# Until collectstatic has filled STATIC_ROOT (development, tests), WhiteNoise serves from the finders.
+WHITENOISE_USE_FINDERS = DEBUG or not any(STATIC_ROOT.iterdir())
 
 # Production hardening; all of it can be relaxed from the environment behind a TLS-terminating proxy.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("HQ_BEHIND_PROXY", False) else None

@@ -152,3 +152,17 @@ def wake_all(topic: str | None = None) -> None:
         if topic is None or topic in relay.watermarks:
             with contextlib.suppress(RuntimeError):  # its loop has closed
                 relay.loop.call_soon_threadsafe(relay.poke)
+
+
+async def relays_stop() -> None:
+    """Cancel the relay of the running loop (tests, shutdown)."""
+    loop = asyncio.get_running_loop()
+    with _relays_lock:
+        relay = _relays.pop(loop, None)
+    if relay is None:
+        return
+    for task in relay.tasks:
+        task.cancel()
+    for task in relay.tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task

@@ -1,0 +1,215 @@
+"""Shared fixtures: the named users, API tokens, a live daphne server and a Chromium browser.
+
+alice is the operator (staff), bob is a signed-up user who is not staff, charlie is anonymous.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings
+from django.test import Client
+
+from juggernaut.models import ApiToken
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-dev-shm-usage",
+]
+PASSWORD = "correct horse battery staple"
+
+
+def is_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+
+
+needs_postgres = pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+    reason="needs PostgreSQL: set DATABASE_URL=postgres://… (CI runs this suite on Postgres too)",
+)
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", "alice@example.com", PASSWORD, is_staff=True)
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", "bob@example.com", PASSWORD, is_staff=False)
+
+
+@pytest.fixture
+def alice_client(alice) -> Client:
+    client = Client()
+    client.force_login(alice)
+    return client
+
+
+@pytest.fixture
+def make_token(alice):
+    """``make_token("read", "write")`` → the raw bearer value of a new token of alice's."""
+
+    def make(*scopes: str, user=None, days: int | None = 30) -> str:
+        token, raw = ApiToken.generate(name="test", user=user or alice, scopes=list(scopes), days=days)
+        token.save()
+        return raw
+
+    return make
+
+
+@pytest.fixture
+def bearer(make_token):
+    def headers(*scopes: str) -> dict:
+        return {"HTTP_AUTHORIZATION": f"Bearer {make_token(*scopes)}"}
+
+    return headers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url_for_subprocess() -> str:
+    """The test database, as a URL another process can open."""
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{Path(db['NAME']).resolve()}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def wait_for_health(url: str, proc: subprocess.Popen | None = None, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode} before it was healthy")
+        try:
+            if requests.get(url + "/api/health", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not become healthy in {timeout}s")
+
+
+class DaphneServer:
+    """A real daphne process (HTTP + websockets) serving the test database."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.var_dir = tempfile.mkdtemp(prefix="hq-live-")
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "DaphneServer":
+        env = dict(
+            os.environ,
+            DEBUG="1",
+            HQ_VAR_DIR=self.var_dir,
+            DATABASE_URL=database_url_for_subprocess(),
+            EVENTS_POLL_SECONDS="0.1",
+        )
+        with open(Path(self.var_dir) / "daphne.log", "a") as log:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "juggernaut.asgi:application",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_health(self.url, self.proc)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.var_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def hq_server(django_db_setup, django_db_blocker):
+    """The live server for browser tests (session-wide).
+
+    Tests that use it must commit their data (``transactional_db``) so the server can see it.
+    """
+    server = DaphneServer().start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def browser_instance():
+    if not Path(CHROMIUM).exists():
+        reason = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("REQUIRE_BROWSER"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an event loop on this thread; the ORM calls the tests make are
+    # still plain synchronous calls.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser_instance):
+    context = browser_instance.new_context(viewport={"width": 1280, "height": 860})
+    pg = context.new_page()
+    pg.set_default_timeout(15000)
+    yield pg
+    context.close()
+
+
+@pytest.fixture
+def signed_in_page(page, hq_server, alice, transactional_db):
+    """A browser page signed in as alice through the login form."""
+    return sign_in(page, hq_server)
+
+
+def sign_in(page, base_url: str, username: str = "alice"):
+    page.goto(base_url + "/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/")
+    return page

@@ -1,0 +1,89 @@
+"""Who may see what: pages need a signed-in operator, the API a session or a scoped token."""
+
+import pytest
+from django.test import Client
+
+HQ_PAGES = [
+    "/",
+    "/settings/",
+    "/areas/chat/",
+    "/areas/selfheal/",
+    "/areas/logs/",
+    "/areas/codehealth/",
+    "/areas/routing/",
+    "/api/docs",
+    "/api/openapi.json",
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", HQ_PAGES)
+def test_it_redirects_anonymous_users_to_sign_in(client, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/?next=")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", HQ_PAGES)
+def test_it_redirects_signed_in_non_operators(bob, path):
+    client = Client()
+    client.force_login(bob)
+    assert client.get(path).status_code == 302
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", HQ_PAGES)
+def test_it_shows_every_page_to_operators(alice_client, path):
+    assert alice_client.get(path).status_code == 200
+
+
+@pytest.mark.django_db
+def test_it_answers_401_in_the_error_shape_to_anonymous_api_calls(client):
+    for method, path in [("get", "/api/events/hq"), ("get", "/api/tokens"), ("post", "/api/tokens")]:
+        response = getattr(client, method)(path, content_type="application/json")
+        assert response.status_code == 401, path
+        assert response.json() == {
+            "error": {
+                "code": "unauthorized",
+                "message": "sign in, or send a valid bearer token",
+                "details": None,
+            }
+        }
+
+
+@pytest.mark.django_db
+def test_it_signs_in_through_the_login_form(alice):
+    client = Client()
+    response = client.post("/login/", {"username": "alice", "password": "correct horse battery staple"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert "Overview" in client.get("/").content.decode()
+
+
+@pytest.mark.django_db
+def test_it_rejects_a_wrong_password_without_signing_in(alice):
+    client = Client()
+    response = client.post("/login/", {"username": "alice", "password": "nope"})
+    assert response.status_code == 200
+    assert "Wrong username or password" in response.content.decode()
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_it_signs_out_with_a_post(alice_client):
+    assert alice_client.post("/logout/").status_code == 302
+    assert alice_client.get("/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_it_requires_csrf_on_unsafe_session_api_calls(alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    body = {"name": "ci", "scopes": ["read"]}
+    refused = client.post("/api/tokens", body, content_type="application/json")
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "csrf_failed"
+    client.get("/settings/")  # sets the CSRF cookie, as the browser would
+    token = client.cookies["csrftoken"].value
+    accepted = client.post("/api/tokens", body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
+    assert accepted.status_code == 201

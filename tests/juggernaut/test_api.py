@@ -1,0 +1,56 @@
+"""The API's shared behaviour: health, the error shape, the schema and docs."""
+
+from unittest import mock
+
+import pytest
+from django.db import DatabaseError
+
+
+@pytest.mark.django_db
+def test_it_reports_health_without_auth(client):
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok" and body["database"] == "ok" and body["version"]
+
+
+@pytest.mark.django_db
+def test_it_reports_503_when_the_database_is_unreachable(client):
+    with mock.patch("juggernaut.api.connection.cursor", side_effect=DatabaseError("connection refused")):
+        response = client.get("/api/health")
+    assert response.status_code == 503
+    assert response.json()["database"].startswith("unreachable")
+
+
+@pytest.mark.django_db
+def test_it_answers_unknown_api_paths_with_json_404(client):
+    response = client.get("/api/no/such/thing")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_it_answers_malformed_json_with_422_and_changes_nothing(alice_client):
+    from juggernaut.models import ApiToken
+
+    for body in ["{not json", '{"name": 1}', "[]", '{"name": "x", "scopes": "read"}']:
+        response = alice_client.post("/api/tokens", body, content_type="application/json")
+        assert response.status_code in (400, 422), body
+        assert set(response.json()["error"]) == {"code", "message", "details"}
+    assert ApiToken.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_it_serves_the_openapi_schema_with_every_router(alice_client):
+    schema = alice_client.get("/api/openapi.json").json()
+    assert schema["info"]["title"] == "Juggernaut HQ API"
+    for path in ["/api/health", "/api/events/{topic}", "/api/events/{topic}/stream", "/api/tokens"]:
+        assert path in schema["paths"], path
+    assert "AG-UI" in schema["info"]["description"]
+
+
+@pytest.mark.django_db
+def test_it_serves_the_docs_page_without_external_assets(alice_client):
+    page = alice_client.get("/api/docs").content.decode()
+    assert "swagger" in page.lower()
+    assert "cdn." not in page and "unpkg" not in page

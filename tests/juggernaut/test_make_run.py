@@ -1,0 +1,94 @@
+"""`make run` end to end: it sets itself up, serves, lets an operator sign in, and stops cleanly."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import free_port, wait_for_health
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def process_tree(root: int) -> set[int]:
+    """Every live descendant of ``root`` (and root), read from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        tree.update(children)
+        frontier.extend(children)
+    return tree
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_it_runs_signs_in_and_stops_without_leaving_processes(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    env.update(
+        PORT=str(port),
+        HQ_VAR_DIR=str(tmp_path),
+        DEBUG="1",
+        HQ_ADMIN_USER="ops",
+        HQ_ADMIN_PASSWORD="a-long-enough-password",
+    )
+    log = open(tmp_path / "make-run.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        ["make", "run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, proc, timeout=120)
+        session = requests.Session()
+        session.get(url + "/login/", timeout=5)
+        response = session.post(
+            url + "/login/",
+            timeout=5,
+            allow_redirects=True,
+            data={
+                "username": "ops",
+                "password": "a-long-enough-password",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
+            headers={"Referer": url + "/login/"},
+        )
+        assert response.status_code == 200 and "Overview" in response.text
+        deadline = time.monotonic() + 30
+        tree: set[int] = set()
+        while time.monotonic() < deadline:  # web, jobs (with its own workers) and the engine worker
+            tree = process_tree(proc.pid)
+            if len(tree) >= 5:
+                break
+            time.sleep(0.5)
+        log.seek(0)
+        output = log.read()
+        assert re.search(r"started web \(pid \d+\)", output) and "started jobs" in output, output
+    finally:
+        tree = process_tree(proc.pid) | tree
+        os.killpg(proc.pid, signal.SIGTERM)  # what Ctrl-C or a service manager does to the group
+        proc.wait(timeout=60)
+        log.close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(alive(pid) for pid in tree):
+        time.sleep(0.3)
+    survivors = [pid for pid in tree if alive(pid)]
+    assert survivors == [], f"processes left running: {survivors}"
+    assert "stopped" in (tmp_path / "make-run.log").read_text()

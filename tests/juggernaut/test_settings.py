@@ -1,0 +1,82 @@
+"""The env-driven settings file."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from juggernaut.settings import database_from_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_it_defaults_to_sqlite_in_wal_mode(tmp_path):
+    db = database_from_url("", tmp_path)
+    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert db["NAME"] == tmp_path / "juggernaut.sqlite3"
+    assert "journal_mode=WAL" in db["OPTIONS"]["init_command"] and db["OPTIONS"]["timeout"] > 0
+
+
+def test_it_reads_postgres_urls(tmp_path):
+    db = database_from_url("postgres://hq:p%40ss@db.internal:6543/juggernaut?sslmode=require", tmp_path)
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["USER"], db["PASSWORD"], db["HOST"], db["PORT"], db["NAME"]) == (
+        "hq",
+        "p@ss",
+        "db.internal",
+        "6543",
+        "juggernaut",
+    )
+    assert db["OPTIONS"] == {"sslmode": "require"}
+
+
+def test_it_reads_sqlite_urls(tmp_path):
+    assert database_from_url("sqlite:////srv/hq/db.sqlite3", tmp_path)["NAME"] == Path("/srv/hq/db.sqlite3")
+
+
+def test_it_refuses_unknown_database_schemes(tmp_path):
+    with pytest.raises(ImproperlyConfigured):
+        database_from_url("mysql://x/y", tmp_path)
+
+
+def _manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DATABASE_URL")}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**clean, "HQ_VAR_DIR": str(tmp_path), **env},
+        timeout=120,
+    )
+
+
+def test_it_requires_a_secret_key_when_debug_is_off(tmp_path):
+    result = _manage(tmp_path, "check", DEBUG="0")
+    assert result.returncode != 0
+    assert "SECRET_KEY is required when DEBUG is off" in result.stderr
+
+
+def test_it_generates_and_keeps_a_development_secret_key(tmp_path):
+    assert _manage(tmp_path, "check", DEBUG="1").returncode == 0
+    key = (tmp_path / "secret_key").read_text()
+    assert len(key) >= 50
+    assert _manage(tmp_path, "check", DEBUG="1").returncode == 0
+    assert (tmp_path / "secret_key").read_text() == key
+
+
+def test_it_passes_the_deploy_check_with_production_settings(tmp_path):
+    result = _manage(
+        tmp_path,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        DEBUG="0",
+        SECRET_KEY="x" * 20 + "-production-secret-key-with-enough-entropy-0123456789",
+        ALLOWED_HOSTS="hq.example.com",
+    )
+    assert result.returncode == 0, result.stderr
