@@ -53,16 +53,15 @@ def producer_main(database_url: str, topic: str, count: int) -> None:
 
 
 async def measure(clients: int, database_url: str, topic: str) -> tuple[list[float], list[float]]:
+    from asgiref.sync import sync_to_async
     from channels.layers import get_channel_layer
     from channels.testing import WebsocketCommunicator
+    from django.contrib.auth import get_user_model
 
     from juggernaut.asgi import application
     from juggernaut.events import group_name
     from juggernaut.events.relay import relays_stop
     from juggernaut.models import ApiToken
-
-    from asgiref.sync import sync_to_async
-    from django.contrib.auth import get_user_model
 
     user_model = get_user_model()
 
@@ -75,7 +74,9 @@ async def measure(clients: int, database_url: str, topic: str) -> tuple[list[flo
     raw = await sync_to_async(make_token)()
     comms = []
     for _ in range(clients):
-        comm = WebsocketCommunicator(application, "/ws/events/", headers=[(b"authorization", f"Bearer {raw}".encode())])
+        comm = WebsocketCommunicator(
+            application, "/ws/events/", headers=[(b"authorization", f"Bearer {raw}".encode())]
+        )
         assert (await comm.connect())[0]
         await comm.send_json_to({"subscribe": [topic]})
         assert "subscribed" in json.loads(await comm.receive_from(timeout=10))
@@ -95,7 +96,9 @@ async def measure(clients: int, database_url: str, topic: str) -> tuple[list[flo
     for n in range(1, EVENTS + 1):
         envelope = {"v": 1, "seq": n, "topic": topic, "type": "floor", "ts": "", "run_id": None, "data": {}}
         floor_sent[n] = time.time()
-        await layer.group_send(group_name(topic), {"type": "events.batch", "topic": topic, "events": [envelope]})
+        await layer.group_send(
+            group_name(topic), {"type": "events.batch", "topic": topic, "events": [envelope]}
+        )
         await asyncio.sleep(1 / RATE_PER_SECOND)
     await asyncio.gather(*readers)
     floor = [got[seq] - floor_sent[seq] for got in received for seq in got]
@@ -108,8 +111,14 @@ async def measure(clients: int, database_url: str, topic: str) -> tuple[list[flo
     received = [{} for _ in comms]
     readers = [asyncio.create_task(reader(i, c, EVENTS, "seq")) for i, c in enumerate(comms)]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "--produce", database_url, real_topic, str(EVENTS),
-        stdout=asyncio.subprocess.PIPE, env=dict(os.environ),
+        sys.executable,
+        __file__,
+        "--produce",
+        database_url,
+        real_topic,
+        str(EVENTS),
+        stdout=asyncio.subprocess.PIPE,
+        env=dict(os.environ),
     )
     out, _ = await proc.communicate()
     committed = {int(k): v for k, v in json.loads(out.decode().strip().splitlines()[-1]).items()}
@@ -128,14 +137,18 @@ def run_backend(name: str, database_url: str) -> None:
     from django.db import connection
 
     call_command("migrate", verbosity=0)
-    print(f"\n{name} ({connection.vendor}), {EVENTS} events at {RATE_PER_SECOND}/s, relay poll "
-          f"{settings.EVENTS_POLL_SECONDS}s")
+    print(
+        f"\n{name} ({connection.vendor}), {EVENTS} events at {RATE_PER_SECOND}/s, relay poll "
+        f"{settings.EVENTS_POLL_SECONDS}s"
+    )
     print(f"{'clients':>8} {'path':<28} {'p50 ms':>8} {'p95 ms':>8} {'samples':>8}")
     for clients in (1, 200):
         real, floor = asyncio.run(measure(clients, database_url, f"bench-{clients}"))
         for label, values in (("publish() commit -> ws", real), ("bare group_send -> ws", floor)):
-            print(f"{clients:>8} {label:<28} {pct(values, .5) * 1000:>8.2f} {pct(values, .95) * 1000:>8.2f}"
-                  f" {len(values):>8}")
+            print(
+                f"{clients:>8} {label:<28} {pct(values, 0.5) * 1000:>8.2f} {pct(values, 0.95) * 1000:>8.2f}"
+                f" {len(values):>8}"
+            )
         sys.stdout.flush()
 
 
@@ -157,17 +170,31 @@ def main() -> None:
     if args.db in ("postgres", "both"):
         dbname = PG_URL.rsplit("/", 1)[1]
         base = PG_URL.rsplit("/", 1)[0]
-        ok = subprocess.run(["psql", base + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {dbname}"],
-                            capture_output=True).returncode == 0
-        if ok and subprocess.run(["psql", base + "/postgres", "-qc", f"CREATE DATABASE {dbname}"],
-                                 capture_output=True).returncode == 0:
+        ok = (
+            subprocess.run(
+                ["psql", base + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {dbname}"], capture_output=True
+            ).returncode
+            == 0
+        )
+        if (
+            ok
+            and subprocess.run(
+                ["psql", base + "/postgres", "-qc", f"CREATE DATABASE {dbname}"], capture_output=True
+            ).returncode
+            == 0
+        ):
             targets.append(("PostgreSQL", PG_URL))
         else:
             print("PostgreSQL not reachable at", base, "- skipping it")
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores; statistics over every (client, event) pair")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} cores; statistics over every (client, event) pair"
+    )
     for name, url in targets:
-        subprocess.run([sys.executable, __file__, "--backend", name, url], check=True,
-                       env={**os.environ, "HQ_VAR_DIR": tempfile.mkdtemp(prefix="hq-bench-")})
+        subprocess.run(
+            [sys.executable, __file__, "--backend", name, url],
+            check=True,
+            env={**os.environ, "HQ_VAR_DIR": tempfile.mkdtemp(prefix="hq-bench-")},
+        )
 
 
 if __name__ == "__main__":
