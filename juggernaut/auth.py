@@ -120,10 +120,8 @@ class WebsocketAuthMiddleware:
             headers = dict(scope.get("headers") or [])
             origin = headers.get(b"origin", b"").decode("latin-1") or None
             host = headers.get(b"host", b"").decode("latin-1") or None
-            principal = None
-            if origin_allowed(origin, host):
-                principal = await _ws_principal(scope, headers)
-            scope = dict(scope, principal=principal, origin_ok=origin_allowed(origin, host))
+            principal = await _ws_principal(scope, headers) if origin_allowed(origin, host) else None
+            scope = dict(scope, principal=principal)
         return await self.app(scope, receive, send)
 
 

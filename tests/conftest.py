@@ -31,6 +31,13 @@ CHROMIUM_ARGS = [
 PASSWORD = "correct horse battery staple"
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items) -> None:
+    """Browser tests last: Playwright's sync API keeps an event loop on the main thread for the
+    rest of the session, which async tests cannot share."""
+    items.sort(key=lambda item: "browser_instance" in getattr(item, "fixturenames", ()))
+
+
 def is_postgres() -> bool:
     return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
