@@ -4,6 +4,7 @@ An app registers a provider in its ``AppConfig.ready()``; areas nobody registere
 empty state. The HQ websocket re-renders an area's line when an event arrives on one of its topics.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -86,8 +87,41 @@ def area_register(
         area.topics = sorted(set(area.topics) | set(topics))
 
 
+@dataclass
+class FragmentRenderer:
+    topic: str
+    render: Callable[[list[dict]], str]
+    resync: Callable[[], str] | None = None
+
+
+FRAGMENTS: dict[str, list[FragmentRenderer]] = {}
+
+
+def fragments_register(
+    topic: str, render: Callable[[list[dict]], str], *, resync: Callable[[], str] | None = None
+) -> None:
+    """Let an app re-render its own page's fragments for events on ``topic`` (call from ``ready``).
+
+    ``render(envelopes)`` returns out-of-band fragments (top-level elements with stable ids), which
+    the HQ websocket sends to every page; ids missing from the current page are ignored by htmx.
+    ``resync()`` returns the same fragments in their current state, sent on every (re)connect.
+    """
+    FRAGMENTS.setdefault(topic, [])
+    FRAGMENTS[topic] = [r for r in FRAGMENTS[topic] if r.render is not render] + [
+        FragmentRenderer(topic, render, resync)
+    ]
+
+
+def _fragments_safe(call: Callable[[], str], topic: str) -> str:
+    try:
+        return call() or ""
+    except Exception:  # one app's broken fragment must not stop the Overview's live updates
+        logging.getLogger(__name__).exception("fragment renderer for %s failed", topic)
+        return ""
+
+
 def live_topics() -> list[str]:
-    topics = {ACTIVITY_TOPIC}
+    topics = {ACTIVITY_TOPIC} | set(FRAGMENTS)
     for area in AREAS.values():
         topics.update(area.topics)
     return sorted(topics)
@@ -115,6 +149,8 @@ def render_resync() -> str:
     """Every live fragment of the Overview, as out-of-band swaps (sent on each ws connect)."""
     parts = [render_line(area, oob=True) for area in AREAS.values()]
     parts.append(render_to_string("juggernaut/_activity.html", {"events": recent_activity(), "oob": True}))
+    for topic, renderers in FRAGMENTS.items():
+        parts += [_fragments_safe(r.resync, topic) for r in renderers if r.resync]
     return "".join(parts)
 
 
@@ -124,4 +160,8 @@ def render_events(envelopes: list[dict]) -> str:
     parts = [render_line(area, oob=True) for area in touched]
     items = list(reversed(envelopes[-ACTIVITY_LIMIT:]))
     parts.append(render_to_string("juggernaut/_activity_items.html", {"events": items}))
+    for topic, renderers in FRAGMENTS.items():
+        mine = [e for e in envelopes if e["topic"] == topic]
+        if mine:
+            parts += [_fragments_safe(lambda r=r, m=mine: r.render(m), topic) for r in renderers]
     return "".join(parts)

@@ -246,6 +246,8 @@ ENGINE_BLOCKED_ESCALATE_MINUTES = envint("ENGINE_BLOCKED_ESCALATE_MINUTES", 30)
 ENGINE_BACKOFF_BASE_SECONDS = envint("ENGINE_BACKOFF_BASE_SECONDS", 10)
 ENGINE_MAX_ATTEMPTS = envint("ENGINE_MAX_ATTEMPTS", 3)
 ENGINE_HEARTBEAT_SECONDS = envint("ENGINE_HEARTBEAT_SECONDS", 10)
+# The stuck detector reports a queue whose oldest due task has waited longer than this.
+ENGINE_STUCK_QUEUE_MINUTES = envint("ENGINE_STUCK_QUEUE_MINUTES", 10)
 
 # API tokens: bearer tokens are shown once and stored as a SHA-256 hash.
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)

@@ -1,0 +1,284 @@
+"""The engine's JSON API, mounted at ``/api/engine``: workers, the claim protocol, operator actions.
+
+Scopes: ``worker`` for the claim protocol, ``write`` for creating and steering tasks, ``read`` for
+listings. A signed-in session has every scope.
+"""
+
+from django.http import HttpRequest
+from ninja import Query, Router, Schema, Status
+
+from juggernaut.auth import require_scope
+from juggernaut.engine import schemas, services
+from juggernaut.engine.errors import EngineError
+from juggernaut.engine.models import EngineState, Task, Worker
+from juggernaut.engine.models import Status as TaskStatus
+
+router = Router(tags=["engine"])
+
+
+def _actor(request: HttpRequest) -> str:
+    principal = request.auth  # type: ignore[attr-defined]
+    name = principal.user.get_username()
+    return f"operator:{name}" + (f" (token {principal.token.name})" if principal.token else "")
+
+
+def worker_out(worker: Worker) -> dict:
+    return {
+        "id": worker.pk,
+        "name": worker.name,
+        "capabilities": worker.capabilities,
+        "concurrency": worker.concurrency,
+        "incarnation": worker.incarnation,
+        "last_heartbeat": worker.last_heartbeat,
+        "started_at": worker.started_at,
+        "stopped_at": worker.stopped_at,
+        "live": worker.is_live(),
+    }
+
+
+def task_out(task: Task) -> dict:
+    owner = task.lease_owner.name if task.lease_owner_id and task.lease_owner else None
+    fields = [
+        "title", "kind", "payload", "priority", "status", "required_capabilities", "source", "dedupe_key",
+        "reason_code", "reason", "unblock_action", "needs_approval", "approved_by", "attempts",
+        "max_attempts", "next_attempt_at", "timeout_seconds", "lease_expires_at", "last_error", "result",
+        "origin", "created_by", "created_at", "updated_at", "started_at", "finished_at",
+    ]  # fmt: skip
+    return {
+        "id": task.pk,
+        **{f: getattr(task, f) for f in fields},
+        "lease_owner": owner,
+        "depends_on": task.depends_on_id,
+    }
+
+
+def _task(task_id: int) -> Task:
+    task = Task.objects.select_related("lease_owner").filter(pk=task_id).first()
+    if task is None:
+        raise EngineError("not_found", f"no task {task_id}", status=404)
+    return task
+
+
+# --- workers and the claim protocol ----------------------------------------------------------------
+
+
+@router.post("/workers", response={201: schemas.WorkerOut})
+def workers_register(request, payload: schemas.WorkerIn):
+    """Register a worker by name; every call returns a fresh incarnation (the old one is fenced off)."""
+    require_scope(request, "worker")
+    worker = services.worker_register(
+        payload.name, capabilities=payload.capabilities, concurrency=payload.concurrency
+    )
+    return Status(201, worker_out(worker))
+
+
+@router.get("/workers", response=list[schemas.WorkerOut])
+def workers_list(request):
+    require_scope(request, "read")
+    return [worker_out(w) for w in Worker.objects.all()]
+
+
+@router.post("/workers/{worker_id}/heartbeat", response=schemas.HeartbeatOut)
+def workers_heartbeat(request, worker_id: int, payload: schemas.IncarnationIn):
+    """Send at least every ENGINE_HEARTBEAT_SECONDS; `paused` tells the worker not to bother claiming."""
+    require_scope(request, "worker")
+    worker = services.worker_heartbeat(worker_id, incarnation=payload.incarnation)
+    return {"worker": worker_out(worker), "paused": EngineState.get().paused}
+
+
+@router.post("/workers/{worker_id}/stop", response=schemas.WorkerOut)
+def workers_stop(request, worker_id: int, payload: schemas.IncarnationIn):
+    """Sign off: running tasks go back to the queue without losing an attempt."""
+    require_scope(request, "worker")
+    return worker_out(services.worker_stop(worker_id, incarnation=payload.incarnation))
+
+
+@router.post("/claim", response=list[schemas.TaskOut])
+def claim(request, payload: schemas.ClaimIn):
+    """Lease up to `limit` tasks; keep each alive with its heartbeat and report complete or fail."""
+    require_scope(request, "worker")
+    tasks = services.task_claim(payload.worker, incarnation=payload.incarnation, limit=payload.limit)
+    return [task_out(t) for t in tasks]
+
+
+@router.post("/tasks/{task_id}/heartbeat", response=schemas.LeaseOut)
+def tasks_heartbeat(request, task_id: int, payload: schemas.LeaseIn):
+    require_scope(request, "worker")
+    until = services.task_heartbeat(task_id, worker_id=payload.worker, incarnation=payload.incarnation)
+    return {"id": task_id, "lease_expires_at": until}
+
+
+@router.post("/tasks/{task_id}/complete", response=schemas.TaskOut)
+def tasks_complete(request, task_id: int, payload: schemas.CompleteIn):
+    """Refused with 409 `lease_lost` if the caller no longer holds the task (nothing changes)."""
+    require_scope(request, "worker")
+    services.task_complete(
+        task_id, worker_id=payload.worker, incarnation=payload.incarnation, result=payload.result
+    )
+    return task_out(_task(task_id))
+
+
+@router.post("/tasks/{task_id}/fail", response=schemas.TaskOut)
+def tasks_fail(request, task_id: int, payload: schemas.FailIn):
+    """A failed attempt: retried with backoff, or escalated after max attempts (`permanent` fails now)."""
+    require_scope(request, "worker")
+    services.task_fail(
+        task_id,
+        worker_id=payload.worker,
+        incarnation=payload.incarnation,
+        error=payload.error,
+        permanent=payload.permanent,
+    )
+    return task_out(_task(task_id))
+
+
+@router.post("/tasks/{task_id}/release", response=schemas.TaskOut)
+def tasks_release(request, task_id: int, payload: schemas.LeaseIn):
+    """Give a task back unfinished (shutting down): pending again, the attempt not counted."""
+    require_scope(request, "worker")
+    services.task_release(task_id, worker_id=payload.worker, incarnation=payload.incarnation)
+    return task_out(_task(task_id))
+
+
+# --- tasks -------------------------------------------------------------------------------------------
+
+
+class TaskFilter(Schema):
+    status: str | None = None
+    kind: str | None = None
+    source: str | None = None
+    limit: int = 50
+    offset: int = 0
+
+
+@router.get("/tasks", response=schemas.TaskPageOut)
+def tasks_list(request, filters: Query[TaskFilter]):
+    """Newest first; `status` may be a comma-separated list."""
+    require_scope(request, "read")
+    qs = Task.objects.select_related("lease_owner").order_by("-created_at", "-id")
+    if filters.status:
+        wanted = [s.strip() for s in filters.status.split(",") if s.strip()]
+        unknown = sorted(set(wanted) - set(TaskStatus.values))
+        if unknown:
+            raise EngineError(
+                "bad_status",
+                f"unknown status {', '.join(unknown)}",
+                status=422,
+                details={"allowed": TaskStatus.values},
+            )
+        qs = qs.filter(status__in=wanted)
+    if filters.kind:
+        qs = qs.filter(kind=filters.kind)
+    if filters.source:
+        qs = qs.filter(source=filters.source)
+    if not 1 <= filters.limit <= 500 or filters.offset < 0:
+        raise EngineError("bad_page", "limit must be 1 to 500 and offset at least 0", status=422)
+    items = list(qs[filters.offset : filters.offset + filters.limit])
+    return {"items": [task_out(t) for t in items], "count": qs.count()}
+
+
+@router.post("/tasks", response={200: schemas.TaskOut, 201: schemas.TaskOut})
+def tasks_create(request, payload: schemas.TaskIn):
+    """201 with the new task, or 200 with the open task that already holds `dedupe_key`."""
+    require_scope(request, "write")
+    task = services.task_create(
+        payload.title,
+        kind=payload.kind,
+        payload=payload.payload,
+        priority=payload.priority,
+        required_capabilities=payload.required_capabilities,
+        source=payload.source,
+        dedupe_key=payload.dedupe_key,
+        max_attempts=payload.max_attempts,
+        needs_approval=payload.needs_approval,
+        depends_on=payload.depends_on,
+        timeout_seconds=payload.timeout_seconds,
+        origin=payload.origin,
+        actor=_actor(request),
+    )
+    return Status(201 if task.was_created else 200, task_out(_task(task.pk)))
+
+
+@router.get("/tasks/{task_id}", response=schemas.TaskDetailOut)
+def tasks_get(request, task_id: int):
+    require_scope(request, "read")
+    task = _task(task_id)
+    return {
+        **task_out(task),
+        "events": list(task.events.values("from_status", "to_status", "actor", "reason", "at")),
+    }
+
+
+@router.patch("/tasks/{task_id}", response=schemas.TaskOut)
+def tasks_update(request, task_id: int, payload: schemas.TaskPatch):
+    require_scope(request, "write")
+    services.task_prioritize(task_id, priority=payload.priority, actor=_actor(request))
+    return task_out(_task(task_id))
+
+
+@router.post("/tasks/{task_id}/approve", response=schemas.TaskOut)
+def tasks_approve(request, task_id: int):
+    require_scope(request, "write")
+    services.task_approve(task_id, actor=_actor(request))
+    return task_out(_task(task_id))
+
+
+@router.post("/tasks/{task_id}/retry", response=schemas.TaskOut)
+def tasks_retry(request, task_id: int):
+    require_scope(request, "write")
+    services.task_retry(task_id, actor=_actor(request))
+    return task_out(_task(task_id))
+
+
+@router.post("/tasks/{task_id}/cancel", response=schemas.TaskOut)
+def tasks_cancel(request, task_id: int, payload: schemas.CancelIn | None = None):
+    require_scope(request, "write")
+    services.task_cancel(task_id, actor=_actor(request), reason=payload.reason if payload else "")
+    return task_out(_task(task_id))
+
+
+@router.post("/tasks/{task_id}/reassign", response=schemas.TaskOut)
+def tasks_reassign(request, task_id: int, payload: schemas.ReassignIn | None = None):
+    """Back to the queue; with `worker_name`, narrowed to what that worker can do."""
+    require_scope(request, "write")
+    services.task_reassign(
+        task_id, actor=_actor(request), worker_name=payload.worker_name if payload else None
+    )
+    return task_out(_task(task_id))
+
+
+# --- the engine as a whole -------------------------------------------------------------------------
+
+
+def _status() -> dict:
+    snap = services.engine_snapshot()
+    return {
+        **{
+            k: snap[k] for k in ("paused", "paused_by", "paused_at", "pause_reason", "counts", "workers_live")
+        },
+        "findings": snap["findings"],
+        "last_tick_at": snap["last_tick_at"],
+        "summary": services.engine_area_status().text,
+    }
+
+
+@router.get("/status", response=schemas.EngineStatusOut)
+def status(request):
+    """Counts by status, live workers, the stop switch, and the stuck detector's findings."""
+    require_scope(request, "read")
+    return _status()
+
+
+@router.post("/pause", response=schemas.EngineStatusOut)
+def pause(request, payload: schemas.PauseIn | None = None):
+    """Stop all claiming; running tasks finish. Idempotent."""
+    require_scope(request, "write")
+    services.engine_pause(actor=_actor(request), reason=payload.reason if payload else "")
+    return _status()
+
+
+@router.post("/resume", response=schemas.EngineStatusOut)
+def resume(request):
+    require_scope(request, "write")
+    services.engine_resume(actor=_actor(request))
+    return _status()

@@ -1,0 +1,258 @@
+"""The engine's tables: tasks, the workers that run them, their history, and the stop switch.
+
+The database makes illegal states impossible where it can: a running task always carries a lease,
+and one dedupe key has at most one open task.
+"""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    BLOCKED = "blocked"
+    WAITING_APPROVAL = "waiting_approval"
+    DONE = "done"
+    FAILED = "failed"
+    ESCALATED = "escalated"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.BLOCKED, Status.WAITING_APPROVAL)
+CLOSED_STATUSES = (Status.DONE, Status.FAILED, Status.ESCALATED, Status.CANCELLED)
+
+
+class Source(models.TextChoices):
+    LOGS = "logs"
+    CODEHEALTH = "codehealth"
+    CHAT = "chat"
+    SELFHEAL = "selfheal"
+    OPERATOR = "operator"
+
+
+def default_max_attempts() -> int:
+    return settings.ENGINE_MAX_ATTEMPTS
+
+
+def live_cutoff(now=None):
+    """Workers whose last heartbeat is older than this are not counted as alive (3 missed beats)."""
+    return (now or timezone.now()) - timedelta(seconds=3 * settings.ENGINE_HEARTBEAT_SECONDS)
+
+
+class WorkerQuerySet(models.QuerySet):
+    def live(self, now=None) -> "WorkerQuerySet":
+        return self.filter(stopped_at__isnull=True, last_heartbeat__gte=live_cutoff(now))
+
+    def silent(self, now=None) -> "WorkerQuerySet":
+        return self.filter(stopped_at__isnull=True, last_heartbeat__lt=live_cutoff(now))
+
+
+class Worker(models.Model):
+    """A process that runs tasks. ``incarnation`` changes on every (re)start, which fences old leases."""
+
+    name = models.CharField(max_length=100, unique=True)
+    capabilities = models.JSONField(default=list, blank=True)
+    incarnation = models.UUIDField(default=uuid.uuid4)
+    concurrency = models.PositiveIntegerField(default=1)
+    last_heartbeat = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(default=timezone.now)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WorkerQuerySet.as_manager()
+
+    class Meta:
+        db_table = "engine_workers"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_live(self, now=None) -> bool:
+        return self.stopped_at is None and self.last_heartbeat >= live_cutoff(now)
+
+    def heartbeat_age(self, now=None) -> timedelta:
+        return (now or timezone.now()) - self.last_heartbeat
+
+    def can_run(self, required: list[str]) -> bool:
+        return set(required or []) <= set(self.capabilities or [])
+
+
+class TaskQuerySet(models.QuerySet):
+    def open(self) -> "TaskQuerySet":
+        return self.filter(status__in=OPEN_STATUSES)
+
+    def claimable(self, now=None) -> "TaskQuerySet":
+        """Pending, due, and not waiting on an unfinished dependency (capabilities are checked apart)."""
+        now = now or timezone.now()
+        return self.filter(
+            Q(status=Status.PENDING),
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now),
+            Q(depends_on__isnull=True) | Q(depends_on__status=Status.DONE),
+        )
+
+    def claim_order(self) -> "TaskQuerySet":
+        return self.order_by("-priority", "created_at", "id")
+
+
+class Task(models.Model):
+    """One unit of work. Its status moves only through ``services``, which record every move."""
+
+    title = models.CharField(max_length=200)
+    kind = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict, blank=True)
+    priority = models.IntegerField(default=0, help_text="Higher runs first.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    required_capabilities = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.OPERATOR)
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 (spec: nullable key, NULLs never collide)
+
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=default_max_attempts)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    timeout_seconds = models.PositiveIntegerField(default=600)
+
+    lease_owner = models.ForeignKey(
+        Worker, null=True, blank=True, on_delete=models.SET_NULL, related_name="leased_tasks"
+    )
+    lease_incarnation = models.UUIDField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    reason_code = models.CharField(max_length=40, blank=True, help_text="Machine-readable: why it waits.")
+    reason = models.TextField(blank=True, help_text="Why it is blocked or waiting, for a human.")
+    unblock_action = models.CharField(max_length=300, blank=True, help_text="What would unblock it.")
+    needs_approval = models.BooleanField(default=False)
+    approved_by = models.CharField(max_length=150, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    depends_on = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="dependents"
+    )
+
+    last_error = models.TextField(blank=True)
+    result = models.JSONField(null=True, blank=True)
+    created_by = models.CharField(max_length=150, blank=True, help_text='e.g. "operator:alice"')
+    origin = models.JSONField(
+        default=dict, blank=True, help_text='What created it, e.g. {"type": "fingerprint", "id": 12}.'
+    )
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        db_table = "engine_tasks"
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(status__in=Status.values), name="engine_task_status_valid"),
+            # A running task always has an owner and a lease that can expire.
+            models.CheckConstraint(
+                condition=~Q(status=Status.RUNNING)
+                | Q(
+                    lease_owner__isnull=False,
+                    lease_incarnation__isnull=False,
+                    lease_expires_at__isnull=False,
+                ),
+                name="engine_task_running_has_lease",
+            ),
+            # task_create's dedupe: at most one open task per key (the IntegrityError path is handled).
+            models.UniqueConstraint(
+                fields=["dedupe_key"],
+                condition=Q(status__in=OPEN_STATUSES) & Q(dedupe_key__isnull=False),
+                name="engine_task_open_dedupe_uniq",
+            ),
+        ]
+        indexes = [
+            # task_claim: WHERE status = 'pending' ORDER BY priority DESC, created_at, id
+            #             LIMIT n FOR UPDATE SKIP LOCKED
+            models.Index(
+                F("priority").desc(),
+                "created_at",
+                "id",
+                condition=Q(status=Status.PENDING),
+                name="engine_task_claim_idx",
+            ),
+            # engine_tick rescue: WHERE status = 'running' AND lease_expires_at < now
+            models.Index(
+                fields=["lease_expires_at"],
+                condition=Q(status=Status.RUNNING),
+                name="engine_task_lease_idx",
+            ),
+            # Engine page and API listings: WHERE status = ? ORDER BY created_at DESC
+            models.Index(fields=["status", "-created_at"], name="engine_task_status_idx"),
+            # Throughput chart: WHERE finished_at >= now - 24h
+            models.Index(
+                fields=["finished_at"],
+                condition=Q(finished_at__isnull=False),
+                name="engine_task_finished_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.title}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def age(self, now=None) -> timedelta:
+        return (now or timezone.now()) - self.created_at
+
+    def is_overdue(self, now=None) -> bool:
+        return (
+            self.status == Status.RUNNING
+            and self.started_at is not None
+            and (now or timezone.now()) - self.started_at > timedelta(seconds=self.timeout_seconds)
+        )
+
+
+class TaskEvent(models.Model):
+    """One state change of a task: who moved it, from what, to what, and why."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    actor = models.CharField(max_length=150, help_text='"worker:builtin", "operator:alice", "autonomy"')
+    reason = models.TextField(blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        db_table = "engine_task_events"
+        ordering = ["at", "id"]
+        # A task's history page: WHERE task_id = ? ORDER BY at
+        indexes = [models.Index(fields=["task", "at"], name="engine_taskevent_task_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.task_id} {self.from_status or '∅'} → {self.to_status} by {self.actor}"
+
+
+class EngineState(models.Model):
+    """The single row holding the stop switch and the stuck detector's current findings."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    paused = models.BooleanField(default=False)
+    paused_by = models.CharField(max_length=150, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+    findings = models.JSONField(default=dict, blank=True)
+    last_tick_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "engine_state"
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="engine_state_single_row")]
+
+    def __str__(self) -> str:
+        return f"paused by {self.paused_by}" if self.paused else "running"
+
+    @classmethod
+    def get(cls) -> "EngineState":
+        state, _ = cls.objects.get_or_create(pk=1)
+        return state

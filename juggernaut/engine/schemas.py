@@ -1,0 +1,151 @@
+"""In/Out schemas of the engine's JSON API."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ninja import Field, Schema
+
+
+class WorkerIn(Schema):
+    name: str = Field(..., min_length=1, max_length=100)
+    capabilities: list[str] = Field(default_factory=list, max_length=50)
+    concurrency: int = Field(1, ge=1, le=256)
+
+
+class WorkerOut(Schema):
+    id: int
+    name: str
+    capabilities: list[str]
+    concurrency: int
+    incarnation: UUID
+    last_heartbeat: datetime
+    started_at: datetime
+    stopped_at: datetime | None
+    live: bool
+
+
+class IncarnationIn(Schema):
+    incarnation: UUID
+
+
+class HeartbeatOut(Schema):
+    worker: WorkerOut
+    paused: bool
+
+
+class ClaimIn(Schema):
+    worker: int
+    incarnation: UUID
+    limit: int = Field(1, ge=1, le=100)
+
+
+class LeaseIn(Schema):
+    worker: int
+    incarnation: UUID
+
+
+class CompleteIn(LeaseIn):
+    result: Any = None
+
+
+class FailIn(LeaseIn):
+    error: str = Field(..., min_length=1, max_length=10000)
+    permanent: bool = False
+
+
+class LeaseOut(Schema):
+    id: int
+    lease_expires_at: datetime
+
+
+class TaskIn(Schema):
+    title: str = Field(..., min_length=1, max_length=200)
+    kind: str = Field(..., min_length=1, max_length=100)
+    payload: dict = Field(default_factory=dict)
+    priority: int = Field(0, ge=-1000, le=1000)
+    required_capabilities: list[str] | None = None
+    source: str = "operator"
+    dedupe_key: str | None = Field(None, max_length=200)
+    max_attempts: int | None = Field(None, ge=1, le=100)
+    needs_approval: bool | None = None
+    depends_on: int | None = None
+    timeout_seconds: int | None = Field(None, ge=1, le=604800)
+    origin: dict = Field(default_factory=dict)
+
+
+class TaskPatch(Schema):
+    priority: int = Field(..., ge=-1000, le=1000)
+
+
+class ReassignIn(Schema):
+    worker_name: str | None = Field(None, max_length=100)
+
+
+class CancelIn(Schema):
+    reason: str = Field("", max_length=2000)
+
+
+class TaskOut(Schema):
+    id: int
+    title: str
+    kind: str
+    payload: dict
+    priority: int
+    status: str
+    required_capabilities: list[str]
+    source: str
+    dedupe_key: str | None
+    reason_code: str
+    reason: str
+    unblock_action: str
+    needs_approval: bool
+    approved_by: str
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime | None
+    timeout_seconds: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    depends_on: int | None
+    last_error: str
+    result: Any = None
+    origin: dict
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TaskPageOut(Schema):
+    items: list[TaskOut]
+    count: int
+
+
+class TaskEventOut(Schema):
+    from_status: str
+    to_status: str
+    actor: str
+    reason: str
+    at: datetime
+
+
+class TaskDetailOut(TaskOut):
+    events: list[TaskEventOut]
+
+
+class PauseIn(Schema):
+    reason: str = Field("", max_length=2000)
+
+
+class EngineStatusOut(Schema):
+    paused: bool
+    paused_by: str
+    paused_at: datetime | None
+    pause_reason: str
+    counts: dict[str, int]
+    workers_live: int
+    findings: list[dict]
+    last_tick_at: datetime | None
+    summary: str

@@ -1,0 +1,36 @@
+"""django-q2 entry points of the engine (thin: they call services)."""
+
+import logging
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from juggernaut.engine import services
+
+log = logging.getLogger(__name__)
+
+RUN_FOR_SECONDS = 55
+
+
+def engine_tick() -> dict:
+    """The autonomy loop: scheduled every minute, it ticks every ENGINE_TICK_SECONDS for about a minute.
+
+    Overlapping runs (a slow minute, several clusters) are safe: every move in a tick is conditional.
+    """
+    started = time.monotonic()
+    totals: dict[str, int] = {}
+    ticks = 0
+    while True:
+        report = services.engine_tick()
+        ticks += 1
+        for key, value in report.as_dict().items():
+            totals[key] = totals.get(key, 0) + value
+        remaining = RUN_FOR_SECONDS - (time.monotonic() - started)
+        if remaining < settings.ENGINE_TICK_SECONDS:
+            break
+        close_old_connections()
+        time.sleep(settings.ENGINE_TICK_SECONDS)
+    totals["ticks"] = ticks
+    log.info("engine ticks: %s", totals)
+    return totals
