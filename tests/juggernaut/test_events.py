@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from juggernaut.asgi import application
@@ -24,6 +24,9 @@ from tests.conftest import is_postgres
 async def stop_relays():
     yield
     await relays_stop()
+    # The relay and consumers used asgiref's worker thread; its connection would outlive the test
+    # database otherwise.
+    await sync_to_async(connections.close_all)()
 
 
 async def ws_connect(raw_token: str, path: str = "/ws/events/") -> WebsocketCommunicator:
