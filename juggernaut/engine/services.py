@@ -763,7 +763,7 @@ def task_approve(task_id: int, *, actor: str, now=None) -> Task:
     """Let a task that waits for approval run; a failed dependency is then ignored (run anyway)."""
     now = now or timezone.now()
     with transaction.atomic():
-        current = Task.objects.select_for_update().filter(pk=task_id).select_related("depends_on").first()
+        current = Task.objects.select_for_update().filter(pk=task_id).first()
         fields: dict[str, Any] = {
             "status": Status.PENDING,
             "approved_by": actor[:150],
@@ -771,7 +771,7 @@ def task_approve(task_id: int, *, actor: str, now=None) -> Task:
             "next_attempt_at": None,
             **_CLEAR_REASON,
         }
-        dependency = current.depends_on if current is not None else None
+        dependency = current.depends_on if current is not None and current.depends_on_id else None
         if (
             dependency is not None
             and dependency.status in CLOSED_STATUSES
