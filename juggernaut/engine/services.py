@@ -139,7 +139,14 @@ def _record_many(
     publish(
         TOPIC,
         event_type,
-        {"ids": ids[:200], "count": len(ids), "status": to_status, "reason": reason[:300], **extra},
+        {
+            "ids": ids[:200],
+            "count": len(ids),
+            "status": to_status,
+            "reason": reason[:300],
+            "message": f"{_n(len(ids), 'task')} {to_status.replace('_', ' ')}: {reason[:200]}",
+            **extra,
+        },
     )
 
 
@@ -491,6 +498,7 @@ def task_claim(worker: Worker | int, *, incarnation: uuid.UUID | str, limit: int
             "task_claimed",
             now,
             worker=name,
+            message=f"{name} claimed {_n(len(tasks), 'task')}",
         )
     return tasks
 
@@ -1279,6 +1287,10 @@ def engine_snapshot(*, now=None) -> dict:
     }
 
 
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def engine_area_status() -> AreaStatus:
     """The Overview's Engine line: what it is doing, or exactly why it is idle."""
     snap = engine_snapshot()
@@ -1286,25 +1298,28 @@ def engine_area_status() -> AreaStatus:
     findings = snap["findings"]
     detail = " · ".join(f["message"] for f in findings[:2])
     workers = snap["workers_live"]
-    w = f"{workers} worker{'s' if workers != 1 else ''}"
+    w = _n(workers, "worker")
     if snap["paused"]:
         why = f": {snap['pause_reason']}" if snap["pause_reason"] else ""
         text = f"Paused by operator {snap['paused_by']}{why}. {c['running']} running, {c['pending']} queued."
         return AreaStatus("warn", text, detail)
     if c["running"]:
-        text = f"Running {c['running']} task{'s' if c['running'] != 1 else ''} on {w}; {c['pending']} queued."
+        text = f"Running {_n(c['running'], 'task')} on {w}; {c['pending']} queued."
         if c["waiting_approval"]:
-            text += f" {c['waiting_approval']} waiting for approval."
+            text += f" {_n(c['waiting_approval'], 'task')} waiting for approval."
         return AreaStatus("warn" if findings else "busy", text, detail)
     if workers == 0 and (c["pending"] or c["blocked"]):
-        return AreaStatus("error", f"No worker alive; {c['pending'] + c['blocked']} tasks wait.", detail)
+        waiting = c["pending"] + c["blocked"]
+        return AreaStatus("error", f"No worker alive; {_n(waiting, 'task')} waiting to run.", detail)
     if c["blocked"] and not c["pending"]:
         reason = snap["blocked_reasons"][0][0] if snap["blocked_reasons"] else "no capable worker"
-        return AreaStatus("warn", f"All {c['blocked']} open tasks blocked: {reason}", detail)
+        return AreaStatus("warn", f"All {_n(c['blocked'], 'open task')} blocked: {reason}", detail)
     if c["waiting_approval"] and not c["pending"]:
-        return AreaStatus("warn", f"Idle: {c['waiting_approval']} tasks wait for your approval.", detail)
+        return AreaStatus(
+            "warn", f"Idle: {_n(c['waiting_approval'], 'task')} waiting for your approval.", detail
+        )
     if c["pending"]:
-        return AreaStatus("busy", f"{c['pending']} tasks queued for {w}.", detail)
+        return AreaStatus("busy", f"{_n(c['pending'], 'task')} queued for {w}.", detail)
     if workers == 0:
         return AreaStatus("idle", "No tasks, and no worker alive.", detail)
     return AreaStatus("warn" if findings else "ok", f"Idle: no tasks. {w} ready.", detail)

@@ -1,0 +1,98 @@
+"""The Engine page, its operator actions and the live fragments the HQ websocket sends."""
+
+from juggernaut import hq
+from juggernaut.engine import services
+from juggernaut.engine.models import Status, Task, TaskEvent
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+def test_it_needs_an_operator(client, bob):
+    assert client.get("/engine/").status_code == 302
+    client.force_login(bob)
+    assert client.get("/engine/").status_code == 302
+
+
+def test_it_shows_queue_workers_and_waiting_tasks(alice_client):
+    services.worker_register("builtin", capabilities=["timer"])
+    waiting = services.task_create("Deploy v2", kind="noop", needs_approval=True)
+    services.task_create("Tidy logs", kind="noop")
+
+    page = alice_client.get("/engine/").content.decode()
+
+    assert 'id="engine-counts"' in page and 'id="engine-chart"' in page and "<svg" in page
+    assert f'id="engine-waiting-{waiting.pk}"' in page and waiting.reason.replace("'", "&#x27;") in page
+    assert "builtin" in page and "timer" in page
+    assert "Engine running" in page
+
+
+def test_it_approves_from_the_page_with_htmx(alice_client):
+    task = services.task_create("Deploy v2", kind="noop", needs_approval=True)
+
+    response = alice_client.post(f"/engine/tasks/{task.pk}/approve/", **HTMX)
+
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert 'id="engine-flash"' in body and "approved" in body
+    assert f'id="engine-waiting-{task.pk}"' not in body and f'id="engine-task-{task.pk}"' in body
+    task.refresh_from_db()
+    assert task.status == Status.PENDING and task.approved_by == "operator:alice"
+
+
+def test_it_explains_a_refused_action(alice_client):
+    task = services.task_create("t", kind="noop")
+    response = alice_client.post(f"/engine/tasks/{task.pk}/approve/", **HTMX)
+    assert "Refused" in response.content.decode() and "pending" in response.content.decode()
+    assert Task.objects.get(pk=task.pk).status == Status.PENDING
+
+
+def test_it_creates_and_reprioritises_tasks_from_the_page(alice_client):
+    alice_client.post(
+        "/engine/tasks/new/", {"title": "Nap", "kind": "sleep", "payload": '{"seconds": 1}', "priority": "3"}
+    )
+    task = Task.objects.get()
+    assert task.required_capabilities == ["timer"] and task.priority == 3
+    assert task.created_by == "operator:alice"
+    alice_client.post(f"/engine/tasks/{task.pk}/priority/", HTTP_HX_PROMPT="9", **HTMX)
+    assert Task.objects.get().priority == 9
+    assert TaskEvent.objects.filter(task=task, reason__contains="priority 3 → 9").exists()
+
+
+def test_it_refuses_a_bad_payload_from_the_form(alice_client):
+    response = alice_client.post("/engine/tasks/new/", {"title": "x", "kind": "noop", "payload": "{"}, **HTMX)
+    assert "not JSON" in response.content.decode()
+    assert not Task.objects.exists()
+
+
+def test_it_pauses_and_resumes_from_the_page(alice_client):
+    alice_client.post("/engine/pause/", {"reason": "incident 12"})
+    page = alice_client.get("/engine/").content.decode()
+    assert "Engine paused" in page and "incident 12" in page
+    assert "Paused by operator operator:alice" in services.engine_area_status().text
+    alice_client.post("/engine/resume/")
+    assert "Engine running" in alice_client.get("/engine/").content.decode()
+
+
+def test_it_shows_a_task_with_its_history(alice_client):
+    task = services.task_create("t", kind="echo", payload={"a": 1})
+    services.task_cancel(task.pk, actor="operator:alice", reason="dup")
+    page = alice_client.get(f"/engine/tasks/{task.pk}/").content.decode()
+    assert "cancelled by operator:alice: dup" in page
+    assert alice_client.get("/engine/tasks/999999/").status_code == 404
+
+
+def test_it_renders_engine_fragments_for_engine_events(db):
+    task = services.task_create("Live one", kind="noop")
+    envelope = {"topic": "engine", "type": "task_created", "seq": 1, "ts": "", "data": {"id": task.pk}}
+
+    html = hq.render_events([envelope])
+
+    assert f'id="engine-task-{task.pk}"' in html and 'hx-swap-oob="true"' in html
+    assert 'id="hq-area-engine"' in html  # the Overview line too
+    assert "engine-task" not in hq.render_events([{**envelope, "topic": "hq"}])
+
+
+def test_it_registers_the_overview_line(alice_client):
+    services.task_create("t", kind="noop")
+    overview = alice_client.get("/").content.decode()
+    assert "/engine/" in overview and "No worker alive; 1 task waiting to run." in overview
