@@ -1,0 +1,88 @@
+"""``manage.py engine_worker`` as a real process on the test database: runs tasks, stops cleanly."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import pytest
+
+from juggernaut.engine import services
+from juggernaut.engine.models import Status, Task, Worker
+from tests.conftest import ROOT, database_url_for_subprocess
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def start_worker():
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        env = dict(
+            os.environ,
+            DEBUG="1",
+            DATABASE_URL=database_url_for_subprocess(),
+            HQ_VAR_DIR=tempfile.mkdtemp(prefix="hq-worker-"),
+            ENGINE_HEARTBEAT_SECONDS="1",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "engine_worker", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_runs_tasks_and_gives_back_the_current_one_on_sigterm(start_worker):
+    echo = services.task_create("say hi", kind="echo", payload={"hi": 1})
+    noops = [services.task_create(f"noop {i}", kind="noop") for i in range(3)]
+    proc = start_worker("--name", "builtin", "--poll", "0.2", "--grace", "1")
+
+    wait_until(lambda: Task.objects.filter(status=Status.DONE).count() == 4, what="4 tasks done")
+    assert Task.objects.get(pk=echo.pk).result == {"echo": {"hi": 1}}
+    assert all(Task.objects.get(pk=t.pk).lease_owner.name == "builtin" for t in noops)
+
+    nap = services.task_create("long nap", kind="sleep", payload={"seconds": 120})
+    wait_until(lambda: Task.objects.get(pk=nap.pk).status == Status.RUNNING, what="the nap to start")
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=20)
+
+    assert proc.returncode == 0, output
+    assert "stopped" in output
+    nap.refresh_from_db()
+    assert nap.status == Status.PENDING and nap.attempts == 0 and nap.lease_owner is None
+    assert Worker.objects.get(name="builtin").stopped_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_defaults_to_every_handlers_capabilities(start_worker):
+    nap = services.task_create("short nap", kind="sleep", payload={"seconds": 0.1})
+    assert nap.required_capabilities == ["timer"]
+    proc = start_worker("--name", "builtin", "--poll", "0.2")
+
+    wait_until(lambda: Task.objects.get(pk=nap.pk).status == Status.DONE, what="the nap to finish")
+    assert "timer" in Worker.objects.get(name="builtin").capabilities
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
