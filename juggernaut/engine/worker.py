@@ -111,6 +111,7 @@ class WorkerLoop:
         """Ask the loop to finish (safe from a signal handler or another thread)."""
         self.stopping.set()
         self.wakeup.set()
+        services.local_wake.notify()  # an idle loop waiting for work notices at once (SQLite path)
         with self.lock:
             for ctx in self.running.values():
                 ctx.stopping.set()

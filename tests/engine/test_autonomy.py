@@ -229,3 +229,17 @@ def test_it_never_double_applies_two_concurrent_ticks(short_lease):
     assert TaskEvent.objects.filter(from_status=Status.RUNNING, to_status=Status.PENDING).count() == 40
     assert TaskEvent.objects.filter(to_status=Status.BLOCKED).count() == 1
     assert all(t.attempts == 1 for t in Task.objects.filter(pk__in=[t.pk for t in tasks]))
+
+
+def test_it_runs_the_scheduled_tick(db, settings, short_lease, make_worker):
+    from juggernaut.engine import tasks
+
+    settings.ENGINE_TICK_SECONDS = 600  # one tick per scheduled run
+    worker = make_worker()
+    services.task_create("t", kind="noop")
+    services.task_claim(worker, incarnation=worker.incarnation, now=timezone.now() - timedelta(seconds=5))
+
+    totals = tasks.engine_tick()
+
+    assert totals["ticks"] == 1 and totals["rescued"] == 1
+    assert EngineState.get().last_tick_at is not None
