@@ -75,6 +75,9 @@ def _auth_error(request, exc):
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
+    if exc.status_code == 400 and str(exc).startswith("Cannot parse request body"):
+        # ninja's word for malformed JSON: a body that does not validate, like any other.
+        return error_response(request, 422, "validation_error", "the request body is not valid JSON")
     return error_response(request, exc.status_code, STATUS_CODES.get(exc.status_code, "error"), str(exc))
 
 

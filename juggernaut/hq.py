@@ -92,24 +92,34 @@ class FragmentRenderer:
     topic: str
     render: Callable[[list[dict]], str]
     resync: Callable[[], str] | None = None
+    page: str | None = None  # the page (nav key) whose fragments these are; None: every page
 
 
 FRAGMENTS: dict[str, list[FragmentRenderer]] = {}
 
 
 def fragments_register(
-    topic: str, render: Callable[[list[dict]], str], *, resync: Callable[[], str] | None = None
+    topic: str,
+    render: Callable[[list[dict]], str],
+    *,
+    resync: Callable[[], str] | None = None,
+    page: str | None = None,
 ) -> None:
     """Let an app re-render its own page's fragments for events on ``topic`` (call from ``ready``).
 
     ``render(envelopes)`` returns out-of-band fragments (top-level elements with stable ids), which
-    the HQ websocket sends to every page; ids missing from the current page are ignored by htmx.
-    ``resync()`` returns the same fragments in their current state, sent on every (re)connect.
+    the HQ websocket sends to the pages named by ``page`` (all when None), so a page never pays
+    for another page's queries. ``resync()`` returns the same fragments in their current state,
+    sent on every (re)connect.
     """
     FRAGMENTS.setdefault(topic, [])
     FRAGMENTS[topic] = [r for r in FRAGMENTS[topic] if r.render is not render] + [
-        FragmentRenderer(topic, render, resync)
+        FragmentRenderer(topic, render, resync, page)
     ]
+
+
+def _renderers(topic: str, page: str | None) -> list[FragmentRenderer]:
+    return [r for r in FRAGMENTS.get(topic, []) if r.page is None or r.page == page]
 
 
 def _fragments_safe(call: Callable[[], str], topic: str) -> str:
@@ -145,23 +155,35 @@ def recent_activity(limit: int = ACTIVITY_LIMIT) -> list[dict]:
     return [e.envelope() for e in rows]
 
 
-def render_resync() -> str:
-    """Every live fragment of the Overview, as out-of-band swaps (sent on each ws connect)."""
-    parts = [render_line(area, oob=True) for area in AREAS.values()]
-    parts.append(render_to_string("juggernaut/_activity.html", {"events": recent_activity(), "oob": True}))
-    for topic, renderers in FRAGMENTS.items():
-        parts += [_fragments_safe(r.resync, topic) for r in renderers if r.resync]
+OVERVIEW = "overview"
+
+
+def render_resync(page: str | None = OVERVIEW) -> str:
+    """Every live fragment of ``page``, as out-of-band swaps (sent on each ws connect)."""
+    parts = []
+    if page == OVERVIEW:
+        parts = [render_line(area, oob=True) for area in AREAS.values()]
+        parts.append(
+            render_to_string("juggernaut/_activity.html", {"events": recent_activity(), "oob": True})
+        )
+    for topic in FRAGMENTS:
+        parts += [_fragments_safe(r.resync, topic) for r in _renderers(topic, page) if r.resync]
     return "".join(parts)
 
 
-def render_events(envelopes: list[dict]) -> str:
-    """Fragments for a batch of events: touched area lines once each, plus new activity items."""
-    touched = [a for a in AREAS.values() if any(e["topic"] in a.topics for e in envelopes)]
-    parts = [render_line(area, oob=True) for area in touched]
-    items = list(reversed(envelopes[-ACTIVITY_LIMIT:]))
-    parts.append(render_to_string("juggernaut/_activity_items.html", {"events": items}))
-    for topic, renderers in FRAGMENTS.items():
+def render_events(envelopes: list[dict], page: str | None = OVERVIEW) -> str:
+    """Fragments of ``page`` for a batch of events (on the Overview: touched area lines once each,
+    plus new activity items)."""
+    parts = []
+    if page == OVERVIEW:
+        touched = [a for a in AREAS.values() if any(e["topic"] in a.topics for e in envelopes)]
+        parts = [render_line(area, oob=True) for area in touched]
+        items = list(reversed(envelopes[-ACTIVITY_LIMIT:]))
+        parts.append(render_to_string("juggernaut/_activity_items.html", {"events": items}))
+    for topic in FRAGMENTS:
         mine = [e for e in envelopes if e["topic"] == topic]
         if mine:
-            parts += [_fragments_safe(lambda r=r, m=mine: r.render(m), topic) for r in renderers]
+            parts += [
+                _fragments_safe(lambda r=r, m=mine: r.render(m), topic) for r in _renderers(topic, page)
+            ]
     return "".join(parts)

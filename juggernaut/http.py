@@ -26,8 +26,9 @@ class HttpSession(requests.Session):
     said it did not process the request.
     """
 
-    def __init__(self, *, timeout: float, max_retries: int, backoff: float = 0.5,
-                 user_agent: str = "juggernaut-hq") -> None:
+    def __init__(
+        self, *, timeout: float, max_retries: int, backoff: float = 0.5, user_agent: str = "juggernaut-hq"
+    ) -> None:
         super().__init__()
         self.timeout = timeout
         self.max_retries = max_retries
@@ -52,8 +53,14 @@ class HttpSession(requests.Session):
             if not retryable or attempt >= self.max_retries:
                 return response
             delay = retry_after_seconds(response.headers.get("Retry-After"))
-            log.info("%s %s answered %s; retry %d in %.1fs", method, url, response.status_code, attempt + 1,
-                     delay if delay is not None else self._backoff(attempt))
+            log.info(
+                "%s %s answered %s; retry %d in %.1fs",
+                method,
+                url,
+                response.status_code,
+                attempt + 1,
+                delay if delay is not None else self._backoff(attempt),
+            )
             self.sleep(delay if delay is not None else self._backoff(attempt))
             attempt += 1
 

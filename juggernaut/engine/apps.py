@@ -13,4 +13,4 @@ class EngineConfig(AppConfig):
 
         handlers.autodiscover()
         hq.area_register("engine", services.engine_area_status, url_name="engine:index")
-        hq.fragments_register("engine", live.render_events, resync=live.render_resync)
+        hq.fragments_register("engine", live.render_events, resync=live.render_resync, page="engine")

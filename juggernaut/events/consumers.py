@@ -6,6 +6,7 @@ topic: a subscriber remembers the last ``seq`` it sent, drops repeats and fills 
 
 import json
 import logging
+from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -148,12 +149,14 @@ class HQConsumer(AsyncWebsocketConsumer):
             return
         from juggernaut import hq
 
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        self.page = (query.get("page") or [hq.OVERVIEW])[0][:40]
         self.topics = hq.live_topics()
         self.subscriber = EventSubscriber(self.channel_layer, self.channel_name, self._render)
         await self.accept()
         # Counters first, then the render: anything committed in between arrives as an event.
         seqs = await sync_to_async(_current_seqs)(self.topics)
-        await self.send(text_data=await sync_to_async(hq.render_resync)())
+        await self.send(text_data=await sync_to_async(hq.render_resync)(self.page))
         for topic in self.topics:
             await self.subscriber.subscribe(topic, seqs.get(topic, 0))
 
@@ -170,7 +173,7 @@ class HQConsumer(AsyncWebsocketConsumer):
     async def _render(self, envelopes: list[dict]) -> None:
         from juggernaut import hq
 
-        html = await sync_to_async(hq.render_events)(envelopes)
+        html = await sync_to_async(hq.render_events)(envelopes, self.page)
         if html:
             await self.send(text_data=html)
 

@@ -158,12 +158,9 @@ def test_it_answers_malformed_bodies_with_422(client, bearer, path, body):
     assert Task.objects.count() == before
 
 
-def test_it_answers_unparseable_json_in_the_error_shape(client, bearer):
-    # The body parser belongs to the project's API (juggernaut/api.py), which answers 400 today; the
-    # engine asks for 422 there. Either way: the one error shape, and nothing created.
+def test_it_answers_unparseable_json_with_422(client, bearer):
     response = post(client, "/tasks", "{not json", **bearer("admin"))
-    assert response.status_code in (400, 422)
-    assert_error(response, response.status_code)
+    assert_error(response, 422)
     assert not Task.objects.exists()
 
 

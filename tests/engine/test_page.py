@@ -85,11 +85,13 @@ def test_it_renders_engine_fragments_for_engine_events(db):
     task = services.task_create("Live one", kind="noop")
     envelope = {"topic": "engine", "type": "task_created", "seq": 1, "ts": "", "data": {"id": task.pk}}
 
-    html = hq.render_events([envelope])
+    html = hq.render_events([envelope], page="engine")
 
     assert f'id="engine-task-{task.pk}"' in html and 'hx-swap-oob="true"' in html
-    assert 'id="hq-area-engine"' in html  # the Overview line too
-    assert "engine-task" not in hq.render_events([{**envelope, "topic": "hq"}])
+    assert "engine-task" not in hq.render_events([{**envelope, "topic": "hq"}], page="engine")
+    # The Overview gets its engine line, and does not pay for the Engine page's fragments.
+    overview = hq.render_events([envelope], page="overview")
+    assert 'id="hq-area-engine"' in overview and "engine-task" not in overview
 
 
 def test_it_registers_the_overview_line(alice_client):
