@@ -98,3 +98,10 @@ def test_it_registers_the_overview_line(alice_client):
     services.task_create("t", kind="noop")
     overview = alice_client.get("/").content.decode()
     assert "/engine/" in overview and "No worker alive; 1 task waiting to run." in overview
+
+
+def test_it_titles_the_page_without_markup(alice_client):
+    page = alice_client.get("/engine/").content.decode()
+    title = page.split("<title>")[1].split("</title>")[0]
+    assert title == "Engine · Juggernaut HQ"
+    assert "js/engine.js" in page
