@@ -23,6 +23,7 @@ from juggernaut.errors import HQError
 from juggernaut.events import EventError, events_after, last_seqs, topic_validate
 from juggernaut.events.consumers import EventSubscriber
 from juggernaut.events.docs import STREAM_DOCS
+from juggernaut.schemas import DbId
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +280,7 @@ def tokens_create(request, payload: TokenIn):
 
 
 @tokens_router.delete("/{token_id}", response=TokenOut)
-def tokens_revoke(request, token_id: int):
+def tokens_revoke(request, token_id: DbId):
     require_scope(request, "admin")
     return _token_out(services.token_revoke(request.auth.user, token_id=token_id))
 

@@ -148,6 +148,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "juggernaut.middleware.api_error_shape",
 ]
 
 ROOT_URLCONF = "juggernaut.urls"

@@ -12,6 +12,7 @@ from juggernaut.engine import schemas, services
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.models import EngineState, Task, Worker
 from juggernaut.engine.models import Status as TaskStatus
+from juggernaut.schemas import DbId
 
 router = Router(tags=["engine"])
 
@@ -52,7 +53,7 @@ def task_out(task: Task) -> dict:
     }
 
 
-def _task(task_id: int) -> Task:
+def _task(task_id: DbId) -> Task:
     task = Task.objects.select_related("lease_owner").filter(pk=task_id).first()
     if task is None:
         raise EngineError("not_found", f"no task {task_id}", status=404)
@@ -79,7 +80,7 @@ def workers_list(request):
 
 
 @router.post("/workers/{worker_id}/heartbeat", response=schemas.HeartbeatOut)
-def workers_heartbeat(request, worker_id: int, payload: schemas.IncarnationIn):
+def workers_heartbeat(request, worker_id: DbId, payload: schemas.IncarnationIn):
     """Send at least every ENGINE_HEARTBEAT_SECONDS; `paused` tells the worker not to bother claiming."""
     require_scope(request, "worker")
     worker = services.worker_heartbeat(worker_id, incarnation=payload.incarnation)
@@ -87,7 +88,7 @@ def workers_heartbeat(request, worker_id: int, payload: schemas.IncarnationIn):
 
 
 @router.post("/workers/{worker_id}/stop", response=schemas.WorkerOut)
-def workers_stop(request, worker_id: int, payload: schemas.IncarnationIn):
+def workers_stop(request, worker_id: DbId, payload: schemas.IncarnationIn):
     """Sign off: running tasks go back to the queue without losing an attempt."""
     require_scope(request, "worker")
     return worker_out(services.worker_stop(worker_id, incarnation=payload.incarnation))
@@ -102,14 +103,14 @@ def claim(request, payload: schemas.ClaimIn):
 
 
 @router.post("/tasks/{task_id}/heartbeat", response=schemas.LeaseOut)
-def tasks_heartbeat(request, task_id: int, payload: schemas.LeaseIn):
+def tasks_heartbeat(request, task_id: DbId, payload: schemas.LeaseIn):
     require_scope(request, "worker")
     until = services.task_heartbeat(task_id, worker_id=payload.worker, incarnation=payload.incarnation)
     return {"id": task_id, "lease_expires_at": until}
 
 
 @router.post("/tasks/{task_id}/complete", response=schemas.TaskOut)
-def tasks_complete(request, task_id: int, payload: schemas.CompleteIn):
+def tasks_complete(request, task_id: DbId, payload: schemas.CompleteIn):
     """Refused with 409 `lease_lost` if the caller no longer holds the task (nothing changes)."""
     require_scope(request, "worker")
     services.task_complete(
@@ -119,7 +120,7 @@ def tasks_complete(request, task_id: int, payload: schemas.CompleteIn):
 
 
 @router.post("/tasks/{task_id}/fail", response=schemas.TaskOut)
-def tasks_fail(request, task_id: int, payload: schemas.FailIn):
+def tasks_fail(request, task_id: DbId, payload: schemas.FailIn):
     """A failed attempt: retried with backoff, or escalated after max attempts (`permanent` fails now)."""
     require_scope(request, "worker")
     services.task_fail(
@@ -133,7 +134,7 @@ def tasks_fail(request, task_id: int, payload: schemas.FailIn):
 
 
 @router.post("/tasks/{task_id}/release", response=schemas.TaskOut)
-def tasks_release(request, task_id: int, payload: schemas.LeaseIn):
+def tasks_release(request, task_id: DbId, payload: schemas.LeaseIn):
     """Give a task back unfinished (shutting down): pending again, the attempt not counted."""
     require_scope(request, "worker")
     services.task_release(task_id, worker_id=payload.worker, incarnation=payload.incarnation)
@@ -200,7 +201,7 @@ def tasks_create(request, payload: schemas.TaskIn):
 
 
 @router.get("/tasks/{task_id}", response=schemas.TaskDetailOut)
-def tasks_get(request, task_id: int):
+def tasks_get(request, task_id: DbId):
     require_scope(request, "read")
     task = _task(task_id)
     return {
@@ -210,35 +211,35 @@ def tasks_get(request, task_id: int):
 
 
 @router.patch("/tasks/{task_id}", response=schemas.TaskOut)
-def tasks_update(request, task_id: int, payload: schemas.TaskPatch):
+def tasks_update(request, task_id: DbId, payload: schemas.TaskPatch):
     require_scope(request, "write")
     services.task_prioritize(task_id, priority=payload.priority, actor=_actor(request))
     return task_out(_task(task_id))
 
 
 @router.post("/tasks/{task_id}/approve", response=schemas.TaskOut)
-def tasks_approve(request, task_id: int):
+def tasks_approve(request, task_id: DbId):
     require_scope(request, "write")
     services.task_approve(task_id, actor=_actor(request))
     return task_out(_task(task_id))
 
 
 @router.post("/tasks/{task_id}/retry", response=schemas.TaskOut)
-def tasks_retry(request, task_id: int):
+def tasks_retry(request, task_id: DbId):
     require_scope(request, "write")
     services.task_retry(task_id, actor=_actor(request))
     return task_out(_task(task_id))
 
 
 @router.post("/tasks/{task_id}/cancel", response=schemas.TaskOut)
-def tasks_cancel(request, task_id: int, payload: schemas.CancelIn | None = None):
+def tasks_cancel(request, task_id: DbId, payload: schemas.CancelIn | None = None):
     require_scope(request, "write")
     services.task_cancel(task_id, actor=_actor(request), reason=payload.reason if payload else "")
     return task_out(_task(task_id))
 
 
 @router.post("/tasks/{task_id}/reassign", response=schemas.TaskOut)
-def tasks_reassign(request, task_id: int, payload: schemas.ReassignIn | None = None):
+def tasks_reassign(request, task_id: DbId, payload: schemas.ReassignIn | None = None):
     """Back to the queue; with `worker_name`, narrowed to what that worker can do."""
     require_scope(request, "write")
     services.task_reassign(

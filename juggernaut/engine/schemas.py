@@ -6,6 +6,8 @@ from uuid import UUID
 
 from ninja import Field, Schema
 
+from juggernaut.schemas import DbId
+
 
 class WorkerIn(Schema):
     name: str = Field(..., min_length=1, max_length=100)
@@ -35,13 +37,13 @@ class HeartbeatOut(Schema):
 
 
 class ClaimIn(Schema):
-    worker: int
+    worker: DbId
     incarnation: UUID
     limit: int = Field(1, ge=1, le=100)
 
 
 class LeaseIn(Schema):
-    worker: int
+    worker: DbId
     incarnation: UUID
 
 
@@ -69,7 +71,7 @@ class TaskIn(Schema):
     dedupe_key: str | None = Field(None, max_length=200)
     max_attempts: int | None = Field(None, ge=1, le=100)
     needs_approval: bool | None = None
-    depends_on: int | None = None
+    depends_on: DbId | None = None
     timeout_seconds: int | None = Field(None, ge=1, le=604800)
     origin: dict = Field(default_factory=dict)
 

@@ -55,3 +55,11 @@ def test_it_serves_the_docs_page_without_external_assets(alice_client):
     page = alice_client.get("/api/docs").content.decode()
     assert "swagger" in page.lower()
     assert "cdn." not in page and "unpkg" not in page
+
+
+@pytest.mark.django_db
+def test_it_answers_a_wrong_method_in_the_error_shape(alice_client):
+    response = alice_client.put("/api/health")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert "GET" in response.json()["error"]["details"]["allowed"]
