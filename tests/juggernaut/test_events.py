@@ -386,3 +386,22 @@ def test_it_prunes_old_events_but_keeps_topics_still_on_screen():
     deleted = events_prune(keep=["chat.run.1"])
     assert deleted == 1
     assert sorted(Event.objects.values_list("topic", "type")) == [("chat.run.1", "old"), ("hq", "fresh")]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_keeps_delivering_by_polling_when_no_wake_up_arrives(
+    make_token, stop_relays, settings, monkeypatch
+):
+    """A producer in another process cannot poke this relay, and on Postgres the LISTEN connection may
+    be down: polling alone must still deliver everything."""
+    settings.EVENTS_POLL_SECONDS = 0.2
+    monkeypatch.setattr("juggernaut.events._wake_local_relays", lambda topic: None)
+    monkeypatch.setattr("juggernaut.events.relay._pg_params", lambda: {"host": "127.0.0.1", "port": 1})
+    comm = await ws_connect(await sync_to_async(make_token)("read"))
+    await comm.send_json_to({"subscribe": ["engine"]})
+    assert json.loads(await comm.receive_from()) == {"subscribed": ["engine"]}
+    for i in range(3):
+        await sync_to_async(publish)("engine", "quiet", {"i": i})
+    got = await receive_envelopes(comm, 3, timeout=10)
+    assert [e["seq"] for e in got] == [1, 2, 3]
+    await comm.disconnect()
