@@ -75,22 +75,17 @@ def task_create(request: HttpRequest) -> HttpResponse:
         return _answer(request, error=EngineError("bad_payload", f"payload is not JSON: {exc}", status=422))
     caps = data.get("required_capabilities", "").strip()
     try:
-        priority = int(data.get("priority") or 0)
         task = services.task_create(
             data.get("title", ""),
             kind=data.get("kind", "").strip(),
             payload=payload,
-            priority=priority,
+            priority=_priority(data.get("priority") or "0"),
             required_capabilities=[c.strip() for c in caps.split(",")] if caps else None,
             needs_approval=True if data.get("needs_approval") else None,
             actor=_actor(request),
         )
-    except ValueError:
-        return _answer(
-            request, error=EngineError("bad_priority", "priority must be a whole number", status=422)
-        )
     except EngineError as exc:
-        return _answer(request, error=exc)
+        return _refused(request, exc)
     verb = "created" if task.was_created else "already open (same dedupe key)"
     return _answer(request, ok=f"Task #{task.pk} “{task.title}” {verb}.")
 
@@ -109,27 +104,33 @@ def task_action(request: HttpRequest, task_id: int, action: str) -> HttpResponse
     try:
         task = func(task_id, actor=_actor(request), **kwargs)
     except EngineError as exc:
-        if exc.status == 404:
-            raise Http404(exc.message) from exc
-        return _answer(request, error=exc)
+        return _refused(request, exc)
     return _answer(request, ok=f"Task #{task.pk} “{task.title}” {PAST[action]}.")
 
 
 @operator_required
 @require_POST
 def task_priority(request: HttpRequest, task_id: int) -> HttpResponse:
+    raw = request.POST.get("priority") or request.headers.get("HX-Prompt") or ""
     try:
-        raw = request.POST.get("priority") or request.headers.get("HX-Prompt") or ""
-        task = services.task_prioritize(task_id, priority=int(raw.strip()), actor=_actor(request))
-    except ValueError:
-        return _answer(
-            request, error=EngineError("bad_priority", "priority must be a whole number", status=422)
-        )
+        task = services.task_prioritize(task_id, priority=_priority(raw), actor=_actor(request))
     except EngineError as exc:
-        if exc.status == 404:
-            raise Http404(exc.message) from exc
-        return _answer(request, error=exc)
+        return _refused(request, exc)
     return _answer(request, ok=f"Task #{task.pk} priority set to {task.priority}.")
+
+
+def _priority(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError as exc:
+        raise EngineError("bad_priority", "priority must be a whole number", status=422) from exc
+
+
+def _refused(request: HttpRequest, exc: EngineError) -> HttpResponse:
+    """Unknown tasks are a 404; any other refusal is shown as a flash (htmx swaps nothing on a 4xx)."""
+    if exc.status == 404:
+        raise Http404(exc.message) from exc
+    return _answer(request, error=exc)
 
 
 @operator_required

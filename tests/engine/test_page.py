@@ -105,3 +105,15 @@ def test_it_titles_the_page_without_markup(alice_client):
     title = page.split("<title>")[1].split("</title>")[0]
     assert title == "Engine · Juggernaut HQ"
     assert "js/engine.js" in page
+
+
+def test_it_refuses_a_priority_that_is_not_a_number(alice_client):
+    task = services.task_create("t", kind="noop", priority=2)
+    response = alice_client.post(f"/engine/tasks/{task.pk}/priority/", HTTP_HX_PROMPT="urgent", **HTMX)
+    assert response.status_code == 200 and "priority must be a whole number" in response.content.decode()
+    response = alice_client.post(
+        "/engine/tasks/new/", {"title": "x", "kind": "noop", "priority": "high"}, **HTMX
+    )
+    assert "priority must be a whole number" in response.content.decode()
+    assert list(Task.objects.values_list("priority", flat=True)) == [2]
+    assert alice_client.post("/engine/tasks/999999/priority/", HTTP_HX_PROMPT="1", **HTMX).status_code == 404
