@@ -1281,10 +1281,26 @@ def engine_snapshot(*, now=None) -> dict:
         "open": sum(counts[s] for s in OPEN_STATUSES),
         "workers_live": len(live),
         "workers_known": Worker.objects.filter(stopped_at__isnull=True).count(),
-        "findings": list((state.findings or {}).values()),
+        "findings": _tick_silence(state.last_tick_at, now) + list((state.findings or {}).values()),
         "last_tick_at": state.last_tick_at,
         "blocked_reasons": blocked_reasons,
     }
+
+
+TICK_SILENT_AFTER = timedelta(minutes=3)
+
+
+def _tick_silence(last_tick, now) -> list[dict]:
+    """Nothing rescues or unblocks tasks while the jobs process is down: a finding of its own, first."""
+    if last_tick is None or now - last_tick <= TICK_SILENT_AFTER:
+        return []
+    minutes = int((now - last_tick).total_seconds() // 60)
+    return [
+        {
+            "kind": "tick_silent",
+            "message": f"Autonomy loop silent for {minutes} min: is the jobs process running?",
+        }
+    ]
 
 
 def _n(count: int, noun: str) -> str:

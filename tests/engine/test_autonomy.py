@@ -243,3 +243,14 @@ def test_it_runs_the_scheduled_tick(db, settings, short_lease, make_worker):
 
     assert totals["ticks"] == 1 and totals["rescued"] == 1
     assert EngineState.get().last_tick_at is not None
+
+
+def test_it_says_when_the_autonomy_loop_has_gone_silent(db, make_worker):
+    make_worker("w1", ["echo"])
+    services.engine_tick()
+    assert "silent" not in services.engine_area_status().detail
+    EngineState.objects.update(last_tick_at=timezone.now() - timedelta(minutes=7))
+    line = services.engine_area_status()
+    assert line.state == "warn"
+    assert line.detail.startswith("Autonomy loop silent for 7 min: is the jobs process running?")
+    assert services.engine_snapshot()["findings"][0]["kind"] == "tick_silent"
