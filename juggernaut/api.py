@@ -18,7 +18,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 import juggernaut
 from juggernaut import services
-from juggernaut.auth import api_auth, operator_required, require_scope
+from juggernaut.auth import api_auth, operator_required, origin_allowed, require_scope
 from juggernaut.errors import HQError
 from juggernaut.events import EventError, events_after, last_seqs, topic_validate
 from juggernaut.events.consumers import EventSubscriber
@@ -175,8 +175,6 @@ async def events_stream(request, topic: str, after_seq: int | None = None):
     """Server-sent events: `id:` is the seq; resume with `Last-Event-ID` or `after_seq`; `: ping` heartbeats."""
     await sync_to_async(require_scope)(request, "read")
     _topic(topic)
-    from juggernaut.auth import origin_allowed
-
     if not origin_allowed(request.headers.get("Origin"), request.get_host()):
         raise HQError("bad_origin", "this origin may not read the event stream", status=403)
     resume = request.headers.get("Last-Event-ID")

@@ -197,7 +197,8 @@ STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = DEBUG or not any(STATIC_ROOT.iterdir())
 
 # Production hardening; all of it can be relaxed from the environment behind a TLS-terminating proxy.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("HQ_BEHIND_PROXY", False) else None
+HQ_BEHIND_PROXY = envbool("HQ_BEHIND_PROXY", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HQ_BEHIND_PROXY else None
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
@@ -226,12 +227,13 @@ EVENTS_POLL_SECONDS = envfloat(
 EVENTS_SSE_PING_SECONDS = envfloat("EVENTS_SSE_PING_SECONDS", 15.0)
 
 # django-q2: the ORM broker keeps the whole system on the one database.
+Q_TIMEOUT = envint("Q_TIMEOUT", 300)
 Q_CLUSTER = {
     "name": "juggernaut",
     "orm": "default",
     "workers": envint("Q_WORKERS", 2),
-    "timeout": envint("Q_TIMEOUT", 300),
-    "retry": envint("Q_TIMEOUT", 300) + 60,
+    "timeout": Q_TIMEOUT,
+    "retry": Q_TIMEOUT + 60,
     "max_attempts": 1,
     "catch_up": False,
     "poll": 0.5,

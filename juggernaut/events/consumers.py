@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from juggernaut.events import EventError, events_after, group_name, topic_validate
+from juggernaut.events import EventError, events_after, group_name, last_seqs, topic_validate
 from juggernaut.events.relay import get_relay
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,20 @@ class EventSubscriber:
             await self.deliver(envelopes)
 
 
-class EventsConsumer(AsyncWebsocketConsumer):
+class SubscribingConsumer(AsyncWebsocketConsumer):
+    """A websocket with an ``EventSubscriber``: group batches go through it, and it leaves on close."""
+
+    subscriber: EventSubscriber
+
+    async def disconnect(self, code) -> None:
+        if hasattr(self, "subscriber"):
+            await self.subscriber.close()
+
+    async def events_batch(self, message: dict) -> None:
+        await self.subscriber.on_batch(message["topic"], message["events"])
+
+
+class EventsConsumer(SubscribingConsumer):
     """``/ws/events/``: send ``{"subscribe": [...], "after_seq": {topic: N}}``, receive envelopes."""
 
     async def connect(self) -> None:
@@ -95,10 +108,6 @@ class EventsConsumer(AsyncWebsocketConsumer):
             return
         self.subscriber = EventSubscriber(self.channel_layer, self.channel_name, self._send_envelopes)
         await self.accept()
-
-    async def disconnect(self, code) -> None:
-        if hasattr(self, "subscriber"):
-            await self.subscriber.close()
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         try:
@@ -124,9 +133,6 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await self.subscriber.subscribe(topic, seqs[topic])
         await self.send(text_data=json.dumps({"subscribed": sorted(self.subscriber.sent)}))
 
-    async def events_batch(self, message: dict) -> None:
-        await self.subscriber.on_batch(message["topic"], message["events"])
-
     async def _send_envelopes(self, envelopes: list[dict]) -> None:
         for env in envelopes:
             await self.send(text_data=json.dumps(env))
@@ -135,7 +141,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps({"error": {"code": code, "message": message, "details": None}}))
 
 
-class HQConsumer(AsyncWebsocketConsumer):
+class HQConsumer(SubscribingConsumer):
     """``/ws/hq/``: server-rendered fragments for htmx's ws extension, swapped by element id.
 
     On every (re)connect it first sends the current state of the page's live fragments, which is the
@@ -155,20 +161,13 @@ class HQConsumer(AsyncWebsocketConsumer):
         self.subscriber = EventSubscriber(self.channel_layer, self.channel_name, self._render)
         await self.accept()
         # Counters first, then the render: anything committed in between arrives as an event.
-        seqs = await sync_to_async(_current_seqs)(self.topics)
+        seqs = await sync_to_async(last_seqs)(self.topics)
         await self.send(text_data=await sync_to_async(hq.render_resync)(self.page))
         for topic in self.topics:
             await self.subscriber.subscribe(topic, seqs.get(topic, 0))
 
-    async def disconnect(self, code) -> None:
-        if hasattr(self, "subscriber"):
-            await self.subscriber.close()
-
     async def receive(self, text_data=None, bytes_data=None) -> None:
         """htmx may send form values over the socket; the HQ uses plain HTTP for actions."""
-
-    async def events_batch(self, message: dict) -> None:
-        await self.subscriber.on_batch(message["topic"], message["events"])
 
     async def _render(self, envelopes: list[dict]) -> None:
         from juggernaut import hq
@@ -176,9 +175,3 @@ class HQConsumer(AsyncWebsocketConsumer):
         html = await sync_to_async(hq.render_events)(envelopes, self.page)
         if html:
             await self.send(text_data=html)
-
-
-def _current_seqs(topics: list[str]) -> dict[str, int]:
-    from juggernaut.events import last_seqs
-
-    return last_seqs(topics)
