@@ -33,17 +33,10 @@ class Command(BaseCommand):
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         py = sys.executable
         children = {
-            "web": [
-                py,
-                "-m",
-                "daphne",
-                "-b",
-                settings.HQ_HOST,
-                "-p",
-                str(settings.PORT),
-                "--proxy-headers",
-                "juggernaut.asgi:application",
-            ],
+            "web": [py, "-m", "daphne", "-b", settings.HQ_HOST, "-p", str(settings.PORT)]
+            # Client addresses from X-Forwarded-For only when a proxy we trust sets them.
+            + (["--proxy-headers"] if settings.HQ_BEHIND_PROXY else [])
+            + ["juggernaut.asgi:application"],
             "jobs": [py, manage, "qcluster"],
         }
         if settings.FEATURE_APPS.get("engine", True) and "engine_worker" in get_commands():
