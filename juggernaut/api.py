@@ -10,24 +10,34 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, OperationalError, connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
-from ninja import NinjaAPI, Router, Schema, Status
+from ninja import NinjaAPI, Path, Query, Router, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 import juggernaut
 from juggernaut import services
-from juggernaut.auth import api_auth, operator_required, origin_allowed, require_scope
+from juggernaut.auth import api_auth, docs_access, origin_allowed, require_scope
 from juggernaut.errors import HQError
-from juggernaut.events import EventError, events_after, last_seqs, topic_validate
+from juggernaut.events import TOPIC_RE, EventError, events_after, last_seqs, topic_validate
 from juggernaut.events.consumers import EventSubscriber
 from juggernaut.events.docs import STREAM_DOCS
-from juggernaut.schemas import DbId
+from juggernaut.inputs import BIGINT_MAX, StrictJSONParser
+from juggernaut.middleware import body_too_large, database_busy
+from juggernaut.schemas import DbId, declare_errors
 
 log = logging.getLogger(__name__)
 
-api = NinjaAPI(
+class HQNinjaAPI(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        """ninja documents success answers only; add the refusals every operation can give."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        return declare_errors(schema)
+
+
+api = HQNinjaAPI(
     title="Juggernaut HQ API",
     version=juggernaut.__version__,
     description=(
@@ -37,7 +47,8 @@ api = NinjaAPI(
     ),
     auth=api_auth,
     urls_namespace="api",
-    docs_decorator=operator_required,
+    docs_decorator=docs_access,
+    parser=StrictJSONParser(),
 )
 
 
@@ -76,6 +87,9 @@ def _auth_error(request, exc):
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
+    # ninja wraps whatever the body parser raised: a refusal of ours, or a body over the limit.
+    if isinstance(exc.__cause__, HQError | RequestDataTooBig):
+        return api.on_exception(request, exc.__cause__)
     if exc.status_code == 400 and str(exc).startswith("Cannot parse request body"):
         # ninja's word for malformed JSON: a body that does not validate, like any other.
         return error_response(request, 422, "validation_error", "the request body is not valid JSON")
@@ -85,6 +99,20 @@ def _http_error(request, exc: HttpError):
 @api.exception_handler(Http404)
 def _not_found(request, exc):
     return error_response(request, 404, "not_found", str(exc) or "not found")
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, exc):
+    return _hq_error(request, body_too_large())
+
+
+@api.exception_handler(OperationalError)
+def _database_busy(request, exc):
+    """The pool's wait timed out or the server refused a connection: retry, never a 500."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+    response = _hq_error(request, database_busy())
+    response["Retry-After"] = str(settings.HQ_RETRY_AFTER_SECONDS)
+    return response
 
 
 @api.exception_handler(Exception)
@@ -156,22 +184,30 @@ def _topic(topic: str) -> str:
         raise HQError("bad_topic", str(exc), status=400) from exc
 
 
+Topic = Path(..., pattern=TOPIC_RE.pattern)
+
+
 @events_router.get("/{topic}", response=EventPageOut)
-def events_replay(request, topic: str, after_seq: int = 0, limit: int = 100):
+def events_replay(
+    request,
+    topic: str = Topic,
+    after_seq: int = Query(0, ge=0, le=BIGINT_MAX),
+    limit: int = Query(100, ge=1, le=1000),
+):
     """Events of a topic with `seq > after_seq`, oldest first (at most `limit`, up to 1000)."""
     require_scope(request, "read")
     _topic(topic)
-    if limit < 1 or limit > 1000:
-        raise HQError("bad_limit", "limit must be between 1 and 1000", status=422)
     return {
         "topic": topic,
         "last_seq": last_seqs([topic]).get(topic, 0),
-        "events": events_after(topic, max(after_seq, 0), limit=limit),
+        "events": events_after(topic, after_seq, limit=limit),
     }
 
 
 @events_router.get("/{topic}/stream", response={200: None})
-async def events_stream(request, topic: str, after_seq: int | None = None):
+async def events_stream(
+    request, topic: str = Topic, after_seq: int | None = Query(None, ge=0, le=BIGINT_MAX)
+):
     """Server-sent events: `id:` is the seq; resume with `Last-Event-ID` or `after_seq`; `: ping` heartbeats."""
     await sync_to_async(require_scope)(request, "read")
     _topic(topic)
@@ -182,8 +218,10 @@ async def events_stream(request, topic: str, after_seq: int | None = None):
     if resume:
         try:
             start = int(resume)
-        except ValueError as exc:
-            raise HQError("bad_last_event_id", "Last-Event-ID must be a seq number", status=400) from exc
+        except ValueError:
+            start = -1
+        if not 0 <= start <= BIGINT_MAX:
+            raise HQError("bad_last_event_id", "Last-Event-ID must be a seq number", status=400)
     response = StreamingHttpResponse(_sse(topic, max(start, 0)), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"

@@ -3,6 +3,7 @@
 Every variable is documented in the README. With nothing set, the HQ runs on SQLite under ``var/``.
 """
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -55,6 +56,7 @@ def database_from_url(url: str, var_dir: Path) -> dict:
         return _sqlite(Path(path) if path else var_dir / "juggernaut.sqlite3", var_dir)
     if parts.scheme in ("postgres", "postgresql", "pgsql"):
         options = dict(parse_qsl(parts.query))
+        pool = database_pool()
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")) or "postgres",
@@ -62,11 +64,29 @@ def database_from_url(url: str, var_dir: Path) -> dict:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 0),
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": options,
+            # A pool hands connections back at the end of each request, so they are not kept per thread.
+            "CONN_MAX_AGE": 0 if pool else envint("DATABASE_CONN_MAX_AGE", 0),
+            "CONN_HEALTH_CHECKS": not pool,
+            "OPTIONS": {**options, **({"pool": pool} if pool else {})},
         }
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported (sqlite or postgres)")
+
+
+def database_pool() -> dict | None:
+    """psycopg's connection pool for this process (None when ``DATABASE_POOL_MAX_SIZE`` is 0).
+
+    Every process holds at most ``max_size`` connections, so the total is known: (web + jobs +
+    workers processes) × max size must stay under the server's ``max_connections``. A request that
+    finds the pool empty waits up to ``timeout`` seconds, then gets 503 with ``Retry-After``.
+    """
+    max_size = envint("DATABASE_POOL_MAX_SIZE", 10)
+    if max_size <= 0:
+        return None
+    return {
+        "min_size": min(envint("DATABASE_POOL_MIN_SIZE", 1), max_size),
+        "max_size": max_size,
+        "timeout": envfloat("DATABASE_POOL_TIMEOUT", 10.0),
+    }
 
 
 def _sqlite(path: Path, var_dir: Path) -> dict:
@@ -84,8 +104,19 @@ def _sqlite(path: Path, var_dir: Path) -> dict:
     }
 
 
+def make_private(path: Path, *, directory: bool = False) -> None:
+    """Create ``path`` readable by this user only (0700 / 0600), or tighten it if it exists: the
+    SQLite file holds sessions and token hashes. SQLite gives its -wal and -shm files the same mode."""
+    if directory:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    elif not path.exists() and path.parent.is_dir():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file is an empty database
+    with contextlib.suppress(OSError):  # not ours to change (a mounted volume): leave it
+        path.chmod(0o700 if directory else 0o600)
+
+
 VAR_DIR = Path(env("HQ_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+make_private(VAR_DIR, directory=True)
 
 DEBUG = envbool("DEBUG", False)
 
@@ -146,6 +177,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "juggernaut.middleware.request_guard",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "juggernaut.middleware.api_error_shape",
@@ -172,6 +204,8 @@ TEMPLATES = [
 
 DATABASE_URL = env("DATABASE_URL")
 DATABASES = {"default": database_from_url(DATABASE_URL, VAR_DIR)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    make_private(Path(DATABASES["default"]["NAME"]))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -252,6 +286,12 @@ ENGINE_HEARTBEAT_SECONDS = envint("ENGINE_HEARTBEAT_SECONDS", 10)
 # The stuck detector reports a queue whose oldest due task has waited longer than this.
 ENGINE_STUCK_QUEUE_MINUTES = envint("ENGINE_STUCK_QUEUE_MINUTES", 10)
 
+# Request bodies above this are refused with 413 (API and forms alike).
+HQ_MAX_BODY_BYTES = envint("HQ_MAX_BODY_BYTES", 2_621_440)
+DATA_UPLOAD_MAX_MEMORY_SIZE = HQ_MAX_BODY_BYTES
+# The Retry-After of a 503 when the database has no connection to give.
+HQ_RETRY_AFTER_SECONDS = envint("HQ_RETRY_AFTER_SECONDS", 2)
+
 # API tokens: bearer tokens are shown once and stored as a SHA-256 hash.
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
 
@@ -259,11 +299,18 @@ API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
 HTTP_TIMEOUT_SECONDS = envfloat("HTTP_TIMEOUT_SECONDS", 15.0)
 HTTP_MAX_RETRIES = envint("HTTP_MAX_RETRIES", 3)
 
+# Debug pages and log lines hide secrets: settings and variables with secret-looking names, URLs with
+# passwords, Authorization values and ?token= query strings.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "juggernaut.redaction.SecretsFilter"
+DEFAULT_EXCEPTION_REPORTER = "juggernaut.redaction.SecretsReporter"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact": {"()": "juggernaut.redaction.RedactingLogFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.channels.server": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }

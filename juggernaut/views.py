@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 
 import juggernaut
 from juggernaut import hq, services
-from juggernaut.auth import operator_required
+from juggernaut.auth import operator_required, session_principal
 from juggernaut.errors import HQError
 from juggernaut.models import SCOPES
 
@@ -24,7 +24,7 @@ NAV = [
 
 def hq_context(request: HttpRequest) -> dict:
     """Navigation for every page (a context processor)."""
-    if not getattr(request, "user", None) or not request.user.is_authenticated:
+    if session_principal(getattr(request, "user", None)) is None:
         return {}
     nav = [{"key": "overview", "label": "Overview", "url": "/"}]
     nav += [{"key": key, "label": label, "url": hq.AREAS[key].url} for key, label in NAV[1:]]

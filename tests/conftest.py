@@ -136,7 +136,7 @@ class DaphneServer:
                 [
                     sys.executable,
                     "-m",
-                    "daphne",
+                    "juggernaut.serve",
                     "-b",
                     "127.0.0.1",
                     "-p",

@@ -17,6 +17,8 @@ from juggernaut.auth import operator_required
 from juggernaut.engine import live, services
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.models import Task
+from juggernaut.errors import HQError
+from juggernaut.inputs import json_strict_loads
 
 ACTIONS = {
     "approve": services.task_approve,
@@ -70,9 +72,11 @@ def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
 def task_create(request: HttpRequest) -> HttpResponse:
     data = request.POST
     try:
-        payload = json.loads(data.get("payload") or "{}")
+        payload = json_strict_loads(data.get("payload") or "{}")
     except json.JSONDecodeError as exc:
         return _answer(request, error=EngineError("bad_payload", f"payload is not JSON: {exc}", status=422))
+    except HQError as exc:
+        return _answer(request, error=EngineError(exc.code, f"payload: {exc.message}", status=422))
     caps = data.get("required_capabilities", "").strip()
     try:
         task = services.task_create(

@@ -11,9 +11,8 @@ HQ_PAGES = [
     "/areas/logs/",
     "/areas/codehealth/",
     "/areas/routing/",
-    "/api/docs",
-    "/api/openapi.json",
 ]
+API_DOCS = ["/api/docs", "/api/openapi.json"]
 
 
 @pytest.mark.django_db
@@ -26,10 +25,17 @@ def test_it_redirects_anonymous_users_to_sign_in(client, path):
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", HQ_PAGES)
-def test_it_redirects_signed_in_non_operators(bob, path):
+def test_it_shows_signed_in_non_operators_a_403_page_not_a_sign_in_loop(bob, path):
     client = Client()
     client.force_login(bob)
-    assert client.get(path).status_code == 302
+    response = client.get(path, follow=True)
+    assert response.status_code == 403 and not response.redirect_chain
+    page = response.content.decode()
+    assert "This account is not an operator" in page and "signed in as <strong>bob</strong>" in page
+    assert 'action="/logout/"' in page and "ws-connect" not in page
+    # The sign-in page sends a signed-in user on, and that now ends at the same 403, not back here.
+    again = client.get("/login/?next=/", follow=True)
+    assert again.status_code == 403 and len(again.redirect_chain) == 1
 
 
 @pytest.mark.django_db
@@ -87,3 +93,24 @@ def test_it_requires_csrf_on_unsafe_session_api_calls(alice):
     token = client.cookies["csrftoken"].value
     accepted = client.post("/api/tokens", body, content_type="application/json", HTTP_X_CSRFTOKEN=token)
     assert accepted.status_code == 201
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", API_DOCS)
+def test_it_serves_the_api_schema_and_docs_to_a_read_token_or_an_operator(alice_client, client, bearer, path):
+    assert alice_client.get(path).status_code == 200
+    assert client.get(path, **bearer("read")).status_code == 200
+    refused = client.get(path, **bearer("worker"))
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", API_DOCS)
+def test_it_answers_anonymous_schema_and_docs_requests_with_a_401_in_the_error_shape(client, bob, path):
+    for caller in [client, Client(HTTP_AUTHORIZATION="Bearer jhq_not-a-real-token")]:
+        response = caller.get(path)
+        assert response.status_code == 401 and response["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == "unauthorized"
+    bob_client = Client()
+    bob_client.force_login(bob)
+    assert bob_client.get(path).status_code == 401

@@ -373,7 +373,7 @@ def test_it_pages_the_replay_endpoint(client, bearer):
     assert [e["seq"] for e in page["events"]] == [2, 3]
     assert client.get("/api/events/hq?limit=5000", **headers).status_code == 422
     bad = client.get("/api/events/Not%20A%20Topic", **headers)
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_topic"
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
 
 
 @pytest.mark.django_db

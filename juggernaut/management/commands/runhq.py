@@ -33,7 +33,7 @@ class Command(BaseCommand):
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         py = sys.executable
         children = {
-            "web": [py, "-m", "daphne", "-b", settings.HQ_HOST, "-p", str(settings.PORT)]
+            "web": [py, "-m", "juggernaut.serve", "-b", settings.HQ_HOST, "-p", str(settings.PORT)]
             # Client addresses from X-Forwarded-For only when a proxy we trust sets them.
             + (["--proxy-headers"] if settings.HQ_BEHIND_PROXY else [])
             + ["juggernaut.asgi:application"],
