@@ -70,9 +70,22 @@ class SecretsFilter(SafeExceptionReporterFilter):
 
     def get_traceback_frame_variables(self, request, tb_frame):
         return [
-            (name, self.cleansed_substitute if SECRET_NAME_RE.search(name) or name == "raw" else scrub_value(value))
+            (name, self.cleansed_substitute if SECRET_NAME_RE.search(name) or name == "raw" else _scrub_any(value))
             for name, value in super().get_traceback_frame_variables(request, tb_frame)
         ]
+
+
+def _scrub_any(value: Any) -> Any:
+    """A frame variable: containers are scrubbed through; any other object by its repr (an exception
+    whose message holds a URL, a client holding a key), which the debug page would print."""
+    if isinstance(value, str | dict | list | tuple):
+        return scrub_value(value)
+    try:
+        text = repr(value)
+    except Exception:
+        return value
+    clean = scrub(text)
+    return value if clean == text else clean
 
 
 class SecretsReporter(ExceptionReporter):

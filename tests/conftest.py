@@ -117,7 +117,8 @@ def wait_for_health(url: str, proc: subprocess.Popen | None = None, timeout: flo
 class DaphneServer:
     """A real daphne process (HTTP + websockets) serving the test database."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, env: dict | None = None) -> None:
+        self.extra_env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.var_dir = tempfile.mkdtemp(prefix="hq-live-")
@@ -130,6 +131,7 @@ class DaphneServer:
             HQ_VAR_DIR=self.var_dir,
             DATABASE_URL=database_url_for_subprocess(),
             EVENTS_POLL_SECONDS="0.1",
+            **self.extra_env,
         )
         with open(Path(self.var_dir) / "daphne.log", "a") as log:
             self.proc = subprocess.Popen(

@@ -52,8 +52,8 @@ def test_it_refuses_nul_characters_in_json_bodies_naming_the_field(admin_client,
 @pytest.mark.parametrize("number", NON_FINITE)
 def test_it_refuses_non_finite_numbers(admin_client, number):
     for body in [
-        '{"title": "x", "kind": "noop", "payload": {"n": %s}}' % number,
-        '{"title": "x", "kind": "noop", "priority": %s}' % number,
+        f'{{"title": "x", "kind": "noop", "payload": {{"n": {number}}}}}',
+        f'{{"title": "x", "kind": "noop", "priority": {number}}}',
     ]:
         response = admin_client.post("/api/engine/tasks", body, content_type="application/json")
         assert response.status_code == 422, body
@@ -121,9 +121,9 @@ def test_it_shows_a_form_error_for_nul_characters_on_html_pages(alice_client, pa
 @pytest.mark.django_db
 @pytest.mark.parametrize("number", NON_FINITE)
 def test_it_shows_a_form_error_for_non_finite_numbers_in_a_task_payload(alice_client, number):
-    form = {"title": "x", "kind": "noop", "payload": '{"n": %s}' % number}
+    form = {"title": "x", "kind": "noop", "payload": f'{{"n": {number}}}'}
     page = alice_client.post("/engine/tasks/new/", form, follow=True).content.decode()
-    assert "Refused: payload:" in page or "numbers must be finite" in page
+    assert "Refused: payload:" in page and "numbers must be finite" in page
     assert Task.objects.count() == 0
 
 
