@@ -123,7 +123,7 @@ def test_it_shows_a_form_error_for_nul_characters_on_html_pages(alice_client, pa
 def test_it_shows_a_form_error_for_non_finite_numbers_in_a_task_payload(alice_client, number):
     form = {"title": "x", "kind": "noop", "payload": f'{{"n": {number}}}'}
     page = alice_client.post("/engine/tasks/new/", form, follow=True).content.decode()
-    assert "Refused: payload:" in page and "numbers must be finite" in page
+    assert "payload:" in page and "numbers must be finite" in page
     assert Task.objects.count() == 0
 
 
