@@ -12,7 +12,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, OperationalError, connection
+from django.db import DatabaseError, OperationalError, close_old_connections, connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from ninja import NinjaAPI, Path, Query, Router, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -24,6 +24,7 @@ from juggernaut.errors import HQError
 from juggernaut.events import TOPIC_RE, EventError, events_after, last_seqs, topic_validate
 from juggernaut.events.consumers import EventSubscriber
 from juggernaut.events.docs import STREAM_DOCS
+from juggernaut.events.relay import get_relay
 from juggernaut.inputs import BIGINT_MAX, StrictJSONParser
 from juggernaut.middleware import body_too_large, database_busy
 from juggernaut.schemas import DbId, declare_errors
@@ -222,13 +223,17 @@ async def events_stream(
             start = -1
         if not 0 <= start <= BIGINT_MAX:
             raise HQError("bad_last_event_id", "Last-Event-ID must be a seq number", status=400)
-    response = StreamingHttpResponse(_sse(topic, max(start, 0)), content_type="text/event-stream")
+    principal = request.auth
+    # The stream may last hours: give the pool back the connection that authenticated it.
+    await sync_to_async(close_old_connections)()
+    token_id = principal.token.pk if principal.token else None
+    response = StreamingHttpResponse(_sse(topic, max(start, 0), token_id), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
 
 
-async def _sse(topic: str, after_seq: int):
+async def _sse(topic: str, after_seq: int, token_id: int | None):
     layer = get_channel_layer()
     channel = await layer.new_channel()
     pending: list[dict] = []
@@ -237,6 +242,9 @@ async def _sse(topic: str, after_seq: int):
         pending.extend(envelopes)
 
     subscriber = EventSubscriber(layer, channel, deliver)
+    relay = get_relay()
+    if token_id is not None:
+        relay.watch_token(token_id, channel)
     try:
         yield "retry: 3000\n\n"
         await subscriber.subscribe(topic, after_seq)
@@ -251,8 +259,14 @@ async def _sse(topic: str, after_seq: int):
             except TimeoutError:
                 yield ": ping\n\n"
                 continue
+            if message["type"] == "token.revoked":
+                revoked = {"code": "token_revoked", "message": "the token of this stream was revoked or expired"}
+                yield f"event: error\ndata: {json.dumps({'error': {**revoked, 'details': None}})}\n\n"
+                return
             await subscriber.on_batch(message["topic"], message["events"])
     finally:
+        if token_id is not None:
+            relay.unwatch_token(token_id, channel)
         await subscriber.close()
 
 

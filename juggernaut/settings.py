@@ -259,6 +259,8 @@ EVENTS_POLL_SECONDS = envfloat(
     "EVENTS_POLL_SECONDS", 1.0 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.1
 )
 EVENTS_SSE_PING_SECONDS = envfloat("EVENTS_SSE_PING_SECONDS", 15.0)
+# How often each web process checks that the tokens of its open websockets and SSE streams still work.
+HQ_TOKEN_CHECK_SECONDS = envfloat("HQ_TOKEN_CHECK_SECONDS", 2.0)
 
 # django-q2: the ORM broker keeps the whole system on the one database.
 Q_TIMEOUT = envint("Q_TIMEOUT", 300)
