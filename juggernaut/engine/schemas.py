@@ -6,7 +6,7 @@ from uuid import UUID
 
 from ninja import Field, Schema
 
-from juggernaut.engine.services import CAPABILITY_RE, KIND_RE
+from juggernaut.engine.services.common import CAPABILITY_RE, KIND_RE
 from juggernaut.inputs import BIGINT_MAX
 from juggernaut.schemas import DbId
 

@@ -1,0 +1,133 @@
+"""The event log over HTTP, mounted at ``/api/events``: replay as JSON pages, and live as server-sent events.
+
+Both read the same log the websockets read (see ``juggernaut.events``); the SSE stream goes through an
+``EventSubscriber``, so it resumes from ``Last-Event-ID`` with nothing lost and nothing repeated.
+"""
+
+import asyncio
+import json
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import close_old_connections
+from django.http import StreamingHttpResponse
+from ninja import Path, Query, Router, Schema
+
+from juggernaut.auth import origin_allowed, require_scope
+from juggernaut.errors import HQError
+from juggernaut.events import TOPIC_RE, EventError, events_after, last_seqs, topic_validate
+from juggernaut.events.consumers import EventSubscriber
+from juggernaut.events.relay import get_relay
+from juggernaut.inputs import BIGINT_MAX
+
+router = Router(tags=["events"])
+
+
+class EnvelopeOut(Schema):
+    v: int
+    seq: int
+    topic: str
+    type: str
+    ts: str
+    run_id: int | None
+    data: dict
+
+
+class EventPageOut(Schema):
+    topic: str
+    last_seq: int
+    events: list[EnvelopeOut]
+
+
+def _topic(topic: str) -> str:
+    try:
+        return topic_validate(topic)
+    except EventError as exc:
+        raise HQError("bad_topic", str(exc), status=400) from exc
+
+
+Topic = Path(..., pattern=TOPIC_RE.pattern)
+
+
+@router.get("/{topic}", response=EventPageOut)
+def events_replay(
+    request,
+    topic: str = Topic,
+    after_seq: int = Query(0, ge=0, le=BIGINT_MAX),
+    limit: int = Query(100, ge=1, le=1000),
+):
+    """Events of a topic with `seq > after_seq`, oldest first (at most `limit`, up to 1000)."""
+    require_scope(request, "read")
+    _topic(topic)
+    return {
+        "topic": topic,
+        "last_seq": last_seqs([topic]).get(topic, 0),
+        "events": events_after(topic, after_seq, limit=limit),
+    }
+
+
+@router.get("/{topic}/stream", response={200: None})
+async def events_stream(
+    request, topic: str = Topic, after_seq: int | None = Query(None, ge=0, le=BIGINT_MAX)
+):
+    """Server-sent events: `id:` is the seq; resume with `Last-Event-ID` or `after_seq`; `: ping` heartbeats."""
+    await sync_to_async(require_scope)(request, "read")
+    _topic(topic)
+    if not origin_allowed(request.headers.get("Origin"), request.get_host()):
+        raise HQError("bad_origin", "this origin may not read the event stream", status=403)
+    resume = request.headers.get("Last-Event-ID")
+    start = after_seq if after_seq is not None else 0
+    if resume:
+        try:
+            start = int(resume)
+        except ValueError:
+            start = -1
+        if not 0 <= start <= BIGINT_MAX:
+            raise HQError("bad_last_event_id", "Last-Event-ID must be a seq number", status=400)
+    principal = request.auth
+    # The stream may last hours: give the pool back the connection that authenticated it.
+    await sync_to_async(close_old_connections)()
+    token_id = principal.token.pk if principal.token else None
+    response = StreamingHttpResponse(_sse(topic, max(start, 0), token_id), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _sse(topic: str, after_seq: int, token_id: int | None):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    pending: list[dict] = []
+
+    async def deliver(envelopes: list[dict]) -> None:
+        pending.extend(envelopes)
+
+    subscriber = EventSubscriber(layer, channel, deliver)
+    relay = get_relay()
+    if token_id is not None:
+        relay.watch_token(token_id, channel)
+    try:
+        yield "retry: 3000\n\n"
+        await subscriber.subscribe(topic, after_seq)
+        while True:
+            while pending:
+                env = pending.pop(0)
+                yield f"id: {env['seq']}\nevent: {env['type']}\ndata: {json.dumps(env, cls=DjangoJSONEncoder)}\n\n"
+            try:
+                message = await asyncio.wait_for(
+                    layer.receive(channel), timeout=settings.EVENTS_SSE_PING_SECONDS
+                )
+            except TimeoutError:
+                yield ": ping\n\n"
+                continue
+            if message["type"] == "token.revoked":
+                revoked = {"code": "token_revoked", "message": "the token of this stream was revoked or expired"}
+                yield f"event: error\ndata: {json.dumps({'error': {**revoked, 'details': None}})}\n\n"
+                return
+            await subscriber.on_batch(message["topic"], message["events"])
+    finally:
+        if token_id is not None:
+            relay.unwatch_token(token_id, channel)
+        await subscriber.close()
