@@ -6,6 +6,7 @@ Every variable is documented in the README. With nothing set, the HQ runs on SQL
 import contextlib
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -160,6 +161,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_q",
     "ninja",
+    "axes",
     "juggernaut",
     "juggernaut.engine",
     "chat",
@@ -181,6 +183,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "juggernaut.middleware.api_error_shape",
+    # Last: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "juggernaut.urls"
@@ -218,6 +222,17 @@ HQ_ADMIN_USER = env("HQ_ADMIN_USER", "operator")
 HQ_ADMIN_PASSWORD = env("HQ_ADMIN_PASSWORD")
 HQ_HOST = env("HQ_HOST", "127.0.0.1")
 PORT = envint("PORT", 8000)
+
+# Sign-in throttling (django-axes), on /login/ and /admin/login/ alike: after HQ_LOGIN_FAILURE_LIMIT
+# wrong passwords for one user name, or from one address, that name or address is locked out for
+# HQ_LOGIN_LOCKOUT_MINUTES. A correct sign-in clears the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("HQ_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("HQ_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "juggernaut.views.signin_locked"
+# The client address is REMOTE_ADDR: daphne sets it from X-Forwarded-For only behind a proxy (HQ_BEHIND_PROXY).
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"

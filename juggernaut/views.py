@@ -1,5 +1,6 @@
 """HQ pages: plain function views, staff only."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -85,3 +86,13 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
         raise Http404(exc.message) from exc
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("settings")
+
+
+def signin_locked(request: HttpRequest, credentials: dict | None = None, *args, **kwargs) -> HttpResponse:
+    """The page django-axes shows on /login/ and /admin/login/ once a name or address is locked out."""
+    ctx = {
+        "username": (credentials or {}).get("username") or request.POST.get("username", ""),
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+    }
+    return render(request, "registration/locked_out.html", ctx, status=429)
