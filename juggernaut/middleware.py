@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from juggernaut.errors import HQError
 from juggernaut.inputs import nul_refusal
+from juggernaut.redaction import scrub
 
 
 def _reshape(request: HttpRequest, response: HttpResponse) -> HttpResponse:
@@ -140,6 +141,18 @@ def _db_unavailable(request: HttpRequest, exc: Exception) -> HttpResponse | None
     return None
 
 
+def _scrub_debug_page(response: HttpResponse) -> HttpResponse:
+    """Django's debug 404 page quotes the URL, query string included: pass debug pages through scrub."""
+    if (
+        settings.DEBUG
+        and response.status_code >= 400
+        and not response.streaming
+        and response.get("Content-Type", "").startswith("text/html")
+    ):
+        response.content = scrub(response.content.decode(response.charset, "replace"))
+    return response
+
+
 def _guard_safely(request: HttpRequest) -> HttpResponse | None:
     try:
         return _guard(request)
@@ -155,12 +168,13 @@ def request_guard(get_response):
     if iscoroutinefunction(get_response):
 
         async def middleware(request: HttpRequest):
-            return await sync_to_async(_guard_safely)(request) or await get_response(request)
+            refused = await sync_to_async(_guard_safely)(request)
+            return refused or _scrub_debug_page(await get_response(request))
 
     else:
 
         def middleware(request: HttpRequest):
-            return _guard_safely(request) or get_response(request)
+            return _guard_safely(request) or _scrub_debug_page(get_response(request))
 
     middleware.process_exception = _db_unavailable  # type: ignore[attr-defined]
     return middleware

@@ -43,7 +43,7 @@ def scrub(text: str) -> str:
 def scrub_value(value: Any) -> Any:
     """``scrub`` through strings, dicts (by key name too), lists and tuples."""
     if isinstance(value, str):
-        return scrub(value)
+        return scrub(str(value))  # str() also resolves lazy strings
     if isinstance(value, dict):
         return {
             k: (REDACTED if isinstance(k, str) and SECRET_NAME_RE.search(k) and v else scrub_value(v))
@@ -62,7 +62,11 @@ class SecretsFilter(SafeExceptionReporterFilter):
     )
 
     def cleanse_setting(self, key, value):
-        return super().cleanse_setting(key, scrub_value(value))
+        try:
+            value = scrub_value(value)
+        except Exception:  # a setting we cannot read through is not shown at all
+            return self.cleansed_substitute
+        return super().cleanse_setting(key, value)
 
     def get_safe_request_meta(self, request):
         meta = super().get_safe_request_meta(request)

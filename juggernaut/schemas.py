@@ -55,7 +55,8 @@ def declare_errors(schema: dict) -> dict:
                 codes.append("409")
             if "requestBody" in op:
                 codes.append("413")
-            responses = op.setdefault("responses", {})
+            # ninja keys its answers by int; one key per code, or JSON parsers see duplicates.
+            responses = op["responses"] = {str(k): v for k, v in op.get("responses", {}).items()}
             for code in sorted(codes):
                 answer = {"description": ERROR_DESCRIPTIONS[code], "content": body}
                 if code == "503":

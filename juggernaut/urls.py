@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from juggernaut import views
 from juggernaut.api import api, json_not_found
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico on every page that names no icon (the admin, the API docs).
+    path("favicon.ico", RedirectView.as_view(url="/static/favicon.svg", permanent=True)),
     path("", views.overview, name="overview"),
     path("settings/", views.settings_page, name="settings"),
     path("settings/tokens/", views.token_create, name="token-create"),

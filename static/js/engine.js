@@ -12,3 +12,9 @@ document.addEventListener("click", function (event) {
   }
   htmx.ajax("POST", button.dataset.enginePost, { source: "#engine-flash", swap: "none", values: values });
 });
+
+// The new-task form empties itself once a task was created (not when the flash says it was refused).
+document.addEventListener("htmx:afterRequest", function (event) {
+  var form = event.target.closest && event.target.closest("form[data-reset-on-success]");
+  if (form && event.detail.successful && !document.querySelector("#engine-flash .msg-error")) form.reset();
+});

@@ -1,5 +1,7 @@
 """Who may see what: pages need a signed-in operator, the API a session or a scoped token."""
 
+import json
+
 import pytest
 from django.test import Client
 
@@ -114,3 +116,32 @@ def test_it_answers_anonymous_schema_and_docs_requests_with_a_401_in_the_error_s
     bob_client = Client()
     bob_client.force_login(bob)
     assert bob_client.get(path).status_code == 401
+
+
+@pytest.mark.django_db
+def test_it_declares_error_answers_and_constraints_in_the_schema(alice_client):
+    raw = alice_client.get("/api/openapi.json").content.decode()
+    schema = json.loads(raw, object_pairs_hook=no_duplicate_keys)  # strict parsers reject duplicates
+    for path, operations in schema["paths"].items():
+        for method, op in operations.items():
+            codes = set(op["responses"])
+            assert {"422", "503"} <= codes, (method, path)
+            if op.get("security"):
+                assert {"401", "403"} <= codes, (method, path)
+            assert op["responses"]["422"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorOut"
+            }
+    replay = schema["paths"]["/api/events/{topic}"]["get"]["parameters"]
+    by_name = {p["name"]: p["schema"] for p in replay}
+    assert by_name["topic"]["pattern"].startswith("^[a-z]")
+    assert (by_name["limit"]["minimum"], by_name["limit"]["maximum"]) == (1, 1000)
+    tasks = {p["name"]: p["schema"] for p in schema["paths"]["/api/engine/tasks"]["get"]["parameters"]}
+    assert tasks["offset"]["maximum"] == 2**63 - 1 and tasks["limit"]["maximum"] == 500
+    task_in = schema["components"]["schemas"]["TaskIn"]["properties"]
+    assert "pattern" in task_in["kind"]
+
+
+def no_duplicate_keys(pairs):
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), keys
+    return dict(pairs)

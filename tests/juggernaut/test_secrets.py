@@ -59,6 +59,7 @@ def test_it_hides_secrets_on_debug_pages_and_in_logs(alice, make_token, monkeypa
         browser = Client(raise_request_exception=False, HTTP_X_API_KEY=FAKE_TOKEN)
         browser.force_login(alice)
         html = browser.get(f"/?token={FAKE_TOKEN}&access_token={FAKE_TOKEN}")
+        missing = browser.get(f"/nowhere/?token={FAKE_TOKEN}")
         program = Client(raise_request_exception=False)
         api = program.get("/api/engine/status", HTTP_AUTHORIZATION=f"Bearer {raw}")
         basic = base64.b64encode(f"x:{FAKE_TOKEN}".encode()).decode()
@@ -71,6 +72,8 @@ def test_it_hides_secrets_on_debug_pages_and_in_logs(alice, make_token, monkeypa
     assert html.status_code == 500 and "Traceback" in page and "Settings" in page  # the real debug page
     assert "db.internal" in page  # where it failed is still said, just not the password
     assert_clean(page, raw, basic)
+    assert missing.status_code == 404 and "Using the URLconf" in missing.content.decode()  # debug 404
+    assert_clean(missing.content.decode())
     assert api.status_code == 500 and api.json()["error"]["code"] == "internal_error"
     assert_clean(api.content.decode(), raw)
     assert all(r.status_code == 401 for r in odd_auth)
