@@ -222,6 +222,8 @@ AUTH_PASSWORD_VALIDATORS = [
 # The first operator, created by `make run` when there is none (a password is generated if unset).
 HQ_ADMIN_USER = env("HQ_ADMIN_USER", "operator")
 HQ_ADMIN_PASSWORD = env("HQ_ADMIN_PASSWORD")
+# `make run` restarts a child that dies after this many seconds, doubling per recent exit.
+HQ_RESTART_BACKOFF_SECONDS = envfloat("HQ_RESTART_BACKOFF_SECONDS", 1.0)
 HQ_HOST = env("HQ_HOST", "127.0.0.1")
 PORT = envint("PORT", 8000)
 

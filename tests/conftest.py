@@ -15,9 +15,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 from django.test import Client
 
+from juggernaut.events.relay import relays_stop
 from juggernaut.models import ApiToken
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +49,15 @@ needs_postgres = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="needs PostgreSQL: set DATABASE_URL=postgres://… (CI runs this suite on Postgres too)",
 )
+
+
+@pytest.fixture
+async def stop_relays():
+    yield
+    await relays_stop()
+    # The relay and consumers used asgiref's worker thread; its connection would outlive the test
+    # database otherwise.
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture

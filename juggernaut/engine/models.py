@@ -53,10 +53,24 @@ class WorkerQuerySet(models.QuerySet):
         return self.filter(stopped_at__isnull=True, last_heartbeat__lt=live_cutoff(now))
 
 
+# Who registered a worker: the built-in process, ``token:<id>`` or ``user:<id>`` (an operator session).
+BUILTIN_OWNER = "builtin"
+ANY_KIND = "*"
+
+
+def any_kind() -> list[str]:
+    return [ANY_KIND]
+
+
 class Worker(models.Model):
-    """A process that runs tasks. ``incarnation`` changes on every (re)start, which fences old leases."""
+    """A process that runs tasks. ``incarnation`` changes on every (re)start, which fences old leases.
+
+    Only its ``owner`` may act for it; it claims only the task ``kinds`` it declared (``*``: any).
+    """
 
     name = models.CharField(max_length=100, unique=True)
+    owner = models.CharField(max_length=64, default=BUILTIN_OWNER)
+    kinds = models.JSONField(default=any_kind, blank=True)
     capabilities = models.JSONField(default=list, blank=True)
     incarnation = models.UUIDField(default=uuid.uuid4)
     concurrency = models.PositiveIntegerField(default=1)
@@ -79,8 +93,15 @@ class Worker(models.Model):
     def heartbeat_age(self, now=None) -> timedelta:
         return (now or timezone.now()) - self.last_heartbeat
 
-    def can_run(self, required: list[str]) -> bool:
-        return set(required or []) <= set(self.capabilities or [])
+    def can_run(self, required: list[str], kind: str | None = None) -> bool:
+        return set(required or []) <= set(self.capabilities or []) and (kind is None or self.runs_kind(kind))
+
+    def runs_kind(self, kind: str) -> bool:
+        return runs_kind(self.kinds, kind)
+
+
+def runs_kind(kinds: list[str] | None, kind: str) -> bool:
+    return ANY_KIND in (kinds or []) or kind in (kinds or [])
 
 
 class TaskQuerySet(models.QuerySet):

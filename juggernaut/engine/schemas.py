@@ -15,26 +15,44 @@ Kind = Annotated[str, Field(pattern=KIND_RE.pattern, max_length=100)]
 Capability = Annotated[str, Field(pattern=CAPABILITY_RE.pattern, max_length=100)]
 
 
+KindOrAny = Annotated[str, Field(pattern=r"^(\*|" + KIND_RE.pattern.strip("^$") + ")$", max_length=100)]
+
+
 class WorkerIn(Schema):
     name: str = Field(..., min_length=1, max_length=100)
     capabilities: list[Capability] = Field(default_factory=list, max_length=50)
     concurrency: int = Field(1, ge=1, le=256)
+    kinds: list[KindOrAny] = Field(
+        default_factory=lambda: ["*"], max_length=200, description='task kinds it runs; ["*"] for any'
+    )
+    takeover: bool = Field(False, description="admin only: take over a name another owner registered")
 
 
 class WorkerOut(Schema):
     id: int
     name: str
+    owner: str
+    kinds: list[str]
     capabilities: list[str]
     concurrency: int
-    incarnation: UUID
     last_heartbeat: datetime
     started_at: datetime
     stopped_at: datetime | None
     live: bool
 
 
+class WorkerRegisteredOut(WorkerOut):
+    """Only the registering caller ever sees the incarnation: every report it makes carries it."""
+
+    incarnation: UUID
+
+
 class IncarnationIn(Schema):
     incarnation: UUID
+
+
+class StopIn(Schema):
+    incarnation: UUID | None = Field(None, description="the owner's; an operator or admin may leave it out")
 
 
 class HeartbeatOut(Schema):

@@ -15,7 +15,7 @@ from juggernaut.asgi import application
 from juggernaut.events import publish
 from juggernaut.events.relay import get_relay
 from juggernaut.models import ApiToken
-from tests.juggernaut.test_events import _sse_open, stop_relays, ws_connect  # noqa: F401
+from tests.juggernaut.test_events import _sse_open, ws_connect
 
 TOPICS = ["crash.a", "crash.b"]
 BAD_FRAMES = [
@@ -42,7 +42,7 @@ def relay_watches(*topics: str) -> bool:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_it_answers_every_bad_frame_with_an_error_and_stays_consistent(make_token, stop_relays):  # noqa: F811
+async def test_it_answers_every_bad_frame_with_an_error_and_stays_consistent(make_token, stop_relays):
     comm = await ws_connect(await sync_to_async(make_token)("read"))
     await subscribed(comm)
     for frame, code in BAD_FRAMES:
@@ -62,7 +62,7 @@ async def test_it_answers_every_bad_frame_with_an_error_and_stays_consistent(mak
 @pytest.mark.django_db(transaction=True)
 async def test_it_closes_a_crashed_consumer_with_1011_and_unwatches_its_topics(
     make_token,
-    stop_relays,  # noqa: F811
+    stop_relays,
     monkeypatch,
 ):
     comm = await ws_connect(await sync_to_async(make_token)("read"))
@@ -88,7 +88,7 @@ async def test_it_closes_a_crashed_consumer_with_1011_and_unwatches_its_topics(
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_it_unwatches_topics_when_a_subscription_fails_halfway(make_token, stop_relays, monkeypatch):  # noqa: F811
+async def test_it_unwatches_topics_when_a_subscription_fails_halfway(make_token, stop_relays, monkeypatch):
     comm = await ws_connect(await sync_to_async(make_token)("read"))
 
     def broken(*args, **kwargs):
@@ -107,7 +107,7 @@ async def test_it_unwatches_topics_when_a_subscription_fails_halfway(make_token,
 async def test_it_closes_websockets_and_sse_streams_when_their_token_is_revoked(
     alice,
     make_token,
-    stop_relays,  # noqa: F811
+    stop_relays,
 ):
     raw = await sync_to_async(make_token)("read")
     kept = await sync_to_async(make_token)("read")

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from juggernaut.engine.models import EngineState, Status, Task, Worker
+from juggernaut.engine.models import EngineState, Status, Task, Worker, runs_kind
 from juggernaut.engine.services.common import (
     AUTONOMY,
     BLOCKED_TOO_LONG,
@@ -80,31 +80,42 @@ def tasks_rescue(ids: Iterable[int], *, now, why: str, extra: Q | None = None) -
     return rescued, escalated
 
 
-def _live_capability_sets(now) -> list[set[str]]:
-    return [set(c or []) for c in Worker.objects.live(now).values_list("capabilities", flat=True)]
+def _live_workers(now) -> list[tuple[set[str], list[str]]]:
+    """(capabilities, kinds) of every live worker."""
+    return [(set(c or []), k) for c, k in Worker.objects.live(now).values_list("capabilities", "kinds")]
 
 
-def _why_unrunnable(required: list[str], live: list[set[str]]) -> tuple[str, str]:
+def _runnable(required: list[str], kind: str, live: list[tuple[set[str], list[str]]]) -> bool:
+    return any(set(required or []) <= caps and runs_kind(kinds, kind) for caps, kinds in live)
+
+
+def _why_unrunnable(required: list[str], kind: str, live: list[tuple[set[str], list[str]]]) -> tuple[str, str]:
     need = ", ".join(required) or "(none)"
     action = f"Start a worker with capabilities: {need} (manage.py engine_worker --capabilities {','.join(required)})."
     if not live:
         return "No worker is alive to run it.", action
-    missing = sorted(set(required) - set().union(*live))
+    if not any(runs_kind(kinds, kind) for _, kinds in live):
+        return (
+            f"No live worker runs tasks of kind {kind}.",
+            f"Start a worker with a handler for {kind} (registered in an app's handlers.py), or an external "
+            f'worker registered with kinds ["{kind}"].',
+        )
+    missing = sorted(set(required) - set().union(*(caps for caps, _ in live)))
     if missing:
         return f"No live worker has {', '.join(missing)}.", action
-    return f"No single live worker has all of {need}.", action
+    return f"No single live worker that runs {kind} has all of {need}.", action
 
 
 def tasks_unblock_capable(*, now=None) -> int:
     """Tasks blocked for want of a capable worker go back to pending once such a worker is alive."""
     now = now or timezone.now()
-    live = _live_capability_sets(now)
+    live = _live_workers(now)
     candidates = [
         pk
-        for pk, required in Task.objects.filter(
+        for pk, required, kind in Task.objects.filter(
             status=Status.BLOCKED, reason_code=NO_CAPABLE_WORKER
-        ).values_list("id", "required_capabilities")
-        if any(set(required or []) <= caps for caps in live)
+        ).values_list("id", "required_capabilities", "kind")
+        if _runnable(required, kind, live)
     ]
     moved = 0
     for chunk in _chunks(candidates):
@@ -130,12 +141,13 @@ def tasks_unblock_capable(*, now=None) -> int:
 
 
 def _tasks_block_unrunnable(*, now) -> int:
-    live = _live_capability_sets(now)
+    live = _live_workers(now)
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for pk, required in Task.objects.filter(status=Status.PENDING).values_list("id", "required_capabilities"):
+    pending = Task.objects.filter(status=Status.PENDING).values_list("id", "required_capabilities", "kind")
+    for pk, required, kind in pending:
         required = sorted(required or [])
-        if not any(set(required) <= caps for caps in live):
-            groups[_why_unrunnable(required, live)].append(pk)
+        if not _runnable(required, kind, live):
+            groups[_why_unrunnable(required, kind, live)].append(pk)
     moved = 0
     for (reason, action), ids in groups.items():
         for chunk in _chunks(ids):

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from juggernaut.engine.errors import EngineError
-from juggernaut.engine.models import Status, Task, TaskEvent
+from juggernaut.engine.models import ANY_KIND, Status, Task, TaskEvent
 from juggernaut.events import publish
 
 TOPIC = "engine"
@@ -75,6 +75,23 @@ def clean_capabilities(value: Iterable[str] | None, *, field_name: str = "capabi
             status=422,
         )
     return caps
+
+
+def clean_kinds(value: Iterable[str] | None) -> list[str]:
+    """The task kinds a worker runs: kind names, or ``["*"]`` (the default) for any kind."""
+    if value is None:
+        return [ANY_KIND]
+    if isinstance(value, str) or not all(isinstance(k, str) for k in value):
+        raise EngineError("bad_kinds", "kinds must be a list of strings", status=422)
+    kinds = sorted({k.strip() for k in value if k.strip()})
+    bad = [k for k in kinds if k != ANY_KIND and not KIND_RE.match(k)]
+    if bad or len(kinds) > 200:
+        raise EngineError(
+            "bad_kinds",
+            f"kinds: at most 200 task kinds, or \"*\" for any (bad: {', '.join(bad)[:200]})",
+            status=422,
+        )
+    return [ANY_KIND] if ANY_KIND in kinds else kinds
 
 
 def _task_data(task: Task, **extra: Any) -> dict:
