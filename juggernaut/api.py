@@ -189,7 +189,6 @@ api.add_router("/events", events_router)
 api.add_router("/tokens", tokens_router)
 
 
-
 def _mount_app_routers() -> None:
     """Each app's ``router`` from its ``api.py``, at ``/<app label>`` (or the module's ``PREFIX``)."""
     for config, module in app_modules("api"):
