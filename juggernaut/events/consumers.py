@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from juggernaut import hq
+from juggernaut.errors import HQError
 from juggernaut.events import EventError, events_after, group_name, last_seqs, topic_validate
 from juggernaut.events.relay import get_relay
 
@@ -144,7 +145,7 @@ class EventsConsumer(SubscribingConsumer):
             await self.send(text_data=json.dumps(env))
 
     async def _send_error(self, code: str, message: str) -> None:
-        await self.send(text_data=json.dumps({"error": {"code": code, "message": message, "details": None}}))
+        await self.send(text_data=json.dumps(HQError(code, message).as_dict()))
 
 
 class HQConsumer(SubscribingConsumer):
