@@ -17,6 +17,7 @@ request asks for ``stream``, else one JSON body), an ``Fail`` (a JSON error befo
   ``GET /generation?id=`` answering 404 until the generation is "recorded".
 """
 
+import contextlib
 import itertools
 import json
 import re
@@ -158,10 +159,8 @@ class FakeOpenRouter:
             protocol_version = "HTTP/1.1"
 
             def handle(self) -> None:
-                try:
+                with contextlib.suppress(ConnectionError, TimeoutError):  # a client that went away
                     super().handle()
-                except (ConnectionError, TimeoutError):  # a client that cancelled or went away
-                    pass
 
             def do_GET(self) -> None:
                 fake._get(self)
@@ -376,7 +375,7 @@ class FakeOpenRouter:
                 self.generations.setdefault(gen_id, {"id": gen_id, "total_cost": float(turn.cost), "model": turn.model})
         try:
             self._start_stream(h)
-            for i in range(turn.keepalives):
+            for _ in range(turn.keepalives):
                 self._chunk(h, PROCESSING)
                 time.sleep(turn.first_token_delay / max(turn.keepalives, 1))
             if not turn.keepalives and turn.first_token_delay:
