@@ -82,7 +82,11 @@ class ToolCall:
     type: str = "function"
 
     def as_dict(self) -> dict:
-        return {"id": self.id, "type": self.type, "function": {"name": self.name, "arguments": self.arguments}}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
 
 
 @dataclass
@@ -414,7 +418,9 @@ class OpenRouterClient:
         try:
             data = response.json()
         except ValueError as exc:
-            raise OpenRouterError("bad_response", "the answer is not JSON", status=response.status_code) from exc
+            raise OpenRouterError(
+                "bad_response", "the answer is not JSON", status=response.status_code
+            ) from exc
         assembler = CompletionAssembler()
         assembler.add(data if isinstance(data, dict) else {})
         completion = assembler.finish()
@@ -436,7 +442,9 @@ class OpenRouterClient:
             try:
                 response = self.chat_session.post(url, json=body, stream=stream, timeout=self.timeout)
             except requests.ConnectTimeout as exc:
-                raise OpenRouterError("timeout", f"no connection to {self.base_url} within the timeout") from exc
+                raise OpenRouterError(
+                    "timeout", f"no connection to {self.base_url} within the timeout"
+                ) from exc
             except requests.Timeout as exc:
                 raise OpenRouterError("timeout", "the server did not answer within the timeout") from exc
             except requests.ConnectionError as exc:
@@ -458,7 +466,9 @@ class OpenRouterClient:
         try:
             response = self.session.get(f"{self.base_url}{path}", params=params or None, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise OpenRouterError("unreachable", f"cannot reach {self.base_url}: {exc.__class__.__name__}") from exc
+            raise OpenRouterError(
+                "unreachable", f"cannot reach {self.base_url}: {exc.__class__.__name__}"
+            ) from exc
         if response.status_code != 200:
             raise error_from_response(response)
         try:

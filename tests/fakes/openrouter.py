@@ -278,7 +278,11 @@ class FakeOpenRouter:
         message: dict = {"role": "assistant", "content": turn.text or None}
         if turn.tools:
             message["tool_calls"] = [
-                {"id": t.id or f"call_{i}", "type": "function", "function": {"name": t.name, "arguments": t.arguments}}
+                {
+                    "id": t.id or f"call_{i}",
+                    "type": "function",
+                    "function": {"name": t.name, "arguments": t.arguments},
+                }
                 for i, t in enumerate(turn.tools)
             ]
         answer = {
@@ -333,7 +337,9 @@ class FakeOpenRouter:
         events: list[bytes] = []
         pieces = [turn.text[i : i + turn.fragment] for i in range(0, len(turn.text), turn.fragment)]
         if not pieces:
-            events.append(event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]))
+            events.append(
+                event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
+            )
         errored = False
         for n, piece in enumerate(pieces):
             if turn.error_after is not None and n == turn.error_after:
@@ -350,21 +356,38 @@ class FakeOpenRouter:
                         call.update({"id": tool_id, "type": "function"})
                     if k == 0:
                         call["function"]["name"] = tool.name
-                    events.append(event([{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]))
+                    events.append(
+                        event([{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}])
+                    )
             if turn.error_after is not None and turn.error_after >= len(pieces):
                 errored = True
         if errored:
             code = turn.error_code
             events.append(
                 event(
-                    [{"index": 0, "delta": {"content": ""}, "finish_reason": "error", "native_finish_reason": "error"}],
+                    [
+                        {
+                            "index": 0,
+                            "delta": {"content": ""},
+                            "finish_reason": "error",
+                            "native_finish_reason": "error",
+                        }
+                    ],
                     error={"code": code, "message": turn.error_message},
                 )
             )
         else:
             events.append(
-                event([{"index": 0, "delta": {}, "finish_reason": turn.finish_reason,
-                        "native_finish_reason": turn.native_finish_reason or turn.finish_reason}])  # fmt: skip
+                event(
+                    [
+                        {
+                            "index": 0,
+                            "delta": {},
+                            "finish_reason": turn.finish_reason,
+                            "native_finish_reason": turn.native_finish_reason or turn.finish_reason,
+                        }
+                    ]
+                )  # fmt: skip
             )
         if turn.usage:
             events.append(event([], usage=self._usage(turn)))
@@ -372,7 +395,9 @@ class FakeOpenRouter:
             events.append(b"data: [DONE]\n\n")
         if turn.cost is not None:
             with self.lock:
-                self.generations.setdefault(gen_id, {"id": gen_id, "total_cost": float(turn.cost), "model": turn.model})
+                self.generations.setdefault(
+                    gen_id, {"id": gen_id, "total_cost": float(turn.cost), "model": turn.model}
+                )
         try:
             self._start_stream(h)
             for _ in range(turn.keepalives):

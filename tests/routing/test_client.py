@@ -21,7 +21,11 @@ def test_it_sends_the_key_attribution_headers_and_openrouter_fields(client, fake
         "messages": MESSAGES,
         "tools": [WEATHER],
         "tool_choice": "auto",
-        "provider": {"max_price": {"prompt": 2.5, "completion": 10}, "sort": "price", "allow_fallbacks": True},
+        "provider": {
+            "max_price": {"prompt": 2.5, "completion": 10},
+            "sort": "price",
+            "allow_fallbacks": True,
+        },
     }
     client.chat_stream(body).collect()
     sent = fake_openrouter.requests[-1]
@@ -34,7 +38,9 @@ def test_it_sends_the_key_attribution_headers_and_openrouter_fields(client, fake
 
 def test_it_streams_text_ignoring_keepalive_comments_and_reads_the_usage_chunk(client, fake_openrouter):
     fake_openrouter.script(
-        Reply(text="Sunny, 21 °C.", keepalives=3, prompt_tokens=40, completion_tokens=7, cost=Decimal("0.00042"))
+        Reply(
+            text="Sunny, 21 °C.", keepalives=3, prompt_tokens=40, completion_tokens=7, cost=Decimal("0.00042")
+        )
     )
     stream = client.chat_stream({"model": "openai/gpt-4o-mini", "messages": MESSAGES})
     pieces = list(stream)
@@ -68,8 +74,13 @@ def test_the_decoder_takes_any_cut_of_the_bytes():
 def test_it_assembles_tool_call_arguments_split_mid_token_and_mid_character(client, fake_openrouter):
     args = '{"city": "Mün🚀chen", "days": 3}'
     fake_openrouter.script(
-        Reply(tools=[Tool("weather", args), Tool("clock", '{"tz": "Europe/Berlin"}')], finish_reason="tool_calls",
-              fragment=2, ascii=True, byte_split=7)  # fmt: skip
+        Reply(
+            tools=[Tool("weather", args), Tool("clock", '{"tz": "Europe/Berlin"}')],
+            finish_reason="tool_calls",
+            fragment=2,
+            ascii=True,
+            byte_split=7,
+        )  # fmt: skip
     )
     completion = client.chat_stream({"model": "m", "messages": MESSAGES, "tools": [WEATHER]}).collect()
     assert [(c.name, c.arguments) for c in completion.tool_calls] == [
@@ -91,8 +102,14 @@ def test_it_treats_tool_calls_ending_with_stop_or_null_as_tool_calls(client, fak
 
 def test_it_keeps_repeated_ids_once_and_names_empty_or_duplicate_ids(client, fake_openrouter):
     fake_openrouter.script(
-        Reply(tools=[Tool("a", '{"n": 1}', id="call_x", repeat_id=True), Tool("b", "{}", id="call_x"),
-                     Tool("c", "{}", id="")], finish_reason="tool_calls")  # fmt: skip
+        Reply(
+            tools=[
+                Tool("a", '{"n": 1}', id="call_x", repeat_id=True),
+                Tool("b", "{}", id="call_x"),
+                Tool("c", "{}", id=""),
+            ],
+            finish_reason="tool_calls",
+        )  # fmt: skip
     )
     calls = client.chat_stream({"model": "m", "messages": MESSAGES}).collect().tool_calls
     assert [c.id for c in calls] == ["call_x", "call_x_1", "call_2"]
@@ -113,7 +130,9 @@ def test_a_non_streamed_completion_reads_tool_calls_and_usage(client, fake_openr
 
 
 @pytest.mark.parametrize("code", [502, "server_error"])
-def test_a_mid_stream_error_chunk_ends_the_stream_with_the_error_and_keeps_what_came(client, fake_openrouter, code):
+def test_a_mid_stream_error_chunk_ends_the_stream_with_the_error_and_keeps_what_came(
+    client, fake_openrouter, code
+):
     fake_openrouter.script(Reply(text="The answer is forty", fragment=4, error_after=2, error_code=code))
     completion = client.chat_stream({"model": "m", "messages": MESSAGES}).collect()
     assert completion.content == "The answ"  # two fragments of four characters
@@ -131,7 +150,16 @@ def test_a_stream_cut_without_done_is_an_error(client, fake_openrouter):
 
 @pytest.mark.parametrize(
     ("status", "permanent"),
-    [(400, True), (401, True), (402, True), (404, True), (408, False), (429, False), (502, False), (503, False)],
+    [
+        (400, True),
+        (401, True),
+        (402, True),
+        (404, True),
+        (408, False),
+        (429, False),
+        (502, False),
+        (503, False),
+    ],
 )
 def test_it_raises_json_errors_before_the_stream(client, fake_openrouter, status, permanent):
     fake_openrouter.script(*[Fail(status, f"failed with {status}", retry_after="1")] * 4)
@@ -154,7 +182,9 @@ def test_a_402_carries_its_metadata_and_is_permanent(client, fake_openrouter):
     fake_openrouter.script(Fail(402, "Insufficient credits", retry_after="30", metadata={"needed": 0.5}))
     with pytest.raises(OpenRouterError) as caught:
         client.chat({"model": "m", "messages": MESSAGES})
-    assert caught.value.permanent and caught.value.metadata == {"needed": 0.5} and caught.value.retry_after == 30
+    assert (
+        caught.value.permanent and caught.value.metadata == {"needed": 0.5} and caught.value.retry_after == 30
+    )
 
 
 def test_a_wrong_key_is_a_permanent_401(fake_openrouter):
@@ -193,7 +223,9 @@ def test_a_server_that_never_accepts_times_out_on_connect(settings):
             s.setblocking(False)
             s.connect_ex(("127.0.0.1", port))
             fillers.append(s)
-        client = OpenRouterClient(base_url=f"http://127.0.0.1:{port}/api/v1", api_key="k", connect_timeout=0.5)
+        client = OpenRouterClient(
+            base_url=f"http://127.0.0.1:{port}/api/v1", api_key="k", connect_timeout=0.5
+        )
         started = time.monotonic()
         with pytest.raises(OpenRouterError) as caught:
             client.chat({"model": "m", "messages": MESSAGES})
