@@ -19,7 +19,7 @@ def fake_openrouter(settings) -> Iterator[FakeOpenRouter]:
 
 
 @pytest.fixture
-def client(fake_openrouter) -> OpenRouterClient:
+def openrouter(fake_openrouter) -> OpenRouterClient:
     """A client of the fake; ``client.slept`` lists the pauses it took between retries."""
     c = OpenRouterClient()
     c.slept = []

@@ -29,11 +29,11 @@ def rollup(period: str = "day", mode: str = "", session: str = "") -> CostTracki
 
 
 @pytest.mark.django_db
-def test_it_records_a_call_with_its_real_cost_and_rolls_it_up(client, fake_openrouter):
+def test_it_records_a_call_with_its_real_cost_and_rolls_it_up(openrouter, fake_openrouter):
     fake_openrouter.script(Reply(text="Yes, restart it.", prompt_tokens=30, completion_tokens=5, cost=Decimal("0.00002"),
                                  model="openai/gpt-4o-mini", keepalives=1))  # fmt: skip
     usage, completion = services.completion_run(
-        "ops", MESSAGES, max_tokens=300, session="s-1", run="r-1", client=client
+        "ops", MESSAGES, max_tokens=300, session="s-1", run="r-1", client=openrouter
     )
     assert completion.content == "Yes, restart it."
     usage.refresh_from_db()
@@ -68,12 +68,12 @@ def test_it_records_a_call_with_its_real_cost_and_rolls_it_up(client, fake_openr
 
 
 @pytest.mark.django_db
-def test_a_stream_failing_halfway_is_charged_what_its_usage_says(client, fake_openrouter):
+def test_a_stream_failing_halfway_is_charged_what_its_usage_says(openrouter, fake_openrouter):
     fake_openrouter.script(
         Reply(text="Restarting now, then", error_after=2, cost=Decimal("0.000011"), completion_tokens=3)
     )
     with pytest.raises(RoutingError) as caught:
-        services.completion_run("ops", MESSAGES, max_tokens=500, client=client)
+        services.completion_run("ops", MESSAGES, max_tokens=500, client=openrouter)
     assert caught.value.code == "model_error" and caught.value.status == 502
     assert caught.value.details["retryable"] is True
     usage = Usage.objects.get()
@@ -85,10 +85,10 @@ def test_a_stream_failing_halfway_is_charged_what_its_usage_says(client, fake_op
 
 
 @pytest.mark.django_db
-def test_a_stream_failing_halfway_without_usage_is_charged_the_whole_reservation(client, fake_openrouter):
+def test_a_stream_failing_halfway_without_usage_is_charged_the_whole_reservation(openrouter, fake_openrouter):
     fake_openrouter.script(Reply(text="Restarting now, then", error_after=2, usage=False, cost=None))
     with pytest.raises(RoutingError):
-        services.completion_run("ops", MESSAGES, max_tokens=500, client=client)
+        services.completion_run("ops", MESSAGES, max_tokens=500, client=openrouter)
     usage = Usage.objects.get()
     reserved = worst_case("ops", 500)
     assert usage.cost_source == "reservation" and usage.cost_usd == reserved == usage.reserved_usd
@@ -98,22 +98,22 @@ def test_a_stream_failing_halfway_without_usage_is_charged_the_whole_reservation
 
 
 @pytest.mark.django_db
-def test_a_cut_stream_without_usage_is_charged_the_generations_exact_cost(client, fake_openrouter):
+def test_a_cut_stream_without_usage_is_charged_the_generations_exact_cost(openrouter, fake_openrouter):
     fake_openrouter.script(Reply(text="Partial answer", usage=False, done=False, cost=Decimal("0.0000071")))
     with pytest.raises(RoutingError):
-        services.completion_run("ops", MESSAGES, max_tokens=500, client=client)
+        services.completion_run("ops", MESSAGES, max_tokens=500, client=openrouter)
     usage = Usage.objects.get()
     assert usage.cost_source == "generation" and usage.cost_usd == Decimal("0.0000071")
     assert usage.error_code == "connection_lost"
 
 
 @pytest.mark.django_db
-def test_an_error_before_the_stream_is_recorded_and_costs_nothing(client, fake_openrouter):
+def test_an_error_before_the_stream_is_recorded_and_costs_nothing(openrouter, fake_openrouter):
     from tests.fakes.openrouter import Fail
 
     fake_openrouter.script(Fail(402, "Insufficient credits"))
     with pytest.raises(RoutingError) as caught:
-        services.completion_run("ops", MESSAGES, client=client)
+        services.completion_run("ops", MESSAGES, client=openrouter)
     assert caught.value.code == "model_error" and caught.value.details["retryable"] is False
     usage = Usage.objects.get()
     assert usage.cost_usd == 0 and usage.error_code == "402" and "Insufficient credits" in usage.error
@@ -121,10 +121,10 @@ def test_an_error_before_the_stream_is_recorded_and_costs_nothing(client, fake_o
 
 
 @pytest.mark.django_db
-def test_it_refuses_a_call_whose_worst_case_does_not_fit(client, fake_openrouter):
+def test_it_refuses_a_call_whose_worst_case_does_not_fit(openrouter, fake_openrouter):
     services.budget_set(scope="mode", mode="ops", period="day", limit_usd=Decimal("0.0001"))
     with pytest.raises(RoutingError) as caught:
-        services.completion_run("ops", MESSAGES, max_tokens=1000, client=client)
+        services.completion_run("ops", MESSAGES, max_tokens=1000, client=openrouter)
     assert caught.value.code == "budget_exceeded" and caught.value.status == 402
     assert "Budget exceeded: the daily budget of mode ops has $0.0001 left" in caught.value.message
     assert fake_openrouter.chat_bodies() == []  # nothing was sent
@@ -133,7 +133,7 @@ def test_it_refuses_a_call_whose_worst_case_does_not_fit(client, fake_openrouter
 
 
 @pytest.mark.django_db
-def test_it_lowers_max_tokens_to_fit_when_that_still_leaves_a_useful_answer(client, fake_openrouter):
+def test_it_lowers_max_tokens_to_fit_when_that_still_leaves_a_useful_answer(openrouter, fake_openrouter):
     budget, _ = services.budget_set(
         scope="global", period="day", limit_usd=worst_case("ops", 600).quantize(Decimal("0.000001"))
     )
@@ -141,32 +141,34 @@ def test_it_lowers_max_tokens_to_fit_when_that_still_leaves_a_useful_answer(clie
     prompt_part = services.prompt_token_bounds(MESSAGES)[1] * Decimal("0.00000015")
     expected = int((budget.limit_usd - prompt_part) / Decimal("0.0000006"))  # gpt-4o-mini: $0.60/M out
     assert 590 < expected <= 600
-    usage, _ = services.completion_run("ops", MESSAGES, max_tokens=1000, client=client)
+    usage, _ = services.completion_run("ops", MESSAGES, max_tokens=1000, client=openrouter)
     assert fake_openrouter.chat_bodies()[-1]["max_tokens"] == expected
     assert usage.max_tokens == expected and f"max_tokens lowered to {expected}" in usage.reason
     assert usage.reserved_usd <= budget.limit_usd
 
 
 @pytest.mark.django_db
-def test_it_refuses_when_lowering_would_leave_less_than_a_useful_answer(client, fake_openrouter, settings):
+def test_it_refuses_when_lowering_would_leave_less_than_a_useful_answer(
+    openrouter, fake_openrouter, settings
+):
     settings.ROUTING_MIN_USEFUL_TOKENS = 256
     services.budget_set(scope="session", session="s-9", period="total", limit_usd=worst_case("ops", 200))
     with pytest.raises(RoutingError) as caught:
-        services.completion_run("ops", MESSAGES, max_tokens=1000, session="s-9", client=client)
+        services.completion_run("ops", MESSAGES, max_tokens=1000, session="s-9", client=openrouter)
     assert caught.value.code == "budget_exceeded" and "total budget of session s-9" in caught.value.message
     # another session is not limited by s-9's budget
-    services.completion_run("ops", MESSAGES, max_tokens=1000, session="s-10", client=client)
+    services.completion_run("ops", MESSAGES, max_tokens=1000, session="s-10", client=openrouter)
 
 
 @pytest.mark.django_db
-def test_crossing_a_soft_limit_raises_an_event(client, fake_openrouter):
+def test_crossing_a_soft_limit_raises_an_event(openrouter, fake_openrouter):
     services.budget_set(
         scope="global", period="month", limit_usd=Decimal("1"), soft_limit_usd=Decimal("0.00003")
     )
     fake_openrouter.script(Reply(text="a", cost=Decimal("0.00002")), Reply(text="b", cost=Decimal("0.00002")))
-    services.completion_run("ops", MESSAGES, client=client)
+    services.completion_run("ops", MESSAGES, client=openrouter)
     assert not Event.objects.filter(type="budget_threshold").exists()
-    services.completion_run("ops", MESSAGES, client=client)
+    services.completion_run("ops", MESSAGES, client=openrouter)
     event = Event.objects.get(type="budget_threshold")
     assert event.data["level"] == "soft" and event.data["budget"] == "monthly budget of all calls"
 

@@ -14,7 +14,7 @@ MESSAGES = [{"role": "user", "content": "What is the weather in Munich?"}]
 WEATHER = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
 
 
-def test_it_sends_the_key_attribution_headers_and_openrouter_fields(client, fake_openrouter):
+def test_it_sends_the_key_attribution_headers_and_openrouter_fields(openrouter, fake_openrouter):
     body = {
         "model": "openai/gpt-4o",
         "models": ["openai/gpt-4o", "anthropic/claude-sonnet-4"],
@@ -27,7 +27,7 @@ def test_it_sends_the_key_attribution_headers_and_openrouter_fields(client, fake
             "allow_fallbacks": True,
         },
     }
-    client.chat_stream(body).collect()
+    openrouter.chat_stream(body).collect()
     sent = fake_openrouter.requests[-1]
     assert sent["headers"]["Authorization"] == "Bearer sk-or-test"
     assert sent["headers"]["HTTP-Referer"] and sent["headers"]["X-Title"] == "Juggernaut HQ"
@@ -36,13 +36,13 @@ def test_it_sends_the_key_attribution_headers_and_openrouter_fields(client, fake
     assert sent["body"]["tool_choice"] == "auto" and sent["body"]["tools"] == [WEATHER]
 
 
-def test_it_streams_text_ignoring_keepalive_comments_and_reads_the_usage_chunk(client, fake_openrouter):
+def test_it_streams_text_ignoring_keepalive_comments_and_reads_the_usage_chunk(openrouter, fake_openrouter):
     fake_openrouter.script(
         Reply(
             text="Sunny, 21 °C.", keepalives=3, prompt_tokens=40, completion_tokens=7, cost=Decimal("0.00042")
         )
     )
-    stream = client.chat_stream({"model": "openai/gpt-4o-mini", "messages": MESSAGES})
+    stream = openrouter.chat_stream({"model": "openai/gpt-4o-mini", "messages": MESSAGES})
     pieces = list(stream)
     completion = stream.completion
     assert "".join(pieces) == "Sunny, 21 °C." == completion.content
@@ -55,10 +55,10 @@ def test_it_streams_text_ignoring_keepalive_comments_and_reads_the_usage_chunk(c
     assert completion.error is None and completion.first_token_seconds is not None
 
 
-def test_it_decodes_bytes_cut_inside_utf8_characters(client, fake_openrouter):
+def test_it_decodes_bytes_cut_inside_utf8_characters(openrouter, fake_openrouter):
     text = "Grüße aus München — 東京 🚀 ok"
     fake_openrouter.script(Reply(text=text, byte_split=1))  # every byte its own HTTP chunk
-    assert client.chat_stream({"model": "m", "messages": MESSAGES}).collect().content == text
+    assert openrouter.chat_stream({"model": "m", "messages": MESSAGES}).collect().content == text
 
 
 def test_the_decoder_takes_any_cut_of_the_bytes():
@@ -71,7 +71,7 @@ def test_the_decoder_takes_any_cut_of_the_bytes():
         assert events == ['{"x": "Zürich 🚀"}', "[DONE]"] and decoder.comments == 1
 
 
-def test_it_assembles_tool_call_arguments_split_mid_token_and_mid_character(client, fake_openrouter):
+def test_it_assembles_tool_call_arguments_split_mid_token_and_mid_character(openrouter, fake_openrouter):
     args = '{"city": "Mün🚀chen", "days": 3}'
     fake_openrouter.script(
         Reply(
@@ -82,7 +82,7 @@ def test_it_assembles_tool_call_arguments_split_mid_token_and_mid_character(clie
             byte_split=7,
         )  # fmt: skip
     )
-    completion = client.chat_stream({"model": "m", "messages": MESSAGES, "tools": [WEATHER]}).collect()
+    completion = openrouter.chat_stream({"model": "m", "messages": MESSAGES, "tools": [WEATHER]}).collect()
     assert [(c.name, c.arguments) for c in completion.tool_calls] == [
         ("weather", args),
         ("clock", '{"tz": "Europe/Berlin"}'),
@@ -92,15 +92,15 @@ def test_it_assembles_tool_call_arguments_split_mid_token_and_mid_character(clie
 
 
 @pytest.mark.parametrize("reason", ["stop", None])
-def test_it_treats_tool_calls_ending_with_stop_or_null_as_tool_calls(client, fake_openrouter, reason):
+def test_it_treats_tool_calls_ending_with_stop_or_null_as_tool_calls(openrouter, fake_openrouter, reason):
     fake_openrouter.script(Reply(tools=[Tool("weather", '{"city": "Oslo"}')], finish_reason=reason))
-    completion = client.chat_stream({"model": "m", "messages": MESSAGES}).collect()
+    completion = openrouter.chat_stream({"model": "m", "messages": MESSAGES}).collect()
     assert completion.finish_reason == "tool_calls"
     assert completion.native_finish_reason == reason
     assert completion.tool_calls[0].arguments == '{"city": "Oslo"}'
 
 
-def test_it_keeps_repeated_ids_once_and_names_empty_or_duplicate_ids(client, fake_openrouter):
+def test_it_keeps_repeated_ids_once_and_names_empty_or_duplicate_ids(openrouter, fake_openrouter):
     fake_openrouter.script(
         Reply(
             tools=[
@@ -111,15 +111,15 @@ def test_it_keeps_repeated_ids_once_and_names_empty_or_duplicate_ids(client, fak
             finish_reason="tool_calls",
         )  # fmt: skip
     )
-    calls = client.chat_stream({"model": "m", "messages": MESSAGES}).collect().tool_calls
+    calls = openrouter.chat_stream({"model": "m", "messages": MESSAGES}).collect().tool_calls
     assert [c.id for c in calls] == ["call_x", "call_x_1", "call_2"]
     assert calls[0].arguments == '{"n": 1}'
 
 
-def test_a_non_streamed_completion_reads_tool_calls_and_usage(client, fake_openrouter):
+def test_a_non_streamed_completion_reads_tool_calls_and_usage(openrouter, fake_openrouter):
     fake_openrouter.script(Reply(text="", tools=[Tool("weather", '{"city": "Rome"}', id="call_1")],
                                  finish_reason="tool_calls", cost=Decimal("0.002")))  # fmt: skip
-    completion = client.chat({"model": "m", "messages": MESSAGES, "tools": [WEATHER]})
+    completion = openrouter.chat({"model": "m", "messages": MESSAGES, "tools": [WEATHER]})
     assert completion.tool_calls[0].as_dict() == {
         "id": "call_1",
         "type": "function",
@@ -131,10 +131,10 @@ def test_a_non_streamed_completion_reads_tool_calls_and_usage(client, fake_openr
 
 @pytest.mark.parametrize("code", [502, "server_error"])
 def test_a_mid_stream_error_chunk_ends_the_stream_with_the_error_and_keeps_what_came(
-    client, fake_openrouter, code
+    openrouter, fake_openrouter, code
 ):
     fake_openrouter.script(Reply(text="The answer is forty", fragment=4, error_after=2, error_code=code))
-    completion = client.chat_stream({"model": "m", "messages": MESSAGES}).collect()
+    completion = openrouter.chat_stream({"model": "m", "messages": MESSAGES}).collect()
     assert completion.content == "The answ"  # two fragments of four characters
     assert completion.finish_reason == "error"
     assert completion.error is not None and completion.error.code == str(code)
@@ -142,9 +142,9 @@ def test_a_mid_stream_error_chunk_ends_the_stream_with_the_error_and_keeps_what_
     assert completion.usage is not None  # the usage chunk after the error still counts
 
 
-def test_a_stream_cut_without_done_is_an_error(client, fake_openrouter):
+def test_a_stream_cut_without_done_is_an_error(openrouter, fake_openrouter):
     fake_openrouter.script(Reply(text="partial", usage=False, done=False))
-    completion = client.chat_stream({"model": "m", "messages": MESSAGES}).collect()
+    completion = openrouter.chat_stream({"model": "m", "messages": MESSAGES}).collect()
     assert completion.error.code == "connection_lost" and completion.usage is None
 
 
@@ -161,27 +161,27 @@ def test_a_stream_cut_without_done_is_an_error(client, fake_openrouter):
         (503, False),
     ],
 )
-def test_it_raises_json_errors_before_the_stream(client, fake_openrouter, status, permanent):
+def test_it_raises_json_errors_before_the_stream(openrouter, fake_openrouter, status, permanent):
     fake_openrouter.script(*[Fail(status, f"failed with {status}", retry_after="1")] * 4)
     with pytest.raises(OpenRouterError) as caught:
-        client.chat_stream({"model": "m", "messages": MESSAGES})
+        openrouter.chat_stream({"model": "m", "messages": MESSAGES})
     error = caught.value
     assert error.status == status and error.code == str(status) and error.permanent is permanent
     assert error.message == f"failed with {status}" and error.retry_after == 1.0
     # transient errors were retried after the server's Retry-After; permanent ones were not
-    assert client.slept == ([] if permanent else [1.0, 1.0, 1.0])
+    assert openrouter.slept == ([] if permanent else [1.0, 1.0, 1.0])
 
 
-def test_it_retries_a_429_after_retry_after_and_then_streams(client, fake_openrouter):
+def test_it_retries_a_429_after_retry_after_and_then_streams(openrouter, fake_openrouter):
     fake_openrouter.script(Fail(429, "Rate limit exceeded", retry_after="3"), Reply(text="fine"))
-    assert client.chat_stream({"model": "m", "messages": MESSAGES}).collect().content == "fine"
-    assert client.slept == [3.0]
+    assert openrouter.chat_stream({"model": "m", "messages": MESSAGES}).collect().content == "fine"
+    assert openrouter.slept == [3.0]
 
 
-def test_a_402_carries_its_metadata_and_is_permanent(client, fake_openrouter):
+def test_a_402_carries_its_metadata_and_is_permanent(openrouter, fake_openrouter):
     fake_openrouter.script(Fail(402, "Insufficient credits", retry_after="30", metadata={"needed": 0.5}))
     with pytest.raises(OpenRouterError) as caught:
-        client.chat({"model": "m", "messages": MESSAGES})
+        openrouter.chat({"model": "m", "messages": MESSAGES})
     assert (
         caught.value.permanent and caught.value.metadata == {"needed": 0.5} and caught.value.retry_after == 30
     )
@@ -247,9 +247,9 @@ def test_an_unreachable_server_is_a_clear_error(settings):
     assert caught.value.code == "unreachable"
 
 
-def test_cancel_from_another_thread_stops_the_stream_within_a_second(client, fake_openrouter):
+def test_cancel_from_another_thread_stops_the_stream_within_a_second(openrouter, fake_openrouter):
     fake_openrouter.script(Stall(20.0, keepalive_every=0.0))
-    stream = client.chat_stream({"model": "m", "messages": MESSAGES})
+    stream = openrouter.chat_stream({"model": "m", "messages": MESSAGES})
     outcome: dict = {}
 
     def read() -> None:
@@ -270,9 +270,9 @@ def test_cancel_from_another_thread_stops_the_stream_within_a_second(client, fak
     assert outcome["at"] - cancelled_at < 1.0
 
 
-def test_cancel_stops_a_stream_that_keeps_sending(client, fake_openrouter):
+def test_cancel_stops_a_stream_that_keeps_sending(openrouter, fake_openrouter):
     fake_openrouter.script(Reply(text="x" * 400, fragment=1, chunk_delay=0.05))
-    stream = client.chat_stream({"model": "m", "messages": MESSAGES})
+    stream = openrouter.chat_stream({"model": "m", "messages": MESSAGES})
     received = []
     with pytest.raises(OpenRouterError) as caught:
         for piece in stream:
@@ -282,8 +282,8 @@ def test_cancel_stops_a_stream_that_keeps_sending(client, fake_openrouter):
     assert caught.value.code == "cancelled" and len(received) < 100
 
 
-def test_models_reads_string_prices_and_marks_unpriced_models(client):
-    models = {m.id: m for m in client.models()}
+def test_models_reads_string_prices_and_marks_unpriced_models(openrouter):
+    models = {m.id: m for m in openrouter.models()}
     gpt = models["openai/gpt-4o"]
     assert gpt.prompt_price == Decimal("0.0000025") and gpt.completion_price == Decimal("0.00001")
     assert gpt.context_length == 128000 and "tools" in gpt.supported_parameters
@@ -292,19 +292,19 @@ def test_models_reads_string_prices_and_marks_unpriced_models(client):
     assert auto.prompt_price is None and auto.completion_price is None
 
 
-def test_key_reads_limit_remaining_and_usage(client):
-    key = client.key()
+def test_key_reads_limit_remaining_and_usage(openrouter):
+    key = openrouter.key()
     assert key.limit == Decimal("20.0") and key.remaining == Decimal("17.5") and key.usage == Decimal("2.5")
 
 
-def test_generation_is_retried_briefly_on_404(client, fake_openrouter):
+def test_generation_is_retried_briefly_on_404(openrouter, fake_openrouter):
     fake_openrouter.generations["gen-9"] = {"id": "gen-9", "total_cost": 0.0031}
     fake_openrouter.generation_404s["gen-9"] = 2
-    assert client.generation("gen-9")["total_cost"] == 0.0031
-    assert client.slept == [0.5, 0.5]
+    assert openrouter.generation("gen-9")["total_cost"] == 0.0031
+    assert openrouter.slept == [0.5, 0.5]
 
 
-def test_generation_gives_up_on_a_generation_that_never_appears(client):
+def test_generation_gives_up_on_a_generation_that_never_appears(openrouter):
     with pytest.raises(OpenRouterError) as caught:
-        client.generation("gen-missing", attempts=3)
-    assert caught.value.status == 404 and len(client.slept) == 2
+        openrouter.generation("gen-missing", attempts=3)
+    assert caught.value.status == 404 and len(openrouter.slept) == 2

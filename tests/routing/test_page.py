@@ -28,13 +28,13 @@ def test_it_says_how_to_configure_a_key_when_there_is_none(alice_client, setting
     assert status.state == "warn" and status.text.startswith("No OpenRouter key")
 
 
-def test_it_shows_calls_spend_meters_and_prices_per_1k(alice_client, client, fake_openrouter):
+def test_it_shows_calls_spend_meters_and_prices_per_1k(alice_client, openrouter, fake_openrouter):
     services.budget_set(
         scope="global", period="day", limit_usd=Decimal("0.001"), soft_limit_usd=Decimal("0.0008")
     )
     fake_openrouter.script(Reply(text="ok", cost=Decimal("0.00042"), model="openai/gpt-4o-mini"))
-    services.completion_run("ops", MESSAGES, session="sess-7", client=client)
-    services.catalog_sync(client=client)
+    services.completion_run("ops", MESSAGES, session="sess-7", client=openrouter)
+    services.catalog_sync(client=openrouter)
     html = alice_client.get("/routing/").content.decode()
     assert 'id="routing-call-' in html and "$0.0004" in html and "openai/gpt-4o-mini" in html
     assert "Daily budget of all calls" in html and "$0.0004 of $0.0010" in html  # the meter
@@ -47,28 +47,28 @@ def test_it_shows_calls_spend_meters_and_prices_per_1k(alice_client, client, fak
     assert status.state == "ok" and status.text.startswith("Today $0.0004 of $0.0010 across 1 call")
 
 
-def test_the_overview_line_names_a_crossed_soft_limit(client, fake_openrouter):
+def test_the_overview_line_names_a_crossed_soft_limit(openrouter, fake_openrouter):
     services.budget_set(
         scope="global", period="day", limit_usd=Decimal("1"), soft_limit_usd=Decimal("0.0001")
     )
     fake_openrouter.script(Reply(text="ok", cost=Decimal("0.0002")))
-    services.completion_run("ops", MESSAGES, client=client)
+    services.completion_run("ops", MESSAGES, client=openrouter)
     status = live.routing_area_status()
     assert status.state == "warn"
     assert status.text == "Daily budget of all calls: $0.0002 of $1.00, past the soft limit of $0.0001."
 
 
-def test_the_overview_line_says_when_a_budget_is_exhausted(client, fake_openrouter):
+def test_the_overview_line_says_when_a_budget_is_exhausted(openrouter, fake_openrouter):
     services.budget_set(scope="mode", mode="ops", period="month", limit_usd=Decimal("0.0002"))
     fake_openrouter.script(Reply(text="ok", cost=Decimal("0.0002")))
     Budget.objects.update(limit_usd=Decimal("1"))
-    services.completion_run("ops", MESSAGES, client=client)
+    services.completion_run("ops", MESSAGES, client=openrouter)
     Budget.objects.update(limit_usd=Decimal("0.0002"))
     status = live.routing_area_status()
     assert status.state == "error" and "limit reached: calls are refused" in status.text
 
 
-def test_a_refused_key_is_an_error_with_its_next_step(client, fake_openrouter, settings):
+def test_a_refused_key_is_an_error_with_its_next_step(openrouter, fake_openrouter, settings):
     settings.OPENROUTER_API_KEY = "sk-or-revoked"
     services.key_check()
     status = live.routing_area_status()
@@ -79,8 +79,8 @@ def test_a_refused_key_is_an_error_with_its_next_step(client, fake_openrouter, s
     )
 
 
-def test_a_good_key_shows_its_credit(client, fake_openrouter):
-    services.key_check(client=client)
+def test_a_good_key_shows_its_credit(openrouter, fake_openrouter):
+    services.key_check(client=openrouter)
     assert live.key_state()["text"] == "Key set: $17.50 of $20.00 credit left; $2.50 used."
     assert RoutingState.get().key_remaining == Decimal("17.5")
 
