@@ -30,6 +30,7 @@ FRAGMENTS = ["key", "summary", "meters", "charts", "sessions", "calls", "policie
 RECENT_CALLS = 20
 TOP_SESSIONS = 8
 CHART_DAYS = 14
+NEARLY_USED_PCT = 90  # a budget without a soft limit warns from here
 
 
 def key_state() -> dict:
@@ -101,6 +102,8 @@ def budgets_status(now=None) -> list[dict]:
             )
         elif b.soft_limit_usd is not None and spent >= b.soft_limit_usd:
             state, words = "warn", f"past the soft limit of {usd(b.soft_limit_usd)}"
+        elif b.soft_limit_usd is None and pct >= NEARLY_USED_PCT:
+            state, words = "warn", f"only {usd(limit - spent - reserved)} left"
         else:
             state, words = "ok", f"{usd(limit - spent - reserved)} left"
         result.append(
@@ -134,7 +137,11 @@ def spend(now=None) -> dict:
     def per_mode(period: str) -> list[dict]:
         found = rows.filter(period=period, period_start=period_start(period, now)).exclude(mode="")
         return [
-            {"label": r.mode, "value": r.cost_usd, "display": f"{usd(r.cost_usd)} · {r.calls} calls"}
+            {
+                "label": r.mode,
+                "value": r.cost_usd,
+                "display": f"{usd(r.cost_usd)} · {r.calls} call{'' if r.calls == 1 else 's'}",
+            }
             for r in found.order_by("-cost_usd")
         ]
 
@@ -164,25 +171,43 @@ def daily(now=None, days: int = CHART_DAYS) -> list[dict]:
     ]
 
 
-CHART_W, CHART_ROW, CHART_LABEL, CHART_BAR = 400, 16, 92, 210
+CHART_W, COLUMNS_H, COLUMNS_TOP, COLUMNS_BOTTOM = 520, 90, 4, 2
 
 
 def bar_chart(items: list[dict], *, title: str, unit: str = "USD") -> dict:
-    """A horizontal bar chart's geometry for ``routing/_chart.html`` (one row per item)."""
+    """Horizontal bars, one row per item, for ``routing/_chart.html`` (``pct`` of the largest)."""
     peak = max((i["value"] for i in items), default=Decimal(0)) or Decimal(1)
+    return {
+        "kind": "bars",
+        "title": title,
+        "unit": unit,
+        "bars": [{**i, "pct": round(float(i["value"] / peak) * 100, 1)} for i in items],
+        "empty": not any(i["value"] for i in items),
+    }
+
+
+def column_chart(items: list[dict], *, title: str, unit: str = "USD") -> dict:
+    """Vertical columns over time (oldest left), the first and last labelled, the peak marked."""
+    peak = max((i["value"] for i in items), default=Decimal(0))
+    plot = COLUMNS_H - COLUMNS_TOP - COLUMNS_BOTTOM
+    step = CHART_W / max(len(items), 1)
     bars = []
     for n, item in enumerate(items):
-        width = round(float(item["value"] / peak) * CHART_BAR, 1)
-        bars.append({**item, "y": n * CHART_ROW, "text_y": n * CHART_ROW + 11, "w": width,
-                     "value_x": CHART_LABEL + width + 4})  # fmt: skip
+        height = round(float(item["value"] / peak) * plot, 1) if peak else 0
+        bars.append({**item, "x": round(n * step + 2, 1), "w": round(step - 4, 1), "h": height,
+                     "y": round(COLUMNS_TOP + plot - height, 1)})  # fmt: skip
     return {
+        "kind": "columns",
         "title": title,
         "unit": unit,
         "w": CHART_W,
-        "h": max(len(items), 1) * CHART_ROW,
-        "label_w": CHART_LABEL,
+        "h": COLUMNS_H,
+        "base_y": COLUMNS_TOP + plot,
         "bars": bars,
-        "empty": not any(i["value"] for i in items),
+        "first": items[0]["label"] if items else "",
+        "last": items[-1]["label"] if items else "",
+        "peak": usd(peak),
+        "empty": not peak,
     }
 
 
@@ -200,7 +225,7 @@ def context(*, now=None) -> dict:
         "charts": [
             bar_chart(s["today_modes"], title="Today by mode"),
             bar_chart(s["month_modes"], title="This month by mode"),
-            bar_chart(daily(now), title=f"Last {CHART_DAYS} days"),
+            column_chart(daily(now), title=f"Last {CHART_DAYS} days, per UTC day"),
         ],
         "sessions": CostTracking.objects.filter(period=Period.TOTAL)
         .exclude(session="")
@@ -247,7 +272,12 @@ def routing_area_status(now=None) -> AreaStatus:
     if worst is not None:
         label = worst["budget"].label
         text = f"{label[0].upper()}{label[1:]}: {worst['text']}, {worst['words']}."
-        return AreaStatus(worst["state"], text, today + ".")
+        others = sum(1 for b in budgets if b["state"] != "ok") - 1
+        if others:
+            text += (
+                f" {others} more budget{'' if others == 1 else 's'} need{'s' if others == 1 else ''} a look."
+            )
+        return AreaStatus(worst["state"], text, f"{today}. {key['text']}")
     if s["today_errors"]:
         return AreaStatus(
             "warn", f"{today}; {s['today_errors']} failed.", "See the recent calls on the Routing page."

@@ -419,15 +419,20 @@ def usage_record(
 
 
 def usage_event(u: Usage) -> dict:
+    model = u.model_used or u.model_requested
+    outcome = (
+        f"failed ({u.error_code})" if u.error_code else f"{u.prompt_tokens} in / {u.completion_tokens} out"
+    )
     return {
         "id": u.pk,
         "mode": u.mode,
-        "model": u.model_used or u.model_requested,
+        "model": model,
         "cost_usd": str(u.cost_usd.normalize()),
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
         "finish_reason": u.finish_reason,
         "error_code": u.error_code,
+        "message": f"{u.mode} → {model}: {usd(u.cost_usd)}, {outcome}",
     }
 
 
@@ -547,7 +552,7 @@ def catalog_sync(*, client: OpenRouterClient | None = None) -> int:
         RoutingState.objects.filter(pk=state.pk).update(
             models_synced_at=now, models_count=len(entries), sync_error=""
         )
-        publish(TOPIC, "catalog_synced", {"models": len(entries)})
+        publish(TOPIC, "catalog_synced", {"models": len(entries), "message": f"{len(entries)} models synced"})
     return len(entries)
 
 
@@ -564,7 +569,8 @@ def key_check(*, client: OpenRouterClient | None = None) -> RoutingState:
         fields["key_error"] = str(getattr(exc, "message", exc))[:300]
     with transaction.atomic():
         RoutingState.objects.filter(pk=state.pk).update(**fields)
-        publish(TOPIC, "key_checked", {"ok": not fields.get("key_error")})
+        ok = not fields.get("key_error")
+        publish(TOPIC, "key_checked", {"ok": ok, "message": "key accepted" if ok else "key refused"})
     return RoutingState.get()
 
 
@@ -597,7 +603,8 @@ def budget_set(
         budget, created = Budget.objects.update_or_create(
             **key, defaults={"limit_usd": limit_usd, "soft_limit_usd": soft_limit_usd}
         )
-        publish(TOPIC, "budget_set", {"budget": budget.label, "limit_usd": str(limit_usd)})
+        publish(TOPIC, "budget_set", {"budget": budget.label, "limit_usd": str(limit_usd),
+                                      "message": f"{budget.label} set to {usd(limit_usd)}"})  # fmt: skip
     return budget, created
 
 
@@ -624,5 +631,5 @@ def policy_update(mode: str, **changes) -> Policy:
         ) from exc
     with transaction.atomic():
         policy.save()
-        publish(TOPIC, "policy_updated", {"mode": mode})
+        publish(TOPIC, "policy_updated", {"mode": mode, "message": f"policy {mode} changed"})
     return policy
