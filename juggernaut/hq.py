@@ -12,12 +12,7 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
-
-@dataclass
-class AreaStatus:
-    state: str  # ok | busy | idle | warn | error | off | empty
-    text: str
-    detail: str = ""
+from juggernaut.areas import AreaStatus
 
 
 @dataclass
