@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from juggernaut.hq import AreaStatus
+from juggernaut.areas import AreaStatus
 from routing.models import (
     Budget,
     CatalogModel,
