@@ -267,6 +267,8 @@ OPENROUTER_APP_TITLE = env("OPENROUTER_APP_TITLE", "Juggernaut HQ")  # sent as X
 OPENROUTER_CONNECT_TIMEOUT_SECONDS = envfloat("OPENROUTER_CONNECT_TIMEOUT_SECONDS", 10.0)
 OPENROUTER_IDLE_TIMEOUT_SECONDS = envfloat("OPENROUTER_IDLE_TIMEOUT_SECONDS", 60.0)
 OPENROUTER_GENERATION_ATTEMPTS = envint("OPENROUTER_GENERATION_ATTEMPTS", 4)
+# OpenRouter's own request fields (models, provider); off for a server that rejects unknown fields.
+OPENROUTER_EXTENSIONS = envbool("OPENROUTER_EXTENSIONS", True)
 # A call whose worst case does not fit a budget gets max_tokens lowered, down to this, before refusal.
 ROUTING_MIN_USEFUL_TOKENS = envint("ROUTING_MIN_USEFUL_TOKENS", 256)
 

@@ -113,14 +113,11 @@ class Selection:
         return prefs
 
     def body(self, messages: list[dict], *, tools: list[dict] | None = None, tool_choice=None) -> dict:
-        body: dict = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": self.max_tokens,
-            "provider": self.provider(),
-        }
-        if len(self.models) > 1:
-            body["models"] = self.models
+        body: dict = {"model": self.model, "messages": messages, "max_tokens": self.max_tokens}
+        if settings.OPENROUTER_EXTENSIONS:
+            body["provider"] = self.provider()
+            if len(self.models) > 1:
+                body["models"] = self.models
         if tools:
             body["tools"] = tools
             if tool_choice is not None:

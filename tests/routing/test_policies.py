@@ -113,3 +113,10 @@ def test_prompt_bounds_never_undercount_bytes():
     messages = [{"role": "user", "content": "Grüße 🚀" * 50}]
     estimate, upper = services.prompt_token_bounds(messages)
     assert upper >= len(("Grüße 🚀" * 50).encode()) and estimate < upper
+
+
+def test_openrouter_fields_can_be_left_out_for_strict_openai_compatible_servers(settings):
+    selection = services.route_select("code", prompt_tokens=100)
+    settings.OPENROUTER_EXTENSIONS = False
+    body = selection.body([{"role": "user", "content": "hi"}])
+    assert set(body) == {"model", "messages", "max_tokens"}
