@@ -211,7 +211,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
 # One process needs no cross-process layer: every process writes the event log and each web
-# process's relay fans out locally (DESIGN §3).
+# process's relay fans out locally.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels.layers.InMemoryChannelLayer",
@@ -242,7 +242,7 @@ Q_CLUSTER = {
     "label": "Jobs",
 }
 
-# Engine (DESIGN §4).
+# Engine.
 ENGINE_LEASE_SECONDS = envint("ENGINE_LEASE_SECONDS", 60)
 ENGINE_TICK_SECONDS = envint("ENGINE_TICK_SECONDS", 15)
 ENGINE_BLOCKED_ESCALATE_MINUTES = envint("ENGINE_BLOCKED_ESCALATE_MINUTES", 30)
