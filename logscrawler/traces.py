@@ -19,6 +19,7 @@ _NODE_FRAME = re.compile(
 _JAVA_FRAME = re.compile(r"^\s+at ([\w$.<>/]+)\.([\w$<>\-]+)\((?:[^)]*)\)$", re.MULTILINE)
 _GO_PANIC = re.compile(r"^panic: (.*)$", re.MULTILINE)
 _GO_FRAME = re.compile(r"^([\w./\-*()]+?)\.([\w\-*()]+)\(.*\)\n\s+(\S+?):\d+", re.MULTILINE)
+_THREAD_PREFIX = re.compile(r'^Exception in thread "[^"]*" ')
 _EXC_LINE = re.compile(
     r"^(?:Caused by: |Uncaught )?([A-Za-z_$][\w$.]*(?:Error|Exception|Throwable|Panic|Fault)?)(?::\s?(.*))?$"
 )
@@ -108,8 +109,9 @@ def _python(text: str) -> Trace | None:
 
 
 def _exception_line(text: str) -> tuple[str, str] | None:
+    """The first exception line; Java's 'Exception in thread "main" ' prefix dropped."""
     for line in text.splitlines():
-        match = _EXC_LINE.match(line.strip())
+        match = _EXC_LINE.match(_THREAD_PREFIX.sub("", line.strip()))
         if match and not line[:1].isspace():
             return match.group(1), match.group(2) or ""
     return None
