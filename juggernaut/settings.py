@@ -252,6 +252,12 @@ ENGINE_HEARTBEAT_SECONDS = envint("ENGINE_HEARTBEAT_SECONDS", 10)
 # The stuck detector reports a queue whose oldest due task has waited longer than this.
 ENGINE_STUCK_QUEUE_MINUTES = envint("ENGINE_STUCK_QUEUE_MINUTES", 10)
 
+# Logs crawler (logscrawler/).
+LOGS_RETENTION_DAYS = envint("LOGS_RETENTION_DAYS", 14)
+LOGS_INGEST_MAX_BYTES = envint("LOGS_INGEST_MAX_BYTES", 10 * 1024 * 1024)
+# A stored line longer than this is cut, with a marker saying how much was dropped.
+LOGS_MAX_LINE_CHARS = envint("LOGS_MAX_LINE_CHARS", 16 * 1024)
+
 # API tokens: bearer tokens are shown once and stored as a SHA-256 hash.
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
 

@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from logscrawler.header import LEVELS, split_header
@@ -153,17 +154,24 @@ class TraceFolder:
     ``flush`` returns the last one. Keep one folder per service: lines of two services never mix.
     """
 
+    # "message, then its traceback" only when the traceback follows within this many seconds
+    TRACEBACK_AFTER_MESSAGE_SECONDS = 0.5
+
     def __init__(self) -> None:
         self._open: Event | None = None
+        self._open_at: datetime | None = None
+        self._at: datetime | None = None
         self._python_awaits_exception = False
         self._go = False
 
-    def feed(self, event: Event) -> list[Event]:
+    def feed(self, event: Event, at: datetime | None = None) -> list[Event]:
+        """Add the next record (``at``: when it was logged, if known); returns the events it completes."""
+        self._at = at
         if self._open is not None and self._continues(event.text):
             self._append(event)
             return []
         done = self.flush()
-        self._open = event
+        self._open, self._open_at = event, at
         lines = event.text.splitlines()
         self._python_awaits_exception = bool(lines) and lines[-1].startswith(
             ("Traceback (most recent call last)", "  File ")
@@ -180,7 +188,12 @@ class TraceFolder:
             return True
         if text.startswith("Traceback (most recent call last)"):
             # logging.exception(): the message line, then its traceback
-            return self._open.lines == 1 and "Traceback" not in self._open.text
+            close = (
+                self._at is None
+                or self._open_at is None
+                or abs((self._at - self._open_at).total_seconds()) <= self.TRACEBACK_AFTER_MESSAGE_SECONDS
+            )
+            return close and self._open.lines == 1 and "Traceback" not in self._open.text
         if self._python_awaits_exception and _PY_EXCEPTION_LINE.match(text):
             return True
         return self._go and (text == "" or bool(_GO_CALL.match(text)))

@@ -1,0 +1,141 @@
+"""The logs crawler's tables: services, raw lines, error fingerprints, occurrences, per-minute rollups.
+
+"Top errors in the last hour / day" reads only the rollups (one row per fingerprint and minute), so it
+stays fast however many occurrences there are.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+
+class LogService(models.Model):
+    """A service whose logs are collected: a Railway service, or any source pushing to the ingest API."""
+
+    name = models.CharField(max_length=120, unique=True)
+    railway_service_id = models.CharField(max_length=64, blank=True, default="")
+    railway_environment_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "log_services"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FingerprintStatus(models.TextChoices):
+    NEW = "new"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    IGNORED = "ignored"
+    REGRESSED = "regressed"
+
+
+class ErrorFingerprint(models.Model):
+    """One kind of error of one service. ``key`` is the fingerprinter's id; it never changes.
+
+    ``tokens`` and ``order`` let the fingerprinter resume where it stopped; a fingerprint that another
+    absorbed (its position turned out to be a variable) points at it through ``merged_into``.
+    """
+
+    service = models.ForeignKey(LogService, on_delete=models.CASCADE, related_name="fingerprints")
+    key = models.CharField(max_length=32)
+    grouping_version = models.CharField(max_length=16)
+    template = models.TextField()
+    tokens = models.JSONField(default=list, blank=True)  # empty for stack traces: grouped by key alone
+    order = models.PositiveIntegerField(default=0)
+    general = models.BooleanField(default=False)
+    exception_type = models.CharField(max_length=300, blank=True, default="")
+    sample = models.TextField(blank=True, default="")
+    status = models.CharField(max_length=16, choices=FingerprintStatus.choices, default=FingerprintStatus.NEW)
+    count = models.BigIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    task = models.ForeignKey(
+        "engine.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="error_fingerprints"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "error_fingerprints"
+        constraints = [
+            models.UniqueConstraint(fields=["service", "key"], name="error_fingerprint_unique_key")
+        ]
+        indexes = [
+            # loading a service's live templates before fingerprinting a batch
+            models.Index(
+                fields=["service", "order"], name="error_fp_live", condition=Q(merged_into__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service.name}: {self.template[:80]}"
+
+
+class LogLine(models.Model):
+    """One received line (or one folded multi-line event), stored once: ``dedupe`` is unique per service."""
+
+    service = models.ForeignKey(LogService, on_delete=models.CASCADE, related_name="lines")
+    timestamp = models.DateTimeField()
+    received_at = models.DateTimeField()
+    message = models.TextField()
+    severity = models.CharField(max_length=32, blank=True, default="")
+    level = models.CharField(max_length=16, blank=True, default="")
+    is_error = models.BooleanField(default=False)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    attributes = models.JSONField(default=dict, blank=True)
+    source_id = models.CharField(max_length=200, blank=True, default="")
+    dedupe = models.CharField(max_length=64)
+    fingerprint = models.ForeignKey(
+        ErrorFingerprint, null=True, blank=True, on_delete=models.SET_NULL, related_name="lines"
+    )
+
+    class Meta:
+        db_table = "railway_logs"
+        constraints = [models.UniqueConstraint(fields=["service", "dedupe"], name="railway_log_unique_line")]
+        indexes = [
+            models.Index(fields=["timestamp"], name="railway_log_retention"),  # the daily prune
+            models.Index(fields=["service", "-timestamp"], name="railway_log_recent"),  # latest lines
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_id} {self.timestamp:%Y-%m-%d %H:%M:%S} {self.message[:60]}"
+
+
+class ErrorOccurrence(models.Model):
+    """One error line counted against its fingerprint (samples and the detail page read these)."""
+
+    fingerprint = models.ForeignKey(ErrorFingerprint, on_delete=models.CASCADE, related_name="occurrences")
+    line = models.OneToOneField(LogLine, on_delete=models.CASCADE, related_name="occurrence")
+    timestamp = models.DateTimeField()
+
+    class Meta:
+        db_table = "error_occurrences"
+        indexes = [models.Index(fields=["fingerprint", "-timestamp"], name="error_occ_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.fingerprint_id} at {self.timestamp:%Y-%m-%d %H:%M:%S}"
+
+
+class ErrorMinute(models.Model):
+    """Occurrences of one fingerprint in one minute: what the top-errors and chart queries sum."""
+
+    fingerprint = models.ForeignKey(ErrorFingerprint, on_delete=models.CASCADE, related_name="minutes")
+    service = models.ForeignKey(LogService, on_delete=models.CASCADE, related_name="+")
+    minute = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        db_table = "error_rollups_minute"
+        constraints = [models.UniqueConstraint(fields=["fingerprint", "minute"], name="error_minute_unique")]
+        indexes = [
+            models.Index(fields=["service", "minute"], name="error_minute_window"),  # top errors of a service
+            models.Index(fields=["minute"], name="error_minute_all"),  # top errors of every service
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.fingerprint_id} {self.minute:%Y-%m-%d %H:%M} ×{self.count}"
