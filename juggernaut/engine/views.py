@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
-from juggernaut.auth import operator_required
+from juggernaut.auth import actor_of, operator_required
 from juggernaut.engine import live, services
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.models import Task
@@ -28,7 +28,7 @@ PAST = {"approve": "approved", "retry": "queued again", "cancel": "cancelled", "
 
 
 def _actor(request: HttpRequest) -> str:
-    return f"operator:{request.user.get_username()}"
+    return actor_of(request.user)
 
 
 def _answer(request: HttpRequest, *, ok: str | None = None, error: EngineError | None = None) -> HttpResponse:

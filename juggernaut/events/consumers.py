@@ -2,15 +2,22 @@
 
 Both check the caller on connect and then only forward. Delivery is exactly once and in order per
 topic: a subscriber remembers the last ``seq`` it sent, drops repeats and fills gaps from the log.
+The HQ's fragments for a batch of events are rendered once per page in this process and the same
+HTML goes to every socket showing that page (``SharedRenders``).
 """
 
+import asyncio
 import json
 import logging
+import weakref
+from collections import OrderedDict
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from juggernaut import hq
+from juggernaut.errors import HQError
 from juggernaut.events import EventError, events_after, group_name, last_seqs, topic_validate
 from juggernaut.events.relay import get_relay
 
@@ -138,7 +145,7 @@ class EventsConsumer(SubscribingConsumer):
             await self.send(text_data=json.dumps(env))
 
     async def _send_error(self, code: str, message: str) -> None:
-        await self.send(text_data=json.dumps({"error": {"code": code, "message": message, "details": None}}))
+        await self.send(text_data=json.dumps(HQError(code, message).as_dict()))
 
 
 class HQConsumer(SubscribingConsumer):
@@ -153,8 +160,6 @@ class HQConsumer(SubscribingConsumer):
         if principal is None or principal.token is not None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        from juggernaut import hq
-
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.page = (query.get("page") or [hq.OVERVIEW])[0][:40]
         self.topics = hq.live_topics()
@@ -170,8 +175,45 @@ class HQConsumer(SubscribingConsumer):
         """htmx may send form values over the socket; the HQ uses plain HTTP for actions."""
 
     async def _render(self, envelopes: list[dict]) -> None:
-        from juggernaut import hq
-
-        html = await sync_to_async(hq.render_events)(envelopes, self.page)
+        html = await SharedRenders.of_running_loop().html(self.page, envelopes)
         if html:
             await self.send(text_data=html)
+
+
+class SharedRenders:
+    """One render of a page's fragments per batch of events, shared by every socket of that page.
+
+    Sockets of one page receive the same batches (same topic and seqs) from the relay, so the first
+    to get a batch starts its render and the others await it. HTML rendered after a batch's last
+    event committed is right for every socket that receives that batch: anything that changed since
+    has a later event of its own. The render runs as its own task, so a socket that goes away while
+    waiting does not cancel it for the others.
+    """
+
+    KEEP = 64  # recent batches; a socket a few batches behind still finds its render here
+
+    _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedRenders]" = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self) -> None:
+        self.renders: OrderedDict[tuple, asyncio.Task] = OrderedDict()
+        self.count = 0  # renders started: what the sharing saves is visible in tests and benches
+
+    @classmethod
+    def of_running_loop(cls) -> "SharedRenders":
+        loop = asyncio.get_running_loop()
+        if loop not in cls._by_loop:
+            cls._by_loop[loop] = cls()
+        return cls._by_loop[loop]
+
+    async def html(self, page: str, envelopes: list[dict]) -> str:
+        key = (page, envelopes[0]["topic"], envelopes[0]["seq"], envelopes[-1]["seq"])
+        render = self.renders.get(key)
+        if render is None:
+            self.count += 1
+            render = asyncio.ensure_future(sync_to_async(hq.render_events)(envelopes, page))
+            self.renders[key] = render
+            while len(self.renders) > self.KEEP:
+                self.renders.popitem(last=False)
+        return await asyncio.shield(render)

@@ -70,7 +70,7 @@ def engine_area_status() -> AreaStatus:
     w = plural(workers, "worker")
     if snap["paused"]:
         why = f": {snap['pause_reason']}" if snap["pause_reason"] else ""
-        text = f"Paused by operator {snap['paused_by']}{why}. {c['running']} running, {c['pending']} queued."
+        text = f"Paused by {snap['paused_by']}{why}. {c['running']} running, {c['pending']} queued."
         return AreaStatus("warn", text, detail)
     if c["running"]:
         text = f"Running {plural(c['running'], 'task')} on {w}; {c['pending']} queued."
