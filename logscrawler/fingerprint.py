@@ -60,11 +60,20 @@ class TemplateStore:
     _exact: dict[str, str] = field(default_factory=dict)
     _general: dict[int, list[Template]] = field(default_factory=dict)
     _skeletons: dict[tuple, list[str]] = field(default_factory=dict)
+    _member_of: dict[str, list[tuple]] = field(default_factory=dict)
 
     def resolve(self, template_id: str) -> str:
         while template_id in self.aliases:
             template_id = self.aliases[template_id]
         return template_id
+
+    def is_variant(self, template_id: str) -> bool:
+        """True when the template differs from another live one at a single position: it may yet
+        merge into it (a value seen too few times to call it a variable), so it is not news."""
+        for skeleton in self._member_of.get(template_id, ()):
+            if len({self.resolve(i) for i in self._skeletons[skeleton]}) > 1:
+                return True
+        return False
 
     def add(self, template: Template) -> None:
         """Load a stored template (its id kept) so matching continues where it left off."""
@@ -108,6 +117,7 @@ class TemplateStore:
                 continue
             skeleton = (len(tokens), j, *tokens[:j], *tokens[j + 1 :])
             bucket = self._skeletons.setdefault(skeleton, [])
+            self._member_of.setdefault(template.id, []).append(skeleton)
             live = {self.resolve(i) for i in bucket}
             live.add(template.id)
             bucket[:] = sorted(live, key=lambda i: self.templates[i].order)

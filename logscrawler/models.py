@@ -139,3 +139,44 @@ class ErrorMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.fingerprint_id} {self.minute:%Y-%m-%d %H:%M} ×{self.count}"
+
+
+class AlertRule(models.TextChoices):
+    NEW_FINGERPRINT = "new_fingerprint", "new error"
+    SPIKE = "spike", "spike"
+    SUSTAINED_5XX = "sustained_5xx", "sustained 5xx"
+    REGRESSION = "regression", "regression"
+    LOGS_DROPPED = "logs_dropped", "logs dropped by Railway"
+
+
+class LogAlert(models.Model):
+    """A rule that fired. At most one open alert per rule and fingerprint (or per rule and service)."""
+
+    rule = models.CharField(max_length=32, choices=AlertRule.choices)
+    service = models.ForeignKey(LogService, on_delete=models.CASCADE, related_name="alerts")
+    fingerprint = models.ForeignKey(
+        ErrorFingerprint, null=True, blank=True, on_delete=models.CASCADE, related_name="alerts"
+    )
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "log_alerts"
+        ordering = ["-opened_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "fingerprint"],
+                condition=Q(closed_at__isnull=True, fingerprint__isnull=False),
+                name="log_alert_one_open_per_fingerprint",
+            ),
+            models.UniqueConstraint(
+                fields=["rule", "service"],
+                condition=Q(closed_at__isnull=True, fingerprint__isnull=True),
+                name="log_alert_one_open_per_service",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_rule_display()}: {self.message[:80]}"

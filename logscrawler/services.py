@@ -16,6 +16,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from juggernaut.events import publish
+from logscrawler.alerts import alerts_evaluate
 from logscrawler.fingerprint import GROUPING_VERSION, Fingerprint, Fingerprinter, Template, TemplateStore
 from logscrawler.models import (
     ErrorFingerprint,
@@ -47,7 +48,9 @@ class IngestResult:
     duplicates: int = 0
     errors: int = 0
     new_fingerprints: list[int] = field(default_factory=list)
+    variant_fingerprints: list[int] = field(default_factory=list)  # new, but one word away from a known one
     regressed_fingerprints: list[int] = field(default_factory=list)
+    touched_fingerprints: list[int] = field(default_factory=list)
 
 
 def text_clean(text: str) -> str:
@@ -167,6 +170,13 @@ def logs_ingest(service: LogService, records: list[Record], *, now: datetime | N
         for pk in result.new_fingerprints:
             fp = next(f for f in fingerprints.values() if f.pk == pk)
             publish("logs", "fingerprint_new", _fingerprint_event(fp))
+        alerts_evaluate(
+            service,
+            new=[pk for pk in result.new_fingerprints if pk not in result.variant_fingerprints],
+            regressed=result.regressed_fingerprints,
+            touched=result.touched_fingerprints,
+            now=now,
+        )
         publish(
             "logs",
             "ingested",
@@ -211,6 +221,8 @@ def _fingerprints_save(service, store, rows, found, keys, fresh, now, result) ->
             )
             rows[key] = row
             result.new_fingerprints.append(row.pk)
+            if template is not None and store.is_variant(key):
+                result.variant_fingerprints.append(row.pk)
         else:
             if row.status == FingerprintStatus.RESOLVED:
                 row.status = FingerprintStatus.REGRESSED
@@ -225,6 +237,7 @@ def _fingerprints_save(service, store, rows, found, keys, fresh, now, result) ->
             )
             row.refresh_from_db(fields=["count"])
         touched[key] = row
+        result.touched_fingerprints.append(row.pk)
     _merges_apply(store, rows)
     return touched
 
