@@ -253,6 +253,13 @@ ENGINE_HEARTBEAT_SECONDS = envint("ENGINE_HEARTBEAT_SECONDS", 10)
 ENGINE_STUCK_QUEUE_MINUTES = envint("ENGINE_STUCK_QUEUE_MINUTES", 10)
 
 # Logs crawler (logscrawler/).
+RAILWAY_API_URL = env("RAILWAY_API_URL", "https://backboard.railway.com/graphql/v2")
+RAILWAY_TOKEN = env("RAILWAY_TOKEN")  # a project token, sent as Project-Access-Token
+RAILWAY_API_TOKEN = env("RAILWAY_API_TOKEN")  # an account or team token, sent as a bearer token
+LOGS_CRAWL_MINUTES = envint("LOGS_CRAWL_MINUTES", 5)
+# The plan's hourly request limit; each crawl spends at most its share (limit x minutes / 60).
+LOGS_RAILWAY_HOURLY_REQUESTS = envint("LOGS_RAILWAY_HOURLY_REQUESTS", 1000)
+LOGS_CRAWL_PAGE = envint("LOGS_CRAWL_PAGE", 500)
 LOGS_RETENTION_DAYS = envint("LOGS_RETENTION_DAYS", 14)
 LOGS_INGEST_MAX_BYTES = envint("LOGS_INGEST_MAX_BYTES", 10 * 1024 * 1024)
 # A stored line longer than this is cut, with a marker saying how much was dropped.

@@ -180,3 +180,53 @@ class LogAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_rule_display()}: {self.message[:80]}"
+
+
+class CrawlCursor(models.Model):
+    """How far the crawler has read one Railway stream; moves in the same transaction as the rows."""
+
+    stream = models.CharField(max_length=200, unique=True)  # "env:<id>" or "http:<deployment id>"
+    position = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "log_crawl_cursors"
+
+    def __str__(self) -> str:
+        return f"{self.stream} @ {self.position:%Y-%m-%d %H:%M:%S}"
+
+
+class CrawlRun(models.Model):
+    """One crawl cycle, kept so the System Health page can say what the crawler did and when."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        OK = "ok"
+        PARTIAL = "partial"  # some streams failed or the request budget ran out
+        FAILED = "failed"
+        SKIPPED = "skipped"  # not configured
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    lines = models.PositiveIntegerField(default=0)
+    new_fingerprints = models.PositiveIntegerField(default=0)
+    requests = models.PositiveIntegerField(default=0)
+    budget = models.PositiveIntegerField(default=0)
+    rate_limit_remaining = models.IntegerField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        db_table = "log_crawl_runs"
+        ordering = ["-started_at"]
+        constraints = [
+            # two job clusters never crawl at once: the second cannot open its run
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="running"), name="log_crawl_one_running"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"crawl {self.started_at:%Y-%m-%d %H:%M} {self.status}"
