@@ -12,6 +12,8 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
+from juggernaut.feed import feed_items
+
 
 @dataclass
 class AreaStatus:
@@ -147,12 +149,18 @@ def render_line(area: Area, *, oob: bool = False) -> str:
     )
 
 
+def render_lines() -> str:
+    """Every area's status line, out-of-band (an action's answer on the Overview)."""
+    return "".join(render_line(area, oob=True) for area in AREAS.values())
+
+
 def recent_activity(limit: int = ACTIVITY_LIMIT) -> list[dict]:
+    """The feed's latest items (see ``juggernaut.feed``), newest first."""
     from juggernaut.models import Event
 
     topics = live_topics()
     rows = Event.objects.filter(topic__in=topics).order_by("-ts", "-id")[:limit]
-    return [e.envelope() for e in rows]
+    return feed_items([e.envelope() for e in rows])
 
 
 OVERVIEW = "overview"
@@ -162,7 +170,7 @@ def render_resync(page: str | None = OVERVIEW) -> str:
     """Every live fragment of ``page``, as out-of-band swaps (sent on each ws connect)."""
     parts = []
     if page == OVERVIEW:
-        parts = [render_line(area, oob=True) for area in AREAS.values()]
+        parts = [render_lines()]
         parts.append(
             render_to_string("juggernaut/_activity.html", {"events": recent_activity(), "oob": True})
         )
@@ -178,7 +186,7 @@ def render_events(envelopes: list[dict], page: str | None = OVERVIEW) -> str:
     if page == OVERVIEW:
         touched = [a for a in AREAS.values() if any(e["topic"] in a.topics for e in envelopes)]
         parts = [render_line(area, oob=True) for area in touched]
-        items = list(reversed(envelopes[-ACTIVITY_LIMIT:]))
+        items = feed_items(list(reversed(envelopes[-ACTIVITY_LIMIT:])))
         parts.append(render_to_string("juggernaut/_activity_items.html", {"events": items}))
     for topic in FRAGMENTS:
         mine = [e for e in envelopes if e["topic"] == topic]

@@ -8,9 +8,10 @@ class EngineConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from juggernaut import hq
+        from juggernaut import feed, hq
         from juggernaut.engine import handlers, live, services
 
         handlers.autodiscover()
         hq.area_register("engine", services.engine_area_status, url_name="engine:index")
         hq.fragments_register("engine", live.render_events, resync=live.render_resync, page="engine")
+        feed.feed_register("engine", live.describe_event)

@@ -27,6 +27,24 @@ class Status(models.TextChoices):
 OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.BLOCKED, Status.WAITING_APPROVAL)
 CLOSED_STATUSES = (Status.DONE, Status.FAILED, Status.ESCALATED, Status.CANCELLED)
 
+ATTENTION_STATUSES = (Status.ESCALATED, Status.FAILED, Status.WAITING_APPROVAL)
+
+# What an operator may do to a task, by its status: the pages offer exactly these actions.
+ACTION_STATUSES: dict[str, tuple[str, ...]] = {
+    "approve": (Status.WAITING_APPROVAL,),
+    "retry": (
+        Status.FAILED,
+        Status.ESCALATED,
+        Status.CANCELLED,
+        Status.BLOCKED,
+        Status.WAITING_APPROVAL,
+        Status.PENDING,
+    ),
+    "reassign": OPEN_STATUSES,
+    "priority": OPEN_STATUSES,
+    "cancel": OPEN_STATUSES,
+}
+
 
 class Source(models.TextChoices):
     LOGS = "logs"
@@ -86,6 +104,10 @@ class Worker(models.Model):
 class TaskQuerySet(models.QuerySet):
     def open(self) -> "TaskQuerySet":
         return self.filter(status__in=OPEN_STATUSES)
+
+    def needs_attention(self) -> "TaskQuerySet":
+        """Tasks that wait for a human: escalated, failed for good, or waiting for approval."""
+        return self.filter(status__in=ATTENTION_STATUSES)
 
     def claimable(self, now=None) -> "TaskQuerySet":
         """Pending, due, and not waiting on an unfinished dependency (capabilities are checked apart)."""
@@ -202,6 +224,9 @@ class Task(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    def allowed_actions(self) -> list[str]:
+        return [action for action, statuses in ACTION_STATUSES.items() if self.status in statuses]
 
     def age(self, now=None) -> timedelta:
         return (now or timezone.now()) - self.created_at

@@ -29,11 +29,11 @@ def test_it_shows_queue_workers_and_waiting_tasks(alice_client):
 def test_it_approves_from_the_page_with_htmx(alice_client):
     task = services.task_create("Deploy v2", kind="noop", needs_approval=True)
 
-    response = alice_client.post(f"/engine/tasks/{task.pk}/approve/", **HTMX)
+    response = alice_client.post(f"/engine/tasks/{task.pk}/approve/", {"page": "engine"}, **HTMX)
 
     assert response.status_code == 200
     body = response.content.decode()
-    assert 'id="engine-flash"' in body and "approved" in body
+    assert 'id="hq-flash"' in body and "approved" in body
     assert f'id="engine-waiting-{task.pk}"' not in body and f'id="engine-task-{task.pk}"' in body
     task.refresh_from_db()
     assert task.status == Status.PENDING and task.approved_by == "operator:alice"
@@ -41,8 +41,8 @@ def test_it_approves_from_the_page_with_htmx(alice_client):
 
 def test_it_explains_a_refused_action(alice_client):
     task = services.task_create("t", kind="noop")
-    response = alice_client.post(f"/engine/tasks/{task.pk}/approve/", **HTMX)
-    assert "Refused" in response.content.decode() and "pending" in response.content.decode()
+    response = alice_client.post(f"/engine/tasks/{task.pk}/approve/", {"page": "engine"}, **HTMX)
+    assert "Refused: Task #" in response.content.decode() and "pending" in response.content.decode()
     assert Task.objects.get(pk=task.pk).status == Status.PENDING
 
 
@@ -53,13 +53,15 @@ def test_it_creates_and_reprioritises_tasks_from_the_page(alice_client):
     task = Task.objects.get()
     assert task.required_capabilities == ["timer"] and task.priority == 3
     assert task.created_by == "operator:alice"
-    alice_client.post(f"/engine/tasks/{task.pk}/priority/", HTTP_HX_PROMPT="9", **HTMX)
+    alice_client.post(f"/engine/tasks/{task.pk}/priority/", {"priority": "9", "page": "engine"}, **HTMX)
     assert Task.objects.get().priority == 9
     assert TaskEvent.objects.filter(task=task, reason__contains="priority 3 → 9").exists()
 
 
 def test_it_refuses_a_bad_payload_from_the_form(alice_client):
-    response = alice_client.post("/engine/tasks/new/", {"title": "x", "kind": "noop", "payload": "{"}, **HTMX)
+    response = alice_client.post(
+        "/engine/tasks/new/", {"title": "x", "kind": "noop", "payload": "{", "page": "engine"}, **HTMX
+    )
     assert "not JSON" in response.content.decode()
     assert not Task.objects.exists()
 
@@ -104,16 +106,22 @@ def test_it_titles_the_page_without_markup(alice_client):
     page = alice_client.get("/engine/").content.decode()
     title = page.split("<title>")[1].split("</title>")[0]
     assert title == "Engine · Juggernaut HQ"
-    assert "js/engine.js" in page
+    assert "js/hq.js" in page
+    assert "<script>" not in page and " hx-on" not in page and "style=" not in page  # nothing inline
 
 
 def test_it_refuses_a_priority_that_is_not_a_number(alice_client):
     task = services.task_create("t", kind="noop", priority=2)
-    response = alice_client.post(f"/engine/tasks/{task.pk}/priority/", HTTP_HX_PROMPT="urgent", **HTMX)
-    assert response.status_code == 200 and "priority must be a whole number" in response.content.decode()
     response = alice_client.post(
-        "/engine/tasks/new/", {"title": "x", "kind": "noop", "priority": "high"}, **HTMX
+        f"/engine/tasks/{task.pk}/priority/", {"priority": "urgent", "page": "engine"}, **HTMX
     )
-    assert "priority must be a whole number" in response.content.decode()
+    assert response.status_code == 200 and "Priority must be a whole number." in response.content.decode()
+    response = alice_client.post(
+        "/engine/tasks/new/", {"title": "x", "kind": "noop", "priority": "high", "page": "engine"}, **HTMX
+    )
+    assert "Priority must be a whole number." in response.content.decode()
     assert list(Task.objects.values_list("priority", flat=True)) == [2]
-    assert alice_client.post("/engine/tasks/999999/priority/", HTTP_HX_PROMPT="1", **HTMX).status_code == 404
+    response = alice_client.post(
+        "/engine/tasks/999999/priority/", {"priority": "1", "page": "engine"}, **HTMX
+    )
+    assert response.status_code == 200 and "Refused: No task 999999." in response.content.decode()
