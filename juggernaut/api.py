@@ -1,27 +1,22 @@
-"""The one NinjaAPI. Each installed app adds its ``Router`` from ``<app>/api.py`` (found, not imported)."""
+"""The one NinjaAPI: its error mapping, health and API tokens, and the routers it mounts.
 
-import asyncio
-import json
+The core's routers are registered here by name; each installed app's ``<app>/api.py`` router is found
+by ``juggernaut.discovery`` (the core imports no feature app).
+"""
+
 import logging
-from importlib import import_module
-from importlib.util import find_spec
 
-from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
-from django.apps import apps
-from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 import juggernaut
 from juggernaut import services
-from juggernaut.auth import api_auth, operator_required, origin_allowed, require_scope
+from juggernaut.auth import api_auth, operator_required, require_scope
+from juggernaut.discovery import app_modules
 from juggernaut.errors import HQError
-from juggernaut.events import EventError, events_after, last_seqs, topic_validate
-from juggernaut.events.consumers import EventSubscriber
+from juggernaut.events.api import router as events_router
 from juggernaut.events.docs import STREAM_DOCS
 from juggernaut.schemas import DbId
 
@@ -128,99 +123,6 @@ def health(request):
         )
 
 
-# --- events -------------------------------------------------------------------------------------
-
-events_router = Router(tags=["events"])
-
-
-class EnvelopeOut(Schema):
-    v: int
-    seq: int
-    topic: str
-    type: str
-    ts: str
-    run_id: int | None
-    data: dict
-
-
-class EventPageOut(Schema):
-    topic: str
-    last_seq: int
-    events: list[EnvelopeOut]
-
-
-def _topic(topic: str) -> str:
-    try:
-        return topic_validate(topic)
-    except EventError as exc:
-        raise HQError("bad_topic", str(exc), status=400) from exc
-
-
-@events_router.get("/{topic}", response=EventPageOut)
-def events_replay(request, topic: str, after_seq: int = 0, limit: int = 100):
-    """Events of a topic with `seq > after_seq`, oldest first (at most `limit`, up to 1000)."""
-    require_scope(request, "read")
-    _topic(topic)
-    if limit < 1 or limit > 1000:
-        raise HQError("bad_limit", "limit must be between 1 and 1000", status=422)
-    return {
-        "topic": topic,
-        "last_seq": last_seqs([topic]).get(topic, 0),
-        "events": events_after(topic, max(after_seq, 0), limit=limit),
-    }
-
-
-@events_router.get("/{topic}/stream", response={200: None})
-async def events_stream(request, topic: str, after_seq: int | None = None):
-    """Server-sent events: `id:` is the seq; resume with `Last-Event-ID` or `after_seq`; `: ping` heartbeats."""
-    await sync_to_async(require_scope)(request, "read")
-    _topic(topic)
-    if not origin_allowed(request.headers.get("Origin"), request.get_host()):
-        raise HQError("bad_origin", "this origin may not read the event stream", status=403)
-    resume = request.headers.get("Last-Event-ID")
-    start = after_seq if after_seq is not None else 0
-    if resume:
-        try:
-            start = int(resume)
-        except ValueError as exc:
-            raise HQError("bad_last_event_id", "Last-Event-ID must be a seq number", status=400) from exc
-    response = StreamingHttpResponse(_sse(topic, max(start, 0)), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
-
-
-async def _sse(topic: str, after_seq: int):
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    pending: list[dict] = []
-
-    async def deliver(envelopes: list[dict]) -> None:
-        pending.extend(envelopes)
-
-    subscriber = EventSubscriber(layer, channel, deliver)
-    try:
-        yield "retry: 3000\n\n"
-        await subscriber.subscribe(topic, after_seq)
-        while True:
-            while pending:
-                env = pending.pop(0)
-                yield f"id: {env['seq']}\nevent: {env['type']}\ndata: {json.dumps(env, cls=DjangoJSONEncoder)}\n\n"
-            try:
-                message = await asyncio.wait_for(
-                    layer.receive(channel), timeout=settings.EVENTS_SSE_PING_SECONDS
-                )
-            except TimeoutError:
-                yield ": ping\n\n"
-                continue
-            await subscriber.on_batch(message["topic"], message["events"])
-    finally:
-        await subscriber.close()
-
-
-api.add_router("/events", events_router)
-
-
 # --- API tokens ---------------------------------------------------------------------------------
 
 tokens_router = Router(tags=["tokens"])
@@ -283,26 +185,17 @@ def tokens_revoke(request, token_id: DbId):
     return _token_out(services.token_revoke(request.auth.user, token_id=token_id))
 
 
+api.add_router("/events", events_router)
 api.add_router("/tokens", tokens_router)
 
 
-def discover_routers() -> None:
-    """Add ``router`` from every installed app's ``api.py`` at ``/<app label>``."""
-    for config in apps.get_app_configs():
-        own = str(config.path).startswith(str(settings.BASE_DIR)) and ".venv" not in str(config.path)
-        if not own or config.name == "juggernaut" or not find_spec_safe(f"{config.name}.api"):
-            continue
-        module = import_module(f"{config.name}.api")
+
+def _mount_app_routers() -> None:
+    """Each app's ``router`` from its ``api.py``, at ``/<app label>`` (or the module's ``PREFIX``)."""
+    for config, module in app_modules("api"):
         router = getattr(module, "router", None)
-        if isinstance(router, Router):
+        if config.name != "juggernaut" and isinstance(router, Router):
             api.add_router(getattr(module, "PREFIX", f"/{config.label}"), router)
 
 
-def find_spec_safe(name: str) -> bool:
-    try:
-        return find_spec(name) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-discover_routers()
+_mount_app_routers()

@@ -12,14 +12,8 @@ from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
+from juggernaut.areas import AreaStatus
 from juggernaut.feed import feed_items
-
-
-@dataclass
-class AreaStatus:
-    state: str  # ok | busy | idle | warn | error | off | empty
-    text: str
-    detail: str = ""
 
 
 @dataclass

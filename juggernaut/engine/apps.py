@@ -9,9 +9,10 @@ class EngineConfig(AppConfig):
 
     def ready(self) -> None:
         from juggernaut import feed, hq
-        from juggernaut.engine import handlers, live, services
+        from juggernaut.discovery import app_modules
+        from juggernaut.engine import live, services
 
-        handlers.autodiscover()
+        app_modules("handlers")
         hq.area_register("engine", services.engine_area_status, url_name="engine:index")
         hq.fragments_register("engine", live.render_events, resync=live.render_resync, page="engine")
         feed.feed_register("engine", live.describe_event)

@@ -1,7 +1,7 @@
 """The handler registry: which function runs a task of a given kind, and what a worker needs for it.
 
-Apps declare handlers in ``<app>/handlers.py``; ``autodiscover()`` (called from ``EngineConfig.ready``)
-imports those modules the way the admin finds ``admin.py``. A handler is ``func(ctx) -> result``, where
+Apps declare handlers in ``<app>/handlers.py``; ``EngineConfig.ready`` imports those modules through
+``juggernaut.discovery`` (the way the admin finds ``admin.py``). A handler is ``func(ctx) -> result``, where
 ``ctx`` is a :class:`HandlerContext` and the result is anything JSON can hold.
 
 The engine's own harmless handlers (``noop``, ``echo``, ``sleep``, ``fail``) are registered here, for
@@ -12,11 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import import_module
-from importlib.util import find_spec
 from typing import Any
-
-from django.apps import apps
 
 DEFAULT_TIMEOUT_SECONDS = 600
 
@@ -119,20 +115,6 @@ def all_capabilities() -> list[str]:
     for handler in _registry.values():
         caps.update(handler.capabilities)
     return sorted(caps)
-
-
-def autodiscover() -> None:
-    """Import ``<app>.handlers`` of every installed app that has one."""
-    for config in apps.get_app_configs():
-        name = f"{config.name}.handlers"
-        if name == __name__:
-            continue
-        try:
-            found = find_spec(name) is not None
-        except ModuleNotFoundError:
-            found = False
-        if found:
-            import_module(name)
 
 
 # --- built-in handlers: harmless, for tests and demos ---------------------------------------------

@@ -1,0 +1,331 @@
+"""The autonomy loop (one tick per schedule run): rescue expired leases, reroute, unblock rules, stuck detection.
+
+Safe to run in several processes at once: every move locks its rows with SKIP LOCKED and re-checks the
+status it expects, so a move is applied once.
+"""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from juggernaut.engine.models import EngineState, Status, Task, Worker
+from juggernaut.engine.services.common import (
+    AUTONOMY,
+    BLOCKED_TOO_LONG,
+    CHUNK,
+    CLEAR_REASON,
+    DEPENDENCY_FAILED,
+    FORGET_SILENT_WORKERS_AFTER,
+    NEEDS_APPROVAL,
+    NO_CAPABLE_WORKER,
+    TOPIC,
+    record,
+    record_many,
+    retry_or_escalate,
+    wake_workers,
+)
+from juggernaut.events import publish
+
+
+@dataclass
+class TickReport:
+    rescued: int = 0
+    escalated: int = 0
+    blocked: int = 0
+    unblocked: int = 0
+    waiting: int = 0
+    findings: dict = field(default_factory=dict)
+    new_findings: int = 0
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "findings"} | {"findings": len(self.findings)}
+
+
+def _locked(ids: Iterable[int], extra: Q | None = None) -> list[Task]:
+    """Lock the given tasks that still match ``extra``, skipping rows another tick holds."""
+    qs = Task.objects.select_for_update(skip_locked=True).filter(pk__in=list(ids))
+    if extra is not None:
+        qs = qs.filter(extra)
+    return list(qs.order_by("id"))
+
+
+def _chunks(ids: Iterable[int], size: int = CHUNK):
+    ids = list(ids)
+    for i in range(0, len(ids), size):
+        yield ids[i : i + size]
+
+
+def tasks_rescue(ids: Iterable[int], *, now, why: str, extra: Q | None = None) -> tuple[int, int]:
+    """Expired or orphaned leases: back to pending with backoff, or escalated after max attempts."""
+    rescued = escalated = 0
+    for chunk in _chunks(ids):
+        with transaction.atomic():
+            moves: dict[str, list[tuple[int, str]]] = defaultdict(list)
+            for task in _locked(chunk, Q(status=Status.RUNNING) & (extra or Q())):
+                status, fields = retry_or_escalate(task, now=now, error=why)
+                Task.objects.filter(pk=task.pk, status=Status.RUNNING).update(**fields)
+                moves[status].append((task.pk, Status.RUNNING))
+            record_many(moves[Status.PENDING], Status.PENDING, AUTONOMY, why, "task_rescued", now)
+            record_many(moves[Status.ESCALATED], Status.ESCALATED, AUTONOMY, why, "task_escalated", now)
+            if moves[Status.PENDING]:
+                wake_workers()
+            rescued += len(moves[Status.PENDING])
+            escalated += len(moves[Status.ESCALATED])
+    return rescued, escalated
+
+
+def _live_capability_sets(now) -> list[set[str]]:
+    return [set(c or []) for c in Worker.objects.live(now).values_list("capabilities", flat=True)]
+
+
+def _why_unrunnable(required: list[str], live: list[set[str]]) -> tuple[str, str]:
+    need = ", ".join(required) or "(none)"
+    action = f"Start a worker with capabilities: {need} (manage.py engine_worker --capabilities {','.join(required)})."
+    if not live:
+        return "No worker is alive to run it.", action
+    missing = sorted(set(required) - set().union(*live))
+    if missing:
+        return f"No live worker has {', '.join(missing)}.", action
+    return f"No single live worker has all of {need}.", action
+
+
+def tasks_unblock_capable(*, now=None) -> int:
+    """Tasks blocked for want of a capable worker go back to pending once such a worker is alive."""
+    now = now or timezone.now()
+    live = _live_capability_sets(now)
+    candidates = [
+        pk
+        for pk, required in Task.objects.filter(
+            status=Status.BLOCKED, reason_code=NO_CAPABLE_WORKER
+        ).values_list("id", "required_capabilities")
+        if any(set(required or []) <= caps for caps in live)
+    ]
+    moved = 0
+    for chunk in _chunks(candidates):
+        with transaction.atomic():
+            rows = _locked(chunk, Q(status=Status.BLOCKED, reason_code=NO_CAPABLE_WORKER))
+            ids = [t.pk for t in rows]
+            if not ids:
+                continue
+            Task.objects.filter(pk__in=ids).update(
+                status=Status.PENDING, status_changed_at=now, updated_at=now, **CLEAR_REASON
+            )
+            record_many(
+                [(pk, Status.BLOCKED) for pk in ids],
+                Status.PENDING,
+                AUTONOMY,
+                "a capable worker is alive",
+                "task_unblocked",
+                now,
+            )
+            wake_workers()
+            moved += len(ids)
+    return moved
+
+
+def _tasks_block_unrunnable(*, now) -> int:
+    live = _live_capability_sets(now)
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for pk, required in Task.objects.filter(status=Status.PENDING).values_list("id", "required_capabilities"):
+        required = sorted(required or [])
+        if not any(set(required) <= caps for caps in live):
+            groups[_why_unrunnable(required, live)].append(pk)
+    moved = 0
+    for (reason, action), ids in groups.items():
+        for chunk in _chunks(ids):
+            with transaction.atomic():
+                locked = [t.pk for t in _locked(chunk, Q(status=Status.PENDING))]
+                if not locked:
+                    continue
+                Task.objects.filter(pk__in=locked).update(
+                    status=Status.BLOCKED,
+                    status_changed_at=now,
+                    updated_at=now,
+                    reason_code=NO_CAPABLE_WORKER,
+                    reason=reason,
+                    unblock_action=action,
+                )
+                record_many(
+                    [(pk, Status.PENDING) for pk in locked],
+                    Status.BLOCKED,
+                    AUTONOMY,
+                    reason,
+                    "task_blocked",
+                    now,
+                    reason_code=NO_CAPABLE_WORKER,
+                )
+                moved += len(locked)
+    return moved
+
+
+def _to_waiting(candidates: list[tuple[int, str, str, str, dict]], *, from_statuses, now) -> int:
+    """Move ``(id, reason_code, reason, unblock_action, extra fields)`` rows to waiting_approval."""
+    moved = 0
+    by_id = {c[0]: c for c in candidates}
+    for chunk in _chunks(by_id):
+        with transaction.atomic():
+            for task in _locked(chunk, Q(status__in=from_statuses)):
+                _, code, reason, action, extra = by_id[task.pk]
+                from_status = task.status
+                changed = Task.objects.filter(pk=task.pk, status=from_status).update(
+                    status=Status.WAITING_APPROVAL,
+                    status_changed_at=now,
+                    updated_at=now,
+                    reason_code=code,
+                    reason=reason[:2000],
+                    unblock_action=action[:300],
+                    **extra,
+                )
+                if changed:
+                    task.status, task.reason = Status.WAITING_APPROVAL, reason
+                    record(task, from_status, AUTONOMY, reason, "task_waiting_approval", reason_code=code)
+                    moved += 1
+    return moved
+
+
+def _tasks_apply_unblock_rules(*, now) -> int:
+    """Policy approval, blocked too long, failed dependency → waiting_approval with a reason."""
+    moved = 0
+    policy = [
+        (
+            t.pk,
+            NEEDS_APPROVAL,
+            f"Tasks of kind “{t.kind}” need an operator's approval before they run (policy).",
+            "Approve it to let it run, or cancel it.",
+            {},
+        )
+        for t in Task.objects.filter(
+            status__in=[Status.PENDING, Status.BLOCKED], needs_approval=True, approved_at__isnull=True
+        ).only("id", "kind")
+    ]
+    moved += _to_waiting(policy, from_statuses=[Status.PENDING, Status.BLOCKED], now=now)
+
+    dead_deps = [
+        (
+            t.pk,
+            DEPENDENCY_FAILED,
+            f"It depends on task #{t.depends_on_id} “{t.depends_on.title}”, which ended {t.depends_on.status}.",
+            f"Approve to run it anyway, retry #{t.depends_on_id} first, or cancel it.",
+            {},
+        )
+        for t in Task.objects.filter(
+            status__in=[Status.PENDING, Status.BLOCKED],
+            depends_on__status__in=[Status.FAILED, Status.ESCALATED, Status.CANCELLED],
+        ).select_related("depends_on")
+    ]
+    moved += _to_waiting(dead_deps, from_statuses=[Status.PENDING, Status.BLOCKED], now=now)
+
+    minutes = settings.ENGINE_BLOCKED_ESCALATE_MINUTES
+    stale = [
+        (
+            t.pk,
+            BLOCKED_TOO_LONG,
+            f"Blocked for over {minutes} min: {t.reason or 'no reason recorded'}",
+            f"Approve to queue it again now; or: {t.unblock_action or 'cancel it'}",
+            {},
+        )
+        for t in Task.objects.filter(
+            status=Status.BLOCKED, status_changed_at__lt=now - timedelta(minutes=minutes)
+        ).only("id", "reason", "unblock_action")
+    ]
+    moved += _to_waiting(stale, from_statuses=[Status.BLOCKED], now=now)
+    return moved
+
+
+def _age_text(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def stuck_findings(*, now=None) -> dict[str, dict]:
+    """What looks stuck right now: an old queue head, overdue running tasks, silent workers."""
+    now = now or timezone.now()
+    findings: dict[str, dict] = {}
+    oldest = (
+        Task.objects.claimable(now)
+        .order_by("status_changed_at")
+        .values_list("status_changed_at", flat=True)
+        .first()
+    )
+    limit = timedelta(minutes=settings.ENGINE_STUCK_QUEUE_MINUTES)
+    if oldest is not None and now - oldest > limit:
+        findings["queue_age"] = {
+            "kind": "queue_age",
+            "message": f"The oldest pending task has waited {_age_text(now - oldest)}.",
+            "seconds": int((now - oldest).total_seconds()),
+        }
+    for task in Task.objects.filter(status=Status.RUNNING).only(
+        "id", "title", "kind", "started_at", "timeout_seconds", "status"
+    ):
+        if task.is_overdue(now):
+            findings[f"task_overdue:{task.pk}:{task.started_at.timestamp():.0f}"] = {
+                "kind": "task_overdue",
+                "task_id": task.pk,
+                "message": (
+                    f"Task #{task.pk} “{task.title}” has run {_age_text(now - task.started_at)}, "
+                    f"over its {task.timeout_seconds} s timeout."
+                ),
+            }
+    for worker in Worker.objects.silent(now):
+        findings[f"worker_silent:{worker.pk}:{worker.incarnation}"] = {
+            "kind": "worker_silent",
+            "worker_id": worker.pk,
+            "message": f"Worker {worker.name} has been silent for {_age_text(worker.heartbeat_age(now))}.",
+        }
+    return findings
+
+
+def _stuck_detect(*, now, report: TickReport) -> None:
+    # Workers silent for a day are taken as gone, so their finding does not stay up forever.
+    forgotten = Worker.objects.silent(now).filter(last_heartbeat__lt=now - FORGET_SILENT_WORKERS_AFTER)
+    forgotten.update(stopped_at=now)
+    findings = stuck_findings(now=now)
+    with transaction.atomic():
+        EngineState.get()
+        # The row lock makes concurrent ticks agree on what is new, so each finding is announced once.
+        state = EngineState.objects.select_for_update().get(pk=1)
+        old = state.findings or {}
+        for key in sorted(set(findings) - set(old)):
+            publish(TOPIC, "stuck_detected", {"key": key, **findings[key]})
+            report.new_findings += 1
+        cleared = sorted(set(old) - set(findings))
+        if cleared:
+            publish(TOPIC, "stuck_cleared", {"keys": cleared, "count": len(cleared)})
+        state.findings = findings
+        state.last_tick_at = now
+        state.save(update_fields=["findings", "last_tick_at"])
+    report.findings = findings
+
+
+def engine_tick(*, now=None) -> TickReport:
+    """One pass of the autonomy loop: rescue, reroute, unblock rules, stuck detection.
+
+    Safe to run in several processes at once: every move locks its rows (SKIP LOCKED) and re-checks
+    the status it expects, so a move is applied once.
+    """
+    now = now or timezone.now()
+    report = TickReport()
+    expired = Task.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list(
+        "id", flat=True
+    )
+    report.rescued, report.escalated = tasks_rescue(
+        list(expired),
+        now=now,
+        why="lease expired: its worker stopped answering",
+        extra=Q(lease_expires_at__lt=now),
+    )
+    report.unblocked = tasks_unblock_capable(now=now)
+    report.blocked = _tasks_block_unrunnable(now=now)
+    report.waiting = _tasks_apply_unblock_rules(now=now)
+    _stuck_detect(now=now, report=report)
+    return report

@@ -1,0 +1,1 @@
+"""A minimal installed app with every extension module, for the discovery tests."""
