@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from juggernaut.charts import Series, chart_build
 from juggernaut.engine import handlers, services
-from juggernaut.engine.errors import EngineError
 from juggernaut.engine.models import CLOSED_STATUSES, Status, Task, Worker
 from juggernaut.feed import FeedItem
 
@@ -64,7 +63,7 @@ def context(*, now=None, only: list[str] | None = None) -> dict:
     ctx: dict = {"now": now}
     if want & {"state", "counts"}:
         ctx["snap"] = snap = services.engine_snapshot(now=now)
-        ctx["area"] = services.engine_area_status()
+        ctx["area"] = services.engine_area_status(snap)
         ctx["count_items"] = [(s, snap["counts"][s]) for s in Status.values]
     if "waiting" in want:
         waiting = Task.objects.filter(status=Status.WAITING_APPROVAL).order_by(
@@ -119,32 +118,6 @@ def kinds() -> list[str]:
 def reassign_candidates(task: Task, now=None) -> list[Worker]:
     """Live workers that can run ``task`` as it is (its requirements are never narrowed)."""
     return [w for w in Worker.objects.live(now) if w.can_run(task.required_capabilities)]
-
-
-def reassign_check(task_id: int, worker_name: str, now=None) -> Worker:
-    """Refuse, in words, a reassignment to a worker that is unknown, not alive, or cannot run the task."""
-    task = Task.objects.filter(pk=task_id).only("id", "required_capabilities").first()
-    if task is None:
-        raise EngineError("not_found", f"there is no task #{task_id}", status=404)
-    worker = Worker.objects.filter(name=worker_name).first()
-    if worker is None:
-        raise EngineError(
-            "unknown_worker",
-            f"there is no worker named “{worker_name[:100]}”; pick a live worker",
-            status=422,
-        )
-    if not worker.is_live(now):
-        raise EngineError(
-            "worker_not_live", f"worker {worker.name} is not alive; pick a live worker", status=409
-        )
-    missing = sorted(set(task.required_capabilities or []) - set(worker.capabilities or []))
-    if missing:
-        raise EngineError(
-            "worker_incapable",
-            f"worker {worker.name} cannot run task #{task_id}: it lacks {', '.join(missing)}",
-            status=409,
-        )
-    return worker
 
 
 def worker_context(worker: Worker, now=None) -> dict:

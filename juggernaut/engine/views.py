@@ -30,12 +30,14 @@ ACTIONS = {
     "retry": services.task_retry,
     "cancel": services.task_cancel,
     "reassign": services.task_reassign,
+    "acknowledge": services.task_acknowledge,
 }
 PAST = {
     "approve": "approved",
     "retry": "queued again",
     "cancel": "cancelled",
     "reassign": "back in the queue",
+    "acknowledge": "acknowledged: it no longer asks for attention",
 }
 TASKS_PER_PAGE = 50
 # Pages under the Engine's nav entry that have no live fragments of their own.
@@ -177,7 +179,6 @@ def task_action(request: HttpRequest, task_id: int, action: str) -> HttpResponse
     worker_name = request.POST.get("worker_name", "").strip()
     try:
         if action == "reassign" and worker_name:
-            live.reassign_check(task_id, worker_name)
             kwargs["worker_name"] = worker_name
         task = func(task_id, actor=_actor(request), **kwargs)
     except EngineError as exc:

@@ -23,7 +23,7 @@ def test_it_shows_queue_workers_and_waiting_tasks(alice_client):
     assert 'id="engine-counts"' in page and 'id="engine-chart"' in page and "<svg" in page
     assert f'id="engine-waiting-{waiting.pk}"' in page and waiting.reason.replace("'", "&#x27;") in page
     assert "builtin" in page and "timer" in page
-    assert "Engine running" in page
+    assert "1 task waits for your approval" not in page and "waits for your approval" in page
 
 
 def test_it_approves_from_the_page_with_htmx(alice_client):
@@ -69,10 +69,12 @@ def test_it_refuses_a_bad_payload_from_the_form(alice_client):
 def test_it_pauses_and_resumes_from_the_page(alice_client):
     alice_client.post("/engine/pause/", {"reason": "incident 12"})
     page = alice_client.get("/engine/").content.decode()
-    assert "Engine paused" in page and "incident 12" in page
-    assert "Paused by operator operator:alice" in services.engine_area_status().text
+    assert "Engine paused by alice: incident 12." in page
+    line = services.engine_area_status()
+    assert line.state == "warn" and line.text.startswith("Engine paused by alice: incident 12.")
+    assert line.actions[0].label == "Resume" and line.actions[0].post == "/engine/resume/"
     alice_client.post("/engine/resume/")
-    assert "Engine running" in alice_client.get("/engine/").content.decode()
+    assert "Engine paused" not in alice_client.get("/engine/").content.decode()
 
 
 def test_it_shows_a_task_with_its_history(alice_client):
