@@ -89,6 +89,7 @@ class FragmentRenderer:
     render: Callable[[list[dict]], str]
     resync: Callable[[], str] | None = None
     page: str | None = None  # the page (nav key) whose fragments these are; None: every page
+    timed: Callable[[], str] | None = None  # fragments that can change by the clock alone
 
 
 FRAGMENTS: dict[str, list[FragmentRenderer]] = {}
@@ -100,17 +101,19 @@ def fragments_register(
     *,
     resync: Callable[[], str] | None = None,
     page: str | None = None,
+    timed: Callable[[], str] | None = None,
 ) -> None:
     """Let an app re-render its own page's fragments for events on ``topic`` (call from ``ready``).
 
     ``render(envelopes)`` returns out-of-band fragments (top-level elements with stable ids), which
     the HQ websocket sends to the pages named by ``page`` (all when None), so a page never pays
     for another page's queries. ``resync()`` returns the same fragments in their current state,
-    sent on every (re)connect.
+    sent on every (re)connect. ``timed()`` returns the fragments whose truth can change by time
+    alone (a worker falling silent); open pages re-render them every ``HQ_REFRESH_SECONDS``.
     """
     FRAGMENTS.setdefault(topic, [])
     FRAGMENTS[topic] = [r for r in FRAGMENTS[topic] if r.render is not render] + [
-        FragmentRenderer(topic, render, resync, page)
+        FragmentRenderer(topic, render, resync, page, timed)
     ]
 
 
@@ -170,6 +173,14 @@ def render_resync(page: str | None = OVERVIEW) -> str:
         )
     for topic in FRAGMENTS:
         parts += [_fragments_safe(r.resync, topic) for r in _renderers(topic, page) if r.resync]
+    return "".join(parts)
+
+
+def render_timed(page: str | None = OVERVIEW) -> str:
+    """The fragments of ``page`` that can change with the clock alone (no event announces them)."""
+    parts = [render_lines()] if page == OVERVIEW else []
+    for topic in FRAGMENTS:
+        parts += [_fragments_safe(r.timed, topic) for r in _renderers(topic, page) if r.timed]
     return "".join(parts)
 
 

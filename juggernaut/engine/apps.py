@@ -14,5 +14,7 @@ class EngineConfig(AppConfig):
 
         app_modules("handlers")
         hq.area_register("engine", services.engine_area_status, url_name="engine:index")
-        hq.fragments_register("engine", live.render_events, resync=live.render_resync, page="engine")
+        hq.fragments_register(
+            "engine", live.render_events, resync=live.render_resync, page="engine", timed=live.render_timed
+        )
         feed.feed_register("engine", live.describe_event)

@@ -106,6 +106,11 @@ def render_resync() -> str:
     return render_fragments()
 
 
+def render_timed() -> str:
+    """The fragments whose truth can change by the clock alone: the headline and findings, the workers."""
+    return render_fragments(["state", "workers"])
+
+
 def render_events(envelopes: list[dict]) -> str:
     """Re-render the page's fragments once per batch of engine events, whatever they were."""
     return render_fragments() if envelopes else ""

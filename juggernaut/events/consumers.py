@@ -4,18 +4,24 @@ Both check the caller on connect and then only forward. Delivery is exactly once
 topic: a subscriber remembers the last ``seq`` it sent, drops repeats and fills gaps from the log.
 """
 
+import asyncio
+import contextlib
 import json
 import logging
+import re
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from juggernaut.events import EventError, events_after, group_name, last_seqs, topic_validate
 from juggernaut.events.relay import get_relay
 
 log = logging.getLogger(__name__)
 
+# The text of <time> elements: ages change every second and need no resend.
+AGES = re.compile(r"(<time [^>]*>)[^<]*(</time>)")
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 MAX_TOPICS = 50
@@ -165,6 +171,33 @@ class HQConsumer(SubscribingConsumer):
         await self.send(text_data=await sync_to_async(hq.render_resync)(self.page))
         for topic in self.topics:
             await self.subscriber.subscribe(topic, seqs.get(topic, 0))
+        self.refresher = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def disconnect(self, code) -> None:
+        refresher = getattr(self, "refresher", None)
+        if refresher is not None:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+        await super().disconnect(code)
+
+    async def _refresh(self) -> None:
+        """Re-render the page's time-dependent fragments on a timer; send them only when they changed
+        beyond the ages in them (the browser counts those up by itself)."""
+        from juggernaut import hq
+
+        last = None
+        while True:
+            await asyncio.sleep(settings.HQ_REFRESH_SECONDS)
+            try:
+                html = await sync_to_async(hq.render_timed)(self.page)
+            except Exception:  # a failed refresh must not close the page's live connection
+                log.exception("timed refresh of %s failed", self.page)
+                continue
+            key = AGES.sub("", html)
+            if html and key != last:
+                last = key
+                await self.send(text_data=html)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         """htmx may send form values over the socket; the HQ uses plain HTTP for actions."""

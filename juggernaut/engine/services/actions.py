@@ -314,10 +314,14 @@ def _capable_worker(task: Task, worker_name: str, *, now) -> Worker:
     worker = Worker.objects.filter(name=worker_name).first()
     if worker is None:
         raise EngineError(
-            "unknown_worker", f"there is no worker named “{worker_name[:100]}”; pick a live worker", status=422
+            "unknown_worker",
+            f"there is no worker named “{worker_name[:100]}”; pick a live worker",
+            status=422,
         )
     if not worker.is_live(now):
-        raise EngineError("worker_not_live", f"worker {worker.name} is not alive; pick a live worker", status=409)
+        raise EngineError(
+            "worker_not_live", f"worker {worker.name} is not alive; pick a live worker", status=409
+        )
     missing = sorted(set(task.required_capabilities or []) - set(worker.capabilities or []))
     if missing:
         raise EngineError(
