@@ -152,6 +152,10 @@ def _batch(data: dict, what: str) -> str:
     return f"{count} {noun} {what}{reason}"
 
 
+def _who(data: dict) -> str:
+    return str(data.get("by") or "someone").removeprefix("operator:")
+
+
 def _url(data: dict) -> str:
     ids = data.get("ids")
     task_id = data.get("task_id") or data.get("id") or (ids[0] if ids and len(ids) == 1 else None)
@@ -213,9 +217,9 @@ def describe_event(type_: str, data: dict) -> FeedItem | None:
         return FeedItem(f"Worker {data.get('name')} stopped.", "info", url)
     if type_ == "engine_paused":
         why = f": {data['reason']}" if data.get("reason") else ""
-        return FeedItem(f"Engine paused by {data.get('by')}{why}.", "warn", url)
+        return FeedItem(f"Engine paused by {_who(data)}{why}.", "warn", url)
     if type_ == "engine_resumed":
-        return FeedItem(f"Engine resumed by {data.get('by')}.", "ok", url)
+        return FeedItem(f"Engine resumed by {_who(data)}.", "ok", url)
     if type_ == "stuck_detected":
         return FeedItem(data.get("message", "Something looks stuck."), "warn", url)
     if type_ == "stuck_cleared":

@@ -83,6 +83,13 @@
   });
 })();
 
+// A success message in the flash is news for a few seconds, then makes room (refusals stay).
+document.addEventListener("htmx:afterSettle", function () {
+  var ok = document.querySelector("#hq-flash .msg-success");
+  if (!ok) return;
+  setTimeout(function () { if (ok.isConnected) ok.remove(); }, 8000);
+});
+
 // A form marked data-reset-on-success is cleared once its answer shows no refusal.
 document.addEventListener("htmx:afterSettle", function () {
   var form = window.__hqLastForm;

@@ -1,67 +1,25 @@
 """Every HQ page in Chromium at 1440 px and 390 px: no console error, no failed request, no sideways
 scroll, and live updates arriving on each. Screenshots go to test-artifacts/ (git-ignored)."""
 
-import threading
-from pathlib import Path
-
 import pytest
-from django.db import connection
 from playwright.sync_api import expect
 
 from juggernaut.engine import services
 from juggernaut.events import publish
-from tests.conftest import ROOT
+from tests.conftest import BrowserProblems, in_thread, screenshot
 
 pytestmark = pytest.mark.browser
-
-ARTIFACTS = ROOT / "test-artifacts"
 # The elements that stick out to the right, to name the culprit when a page scrolls sideways.
 WIDEST = """() => [...document.querySelectorAll('body *')]
   .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
   .slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className)"""
 
 
-def in_thread(func) -> None:
-    """Run ORM writes on another thread, as another process would (committed, then relayed)."""
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            func()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    thread.join(15)
-    assert not errors, errors
-
-
-class Problems:
-    """Collects console errors, uncaught exceptions and failed requests of one browser page."""
-
-    def __init__(self, page) -> None:
-        self.items: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.items.append(f"console: {m.text}"))
-        page.on("pageerror", lambda e: self.items.append(f"exception: {e}"))
-        page.on("requestfailed", lambda r: self.items.append(f"failed: {r.url} {r.failure}"))
-        page.on("response", lambda r: r.status >= 400 and self.items.append(f"HTTP {r.status}: {r.url}"))
-
-
-def shoot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
-
-
 def test_it_opens_every_page_without_a_console_error(signed_in_page, hq_server, alice):
     page = signed_in_page
     alice.is_superuser = True  # the first operator `make run` creates is one; the admin needs it
     alice.save()
-    problems = Problems(page)
+    problems = BrowserProblems(page)
     worker = services.worker_register("builtin", capabilities=["timer"])
     failed = services.task_create("Refresh the model catalog", kind="noop", max_attempts=1)
     services.task_claim(worker, incarnation=worker.incarnation)
@@ -98,7 +56,7 @@ def test_it_opens_every_page_without_a_console_error(signed_in_page, hq_server, 
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
-            shoot(page, f"page-{name}-{width}")
+            screenshot(page, f"page-{name}-{width}")
             wide = page.evaluate(WIDEST) if overflow > 0 else []
             assert overflow <= 0, f"{path} scrolls sideways by {overflow} px at {width} px: {wide}"
     assert not problems.items, "\n".join(problems.items)
