@@ -4,21 +4,19 @@ from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.decorators import sync_and_async_middleware
 
+from juggernaut.errors import HQError
+
 
 def _reshape(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     if response.status_code != 405 or not request.path.startswith("/api/"):
         return response
     allowed = response.get("Allow", "")
-    shaped = JsonResponse(
-        {
-            "error": {
-                "code": "method_not_allowed",
-                "message": f"{request.method} is not allowed here",
-                "details": {"allowed": [m.strip() for m in allowed.split(",") if m.strip()]},
-            }
-        },
-        status=405,
+    error = HQError(
+        "method_not_allowed",
+        f"{request.method} is not allowed here",
+        details={"allowed": [m.strip() for m in allowed.split(",") if m.strip()]},
     )
+    shaped = JsonResponse(error.as_dict(), status=405)
     if allowed:
         shaped["Allow"] = allowed
     return shaped

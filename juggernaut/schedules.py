@@ -27,6 +27,7 @@ SCHEDULES: list[Declared] = [
         minutes=1,
         enabled_setting="engine",
     ),
+    Declared("hq:routing-sync-models", "routing.tasks.models_sync", Schedule.DAILY, enabled_setting="routing"),
 ]
 
 

@@ -262,6 +262,19 @@ API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
 HTTP_TIMEOUT_SECONDS = envfloat("HTTP_TIMEOUT_SECONDS", 15.0)
 HTTP_MAX_RETRIES = envint("HTTP_MAX_RETRIES", 3)
 
+# LLM routing (routing app): OpenRouter or any OpenAI-compatible server.
+OPENROUTER_BASE_URL = env("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
+OPENROUTER_API_KEY = env("OPENROUTER_API_KEY")
+OPENROUTER_APP_URL = env("OPENROUTER_APP_URL", "https://github.com/juggernaut-hq")  # sent as HTTP-Referer
+OPENROUTER_APP_TITLE = env("OPENROUTER_APP_TITLE", "Juggernaut HQ")  # sent as X-Title
+OPENROUTER_CONNECT_TIMEOUT_SECONDS = envfloat("OPENROUTER_CONNECT_TIMEOUT_SECONDS", 10.0)
+OPENROUTER_IDLE_TIMEOUT_SECONDS = envfloat("OPENROUTER_IDLE_TIMEOUT_SECONDS", 60.0)
+OPENROUTER_GENERATION_ATTEMPTS = envint("OPENROUTER_GENERATION_ATTEMPTS", 4)
+# OpenRouter's own request fields (models, provider); off for a server that rejects unknown fields.
+OPENROUTER_EXTENSIONS = envbool("OPENROUTER_EXTENSIONS", True)
+# A call whose worst case does not fit a budget gets max_tokens lowered, down to this, before refusal.
+ROUTING_MIN_USEFUL_TOKENS = envint("ROUTING_MIN_USEFUL_TOKENS", 256)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -20,4 +20,5 @@ urlpatterns = [
     path("api/", api.urls),
     re_path(r"^api/(?P<path>.*)$", json_not_found),
     path("engine/", include("juggernaut.engine.urls")),
+    path("routing/", include("routing.urls")),
 ]

@@ -18,9 +18,7 @@ router = Router(tags=["engine"])
 
 
 def _actor(request: HttpRequest) -> str:
-    principal = request.auth  # type: ignore[attr-defined]
-    name = principal.user.get_username()
-    return f"operator:{name}" + (f" (token {principal.token.name})" if principal.token else "")
+    return request.auth.actor  # type: ignore[attr-defined]
 
 
 def worker_out(worker: Worker) -> dict:

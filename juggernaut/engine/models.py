@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 
@@ -97,8 +98,54 @@ class Worker(models.Model):
     def heartbeat_age(self, now=None) -> timedelta:
         return (now or timezone.now()) - self.last_heartbeat
 
-    def can_run(self, required: list[str]) -> bool:
+    def can_run(self, required: list[str] | None) -> bool:
+        """Whether this worker has every capability in ``required``."""
         return set(required or []) <= set(self.capabilities or [])
+
+
+# The fields a transition clears, written once for every path that moves a task.
+LEASE_CLEARED = {"lease_owner": None, "lease_incarnation": None, "lease_expires_at": None}
+REASON_CLEARED = {"reason_code": "", "reason": "", "unblock_action": ""}
+
+
+def claimed_fields(worker: "Worker", *, now, until) -> dict:
+    """A claim: leased to this worker incarnation until ``until``, one more attempt, no reason left.
+
+    The Postgres claim statement (``services.claims.CLAIM_SQL``) sets the same columns; a test
+    compares the two paths row by row.
+    """
+    return {
+        "status": Status.RUNNING,
+        "lease_owner": worker,
+        "lease_incarnation": worker.incarnation,
+        "lease_expires_at": until,
+        "attempts": F("attempts") + 1,
+        "started_at": now,
+        "next_attempt_at": None,
+        **REASON_CLEARED,
+    }
+
+
+def done_fields(*, result, now) -> dict:
+    """Done: the result kept, the lease fenced off (the owner stays, to say who ran it)."""
+    return {
+        "status": Status.DONE,
+        "result": result,
+        "finished_at": now,
+        "lease_incarnation": None,
+        "lease_expires_at": None,
+        **REASON_CLEARED,
+    }
+
+
+def released_fields() -> dict:
+    """Given back by its worker: pending again at once, and the attempt not counted."""
+    return {
+        "status": Status.PENDING,
+        "attempts": Greatest(F("attempts") - 1, 0),
+        "next_attempt_at": None,
+        **LEASE_CLEARED,
+    }
 
 
 class TaskQuerySet(models.QuerySet):
@@ -110,6 +157,10 @@ class TaskQuerySet(models.QuerySet):
         return self.filter(status=Status.WAITING_APPROVAL) | self.filter(
             status__in=[Status.FAILED, Status.ESCALATED], acknowledged_at__isnull=True
         )
+
+    def move(self, *, now, **fields) -> int:
+        """Update these tasks, stamping the status change (every bulk transition goes through here)."""
+        return self.update(status_changed_at=now, updated_at=now, **fields)
 
     def claimable(self, now=None) -> "TaskQuerySet":
         """Pending, due, and not waiting on an unfinished dependency (capabilities are checked apart)."""
@@ -248,6 +299,11 @@ class Task(models.Model):
 
     def age(self, now=None) -> timedelta:
         return (now or timezone.now()) - self.created_at
+
+    def apply(self, *, now, **fields) -> None:
+        """Set a transition's fields on this row (saved by the caller), stamping the status change."""
+        for key, value in {**fields, "status_changed_at": now}.items():
+            setattr(self, key, value)
 
     def is_overdue(self, now=None) -> bool:
         return (

@@ -19,7 +19,7 @@ from django.utils.text import capfirst
 from django.views.decorators.http import require_POST
 
 from juggernaut import hq
-from juggernaut.auth import operator_required
+from juggernaut.auth import actor_of, operator_required
 from juggernaut.engine import live, services
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.forms import TaskFilterForm
@@ -45,7 +45,7 @@ STATIC = {"active": "engine", "live_page": "static"}
 
 
 def _actor(request: HttpRequest) -> str:
-    return f"operator:{request.user.get_username()}"
+    return actor_of(request.user)
 
 
 def _sentence(text: str) -> str:

@@ -15,6 +15,8 @@ from juggernaut.engine.errors import EngineError
 from juggernaut.engine.models import (
     ACTION_STATUSES,
     CLOSED_STATUSES,
+    LEASE_CLEARED,
+    REASON_CLEARED,
     EngineState,
     Source,
     Status,
@@ -22,8 +24,6 @@ from juggernaut.engine.models import (
     Worker,
 )
 from juggernaut.engine.services.common import (
-    CLEAR_LEASE,
-    CLEAR_REASON,
     KIND_RE,
     NEEDS_APPROVAL,
     TOPIC,
@@ -168,8 +168,7 @@ def _transition(
             details={"status": task.status, "allowed": allowed},
         )
     from_status = task.status
-    for key, value in {**fields, "status_changed_at": now}.items():
-        setattr(task, key, value)
+    task.apply(now=now, **fields)
     try:
         with transaction.atomic():
             task.save()
@@ -200,7 +199,7 @@ def task_approve(task_id: int, *, actor: str, now=None) -> Task:
             "approved_by": actor[:150],
             "approved_at": now,
             "next_attempt_at": None,
-            **CLEAR_REASON,
+            **REASON_CLEARED,
         }
         dependency = current.depends_on if current is not None and current.depends_on_id else None
         if (
@@ -241,8 +240,8 @@ def task_retry(task_id: int, *, actor: str, now=None) -> Task:
                 "approved_at": now,
                 "acknowledged_by": "",
                 "acknowledged_at": None,  # if it fails again, it asks for attention again
-                **CLEAR_REASON,
-                **CLEAR_LEASE,
+                **REASON_CLEARED,
+                **LEASE_CLEARED,
             },
             reason=f"retried by {actor}",
             now=now,
@@ -264,7 +263,7 @@ def task_cancel(task_id: int, *, actor: str, reason: str = "", now=None) -> Task
                 "status": Status.CANCELLED,
                 "finished_at": now,
                 "next_attempt_at": None,
-                **CLEAR_LEASE,
+                **LEASE_CLEARED,
                 "reason_code": "cancelled",
                 "reason": text[:2000],
                 "unblock_action": "Retry it to queue it again.",
@@ -288,8 +287,8 @@ def task_reassign(task_id: int, *, actor: str, worker_name: str | None = None, n
         fields: dict[str, Any] = {
             "status": Status.PENDING,
             "next_attempt_at": None,
-            **CLEAR_LEASE,
-            **CLEAR_REASON,
+            **LEASE_CLEARED,
+            **REASON_CLEARED,
         }
         if current.status == Status.RUNNING:
             fields["attempts"] = max(current.attempts - 1, 0)

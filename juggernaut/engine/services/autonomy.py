@@ -14,12 +14,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from juggernaut.engine.models import EngineState, Status, Task, Worker
+from juggernaut.engine.models import REASON_CLEARED, EngineState, Status, Task, Worker
 from juggernaut.engine.services.common import (
     AUTONOMY,
     BLOCKED_TOO_LONG,
     CHUNK,
-    CLEAR_REASON,
     DEPENDENCY_FAILED,
     FORGET_SILENT_WORKERS_AFTER,
     NEEDS_APPROVAL,
@@ -70,7 +69,7 @@ def tasks_rescue(ids: Iterable[int], *, now, why: str, extra: Q | None = None) -
             moves: dict[str, list[tuple[int, str]]] = defaultdict(list)
             for task in _locked(chunk, Q(status=Status.RUNNING) & (extra or Q())):
                 status, fields = retry_or_escalate(task, now=now, error=why)
-                Task.objects.filter(pk=task.pk, status=Status.RUNNING).update(**fields)
+                Task.objects.filter(pk=task.pk, status=Status.RUNNING).move(now=now, **fields)
                 moves[status].append((task.pk, Status.RUNNING))
             record_many(moves[Status.PENDING], Status.PENDING, AUTONOMY, why, "task_rescued", now)
             record_many(moves[Status.ESCALATED], Status.ESCALATED, AUTONOMY, why, "task_escalated", now)
@@ -81,16 +80,16 @@ def tasks_rescue(ids: Iterable[int], *, now, why: str, extra: Q | None = None) -
     return rescued, escalated
 
 
-def _live_capability_sets(now) -> list[set[str]]:
-    return [set(c or []) for c in Worker.objects.live(now).values_list("capabilities", flat=True)]
+def _live_workers(now) -> list[Worker]:
+    return list(Worker.objects.live(now).only("id", "capabilities"))
 
 
-def _why_unrunnable(required: list[str], live: list[set[str]]) -> tuple[str, str]:
+def _why_unrunnable(required: list[str], live: list[Worker]) -> tuple[str, str]:
     need = ", ".join(required) or "(none)"
     action = f"Start a worker with capabilities: {need} (manage.py engine_worker --capabilities {','.join(required)})."
     if not live:
         return "No worker is alive to run it.", action
-    missing = sorted(set(required) - set().union(*live))
+    missing = sorted(set(required) - set().union(*(w.capabilities or [] for w in live)))
     if missing:
         return f"No live worker has {', '.join(missing)}.", action
     return f"No single live worker has all of {need}.", action
@@ -99,13 +98,13 @@ def _why_unrunnable(required: list[str], live: list[set[str]]) -> tuple[str, str
 def tasks_unblock_capable(*, now=None) -> int:
     """Tasks blocked for want of a capable worker go back to pending once such a worker is alive."""
     now = now or timezone.now()
-    live = _live_capability_sets(now)
+    live = _live_workers(now)
     candidates = [
         pk
         for pk, required in Task.objects.filter(
             status=Status.BLOCKED, reason_code=NO_CAPABLE_WORKER
         ).values_list("id", "required_capabilities")
-        if any(set(required or []) <= caps for caps in live)
+        if any(w.can_run(required) for w in live)
     ]
     moved = 0
     for chunk in _chunks(candidates):
@@ -114,9 +113,7 @@ def tasks_unblock_capable(*, now=None) -> int:
             ids = [t.pk for t in rows]
             if not ids:
                 continue
-            Task.objects.filter(pk__in=ids).update(
-                status=Status.PENDING, status_changed_at=now, updated_at=now, **CLEAR_REASON
-            )
+            Task.objects.filter(pk__in=ids).move(now=now, status=Status.PENDING, **REASON_CLEARED)
             record_many(
                 [(pk, Status.BLOCKED) for pk in ids],
                 Status.PENDING,
@@ -131,11 +128,11 @@ def tasks_unblock_capable(*, now=None) -> int:
 
 
 def _tasks_block_unrunnable(*, now) -> int:
-    live = _live_capability_sets(now)
+    live = _live_workers(now)
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for pk, required in Task.objects.filter(status=Status.PENDING).values_list("id", "required_capabilities"):
         required = sorted(required or [])
-        if not any(set(required) <= caps for caps in live):
+        if not any(w.can_run(required) for w in live):
             groups[_why_unrunnable(required, live)].append(pk)
     moved = 0
     for (reason, action), ids in groups.items():
@@ -144,10 +141,9 @@ def _tasks_block_unrunnable(*, now) -> int:
                 locked = [t.pk for t in _locked(chunk, Q(status=Status.PENDING))]
                 if not locked:
                     continue
-                Task.objects.filter(pk__in=locked).update(
+                Task.objects.filter(pk__in=locked).move(
+                    now=now,
                     status=Status.BLOCKED,
-                    status_changed_at=now,
-                    updated_at=now,
                     reason_code=NO_CAPABLE_WORKER,
                     reason=reason,
                     unblock_action=action,
@@ -174,10 +170,9 @@ def _to_waiting(candidates: list[tuple[int, str, str, str, dict]], *, from_statu
             for task in _locked(chunk, Q(status__in=from_statuses)):
                 _, code, reason, action, extra = by_id[task.pk]
                 from_status = task.status
-                changed = Task.objects.filter(pk=task.pk, status=from_status).update(
+                changed = Task.objects.filter(pk=task.pk, status=from_status).move(
+                    now=now,
                     status=Status.WAITING_APPROVAL,
-                    status_changed_at=now,
-                    updated_at=now,
                     reason_code=code,
                     reason=reason[:2000],
                     unblock_action=action[:300],

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from juggernaut.engine.errors import EngineError
-from juggernaut.engine.models import Status, Task, TaskEvent
+from juggernaut.engine.models import LEASE_CLEARED, Status, Task, TaskEvent
 from juggernaut.events import publish
 from juggernaut.timefmt import duration_text
 
@@ -37,10 +37,6 @@ DEPENDENCY_FAILED = "dependency_failed"
 MAX_ATTEMPTS = "max_attempts"
 PERMANENT_ERROR = "permanent_error"
 RETRY_BACKOFF = "retry_backoff"
-
-# Fields cleared when a task leaves a lease or a reason behind.
-CLEAR_REASON = {"reason_code": "", "reason": "", "unblock_action": ""}
-CLEAR_LEASE = {"lease_owner": None, "lease_incarnation": None, "lease_expires_at": None}
 
 
 def is_postgres() -> bool:
@@ -167,14 +163,7 @@ def backoff_delay(attempts: int) -> timedelta:
 
 def retry_or_escalate(task: Task, *, now, error: str) -> tuple[str, dict]:
     """The fields for a task that lost its attempt: back to the queue with backoff, or escalated."""
-    fields: dict[str, Any] = {
-        "lease_owner": None,
-        "lease_incarnation": None,
-        "lease_expires_at": None,
-        "last_error": error[:10000],
-        "status_changed_at": now,
-        "updated_at": now,
-    }
+    fields: dict[str, Any] = {**LEASE_CLEARED, "last_error": error[:10000]}
     if task.attempts >= task.max_attempts:
         fields.update(
             status=Status.ESCALATED,
