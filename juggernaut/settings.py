@@ -225,6 +225,9 @@ EVENTS_POLL_SECONDS = envfloat(
     "EVENTS_POLL_SECONDS", 1.0 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.1
 )
 EVENTS_SSE_PING_SECONDS = envfloat("EVENTS_SSE_PING_SECONDS", 15.0)
+# Open HQ pages re-render their time-dependent fragments this often (states that become true by the
+# clock alone, such as a silent worker, reach the screen without any event).
+HQ_REFRESH_SECONDS = envfloat("HQ_REFRESH_SECONDS", 2.0)
 
 # django-q2: the ORM broker keeps the whole system on the one database.
 Q_TIMEOUT = envint("Q_TIMEOUT", 300)

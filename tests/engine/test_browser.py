@@ -25,7 +25,7 @@ def test_it_approves_a_waiting_task_and_shows_new_tasks_live(signed_in_page, hq_
 
     expect(page.locator(f"#engine-waiting-{waiting.pk}")).to_have_count(0)
     expect(page.locator(f"#engine-task-{waiting.pk}")).to_contain_text("Pending")
-    expect(page.locator("#engine-flash")).to_contain_text("approved")
+    expect(page.locator("#hq-flash")).to_contain_text("approved")
 
     created: list[int] = []
 
