@@ -50,9 +50,7 @@ api = HQNinjaAPI(
 
 
 def error_response(request: HttpRequest, status: int, code: str, message: str, details=None) -> HttpResponse:
-    return api.create_response(
-        request, {"error": {"code": code, "message": message, "details": details}}, status=status
-    )
+    return api.create_response(request, HQError(code, message, details=details).as_dict(), status=status)
 
 
 STATUS_CODES = {
@@ -120,10 +118,7 @@ def _unexpected(request, exc):
 
 def json_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     """Unknown paths under /api/ answer in the API's error shape, not Django's HTML 404."""
-    return JsonResponse(
-        {"error": {"code": "not_found", "message": f"no API endpoint at /api/{path}", "details": None}},
-        status=404,
-    )
+    return JsonResponse(HQError("not_found", f"no API endpoint at /api/{path}").as_dict(), status=404)
 
 
 # --- health -------------------------------------------------------------------------------------
@@ -217,7 +212,6 @@ def tokens_revoke(request, token_id: DbId):
 
 api.add_router("/events", events_router)
 api.add_router("/tokens", tokens_router)
-
 
 
 def _mount_app_routers() -> None:

@@ -36,9 +36,21 @@ class Principal:
         return self.token is None or self.token.has_scope(scope)
 
     @property
+    def actor(self) -> str:
+        """This caller as history rows and events name it."""
+        return actor_of(self.user, self.token)
+
+    @property
     def label(self) -> str:
         name = getattr(self.user, "get_username", lambda: "?")()
         return f"token:{self.token.name}" if self.token else name
+
+
+def actor_of(user, token: ApiToken | None = None) -> str:
+    """The one way history rows and events name a person who acted: ``operator:alice``, or
+    ``operator:alice (token deploy-bot)`` when a token acted for them."""
+    name = user.get_username()
+    return f"operator:{name}" + (f" (token {token.name})" if token else "")
 
 
 def token_authenticate(raw: str) -> Principal | None:

@@ -1,7 +1,24 @@
-"""The per-process Postgres connection pool (Django's ``OPTIONS["pool"]``, sized in settings)."""
+"""Database connections outside plain ORM use: the per-process Postgres pool (Django's
+``OPTIONS["pool"]``, sized in settings) and the details side connections (``LISTEN``) need."""
 
 from django.db import connections
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
+
+
+def pg_connect_params(db: dict | None = None) -> dict:
+    """psycopg ``connect()`` keywords for a ``settings.DATABASES`` entry (the default one if None),
+    OPTIONS included (``sslmode`` and the like), so a side connection reaches the server the way
+    the ORM does."""
+    db = db if db is not None else connections["default"].settings_dict
+    params = {
+        "dbname": db["NAME"],
+        "user": db["USER"] or None,
+        "password": db["PASSWORD"] or None,
+        "host": db["HOST"] or None,
+        "port": db["PORT"] or None,
+    }
+    params.update({k: v for k, v in (db.get("OPTIONS") or {}).items() if isinstance(v, str | int)})
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def forget_inherited_pools() -> None:

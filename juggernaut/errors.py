@@ -15,4 +15,5 @@ class HQError(Exception):
             self.status = status
 
     def as_dict(self) -> dict:
+        """The one error shape of every JSON answer (API, websocket, middleware)."""
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}

@@ -1,29 +1,75 @@
 """Outbound HTTP for every external API client: explicit timeouts, bounded retries, ``Retry-After``.
 
 Clients build their session here and never call ``requests`` bare, so a dead or rate-limiting API
-always costs a bounded, known amount of time.
+always costs a bounded, known amount of time. Retrying is urllib3's ``Retry`` (status list, method
+rules, ``Retry-After`` parsing, giving up), with three house rules on top: a 429 is retried whatever
+the method, since the server says it did not process the request; ``Retry-After`` is capped, so one
+answer cannot park a worker for a day; and every pause goes through ``HttpSession.sleep``.
 """
 
-import email.utils
 import logging
-import random
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
 
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 MAX_RETRY_AFTER_SECONDS = 60.0
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date), capped; None when absent or garbled."""
+    if not value:
+        return None
+    try:
+        seconds = Retry().parse_retry_after(value.strip())
+    except InvalidHeader:
+        return None
+    return max(0.0, min(float(seconds), MAX_RETRY_AFTER_SECONDS))
+
+
+class HouseRetry(Retry):
+    """urllib3's ``Retry`` with the house rules of the module docstring."""
+
+    def __init__(self, *args, pause: Callable[[float], None] = time.sleep, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.pause = pause
+
+    def new(self, **kw) -> "HouseRetry":
+        retry = super().new(**kw)  # urllib3 builds each next state with the standard arguments only
+        retry.pause = self.pause
+        return retry
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 429 and not self.is_exhausted():
+            return True
+        return super().is_retry(method, status_code, has_retry_after)
+
+    def get_retry_after(self, response) -> float | None:
+        return retry_after_seconds(response.headers.get("Retry-After"))
+
+    def sleep(self, response=None) -> None:
+        delay = self.get_retry_after(response) if response is not None else None
+        if delay is None:
+            delay = self.get_backoff_time()
+        if response is not None:
+            log.info("answered %s; retrying in %.1fs", response.status, delay)
+        self.pause(delay)
 
 
 class HttpSession(requests.Session):
     """A ``requests.Session`` with a default timeout and retries that honour ``Retry-After``.
 
-    Only idempotent methods are retried on errors; any method is retried on 429, since the server
-    said it did not process the request.
+    Only idempotent methods are retried on 5xx and read errors; a connection that could not be made
+    is retried for any method (nothing was sent), and so is a 429. The first retry goes at once, then
+    ``backoff`` doubles with up to 50% jitter.
     """
 
     def __init__(
@@ -32,58 +78,24 @@ class HttpSession(requests.Session):
         super().__init__()
         self.timeout = timeout
         self.max_retries = max_retries
-        self.backoff = backoff
         self.headers["User-Agent"] = user_agent
         self.sleep = time.sleep  # tests can swap this
+        retry = HouseRetry(
+            total=max_retries,
+            allowed_methods=IDEMPOTENT_METHODS,
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff / 2,
+            backoff_jitter=backoff / 2,
+            raise_on_status=False,  # after the last retry, hand the caller the server's answer
+            pause=lambda seconds: self.sleep(seconds),
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
 
     def request(self, method: str, url: str, **kwargs) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout)
-        idempotent = method.upper() in ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
-        attempt = 0
-        while True:
-            try:
-                response = super().request(method, url, **kwargs)
-            except (requests.ConnectionError, requests.Timeout):
-                if not idempotent or attempt >= self.max_retries:
-                    raise
-                self.sleep(self._backoff(attempt))
-                attempt += 1
-                continue
-            retryable = response.status_code == 429 or (idempotent and response.status_code in RETRY_STATUSES)
-            if not retryable or attempt >= self.max_retries:
-                return response
-            delay = retry_after_seconds(response.headers.get("Retry-After"))
-            log.info(
-                "%s %s answered %s; retry %d in %.1fs",
-                method,
-                url,
-                response.status_code,
-                attempt + 1,
-                delay if delay is not None else self._backoff(attempt),
-            )
-            self.sleep(delay if delay is not None else self._backoff(attempt))
-            attempt += 1
-
-    def _backoff(self, attempt: int) -> float:
-        return self.backoff * (2**attempt) * (0.5 + random.random() / 2)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date), capped; None when absent or garbled."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, min(seconds, MAX_RETRY_AFTER_SECONDS))
+        return super().request(method, url, **kwargs)
 
 
 def http_session(*, timeout: float | None = None, max_retries: int | None = None, **kwargs) -> HttpSession:

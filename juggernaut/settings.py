@@ -280,7 +280,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
 # One process needs no cross-process layer: every process writes the event log and each web
-# process's relay fans out locally (DESIGN §3).
+# process's relay fans out locally.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels.layers.InMemoryChannelLayer",
@@ -296,6 +296,9 @@ EVENTS_POLL_SECONDS = envfloat(
 EVENTS_SSE_PING_SECONDS = envfloat("EVENTS_SSE_PING_SECONDS", 15.0)
 # How often each web process checks that the tokens of its open websockets and SSE streams still work.
 HQ_TOKEN_CHECK_SECONDS = envfloat("HQ_TOKEN_CHECK_SECONDS", 2.0)
+# Open HQ pages re-render their time-dependent fragments this often (states that become true by the
+# clock alone, such as a silent worker, reach the screen without any event).
+HQ_REFRESH_SECONDS = envfloat("HQ_REFRESH_SECONDS", 2.0)
 
 # django-q2: the ORM broker keeps the whole system on the one database.
 Q_TIMEOUT = envint("Q_TIMEOUT", 300)
@@ -313,7 +316,7 @@ Q_CLUSTER = {
     "label": "Jobs",
 }
 
-# Engine (DESIGN §4).
+# Engine.
 ENGINE_LEASE_SECONDS = envint("ENGINE_LEASE_SECONDS", 60)
 ENGINE_TICK_SECONDS = envint("ENGINE_TICK_SECONDS", 15)
 ENGINE_BLOCKED_ESCALATE_MINUTES = envint("ENGINE_BLOCKED_ESCALATE_MINUTES", 30)
@@ -328,6 +331,30 @@ HQ_MAX_BODY_BYTES = envint("HQ_MAX_BODY_BYTES", 2_621_440)
 DATA_UPLOAD_MAX_MEMORY_SIZE = HQ_MAX_BODY_BYTES
 # The Retry-After of a 503 when the database has no connection to give.
 HQ_RETRY_AFTER_SECONDS = envint("HQ_RETRY_AFTER_SECONDS", 2)
+# Logs crawler (logscrawler/).
+RAILWAY_API_URL = env("RAILWAY_API_URL", "https://backboard.railway.com/graphql/v2")
+RAILWAY_TOKEN = env("RAILWAY_TOKEN")  # a project token, sent as Project-Access-Token
+RAILWAY_API_TOKEN = env("RAILWAY_API_TOKEN")  # an account or team token, sent as a bearer token
+LOGS_CRAWL_MINUTES = envint("LOGS_CRAWL_MINUTES", 5)
+# The plan's hourly request limit; each crawl spends at most its share (limit x minutes / 60).
+LOGS_RAILWAY_HOURLY_REQUESTS = envint("LOGS_RAILWAY_HOURLY_REQUESTS", 1000)
+LOGS_CRAWL_PAGE = envint("LOGS_CRAWL_PAGE", 500)
+LOGS_RETENTION_DAYS = envint("LOGS_RETENTION_DAYS", 14)
+LOGS_INGEST_MAX_BYTES = envint("LOGS_INGEST_MAX_BYTES", 10 * 1024 * 1024)
+# A stored line longer than this is cut, with a marker saying how much was dropped.
+LOGS_MAX_LINE_CHARS = envint("LOGS_MAX_LINE_CHARS", 16 * 1024)
+# Alert rules: a spike is >= FACTOR x the fingerprint's baseline rate and >= MIN in the last window;
+# sustained 5xx is >= PERCENT of HTTP responses for WINDOWS consecutive windows.
+LOGS_ALERT_WINDOW_MINUTES = envint("LOGS_ALERT_WINDOW_MINUTES", 5)
+LOGS_SPIKE_FACTOR = envfloat("LOGS_SPIKE_FACTOR", 5.0)
+LOGS_SPIKE_MIN = envint("LOGS_SPIKE_MIN", 20)
+LOGS_SPIKE_BASELINE_MINUTES = envint("LOGS_SPIKE_BASELINE_MINUTES", 60)
+LOGS_5XX_PERCENT = envfloat("LOGS_5XX_PERCENT", 5.0)
+LOGS_5XX_WINDOWS = envint("LOGS_5XX_WINDOWS", 3)
+LOGS_5XX_MIN_REQUESTS = envint("LOGS_5XX_MIN_REQUESTS", 20)
+# Optional Slack-compatible incoming webhook for alerts (a secret: never shown).
+# "SECRET" in the name hides it on debug pages (Django masks such settings).
+LOGS_ALERT_WEBHOOK_SECRET_URL = env("LOGS_ALERT_WEBHOOK_URL")
 
 # API tokens: bearer tokens are shown once and stored as a SHA-256 hash.
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
@@ -340,6 +367,19 @@ HTTP_MAX_RETRIES = envint("HTTP_MAX_RETRIES", 3)
 # passwords, Authorization values and ?token= query strings.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "juggernaut.redaction.SecretsFilter"
 DEFAULT_EXCEPTION_REPORTER = "juggernaut.redaction.SecretsReporter"
+# LLM routing (routing app): OpenRouter or any OpenAI-compatible server.
+OPENROUTER_BASE_URL = env("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
+OPENROUTER_API_KEY = env("OPENROUTER_API_KEY")
+OPENROUTER_APP_URL = env("OPENROUTER_APP_URL", "https://github.com/juggernaut-hq")  # sent as HTTP-Referer
+OPENROUTER_APP_TITLE = env("OPENROUTER_APP_TITLE", "Juggernaut HQ")  # sent as X-Title
+OPENROUTER_CONNECT_TIMEOUT_SECONDS = envfloat("OPENROUTER_CONNECT_TIMEOUT_SECONDS", 10.0)
+OPENROUTER_IDLE_TIMEOUT_SECONDS = envfloat("OPENROUTER_IDLE_TIMEOUT_SECONDS", 60.0)
+OPENROUTER_GENERATION_ATTEMPTS = envint("OPENROUTER_GENERATION_ATTEMPTS", 4)
+# OpenRouter's own request fields (models, provider); off for a server that rejects unknown fields.
+OPENROUTER_EXTENSIONS = envbool("OPENROUTER_EXTENSIONS", True)
+# A call whose worst case does not fit a budget gets max_tokens lowered, down to this, before refusal.
+ROUTING_MIN_USEFUL_TOKENS = envint("ROUTING_MIN_USEFUL_TOKENS", 256)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
@@ -7,9 +8,8 @@ from juggernaut import views
 from juggernaut.api import api, json_not_found
 
 urlpatterns = [
-    # Browsers ask for /favicon.ico on every page that names no icon (the admin, the API docs).
-    path("favicon.ico", RedirectView.as_view(url="/static/favicon.svg", permanent=True)),
     path("", views.overview, name="overview"),
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("settings/", views.settings_page, name="settings"),
     path("settings/tokens/", views.token_create, name="token-create"),
     path("settings/tokens/<int:token_id>/revoke/", views.token_revoke, name="token-revoke"),
@@ -20,4 +20,5 @@ urlpatterns = [
     path("api/", api.urls),
     re_path(r"^api/(?P<path>.*)$", json_not_found),
     path("engine/", include("juggernaut.engine.urls")),
+    path("routing/", include("routing.urls")),
 ]

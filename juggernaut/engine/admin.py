@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 
+from juggernaut.admin import AppendOnlyAdmin
+from juggernaut.auth import actor_of
 from juggernaut.engine import services
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.models import EngineState, Task, TaskEvent, Worker
@@ -17,7 +19,7 @@ class TaskEventInline(admin.TabularInline):
 
 def _bulk(action, verb: str):
     def run(modeladmin, request, queryset) -> None:
-        actor = f"operator:{request.user.get_username()}"
+        actor = actor_of(request.user)
         done = refused = 0
         for task_id in queryset.values_list("pk", flat=True):
             try:
@@ -74,14 +76,11 @@ class WorkerAdmin(admin.ModelAdmin):
 
 
 @admin.register(TaskEvent)
-class TaskEventAdmin(admin.ModelAdmin):
+class TaskEventAdmin(AppendOnlyAdmin):
     list_display = ["at", "task", "from_status", "to_status", "actor", "reason"]
     list_filter = ["to_status", "from_status"]
     search_fields = ["actor", "reason", "task__title"]
     raw_id_fields = ["task"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(EngineState)
@@ -98,8 +97,8 @@ class EngineStateAdmin(admin.ModelAdmin):
 
     @admin.action(description="Pause the engine")
     def pause(self, request, queryset) -> None:
-        services.engine_pause(actor=f"operator:{request.user.get_username()}", reason="paused from the admin")
+        services.engine_pause(actor=actor_of(request.user), reason="paused from the admin")
 
     @admin.action(description="Resume the engine")
     def resume(self, request, queryset) -> None:
-        services.engine_resume(actor=f"operator:{request.user.get_username()}")
+        services.engine_resume(actor=actor_of(request.user))

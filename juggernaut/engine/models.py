@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 
@@ -26,6 +27,24 @@ class Status(models.TextChoices):
 
 OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.BLOCKED, Status.WAITING_APPROVAL)
 CLOSED_STATUSES = (Status.DONE, Status.FAILED, Status.ESCALATED, Status.CANCELLED)
+
+# What an operator may do to a task, by its status: the pages offer exactly these actions.
+ACTION_STATUSES: dict[str, tuple[str, ...]] = {
+    "approve": (Status.WAITING_APPROVAL,),
+    "retry": (
+        Status.FAILED,
+        Status.ESCALATED,
+        Status.CANCELLED,
+        Status.BLOCKED,
+        Status.WAITING_APPROVAL,
+        Status.PENDING,
+    ),
+    "reassign": OPEN_STATUSES,
+    "priority": OPEN_STATUSES,
+    "cancel": (*OPEN_STATUSES, Status.FAILED, Status.ESCALATED),
+    # Seen, and left as it is: it stops asking for attention (a retry asks again if it fails again).
+    "acknowledge": (Status.FAILED, Status.ESCALATED),
+}
 
 
 class Source(models.TextChoices):
@@ -93,20 +112,72 @@ class Worker(models.Model):
     def heartbeat_age(self, now=None) -> timedelta:
         return (now or timezone.now()) - self.last_heartbeat
 
-    def can_run(self, required: list[str], kind: str | None = None) -> bool:
+    def can_run(self, required: list[str] | None, kind: str | None = None) -> bool:
+        """Whether this worker has every capability in ``required`` (and runs ``kind``, if given)."""
         return set(required or []) <= set(self.capabilities or []) and (kind is None or self.runs_kind(kind))
 
     def runs_kind(self, kind: str) -> bool:
-        return runs_kind(self.kinds, kind)
+        return ANY_KIND in (self.kinds or []) or kind in (self.kinds or [])
 
 
-def runs_kind(kinds: list[str] | None, kind: str) -> bool:
-    return ANY_KIND in (kinds or []) or kind in (kinds or [])
+# The fields a transition clears, written once for every path that moves a task.
+LEASE_CLEARED = {"lease_owner": None, "lease_incarnation": None, "lease_expires_at": None}
+REASON_CLEARED = {"reason_code": "", "reason": "", "unblock_action": ""}
+
+
+def claimed_fields(worker: "Worker", *, now, until) -> dict:
+    """A claim: leased to this worker incarnation until ``until``, one more attempt, no reason left.
+
+    The Postgres claim statement (``services.claims.CLAIM_SQL``) sets the same columns; a test
+    compares the two paths row by row.
+    """
+    return {
+        "status": Status.RUNNING,
+        "lease_owner": worker,
+        "lease_incarnation": worker.incarnation,
+        "lease_expires_at": until,
+        "attempts": F("attempts") + 1,
+        "started_at": now,
+        "next_attempt_at": None,
+        **REASON_CLEARED,
+    }
+
+
+def done_fields(*, result, now) -> dict:
+    """Done: the result kept, the lease fenced off (the owner stays, to say who ran it)."""
+    return {
+        "status": Status.DONE,
+        "result": result,
+        "finished_at": now,
+        "lease_incarnation": None,
+        "lease_expires_at": None,
+        **REASON_CLEARED,
+    }
+
+
+def released_fields() -> dict:
+    """Given back by its worker: pending again at once, and the attempt not counted."""
+    return {
+        "status": Status.PENDING,
+        "attempts": Greatest(F("attempts") - 1, 0),
+        "next_attempt_at": None,
+        **LEASE_CLEARED,
+    }
 
 
 class TaskQuerySet(models.QuerySet):
     def open(self) -> "TaskQuerySet":
         return self.filter(status__in=OPEN_STATUSES)
+
+    def needs_attention(self) -> "TaskQuerySet":
+        """Tasks that wait for a human: escalated, failed for good, or waiting for approval."""
+        return self.filter(status=Status.WAITING_APPROVAL) | self.filter(
+            status__in=[Status.FAILED, Status.ESCALATED], acknowledged_at__isnull=True
+        )
+
+    def move(self, *, now, **fields) -> int:
+        """Update these tasks, stamping the status change (every bulk transition goes through here)."""
+        return self.update(status_changed_at=now, updated_at=now, **fields)
 
     def claimable(self, now=None) -> "TaskQuerySet":
         """Pending, due, and not waiting on an unfinished dependency (capabilities are checked apart)."""
@@ -154,6 +225,9 @@ class Task(models.Model):
     depends_on = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="dependents"
     )
+
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     last_error = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)
@@ -209,6 +283,12 @@ class Task(models.Model):
             ),
             # Engine page and API listings: WHERE status = ? ORDER BY created_at DESC
             models.Index(fields=["status", "-created_at"], name="engine_task_status_idx"),
+            # Attention: WHERE status IN ('failed', 'escalated') AND acknowledged_at IS NULL
+            models.Index(
+                fields=["status"],
+                condition=Q(status__in=[Status.FAILED, Status.ESCALATED], acknowledged_at__isnull=True),
+                name="engine_task_attention_idx",
+            ),
             # Throughput chart: WHERE finished_at >= now - 24h
             models.Index(
                 fields=["finished_at"],
@@ -224,8 +304,23 @@ class Task(models.Model):
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
 
+    def allowed_actions(self) -> list[str]:
+        allowed = [action for action, statuses in ACTION_STATUSES.items() if self.status in statuses]
+        return [a for a in allowed if not (a == "acknowledge" and self.acknowledged_at)]
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status == Status.WAITING_APPROVAL or (
+            self.status in (Status.FAILED, Status.ESCALATED) and self.acknowledged_at is None
+        )
+
     def age(self, now=None) -> timedelta:
         return (now or timezone.now()) - self.created_at
+
+    def apply(self, *, now, **fields) -> None:
+        """Set a transition's fields on this row (saved by the caller), stamping the status change."""
+        for key, value in {**fields, "status_changed_at": now}.items():
+            setattr(self, key, value)
 
     def is_overdue(self, now=None) -> bool:
         return (

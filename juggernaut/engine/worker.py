@@ -15,10 +15,12 @@ import time
 import traceback
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, close_old_connections, connection
 
+from juggernaut.db import pg_connect_params
 from juggernaut.engine import handlers, services
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.handlers import HandlerContext, PermanentError, TaskReleased
@@ -34,18 +36,8 @@ class Waker:
         self.listen = None
         self.seen = services.local_wake.generation
         if connection.vendor == "postgresql":
-            import psycopg
-
-            db = connection.settings_dict
             try:
-                self.listen = psycopg.connect(
-                    dbname=db["NAME"],
-                    user=db["USER"] or None,
-                    password=db["PASSWORD"] or None,
-                    host=db["HOST"] or None,
-                    port=db["PORT"] or None,
-                    autocommit=True,
-                )
+                self.listen = psycopg.connect(**pg_connect_params(), autocommit=True)
                 self.listen.execute(f"LISTEN {services.WAKE_CHANNEL}")
             except psycopg.Error:
                 log.warning("LISTEN unavailable; the worker falls back to polling", exc_info=True)
@@ -53,8 +45,6 @@ class Waker:
 
     def wait(self, timeout: float) -> None:
         if self.listen is not None:
-            import psycopg
-
             try:
                 for _ in self.listen.notifies(timeout=timeout, stop_after=1):
                     pass

@@ -2,7 +2,7 @@
 
 ``publish()`` stores the event in the caller's transaction; after commit, the relay of every web
 process picks it up (woken by ``NOTIFY`` on Postgres, by polling otherwise) and fans it out to the
-Channels groups its websockets and SSE streams listen on. See DESIGN §3.
+Channels groups its websockets and SSE streams listen on (see docs/architecture.md).
 """
 
 import hashlib
@@ -12,6 +12,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import connections, transaction
 
+from juggernaut.events.wake import wake_all
 from juggernaut.models import Event, EventTopic
 
 NOTIFY_CHANNEL = "juggernaut_events"
@@ -85,8 +86,7 @@ async def apublish(topic: str, type: str, data: dict | None = None, *, run_id: i
 
 
 def _wake_local_relays(topic: str) -> None:
-    from juggernaut.events.relay import wake_all
-
+    """After commit: relays of this process need not wait for their next poll or NOTIFY."""
     wake_all(topic)
 
 

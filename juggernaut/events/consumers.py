@@ -2,16 +2,27 @@
 
 Both check the caller on connect and then only forward. Delivery is exactly once and in order per
 topic: a subscriber remembers the last ``seq`` it sent, drops repeats and fills gaps from the log.
+The HQ's fragments for a batch of events are rendered once per page in this process and the same
+HTML goes to every socket showing that page (``SharedRenders``); so are the fragments re-rendered on a
+timer for states that become true by time alone.
 """
 
+import asyncio
+import contextlib
 import json
 import logging
+import math
+import re
+import weakref
+from collections import OrderedDict
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
+from juggernaut import hq
 from juggernaut.errors import HQError
 from juggernaut.events import EventError, events_after, group_name, last_seqs, topic_validate
 from juggernaut.events.relay import get_relay
@@ -19,6 +30,8 @@ from juggernaut.inputs import BIGINT_MAX, json_strict_loads
 
 log = logging.getLogger(__name__)
 
+# The text of <time> elements: ages change every second, the browser counts them, no resend needed.
+AGES = re.compile(r"(<time [^>]*>)[^<]*(</time>)")
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_INTERNAL = 1011
@@ -152,7 +165,7 @@ class SubscribingConsumer(AsyncWebsocketConsumer):
         await self._cleanup()
 
     async def _send_error(self, code: str, message: str) -> None:
-        await self.send(text_data=json.dumps({"error": {"code": code, "message": message, "details": None}}))
+        await self.send(text_data=json.dumps(HQError(code, message).as_dict()))
 
 
 class EventsConsumer(SubscribingConsumer):
@@ -229,8 +242,6 @@ class HQConsumer(SubscribingConsumer):
         if principal is None or principal.token is not None:
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
-        from juggernaut import hq
-
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.page = (query.get("page") or [hq.OVERVIEW])[0][:40]
         self.topics = hq.live_topics()
@@ -241,13 +252,86 @@ class HQConsumer(SubscribingConsumer):
         await self.send(text_data=await database_sync_to_async(hq.render_resync)(self.page))
         for topic in self.topics:
             await self.subscriber.subscribe(topic, seqs.get(topic, 0))
+        self.refresher = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def _cleanup(self) -> None:
+        refresher = self.__dict__.pop("refresher", None)
+        if refresher is not None:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+        await super()._cleanup()
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         """htmx may send form values over the socket; the HQ uses plain HTTP for actions."""
 
-    async def _render(self, envelopes: list[dict]) -> None:
-        from juggernaut import hq
+    async def _refresh(self) -> None:
+        """Every ``HQ_REFRESH_SECONDS``, the page's time-dependent fragments (one render per page and
+        interval, shared); sent only when they changed beyond the ages in them."""
+        loop = asyncio.get_running_loop()
+        interval = settings.HQ_REFRESH_SECONDS
+        last = None
+        while True:
+            # Wake on the interval's boundary, so every socket of a page asks for the same render.
+            bucket = math.floor(loop.time() / interval) + 1
+            await asyncio.sleep(max(bucket * interval - loop.time(), 0))
+            try:
+                html = await SharedRenders.of_running_loop().timed(self.page, bucket)
+            except Exception:  # a failed refresh must not close the page's live connection
+                log.exception("timed refresh of %s failed", self.page)
+                continue
+            key = AGES.sub(r"\1\2", html)
+            if html and key != last:
+                last = key
+                await self.send(text_data=html)
 
-        html = await database_sync_to_async(hq.render_events)(envelopes, self.page)
+    async def _render(self, envelopes: list[dict]) -> None:
+        html = await SharedRenders.of_running_loop().html(self.page, envelopes)
         if html:
             await self.send(text_data=html)
+
+
+class SharedRenders:
+    """One render of a page's fragments per batch of events, shared by every socket of that page.
+
+    Sockets of one page receive the same batches (same topic and seqs) from the relay, so the first
+    to get a batch starts its render and the others await it. HTML rendered after a batch's last
+    event committed is right for every socket that receives that batch: anything that changed since
+    has a later event of its own. The render runs as its own task, so a socket that goes away while
+    waiting does not cancel it for the others.
+    """
+
+    KEEP = 64  # recent batches; a socket a few batches behind still finds its render here
+
+    _by_loop: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SharedRenders]" = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self) -> None:
+        self.renders: OrderedDict[tuple, asyncio.Task] = OrderedDict()
+        self.count = 0  # renders started: what the sharing saves is visible in tests and benches
+
+    @classmethod
+    def of_running_loop(cls) -> "SharedRenders":
+        loop = asyncio.get_running_loop()
+        if loop not in cls._by_loop:
+            cls._by_loop[loop] = cls()
+        return cls._by_loop[loop]
+
+    async def timed(self, page: str, bucket: int) -> str:
+        """The page's time-dependent fragments for one refresh interval (``bucket``), rendered once."""
+        return await self._shared((page, "timed", bucket), lambda: hq.render_timed(page))
+
+    async def _shared(self, key: tuple, render_sync) -> str:
+        render = self.renders.get(key)
+        if render is None:
+            self.count += 1
+            render = asyncio.ensure_future(database_sync_to_async(render_sync)())
+            self.renders[key] = render
+            while len(self.renders) > self.KEEP:
+                self.renders.popitem(last=False)
+        return await asyncio.shield(render)
+
+    async def html(self, page: str, envelopes: list[dict]) -> str:
+        key = (page, envelopes[0]["topic"], envelopes[0]["seq"], envelopes[-1]["seq"])
+        return await self._shared(key, lambda: hq.render_events(envelopes, page))

@@ -10,22 +10,19 @@ and fill gaps from the log, so delivery to a client is exactly once and in order
 import asyncio
 import contextlib
 import logging
-import threading
-import weakref
 from collections import Counter
 
+import psycopg
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections
 
-from juggernaut.events import NOTIFY_CHANNEL, events_after, group_name, last_seqs
+from juggernaut.db import pg_connect_params
+from juggernaut.events import NOTIFY_CHANNEL, events_after, group_name, last_seqs, wake
 from juggernaut.models import ApiToken
 
 log = logging.getLogger(__name__)
-
-_relays: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Relay]" = weakref.WeakKeyDictionary()
-_relays_lock = threading.Lock()
 
 BATCH = 500
 
@@ -127,12 +124,10 @@ class Relay:
 
     async def _listen(self) -> None:
         """Wake on Postgres NOTIFY; polling keeps going underneath if this connection drops."""
-        import psycopg
-
         backoff = 1.0
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(**_pg_params(), autocommit=True)
+                conn = await psycopg.AsyncConnection.connect(**pg_connect_params(), autocommit=True)
                 async with conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     backoff = 1.0
@@ -151,43 +146,22 @@ def _usable_token_ids(ids: list[int]) -> set[int]:
     return set(ApiToken.objects.usable().filter(pk__in=ids, user__is_active=True).values_list("pk", flat=True))
 
 
-def _pg_params() -> dict:
-    db = connections["default"].settings_dict
-    params = {"dbname": db["NAME"], "user": db["USER"] or None, "password": db["PASSWORD"] or None}
-    if db["HOST"]:
-        params["host"] = db["HOST"]
-    if db["PORT"]:
-        params["port"] = db["PORT"]
-    params.update({k: v for k, v in (db.get("OPTIONS") or {}).items() if isinstance(v, str | int)})
-    return {k: v for k, v in params.items() if v is not None}
-
-
 def get_relay() -> Relay:
     """The relay of the running event loop, started on first use."""
     loop = asyncio.get_running_loop()
-    with _relays_lock:
-        relay = _relays.get(loop)
+    with wake.lock:
+        relay = wake.relays.get(loop)
         if relay is None:
-            relay = _relays[loop] = Relay(loop)
+            relay = wake.relays[loop] = Relay(loop)
             relay.start()
-    return relay
-
-
-def wake_all(topic: str | None = None) -> None:
-    """Poke every relay in this process (called after a local commit; safe from any thread)."""
-    with _relays_lock:
-        relays = list(_relays.values())
-    for relay in relays:
-        if topic is None or topic in relay.watermarks:
-            with contextlib.suppress(RuntimeError):  # its loop has closed
-                relay.loop.call_soon_threadsafe(relay.poke)
+    return relay  # type: ignore[return-value]
 
 
 async def relays_stop() -> None:
     """Cancel the relay of the running loop (tests, shutdown)."""
     loop = asyncio.get_running_loop()
-    with _relays_lock:
-        relay = _relays.pop(loop, None)
+    with wake.lock:
+        relay = wake.relays.pop(loop, None)
     if relay is None:
         return
     for task in relay.tasks:

@@ -111,6 +111,7 @@ def _run_exactly_once(handler, loops, *, workers: int, tasks: int) -> None:
     assert sum(loop.completed for loop in loops.loops) == tasks
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_it_completes_every_task_once_with_4_workers(handler, loops):
     _run_exactly_once(handler, loops, workers=4, tasks=300)
@@ -126,7 +127,44 @@ def short_gil_switch():
     sys.setswitchinterval(before)
 
 
+@pytest.mark.slow
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_completes_5000_tasks_once_with_16_workers_on_postgres(handler, loops, short_gil_switch):
     _run_exactly_once(handler, loops, workers=16, tasks=5000)
+
+
+def _columns(task: Task) -> dict:
+    task.refresh_from_db()
+    skip = {"id", "title", "created_at"}
+    return {f.attname: getattr(task, f.attname) for f in Task._meta.concrete_fields if f.attname not in skip}
+
+
+@needs_postgres
+@pytest.mark.django_db
+def test_it_sets_the_same_columns_on_both_claim_and_complete_paths(make_worker, monkeypatch):
+    """Postgres claims and completes with one SQL statement; SQLite with the ORM: the rows must agree."""
+    from juggernaut.engine.services import claims
+
+    worker = make_worker("twin", capabilities=["gpu"])
+    fence = {"worker_id": worker.pk, "incarnation": worker.incarnation}
+    now = timezone.now()
+    by_sql = services.task_create("by sql", kind="noop", required_capabilities=["gpu"], priority=2)
+    by_orm = services.task_create("by orm", kind="noop", required_capabilities=["gpu"], priority=1)
+    Task.objects.filter(pk__in=[by_sql.pk, by_orm.pk]).update(created_at=now, status_changed_at=now)
+
+    assert [t.pk for t in services.task_claim(worker, incarnation=worker.incarnation, now=now)] == [by_sql.pk]
+    with monkeypatch.context() as patch:
+        patch.setattr(claims, "is_postgres", lambda: False)
+        claimed = services.task_claim(worker, incarnation=worker.incarnation, now=now)
+        assert [t.pk for t in claimed] == [by_orm.pk]
+    assert _columns(by_sql) | {"priority": 0} == _columns(by_orm) | {"priority": 0}
+    assert by_orm.status == Status.RUNNING and by_orm.lease_owner_id == worker.pk
+
+    later = now + timedelta(seconds=5)
+    services.task_complete(by_sql.pk, result={"ok": 1}, now=later, **fence)
+    with monkeypatch.context() as patch:
+        patch.setattr(claims, "is_postgres", lambda: False)
+        services.task_complete(by_orm.pk, result={"ok": 1}, now=later, **fence)
+    assert _columns(by_sql) | {"priority": 0} == _columns(by_orm) | {"priority": 0}
+    assert by_orm.status == Status.DONE and by_orm.lease_incarnation is None

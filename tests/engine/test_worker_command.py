@@ -9,6 +9,8 @@ import pytest
 from juggernaut.engine import services
 from juggernaut.engine.models import Status, Task, Worker
 
+pytestmark = pytest.mark.slow  # each test starts manage.py engine_worker as a process
+
 
 def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout

@@ -176,6 +176,7 @@ def _late_committer(started: threading.Event, release: threading.Event, errors: 
         connection.close()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 async def test_it_delivers_every_event_exactly_once_in_order_under_concurrent_producers(
     make_token, stop_relays
@@ -386,7 +387,7 @@ async def test_it_keeps_delivering_by_polling_when_no_wake_up_arrives(
     be down: polling alone must still deliver everything."""
     settings.EVENTS_POLL_SECONDS = 0.2
     monkeypatch.setattr("juggernaut.events._wake_local_relays", lambda topic: None)
-    monkeypatch.setattr("juggernaut.events.relay._pg_params", lambda: {"host": "127.0.0.1", "port": 1})
+    monkeypatch.setattr("juggernaut.events.relay.pg_connect_params", lambda: {"host": "127.0.0.1", "port": 1})
     comm = await ws_connect(await sync_to_async(make_token)("read"))
     await comm.send_json_to({"subscribe": ["engine"]})
     assert json.loads(await comm.receive_from()) == {"subscribed": ["engine"]}

@@ -83,3 +83,25 @@ def test_it_reads_retry_after_in_both_formats():
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past
     assert retry_after_seconds("86400") == 60.0  # capped
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+class RateLimited(QuietHandler):
+    """POST /queue answers 429 with a day-long Retry-After once, then 201."""
+
+    calls = 0
+
+    def do_POST(self) -> None:
+        RateLimited.calls += 1
+        self.send_response(429 if RateLimited.calls == 1 else 201)
+        if RateLimited.calls == 1:
+            self.send_header("Retry-After", "86400")
+        self.end_headers()
+
+
+def test_it_repeats_any_method_after_429_and_caps_a_long_retry_after(session):
+    RateLimited.calls = 0
+    with FakeServer(RateLimited) as fake:
+        response = session.post(fake.url + "/queue", json={"n": 1})
+    assert response.status_code == 201
+    assert RateLimited.calls == 2
+    assert session.slept == [60.0]

@@ -14,12 +14,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from juggernaut.engine.models import EngineState, Status, Task, Worker, runs_kind
+from juggernaut.engine.models import REASON_CLEARED, EngineState, Status, Task, Worker
 from juggernaut.engine.services.common import (
     AUTONOMY,
     BLOCKED_TOO_LONG,
     CHUNK,
-    CLEAR_REASON,
     DEPENDENCY_FAILED,
     FORGET_SILENT_WORKERS_AFTER,
     NEEDS_APPROVAL,
@@ -31,6 +30,7 @@ from juggernaut.engine.services.common import (
     wake_workers,
 )
 from juggernaut.events import publish
+from juggernaut.timefmt import duration_text
 
 
 @dataclass
@@ -69,7 +69,7 @@ def tasks_rescue(ids: Iterable[int], *, now, why: str, extra: Q | None = None) -
             moves: dict[str, list[tuple[int, str]]] = defaultdict(list)
             for task in _locked(chunk, Q(status=Status.RUNNING) & (extra or Q())):
                 status, fields = retry_or_escalate(task, now=now, error=why)
-                Task.objects.filter(pk=task.pk, status=Status.RUNNING).update(**fields)
+                Task.objects.filter(pk=task.pk, status=Status.RUNNING).move(now=now, **fields)
                 moves[status].append((task.pk, Status.RUNNING))
             record_many(moves[Status.PENDING], Status.PENDING, AUTONOMY, why, "task_rescued", now)
             record_many(moves[Status.ESCALATED], Status.ESCALATED, AUTONOMY, why, "task_escalated", now)
@@ -80,27 +80,22 @@ def tasks_rescue(ids: Iterable[int], *, now, why: str, extra: Q | None = None) -
     return rescued, escalated
 
 
-def _live_workers(now) -> list[tuple[set[str], list[str]]]:
-    """(capabilities, kinds) of every live worker."""
-    return [(set(c or []), k) for c, k in Worker.objects.live(now).values_list("capabilities", "kinds")]
+def _live_workers(now) -> list[Worker]:
+    return list(Worker.objects.live(now).only("id", "capabilities", "kinds"))
 
 
-def _runnable(required: list[str], kind: str, live: list[tuple[set[str], list[str]]]) -> bool:
-    return any(set(required or []) <= caps and runs_kind(kinds, kind) for caps, kinds in live)
-
-
-def _why_unrunnable(required: list[str], kind: str, live: list[tuple[set[str], list[str]]]) -> tuple[str, str]:
+def _why_unrunnable(required: list[str], kind: str, live: list[Worker]) -> tuple[str, str]:
     need = ", ".join(required) or "(none)"
     action = f"Start a worker with capabilities: {need} (manage.py engine_worker --capabilities {','.join(required)})."
     if not live:
         return "No worker is alive to run it.", action
-    if not any(runs_kind(kinds, kind) for _, kinds in live):
+    if not any(w.runs_kind(kind) for w in live):
         return (
             f"No live worker runs tasks of kind {kind}.",
             f"Start a worker with a handler for {kind} (registered in an app's handlers.py), or an external "
             f'worker registered with kinds ["{kind}"].',
         )
-    missing = sorted(set(required) - set().union(*(caps for caps, _ in live)))
+    missing = sorted(set(required) - set().union(*(w.capabilities or [] for w in live)))
     if missing:
         return f"No live worker has {', '.join(missing)}.", action
     return f"No single live worker that runs {kind} has all of {need}.", action
@@ -115,7 +110,7 @@ def tasks_unblock_capable(*, now=None) -> int:
         for pk, required, kind in Task.objects.filter(
             status=Status.BLOCKED, reason_code=NO_CAPABLE_WORKER
         ).values_list("id", "required_capabilities", "kind")
-        if _runnable(required, kind, live)
+        if any(w.can_run(required, kind) for w in live)
     ]
     moved = 0
     for chunk in _chunks(candidates):
@@ -124,9 +119,7 @@ def tasks_unblock_capable(*, now=None) -> int:
             ids = [t.pk for t in rows]
             if not ids:
                 continue
-            Task.objects.filter(pk__in=ids).update(
-                status=Status.PENDING, status_changed_at=now, updated_at=now, **CLEAR_REASON
-            )
+            Task.objects.filter(pk__in=ids).move(now=now, status=Status.PENDING, **REASON_CLEARED)
             record_many(
                 [(pk, Status.BLOCKED) for pk in ids],
                 Status.PENDING,
@@ -146,7 +139,7 @@ def _tasks_block_unrunnable(*, now) -> int:
     pending = Task.objects.filter(status=Status.PENDING).values_list("id", "required_capabilities", "kind")
     for pk, required, kind in pending:
         required = sorted(required or [])
-        if not _runnable(required, kind, live):
+        if not any(w.can_run(required, kind) for w in live):
             groups[_why_unrunnable(required, kind, live)].append(pk)
     moved = 0
     for (reason, action), ids in groups.items():
@@ -155,10 +148,9 @@ def _tasks_block_unrunnable(*, now) -> int:
                 locked = [t.pk for t in _locked(chunk, Q(status=Status.PENDING))]
                 if not locked:
                     continue
-                Task.objects.filter(pk__in=locked).update(
+                Task.objects.filter(pk__in=locked).move(
+                    now=now,
                     status=Status.BLOCKED,
-                    status_changed_at=now,
-                    updated_at=now,
                     reason_code=NO_CAPABLE_WORKER,
                     reason=reason,
                     unblock_action=action,
@@ -185,10 +177,9 @@ def _to_waiting(candidates: list[tuple[int, str, str, str, dict]], *, from_statu
             for task in _locked(chunk, Q(status__in=from_statuses)):
                 _, code, reason, action, extra = by_id[task.pk]
                 from_status = task.status
-                changed = Task.objects.filter(pk=task.pk, status=from_status).update(
+                changed = Task.objects.filter(pk=task.pk, status=from_status).move(
+                    now=now,
                     status=Status.WAITING_APPROVAL,
-                    status_changed_at=now,
-                    updated_at=now,
                     reason_code=code,
                     reason=reason[:2000],
                     unblock_action=action[:300],
@@ -250,17 +241,12 @@ def _tasks_apply_unblock_rules(*, now) -> int:
     return moved
 
 
-def _age_text(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
 def stuck_findings(*, now=None) -> dict[str, dict]:
-    """What looks stuck right now: an old queue head, overdue running tasks, silent workers."""
+    """What looks stuck right now: an old queue head, overdue tasks and leases, silent workers.
+
+    Computed from the clock alone, so the pages call it on every refresh and a state that becomes
+    true by time passing shows without any event.
+    """
     now = now or timezone.now()
     findings: dict[str, dict] = {}
     oldest = (
@@ -273,7 +259,7 @@ def stuck_findings(*, now=None) -> dict[str, dict]:
     if oldest is not None and now - oldest > limit:
         findings["queue_age"] = {
             "kind": "queue_age",
-            "message": f"The oldest pending task has waited {_age_text(now - oldest)}.",
+            "message": f"The oldest pending task has waited {duration_text(now - oldest)}.",
             "seconds": int((now - oldest).total_seconds()),
         }
     for task in Task.objects.filter(status=Status.RUNNING).only(
@@ -284,15 +270,27 @@ def stuck_findings(*, now=None) -> dict[str, dict]:
                 "kind": "task_overdue",
                 "task_id": task.pk,
                 "message": (
-                    f"Task #{task.pk} “{task.title}” has run {_age_text(now - task.started_at)}, "
+                    f"Task #{task.pk} “{task.title}” has run {duration_text(now - task.started_at)}, "
                     f"over its {task.timeout_seconds} s timeout."
                 ),
             }
+    for task in Task.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).select_related(
+        "lease_owner"
+    ):
+        owner = task.lease_owner.name if task.lease_owner else "its worker"
+        findings[f"lease_expired:{task.pk}:{task.lease_incarnation}"] = {
+            "kind": "lease_expired",
+            "task_id": task.pk,
+            "message": (
+                f"Task #{task.pk} “{task.title}”: its lease ran out {duration_text(now - task.lease_expires_at)} "
+                f"ago ({owner} stopped answering)."
+            ),
+        }
     for worker in Worker.objects.silent(now):
         findings[f"worker_silent:{worker.pk}:{worker.incarnation}"] = {
             "kind": "worker_silent",
             "worker_id": worker.pk,
-            "message": f"Worker {worker.name} has been silent for {_age_text(worker.heartbeat_age(now))}.",
+            "message": f"Worker {worker.name} has been silent for {duration_text(worker.heartbeat_age(now))}.",
         }
     return findings
 

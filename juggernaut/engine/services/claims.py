@@ -11,12 +11,21 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Greatest
+from django.db.models import Q
 from django.utils import timezone
 
 from juggernaut.engine.errors import EngineError
-from juggernaut.engine.models import BUILTIN_OWNER, EngineState, Status, Task, Worker
+from juggernaut.engine.models import (
+    BUILTIN_OWNER,
+    LEASE_CLEARED,
+    EngineState,
+    Status,
+    Task,
+    Worker,
+    claimed_fields,
+    done_fields,
+    released_fields,
+)
 from juggernaut.engine.services.autonomy import tasks_rescue, tasks_unblock_capable
 from juggernaut.engine.services.common import (
     PERMANENT_ERROR,
@@ -246,7 +255,6 @@ def task_claim(worker: Worker | int, *, incarnation: uuid.UUID | str, limit: int
 def _claim_cas(worker: Worker, *, now, until, limit: int) -> list[int]:
     if EngineState.objects.filter(pk=1, paused=True).exists():
         return []
-    caps = set(worker.capabilities or [])
     claimed: list[int] = []
     skipped: list[int] = []
     batch = max(50, limit * 4)
@@ -260,22 +268,11 @@ def _claim_cas(worker: Worker, *, now, until, limit: int) -> list[int]:
         if not rows:
             break
         for pk, required, kind in rows:
-            if not set(required or []) <= caps or not worker.runs_kind(kind):
+            if not worker.can_run(required, kind):
                 skipped.append(pk)
                 continue
-            changed = Task.objects.filter(pk=pk, status=Status.PENDING).update(
-                status=Status.RUNNING,
-                lease_owner=worker,
-                lease_incarnation=worker.incarnation,
-                lease_expires_at=until,
-                attempts=F("attempts") + 1,
-                started_at=now,
-                status_changed_at=now,
-                updated_at=now,
-                next_attempt_at=None,
-                reason_code="",
-                reason="",
-                unblock_action="",
+            changed = Task.objects.filter(pk=pk, status=Status.PENDING).move(
+                now=now, **claimed_fields(worker, now=now, until=until)
             )
             if changed == 1:
                 claimed.append(pk)
@@ -357,17 +354,8 @@ def task_complete(
             task = rows[0]
             who, wake = task.worker_name, task.has_dependents
         else:
-            changed = _fenced(task_id, worker_id, incarnation).update(
-                status=Status.DONE,
-                result=result,
-                finished_at=now,
-                status_changed_at=now,
-                updated_at=now,
-                lease_incarnation=None,
-                lease_expires_at=None,
-                reason_code="",
-                reason="",
-                unblock_action="",
+            changed = _fenced(task_id, worker_id, incarnation).move(
+                now=now, **done_fields(result=result, now=now)
             )
             if changed != 1:
                 raise _lease_lost(task_id)
@@ -400,12 +388,8 @@ def task_fail(
             status = Status.FAILED
             fields = {
                 "status": status,
-                "lease_owner": None,
-                "lease_incarnation": None,
-                "lease_expires_at": None,
+                **LEASE_CLEARED,
                 "finished_at": now,
-                "status_changed_at": now,
-                "updated_at": now,
                 "last_error": error,
                 "reason_code": PERMANENT_ERROR,
                 "reason": f"Failed permanently: {error[:300]}",
@@ -413,7 +397,7 @@ def task_fail(
             }
         else:
             status, fields = retry_or_escalate(task, now=now, error=error)
-        _fenced(task_id, worker_id, incarnation).update(**fields)
+        _fenced(task_id, worker_id, incarnation).move(now=now, **fields)
         task.refresh_from_db()
         event = "task_escalated" if status == Status.ESCALATED else "task_failed"
         worker = Worker.objects.filter(pk=worker_id).values_list("name", flat=True).first()
@@ -431,16 +415,7 @@ def task_fail(
 
 def _release(task_id: int, worker: Worker, incarnation: uuid.UUID, *, reason: str, now) -> bool:
     """Back to the queue without using up an attempt (the worker gave it back, it did not fail)."""
-    changed = _fenced(task_id, worker.pk, incarnation).update(
-        status=Status.PENDING,
-        attempts=Greatest(F("attempts") - 1, 0),
-        lease_owner=None,
-        lease_incarnation=None,
-        lease_expires_at=None,
-        status_changed_at=now,
-        updated_at=now,
-        next_attempt_at=None,
-    )
+    changed = _fenced(task_id, worker.pk, incarnation).move(now=now, **released_fields())
     if changed != 1:
         return False
     task = Task.objects.get(pk=task_id)

@@ -16,8 +16,9 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from juggernaut.engine.errors import EngineError
-from juggernaut.engine.models import ANY_KIND, Status, Task, TaskEvent
+from juggernaut.engine.models import ANY_KIND, LEASE_CLEARED, Status, Task, TaskEvent
 from juggernaut.events import publish
+from juggernaut.timefmt import duration_text
 
 TOPIC = "engine"
 WAKE_CHANNEL = "juggernaut_engine"
@@ -36,10 +37,6 @@ DEPENDENCY_FAILED = "dependency_failed"
 MAX_ATTEMPTS = "max_attempts"
 PERMANENT_ERROR = "permanent_error"
 RETRY_BACKOFF = "retry_backoff"
-
-# Fields cleared when a task leaves a lease or a reason behind.
-CLEAR_REASON = {"reason_code": "", "reason": "", "unblock_action": ""}
-CLEAR_LEASE = {"lease_owner": None, "lease_incarnation": None, "lease_expires_at": None}
 
 
 def is_postgres() -> bool:
@@ -183,14 +180,7 @@ def backoff_delay(attempts: int) -> timedelta:
 
 def retry_or_escalate(task: Task, *, now, error: str) -> tuple[str, dict]:
     """The fields for a task that lost its attempt: back to the queue with backoff, or escalated."""
-    fields: dict[str, Any] = {
-        "lease_owner": None,
-        "lease_incarnation": None,
-        "lease_expires_at": None,
-        "last_error": error[:10000],
-        "status_changed_at": now,
-        "updated_at": now,
-    }
+    fields: dict[str, Any] = {**LEASE_CLEARED, "last_error": error[:10000]}
     if task.attempts >= task.max_attempts:
         fields.update(
             status=Status.ESCALATED,
@@ -208,7 +198,7 @@ def retry_or_escalate(task: Task, *, now, error: str) -> tuple[str, dict]:
         reason_code=RETRY_BACKOFF,
         reason=(
             f"Attempt {task.attempts} of {task.max_attempts} failed ({error[:200]}); "
-            f"next attempt in {int(delay.total_seconds())} s."
+            f"next attempt in {duration_text(delay)}."
         ),
         unblock_action="",
     )

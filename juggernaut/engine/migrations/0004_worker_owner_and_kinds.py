@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('engine', '0002_engine_state_row'),
+        ('engine', '0003_task_acknowledged'),
     ]
 
     operations = [

@@ -1,0 +1,79 @@
+"""The HQ's live fragments: rendered once per batch of events per page, the same HTML to every socket."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import connections
+from django.test import Client
+
+from juggernaut import hq
+from juggernaut.asgi import application
+from juggernaut.events import publish
+from juggernaut.events.consumers import SharedRenders
+from juggernaut.events.relay import relays_stop
+
+
+@pytest.fixture
+async def probe_page():
+    """A page ``probe`` whose one fragment says how many times it was rendered."""
+    calls: list[int] = []
+
+    def render(envelopes: list[dict]) -> str:
+        calls.append(len(envelopes))
+        seqs = ",".join(str(e["seq"]) for e in envelopes)
+        return f'<div id="probe" hx-swap-oob="true">render {len(calls)} of {seqs}</div>'
+
+    hq.fragments_register("probe", render, page="probe")
+    yield calls
+    hq.FRAGMENTS.pop("probe", None)
+    await relays_stop()
+    await sync_to_async(connections.close_all)()
+
+
+async def _open(cookie: str, page: str) -> WebsocketCommunicator:
+    comm = WebsocketCommunicator(
+        application, f"/ws/hq/?page={page}", headers=[(b"cookie", f"sessionid={cookie}".encode())]
+    )
+    connected, _ = await comm.connect()
+    assert connected
+    await comm.receive_from()  # the resync
+    return comm
+
+
+def _session(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_renders_a_batch_once_for_every_socket_of_the_page(alice, probe_page):
+    cookie = await sync_to_async(_session)(alice)
+    sockets = [await _open(cookie, "probe") for _ in range(5)]
+    other = await _open(cookie, "overview")
+    renders_before = SharedRenders.of_running_loop().count
+
+    await sync_to_async(publish)("probe", "changed", {"n": 1})
+    got = [await s.receive_from(timeout=10) for s in sockets]
+
+    overview = await other.receive_from(timeout=10)
+
+    assert got == ['<div id="probe" hx-swap-oob="true">render 1 of 1</div>'] * 5
+    assert probe_page == [1]  # one render for five sockets
+    assert 'id="probe"' not in overview  # the Overview renders its own fragments, not the probe's
+    assert SharedRenders.of_running_loop().count - renders_before == 2  # one per page
+    for comm in [*sockets, other]:
+        await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_renders_each_new_batch_again(alice, probe_page):
+    cookie = await sync_to_async(_session)(alice)
+    sockets = [await _open(cookie, "probe") for _ in range(2)]
+    for n in (1, 2):
+        await sync_to_async(publish)("probe", "changed", {"n": n})
+        got = {await s.receive_from(timeout=10) for s in sockets}
+        assert got == {f'<div id="probe" hx-swap-oob="true">render {n} of {n}</div>'}
+    assert probe_page == [1, 1]
+    for comm in sockets:
+        await comm.disconnect()
