@@ -25,11 +25,11 @@ ERROR_DESCRIPTIONS = {
     "400": "Bad request",
     "401": "Not signed in, or the bearer token is unknown, expired or revoked",
     "403": "The token lacks the scope, or the object is not the caller's",
-    "404": "No such object",
+    "404": "No such object (an id or name in the path, the query or the body)",
     "409": "Conflict with the object's current state (for example `lease_lost`, `name_taken`)",
     "413": "The request body is over the configured limit",
     "422": "The request did not validate (including NUL characters, non-finite or out-of-range numbers)",
-    "503": "No database connection could be had in time; retry after `Retry-After` seconds",
+    "503": "Unavailable for now (no database connection in time: retry after `Retry-After` seconds; or a provider not configured)",
 }
 
 
@@ -44,13 +44,12 @@ def declare_errors(schema: dict) -> dict:
         "required": ["error"],
     }
     body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
-    for path, operations in schema.get("paths", {}).items():
+    for operations in schema.get("paths", {}).values():
         for method, op in operations.items():
             codes = ["400", "422", "503"]
             if op.get("security"):
-                codes += ["401", "403"]
-            if "{" in path:
-                codes.append("404")
+                # 404: an unknown id or name, in the path, the query or the body.
+                codes += ["401", "403", "404"]
             if method != "get":
                 codes.append("409")
             if "requestBody" in op:
