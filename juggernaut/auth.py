@@ -9,8 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth.decorators import user_passes_test
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
+from django.http.request import validate_host
 from django.utils import timezone
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
@@ -112,8 +114,6 @@ def origin_allowed(origin: str | None, host: str | None = None) -> bool:
     origin_host = parts.hostname or ""
     if host and parts.netloc == host:
         return True
-    from django.http.request import validate_host
-
     allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
     return validate_host(origin_host, allowed)
 
@@ -150,6 +150,4 @@ def _ws_principal(scope, headers) -> Principal | None:
 
 def operator_required(view):
     """Every HQ page: a signed-in, active staff user, else the HQ's own sign-in page."""
-    from django.contrib.auth.decorators import user_passes_test
-
     return user_passes_test(lambda u: session_principal(u) is not None, login_url="login")(view)
