@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 from django_q.models import Schedule
 
 
@@ -47,8 +48,6 @@ def declared() -> list[Declared]:
 
 def schedules_sync() -> dict[str, list[str]]:
     """Upsert declared schedules by name (keeping their timers) and delete stale ones."""
-    from django.utils import timezone
-
     wanted = {d.name: d for d in declared()}
     result: dict[str, list[str]] = {"created": [], "updated": [], "deleted": [], "unchanged": []}
     for name, d in wanted.items():
