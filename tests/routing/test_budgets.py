@@ -190,7 +190,9 @@ def test_budget_set_updates_in_place_and_validates():
 @needs_postgres
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_it_never_overspends_with_20_concurrent_calls_against_a_budget_for_5(fake_openrouter):
+def test_it_never_overspends_with_20_concurrent_calls_against_a_budget_for_5(
+    fake_openrouter, seeded_policies
+):
     worst = worst_case("ops", 1000)
     limit = 5 * worst
     services.budget_set(scope="global", period="day", limit_usd=limit)
