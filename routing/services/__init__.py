@@ -11,7 +11,13 @@ at once, as long as no call costs more than its worst case (see ``prompt_token_b
 
 from routing.errors import RoutingError
 from routing.models import price_snapshot
-from routing.services.budgets import budget_reserve, budget_set, usage_event, usage_record
+from routing.services.budgets import (
+    budget_reserve,
+    budget_set,
+    reservations_expire,
+    usage_event,
+    usage_record,
+)
 from routing.services.calls import catalog_sync, completion_run, key_check, key_required, policy_update
 from routing.services.selection import (
     DEFAULT_BASE_URL,
@@ -38,6 +44,7 @@ __all__ = [
     "policy_update",
     "price_snapshot",
     "prompt_token_bounds",
+    "reservations_expire",
     "route_select",
     "usage_event",
     "usage_record",

@@ -1,6 +1,7 @@
 """Budgets: reserve a call's worst case on its locked rollup rows, record what it really cost, set limits."""
 
 import logging
+from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -163,7 +164,7 @@ def _actual_cost(
 
 def usage_record(
     reservation: Reservation,
-    selection: Selection,
+    selection: Selection | None,
     completion: Completion | None,
     *,
     error: OpenRouterError | None = None,
@@ -217,7 +218,7 @@ def usage_record(
             session=reservation.session,
             run=reservation.run,
             mode=reservation.mode,
-            model_requested=selection.model,
+            model_requested=selection.model if selection else reservation.model,
             model_used=(completion.model if completion else "") or "",
             provider=(completion.provider if completion else "")[:100],
             prompt_tokens=usage.prompt_tokens if usage else 0,
@@ -235,7 +236,7 @@ def usage_record(
             generation_id=(completion.id if completion else "")[:200],
             error_code=error.code[:60] if error else "",
             error=error.message[:2000] if error else "",
-            reason=selection.reason[:2000],
+            reason=selection.reason[:2000] if selection else "",
         )
         publish(TOPIC, "call", usage_event(record))
         for c in crossed:
@@ -297,3 +298,19 @@ def budget_set(
         publish(TOPIC, "budget_set", {"budget": budget.label, "limit_usd": str(limit_usd),
                                       "message": f"{budget.label} set to {usd(limit_usd)}"})  # fmt: skip
     return budget, created
+
+
+def reservations_expire(*, older_than: timedelta = timedelta(hours=1), now=None) -> int:
+    """Settle reservations whose call never reported back (its process died): they are charged in full,
+    since the call may have run to its end, and stop holding the budget."""
+    now = now or timezone.now()
+    stale = Reservation.objects.filter(settled_at__isnull=True, created_at__lt=now - older_than)
+    count = 0
+    for reservation in stale:
+        try:
+            usage_record(reservation, None, Completion(), now=now,
+                         error=OpenRouterError("abandoned", "the call never reported back; charged its reservation"))  # fmt: skip
+            count += 1
+        except RoutingError:
+            continue  # settled meanwhile by its own call
+    return count
