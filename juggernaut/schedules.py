@@ -28,7 +28,15 @@ SCHEDULES: list[Declared] = [
         minutes=1,
         enabled_setting="engine",
     ),
-    Declared("hq:routing-sync-models", "routing.tasks.models_sync", Schedule.DAILY, enabled_setting="routing"),
+    Declared(
+        "hq:routing-sync-models", "routing.tasks.models_sync", Schedule.DAILY, enabled_setting="routing"
+    ),
+    Declared(
+        "hq:routing-expire-reservations",
+        "routing.tasks.reservations_expire",
+        Schedule.HOURLY,
+        enabled_setting="routing",
+    ),
     Declared(
         "hq:logs-crawl",
         "logscrawler.tasks.logs_crawl",
