@@ -28,6 +28,14 @@ SCHEDULES: list[Declared] = [
         enabled_setting="engine",
     ),
     Declared("hq:routing-sync-models", "routing.tasks.models_sync", Schedule.DAILY, enabled_setting="routing"),
+    Declared(
+        "hq:logs-crawl",
+        "logscrawler.tasks.logs_crawl",
+        Schedule.MINUTES,
+        minutes=settings.LOGS_CRAWL_MINUTES,
+        enabled_setting="logscrawler",
+    ),
+    Declared("hq:logs-prune", "logscrawler.tasks.logs_prune", Schedule.DAILY, enabled_setting="logscrawler"),
 ]
 
 

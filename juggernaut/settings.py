@@ -211,7 +211,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
 # One process needs no cross-process layer: every process writes the event log and each web
-# process's relay fans out locally (DESIGN §3).
+# process's relay fans out locally.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels.layers.InMemoryChannelLayer",
@@ -245,7 +245,7 @@ Q_CLUSTER = {
     "label": "Jobs",
 }
 
-# Engine (DESIGN §4).
+# Engine.
 ENGINE_LEASE_SECONDS = envint("ENGINE_LEASE_SECONDS", 60)
 ENGINE_TICK_SECONDS = envint("ENGINE_TICK_SECONDS", 15)
 ENGINE_BLOCKED_ESCALATE_MINUTES = envint("ENGINE_BLOCKED_ESCALATE_MINUTES", 30)
@@ -254,6 +254,31 @@ ENGINE_MAX_ATTEMPTS = envint("ENGINE_MAX_ATTEMPTS", 3)
 ENGINE_HEARTBEAT_SECONDS = envint("ENGINE_HEARTBEAT_SECONDS", 10)
 # The stuck detector reports a queue whose oldest due task has waited longer than this.
 ENGINE_STUCK_QUEUE_MINUTES = envint("ENGINE_STUCK_QUEUE_MINUTES", 10)
+
+# Logs crawler (logscrawler/).
+RAILWAY_API_URL = env("RAILWAY_API_URL", "https://backboard.railway.com/graphql/v2")
+RAILWAY_TOKEN = env("RAILWAY_TOKEN")  # a project token, sent as Project-Access-Token
+RAILWAY_API_TOKEN = env("RAILWAY_API_TOKEN")  # an account or team token, sent as a bearer token
+LOGS_CRAWL_MINUTES = envint("LOGS_CRAWL_MINUTES", 5)
+# The plan's hourly request limit; each crawl spends at most its share (limit x minutes / 60).
+LOGS_RAILWAY_HOURLY_REQUESTS = envint("LOGS_RAILWAY_HOURLY_REQUESTS", 1000)
+LOGS_CRAWL_PAGE = envint("LOGS_CRAWL_PAGE", 500)
+LOGS_RETENTION_DAYS = envint("LOGS_RETENTION_DAYS", 14)
+LOGS_INGEST_MAX_BYTES = envint("LOGS_INGEST_MAX_BYTES", 10 * 1024 * 1024)
+# A stored line longer than this is cut, with a marker saying how much was dropped.
+LOGS_MAX_LINE_CHARS = envint("LOGS_MAX_LINE_CHARS", 16 * 1024)
+# Alert rules: a spike is >= FACTOR x the fingerprint's baseline rate and >= MIN in the last window;
+# sustained 5xx is >= PERCENT of HTTP responses for WINDOWS consecutive windows.
+LOGS_ALERT_WINDOW_MINUTES = envint("LOGS_ALERT_WINDOW_MINUTES", 5)
+LOGS_SPIKE_FACTOR = envfloat("LOGS_SPIKE_FACTOR", 5.0)
+LOGS_SPIKE_MIN = envint("LOGS_SPIKE_MIN", 20)
+LOGS_SPIKE_BASELINE_MINUTES = envint("LOGS_SPIKE_BASELINE_MINUTES", 60)
+LOGS_5XX_PERCENT = envfloat("LOGS_5XX_PERCENT", 5.0)
+LOGS_5XX_WINDOWS = envint("LOGS_5XX_WINDOWS", 3)
+LOGS_5XX_MIN_REQUESTS = envint("LOGS_5XX_MIN_REQUESTS", 20)
+# Optional Slack-compatible incoming webhook for alerts (a secret: never shown).
+# "SECRET" in the name hides it on debug pages (Django masks such settings).
+LOGS_ALERT_WEBHOOK_SECRET_URL = env("LOGS_ALERT_WEBHOOK_URL")
 
 # API tokens: bearer tokens are shown once and stored as a SHA-256 hash.
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)

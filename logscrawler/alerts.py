@@ -1,0 +1,203 @@
+"""Alert rules and the engine tasks they raise.
+
+Rules: a new fingerprint; a spike (the last window's count ≥ ``LOGS_SPIKE_FACTOR`` × the baseline rate
+and ≥ ``LOGS_SPIKE_MIN``); sustained 5xx (≥ ``LOGS_5XX_PERCENT`` of a service's HTTP responses for
+``LOGS_5XX_WINDOWS`` consecutive windows); a regression (a resolved fingerprint is back); Railway
+dropping logs. Each rule holds at most one open alert per fingerprint (or per service), enforced by
+the database, so a rule that keeps matching does not fire again. A new fingerprint, a spike or a
+regression also queues one ``investigate_error`` task per fingerprint (the engine deduplicates on the
+fingerprint), linked both ways.
+"""
+
+import logging
+from datetime import datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from juggernaut.engine import services as engine
+from juggernaut.engine.models import Source
+from juggernaut.events import publish
+from juggernaut.http import http_session
+from logscrawler.models import AlertRule, ErrorFingerprint, ErrorMinute, LogAlert, LogLine, LogService
+
+log = logging.getLogger(__name__)
+
+TASK_KIND = "investigate_error"
+
+
+def task_dedupe_key(fingerprint: ErrorFingerprint) -> str:
+    return f"logs.fingerprint.{fingerprint.pk}"
+
+
+def alert_open(
+    rule: str, service: LogService, message: str, *, fingerprint: ErrorFingerprint | None = None,
+    data: dict | None = None, now: datetime | None = None,
+) -> LogAlert | None:  # fmt: skip
+    """Open an alert unless this rule already has one open for the fingerprint (or service)."""
+    opened = now or timezone.now()
+    existing = LogAlert.objects.filter(
+        rule=rule, service=service, fingerprint=fingerprint, closed_at__isnull=True
+    )
+    if existing.exists():
+        return None
+    try:
+        with transaction.atomic():
+            alert = LogAlert.objects.create(
+                rule=rule,
+                service=service,
+                fingerprint=fingerprint,
+                message=message,
+                data=data or {},
+                opened_at=opened,
+            )
+    except IntegrityError:  # another process opened it first
+        return None
+    payload = {
+        "alert_id": alert.pk,
+        "rule": rule,
+        "service": service.name,
+        "fingerprint_id": fingerprint.pk if fingerprint else None,
+        "message": message,
+    }
+    publish("logs", "alert_opened", payload)
+    if settings.LOGS_ALERT_WEBHOOK_SECRET_URL:
+        transaction.on_commit(
+            lambda: _webhook_send(f"[{service.name}] {alert.get_rule_display()}: {message}")
+        )
+    return alert
+
+
+def alert_close(alert: LogAlert, *, now: datetime | None = None) -> bool:
+    """Close an open alert; False when it was closed already."""
+    closed = LogAlert.objects.filter(pk=alert.pk, closed_at__isnull=True).update(
+        closed_at=now or timezone.now()
+    )
+    if closed:
+        publish("logs", "alert_closed", {"alert_id": alert.pk, "rule": alert.rule})
+    return bool(closed)
+
+
+def _webhook_send(text: str) -> None:
+    """Post a Slack-compatible message; a failing webhook is logged, never raised."""
+    try:
+        response = http_session(max_retries=1, timeout=5).post(
+            settings.LOGS_ALERT_WEBHOOK_SECRET_URL, json={"text": text[:3000]}
+        )
+        response.raise_for_status()
+    except requests.RequestException as exc:  # a notification must never break ingestion
+        log.warning("alert webhook failed: %s", exc.__class__.__name__)
+
+
+def task_for_fingerprint(fingerprint: ErrorFingerprint, reason: str) -> int:
+    """Queue (or find) the one open investigation task of a fingerprint and link it back."""
+    task = engine.task_create(
+        f"Investigate {reason}: {fingerprint.template[:150]}",
+        kind=TASK_KIND,
+        payload={
+            "fingerprint_id": fingerprint.pk,
+            "service": fingerprint.service.name,
+            "template": fingerprint.template[:2000],
+            "exception_type": fingerprint.exception_type,
+            "sample": fingerprint.sample[:4000],
+            "reason": reason,
+        },
+        source=Source.LOGS,
+        dedupe_key=task_dedupe_key(fingerprint),
+        origin={"type": "fingerprint", "id": fingerprint.pk},
+        actor="logs",
+    )
+    if fingerprint.task_id != task.pk:
+        ErrorFingerprint.objects.filter(pk=fingerprint.pk).update(task=task)
+        fingerprint.task_id = task.pk
+    return task.pk
+
+
+def alerts_evaluate(
+    service: LogService,
+    *,
+    new: list[int],
+    regressed: list[int],
+    touched: list[int],
+    now: datetime | None = None,
+) -> list[LogAlert]:
+    """Run every rule for what one ingested batch changed; returns the alerts opened."""
+    now = now or timezone.now()
+    opened: list[LogAlert] = []
+    for fp in ErrorFingerprint.objects.select_related("service").filter(pk__in=new, status="new"):
+        alert = alert_open(AlertRule.NEW_FINGERPRINT, service, fp.template[:300], fingerprint=fp, now=now)
+        if alert:
+            opened.append(alert)
+        task_for_fingerprint(fp, "new error")
+    for fp in ErrorFingerprint.objects.select_related("service").filter(pk__in=regressed):
+        alert = alert_open(AlertRule.REGRESSION, service, f"came back after it was resolved: {fp.template[:300]}",
+                           fingerprint=fp, now=now)  # fmt: skip
+        if alert:
+            opened.append(alert)
+        task_for_fingerprint(fp, "regression")
+    for fp, count, baseline in _spikes(service, touched, now):
+        alert = alert_open(
+            AlertRule.SPIKE, service,
+            f"{count} in {settings.LOGS_ALERT_WINDOW_MINUTES} min, baseline {baseline:.1f}: {fp.template[:300]}",
+            fingerprint=fp, data={"count": count, "baseline": baseline}, now=now,
+        )  # fmt: skip
+        if alert:
+            opened.append(alert)
+            task_for_fingerprint(fp, "spike")
+    alert = _sustained_5xx(service, now)
+    if alert:
+        opened.append(alert)
+    return opened
+
+
+def _spikes(service: LogService, fingerprint_ids: list[int], now: datetime):
+    """(fingerprint, count in the window, baseline per window) of the fingerprints that spike."""
+    window = timedelta(minutes=settings.LOGS_ALERT_WINDOW_MINUTES)
+    baseline_span = timedelta(minutes=settings.LOGS_SPIKE_BASELINE_MINUTES)
+    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    start = end - window
+    rows = ErrorMinute.objects.filter(fingerprint_id__in=fingerprint_ids, minute__gte=start - baseline_span)
+    recent = dict(
+        rows.filter(minute__gte=start)
+        .values("fingerprint_id")
+        .annotate(n=Sum("count"))
+        .values_list("fingerprint_id", "n")
+    )
+    before = dict(
+        rows.filter(minute__lt=start)
+        .values("fingerprint_id")
+        .annotate(n=Sum("count"))
+        .values_list("fingerprint_id", "n")
+    )
+    windows = baseline_span / window
+    for fp in ErrorFingerprint.objects.select_related("service").filter(pk__in=recent):
+        count = recent[fp.pk]
+        # a fingerprint with no history has a baseline of one per window: its first burst is a spike
+        baseline = max(before.get(fp.pk, 0) / windows, 1.0)
+        if count >= settings.LOGS_SPIKE_MIN and count >= settings.LOGS_SPIKE_FACTOR * baseline:
+            yield fp, count, baseline
+
+
+def _sustained_5xx(service: LogService, now: datetime) -> LogAlert | None:
+    """Open the service's 5xx alert when each of the last N windows had too many 5xx answers."""
+    window = timedelta(minutes=settings.LOGS_ALERT_WINDOW_MINUTES)
+    shares = []
+    for i in range(settings.LOGS_5XX_WINDOWS):
+        end = now - i * window
+        counts = LogLine.objects.filter(
+            service=service, http_status__isnull=False, timestamp__gt=end - window, timestamp__lte=end
+        ).aggregate(total=Count("pk"), failed=Count("pk", filter=Q(http_status__gte=500)))
+        if counts["total"] < settings.LOGS_5XX_MIN_REQUESTS:
+            return None
+        share = 100.0 * counts["failed"] / counts["total"]
+        if share < settings.LOGS_5XX_PERCENT:
+            return None
+        shares.append(round(share, 1))
+    return alert_open(
+        AlertRule.SUSTAINED_5XX, service,
+        f"{min(shares)}%+ of HTTP responses were 5xx for {len(shares)} windows of {window.seconds // 60} min",
+        data={"shares": shares}, now=now,
+    )  # fmt: skip

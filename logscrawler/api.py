@@ -1,0 +1,84 @@
+"""The logs JSON API, mounted at ``/api/logs``: ingest lines from any source, read the top errors.
+
+Scopes: ``write`` to ingest, ``read`` for listings. A signed-in session has every scope.
+"""
+
+from django.conf import settings
+from django.http import HttpRequest
+from ninja import Query, Router
+
+from juggernaut.auth import require_scope
+from logscrawler import schemas, services
+from logscrawler.errors import LogsError
+from logscrawler.ingest import parse_ndjson
+
+PREFIX = "/logs"  # the app label is "logscrawler"; operators and other sources know it as logs
+router = Router(tags=["logs"])
+
+
+def _body(request: HttpRequest) -> bytes:
+    """The raw body, refused before reading when it is larger than ``LOGS_INGEST_MAX_BYTES``."""
+    limit = settings.LOGS_INGEST_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    too_big = LogsError("payload_too_large", f"the body is larger than {limit} bytes", status=413)
+    if declared > limit:
+        raise too_big
+    body = request.read(limit + 1)  # the stream, not request.body: its own smaller cap would apply
+    if len(body) > limit:
+        raise too_big
+    return body
+
+
+@router.post("/ingest", response=schemas.IngestOut)
+def ingest(request):
+    """Store NDJSON log lines ``{service, timestamp, message, severity?, attributes?, id?}``.
+
+    Up to ``LOGS_INGEST_MAX_BYTES`` per request. Each bad line (not UTF-8, not JSON, a missing field,
+    an unknown service) is listed in ``rejected`` with its line number; the other lines are kept. A
+    line sent again (same ``id``, or same service, timestamp and message) counts as a duplicate.
+    """
+    require_scope(request, "write")
+    parsed = parse_ndjson(_body(request))
+    known = services.services_by_name({name for _, name, _ in parsed.items})
+    batches: dict[str, list] = {}
+    for number, name, record in parsed.items:
+        if name in known:
+            batches.setdefault(name, []).append(record)
+        else:
+            parsed.reject(number, f"unknown service {name[:120]!r}")
+    accepted = duplicates = 0
+    for name, records in batches.items():
+        result = services.logs_ingest(known[name], records)
+        accepted += result.accepted
+        duplicates += result.duplicates
+    rejected = sorted(parsed.rejected, key=lambda r: r["line"])
+    return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+
+
+@router.get("/top-errors", response=schemas.TopErrorsOut)
+def top_errors(request, query: Query[schemas.TopErrorsQuery]):
+    """The fingerprints with the most occurrences in the last hour or day, for one service or all."""
+    require_scope(request, "read")
+    service = None
+    if query.service:
+        service = services.services_by_name({query.service}).get(query.service)
+        if service is None:
+            raise LogsError("not_found", f"no service {query.service[:120]!r}", status=404)
+    items = [
+        {
+            "fingerprint_id": fp.pk,
+            "service": fp.service.name,
+            "template": fp.template,
+            "exception_type": fp.exception_type,
+            "count": total,
+            "first_seen": fp.first_seen,
+            "last_seen": fp.last_seen,
+            "status": fp.status,
+            "task_id": fp.task_id,
+        }
+        for fp, total in services.top_errors(query.window, service=service)
+    ]
+    return {"window": query.window, "items": items}

@@ -1,0 +1,5 @@
+from juggernaut.errors import HQError
+
+
+class LogsError(HQError):
+    """An expected failure of the logs crawler (bad input, unknown service, Railway refusing)."""

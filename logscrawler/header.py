@@ -1,0 +1,138 @@
+"""Split a raw log line into its header (timestamp, level, pid, host, logger) and its message.
+
+No per-source format strings: the header is recognised by the shape of its tokens. Leading tokens
+that look like dates, times, numbers, ids, levels or bracketed fields are header; so is a
+``program[pid]:`` / ``logger:`` field right after them and a ``name -`` separator. The first token
+that is plain text starts the message.
+"""
+
+import re
+from dataclasses import dataclass
+
+LEVELS = {
+    "trace": "debug",
+    "debug": "debug",
+    "dbg": "debug",
+    "info": "info",
+    "information": "info",
+    "notice": "info",
+    "warn": "warning",
+    "warning": "warning",
+    "err": "error",
+    "error": "error",
+    "severe": "error",
+    "failure": "error",
+    "crit": "critical",
+    "critical": "critical",
+    "alert": "critical",
+    "emerg": "critical",
+    "fatal": "critical",
+    "panic": "critical",
+}
+_MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}
+_DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
+
+_DIGIT = re.compile(r"\d")
+# Date/time/number-ish: digits with separators only (2016-09-28, 04:30:30,, 17/06/09, 1117838570).
+_STAMP = re.compile(r"^[\[(]?[\d:.,/\-+TZ]*\d[\d:.,/\-+TZ]*[\])]?,?$")
+# A component right after the header: "sshd(pam_unix)[19939]:", "dfs.DataNode$PacketResponder:".
+_COMPONENT = re.compile(r"^[\w.$\-/@]+(\([\w.\-]*\))?(\[[\w.\-]*\])?:$")
+_BRACKETED = re.compile(r"^\[[^\]]*\]$")
+_PIPE_HEADER = re.compile(r"^[^|\s]*\d[^|\s]*\|")
+_TOKEN = re.compile(r"\S+")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    level: str | None  # normalised: debug, info, warning, error, critical
+    message: str
+
+
+def _word(token: str) -> str:
+    return token.strip("[]()<>:,|").lower()
+
+
+def _is_stamp(token: str) -> bool:
+    word = _word(token)
+    return bool(_STAMP.match(token)) or word in _MONTHS or word in _DAYS or bool(_BRACKETED.match(token))
+
+
+def _is_host_or_id(token: str) -> bool:
+    """After a timestamp: "R02-M1-N0-C:J12-U11", "calvisitor-10-105-160-95", "148" (a pid)."""
+    return bool(_DIGIT.search(token)) and not token.endswith(":") and "=" not in token
+
+
+def split_header(line: str) -> Header:
+    """Find the message inside a raw line; the level when the header names one."""
+    line = line.rstrip("\r\n")
+    if _PIPE_HEADER.match(line):
+        return _split_pipe_fields(line)
+    spans = [(m.start(), m.group()) for m in _TOKEN.finditer(line)]
+    level: str | None = None
+    i = 0
+    stamps = 0
+    # timestamps, ids, bracketed fields and levels at the start
+    while i < len(spans) and i < 12:
+        token = spans[i][1]
+        word = _word(token)
+        if word in LEVELS and level is None:
+            level = LEVELS[word]
+        elif token == "-":
+            if i > 0:  # "name - message": the separator ends the header
+                i += 1
+                break
+        elif _is_stamp(token) or (stamps and _is_host_or_id(token)):
+            stamps += 1
+        else:
+            break
+        i += 1
+    if stamps == 0 and level is None:
+        return Header(None, line.strip())
+    # "RAS KERNEL INFO": up to two upper-case facility words before a level
+    for ahead in (1, 2):
+        if i + ahead < len(spans) and level is None:
+            words = [spans[i + k][1] for k in range(ahead)]
+            lvl = _word(spans[i + ahead][1])
+            if lvl in LEVELS and all(w.isupper() and w.isalpha() for w in words):
+                level = LEVELS[lvl]
+                i += ahead + 1
+                break
+    # a "program[pid]:" or "logger:" field, after at most one host name
+    component = False
+    for skip in (0, 1):
+        if i + skip < len(spans) and _COMPONENT.match(spans[i + skip][1]):
+            candidate = spans[i + skip][1]
+            if skip == 0 or any(c in candidate for c in "[(.$_-") or level is not None:
+                i += skip + 1
+                component = True
+                break
+    # "name - message", "name *64 - message" (Python logging's default and many shippers)
+    if not component and level is None:
+        for ahead in (1, 2):
+            if i + ahead < len(spans) and spans[i + ahead][1] == "-":
+                i += ahead + 1
+                break
+    # "... - WARNING - message"
+    if i + 1 < len(spans) and _word(spans[i][1]) in LEVELS and level is None:
+        level = LEVELS[_word(spans[i][1])]
+        i += 1
+        if i + 1 < len(spans) and spans[i][1] in ("-", "|", ":"):
+            i += 1
+    if i >= len(spans):
+        return Header(level, "")
+    return Header(level, line[spans[i][0] :].strip())
+
+
+def _split_pipe_fields(line: str) -> Header:
+    """``20171223-22:15:29:606|Step_LSC|30002312|message``: the leading short fields are header."""
+    fields = line.split("|")
+    level = None
+    kept = 0
+    for field in fields[:-1]:
+        if " " in field.strip() or not field:
+            break
+        level = level or LEVELS.get(_word(field))
+        kept += 1
+        if kept >= 4:
+            break
+    return Header(level, "|".join(fields[kept:]).strip())

@@ -1,0 +1,218 @@
+"""From log records to events: levels, errors, HTTP status, JSON lines and folded stack traces.
+
+A record is one line as a source delivers it (with the severity and attributes the source knows). A
+multi-line stack trace arrives as many records; ``TraceFolder`` joins them into one event, whether
+they came in one record with newlines or one record per line.
+"""
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from logscrawler.header import LEVELS, split_header
+
+ERROR_LEVELS = {"error", "critical"}
+# pino / bunyan numeric levels
+_NUMERIC_LEVELS = {10: "debug", 20: "debug", 30: "info", 40: "warning", 50: "error", 60: "critical"}
+_MESSAGE_KEYS = ("message", "msg", "text", "log")
+_LEVEL_KEYS = ("level", "severity", "levelname", "log.level", "lvl")
+_STATUS_KEYS = ("status", "status_code", "statusCode", "httpStatus", "http_status", "response_status")
+
+# "GET /x HTTP/1.1" 502 1234, status=500, status: 503, HTTP/1.1 500
+_HTTP_STATUS = re.compile(
+    r'"\s([1-5]\d\d)\s|\bstatus(?:_code|Code)?["\']?\s*[=:]\s*["\']?([1-5]\d\d)\b|\bHTTP/\d(?:\.\d)?"?\s([1-5]\d\d)\b'
+)
+# Words that make a line an error wherever its level is missing or wrong.
+_ERROR_WORDS = re.compile(
+    r"^(Traceback \(most recent call last\)|panic: |Exception in thread |Unhandled|Uncaught|FATAL\b|"
+    r"[\w.$]*(Error|Exception)\b:?)"
+)
+
+
+@dataclass(slots=True)
+class Event:
+    text: str  # as delivered (JSON: its message and stack); several lines once a trace is folded
+    message: str  # the first line without its header: what an operator reads
+    level: str | None = None
+    http_status: int | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    lines: int = 1
+
+    @property
+    def is_error(self) -> bool:
+        if self.level in ERROR_LEVELS:
+            return True
+        if self.http_status is not None and self.http_status >= 500:
+            return True
+        return bool(_ERROR_WORDS.match(self.text.lstrip()))
+
+    @property
+    def headline(self) -> str:
+        """The line an operator reads first: the exception line of a Python trace, else the message."""
+        if "Traceback (most recent call last)" in self.text:
+            lines = self.text.splitlines()
+            return next((line for line in reversed(lines) if line and not line[0].isspace()), self.message)
+        return self.message
+
+
+def normalise_level(value: Any) -> str | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return _NUMERIC_LEVELS.get(int(value) // 10 * 10)
+    return LEVELS.get(str(value).strip().lower())
+
+
+def _dig(data: dict, dotted: str) -> Any:
+    if dotted in data:
+        return data[dotted]
+    value: Any = data
+    for part in dotted.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _status(value: Any) -> int | None:
+    try:
+        status = int(value)
+    except (TypeError, ValueError):
+        return None
+    return status if 100 <= status <= 599 else None
+
+
+def parse_record(text: str, *, severity: str | None = None, attributes: dict | None = None) -> Event:
+    """One record: a JSON object or a plain line, with the severity its source reported, if any."""
+    attributes = dict(attributes or {})
+    stripped = text.strip()
+    if stripped.startswith("{") and stripped.endswith("}"):
+        try:
+            data = json.loads(stripped)
+        except ValueError:
+            data = None
+        if isinstance(data, dict):
+            return _parse_json(data, severity, attributes)
+    text = text.rstrip()
+    first = text.split("\n", 1)[0]
+    # an indented line continues a trace: its indentation is kept for the folder
+    header = split_header(first) if first[:1].strip() else None
+    level = normalise_level(severity) or (header.level if header else None)
+    status = _status(attributes.get("httpStatus") or attributes.get("status"))
+    if status is None:
+        match = _HTTP_STATUS.search(first)
+        status = _status(next(g for g in match.groups() if g)) if match else None
+    message = (header.message if header else first.strip()) or first.strip()
+    return Event(text=text, message=message, level=level, http_status=status, attributes=attributes)
+
+
+def _parse_json(data: dict, severity: str | None, attributes: dict) -> Event:
+    message = next((str(data[k]) for k in _MESSAGE_KEYS if isinstance(data.get(k), str | int | float)), "")
+    level = normalise_level(severity) or next(
+        (lvl for k in _LEVEL_KEYS if (lvl := normalise_level(_dig(data, k)))), None
+    )
+    status = next((s for k in _STATUS_KEYS if (s := _status(_dig(data, k)))), None) or _status(
+        _dig(data, "http.status_code") or _dig(data, "res.statusCode")
+    )
+    error = data.get("error") or data.get("err")
+    stack = _dig(data, "error.stack") or _dig(data, "err.stack") or data.get("stack") or data.get("exc_info")
+    if isinstance(stack, str) and stack.strip():
+        # a stack already starts with "Type: message"; keep our message only when it says more
+        message = stack.rstrip() if not message or message in stack else f"{message}\n{stack.rstrip()}"
+    elif isinstance(error, str) and error and error not in message:
+        message = f"{message}: {error}" if message else error
+    if not message:
+        message = json.dumps(data, sort_keys=True)[:2000]
+    extra = {
+        k: v for k, v in data.items() if k not in (*_MESSAGE_KEYS, *_LEVEL_KEYS, "stack", "time", "timestamp")
+    }
+    return Event(
+        text=message,
+        message=message.split("\n", 1)[0],
+        level=level,
+        http_status=status,
+        attributes={**extra, **attributes},
+    )
+
+
+# Lines that continue the event before them.
+_CONTINUATION = re.compile(
+    r"^(\s+\S|Caused by: |Suppressed: |\.\.\. \d+ more|During handling of the above exception|"
+    r"The above exception was the direct cause|goroutine \d+ \[|created by |exit status \d+$)"
+)
+_GO_CALL = re.compile(r"^[\w./\-*()]+\(.*\)$")
+_PY_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(: .*)?$")
+
+
+class TraceFolder:
+    """Joins the records of one stream that belong to one multi-line event (stack traces).
+
+    Feed records in order; completed events come out as soon as a record starts a new event, and
+    ``flush`` returns the last one. Keep one folder per service: lines of two services never mix.
+    """
+
+    # "message, then its traceback" only when the traceback follows within this many seconds
+    TRACEBACK_AFTER_MESSAGE_SECONDS = 0.5
+
+    def __init__(self) -> None:
+        self._open: Event | None = None
+        self._open_at: datetime | None = None
+        self._at: datetime | None = None
+        self._python_awaits_exception = False
+        self._go = False
+
+    def feed(self, event: Event, at: datetime | None = None) -> list[Event]:
+        """Add the next record (``at``: when it was logged, if known); returns the events it completes."""
+        self._at = at
+        if self._open is not None and self._continues(event.text):
+            self._append(event)
+            return []
+        done = self.flush()
+        self._open, self._open_at = event, at
+        lines = event.text.splitlines()
+        self._python_awaits_exception = bool(lines) and lines[-1].startswith(
+            ("Traceback (most recent call last)", "  File ")
+        )
+        self._go = event.text.startswith("panic: ")
+        return done
+
+    def flush(self) -> list[Event]:
+        done, self._open = self._open, None
+        return [done] if done is not None else []
+
+    def _continues(self, text: str) -> bool:
+        if _CONTINUATION.match(text):
+            return True
+        if text.startswith("Traceback (most recent call last)"):
+            # logging.exception(): the message line, then its traceback
+            close = (
+                self._at is None
+                or self._open_at is None
+                or abs((self._at - self._open_at).total_seconds()) <= self.TRACEBACK_AFTER_MESSAGE_SECONDS
+            )
+            return close and self._open.lines == 1 and "Traceback" not in self._open.text
+        if self._python_awaits_exception and _PY_EXCEPTION_LINE.match(text):
+            return True
+        return self._go and (text == "" or bool(_GO_CALL.match(text)))
+
+    def _append(self, event: Event) -> None:
+        open_, text = self._open, event.text
+        open_.text = f"{open_.text}\n{text}"
+        open_.lines += 1
+        if event.level in ERROR_LEVELS and open_.level not in ERROR_LEVELS:
+            open_.level = event.level
+        if text.startswith(("Traceback (most recent call last)", "  File ")):
+            self._python_awaits_exception = True
+        elif self._python_awaits_exception and text and not text[:1].isspace():
+            self._python_awaits_exception = text.startswith(("During handling", "The above exception"))
+
+
+def fold(events: Iterable[Event]) -> Iterator[Event]:
+    """Fold one stream's events (stack traces delivered line by line become one event)."""
+    folder = TraceFolder()
+    for event in events:
+        yield from folder.feed(event)
+    yield from folder.flush()

@@ -1,0 +1,39 @@
+"""In/Out schemas of the logs API."""
+
+from datetime import datetime
+from typing import Literal
+
+from ninja import Schema
+
+
+class RejectedLine(Schema):
+    line: int
+    error: str
+
+
+class IngestOut(Schema):
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedLine]
+
+
+class TopErrorsQuery(Schema):
+    window: Literal["1h", "24h"] = "1h"
+    service: str | None = None
+
+
+class TopErrorOut(Schema):
+    fingerprint_id: int
+    service: str
+    template: str
+    exception_type: str
+    count: int
+    first_seen: datetime
+    last_seen: datetime
+    status: str
+    task_id: int | None
+
+
+class TopErrorsOut(Schema):
+    window: str
+    items: list[TopErrorOut]

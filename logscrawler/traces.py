@@ -1,0 +1,156 @@
+"""Stack traces (Python, Node, Java, Go): exception type and frames, for grouping.
+
+A trace is grouped by its exception type and its in-app frames (module + function, never line
+numbers), so the same bug with another message or after an edit above it stays one fingerprint,
+while the same exception raised from another place in the code is another one.
+"""
+
+import re
+from dataclasses import dataclass
+
+from logscrawler.masking import mask_tokens
+
+_PY_START = re.compile(r"^\s*Traceback \(most recent call last\):", re.MULTILINE)
+_PY_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)', re.MULTILINE)
+_PY_EXC = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+_NODE_FRAME = re.compile(
+    r"^\s+at (?:(?:async )?(\S+?)(?: \[as \w+\])? \()?(.+?)(?::\d+){1,2}\)?$", re.MULTILINE
+)
+_JAVA_FRAME = re.compile(r"^\s+at ([\w$.<>/]+)\.([\w$<>\-]+)\((?:[^)]*)\)$", re.MULTILINE)
+_GO_PANIC = re.compile(r"^panic: (.*)$", re.MULTILINE)
+_GO_FRAME = re.compile(r"^([\w./\-*()]+?)\.([\w\-*()]+)\(.*\)\n\s+(\S+?):\d+", re.MULTILINE)
+_THREAD_PREFIX = re.compile(r'^Exception in thread "[^"]*" ')
+_EXC_LINE = re.compile(
+    r"^(?:Caused by: |Uncaught )?([A-Za-z_$][\w$.]*(?:Error|Exception|Throwable|Panic|Fault)?)(?::\s?(.*))?$"
+)
+
+# Frames from libraries and runtimes are not the app's; the app's frames say where the bug is.
+_LIBRARY_PATHS = (
+    "site-packages",
+    "dist-packages",
+    "/lib/python",
+    "<frozen",
+    "node_modules",
+    "node:",
+    "internal/",
+    "/usr/local/go/",
+    "/go/pkg/mod/",
+    "<anonymous>",
+)
+_LIBRARY_PACKAGES = (
+    "java.",
+    "javax.",
+    "jdk.",
+    "sun.",
+    "com.sun.",
+    "kotlin.",
+    "kotlinx.",
+    "scala.",
+    "org.springframework.",
+    "org.apache.",
+    "io.netty.",
+    "reactor.",
+    "runtime.",
+    "net/http.",
+)
+MAX_FRAMES = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    module: str
+    function: str
+    in_app: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    exception_type: str
+    message: str
+    frames: tuple[Frame, ...]
+
+    def key(self) -> str:
+        """What groups traces: the exception type and the innermost in-app frames (all frames if none)."""
+        frames = [f for f in self.frames if f.in_app] or list(self.frames)
+        where = " ".join(f"{f.module}:{f.function}" for f in frames[-MAX_FRAMES:])
+        return f"{self.exception_type} @ {where}" if where else self.exception_type
+
+
+def _module_of_path(path: str) -> str:
+    path = re.sub(r"^.*?/(site-packages|dist-packages|node_modules|src|app)/", "", path)
+    return re.sub(r"\.(py|js|mjs|cjs|ts|go)$", "", path.lstrip("/"))
+
+
+def _library_path(path: str) -> bool:
+    return any(part in path for part in _LIBRARY_PATHS)
+
+
+def parse_trace(text: str) -> Trace | None:
+    """The trace in ``text`` (several lines), or None when there is none."""
+    if "\n" not in text:
+        return None
+    return _python(text) or _java(text) or _node(text) or _go(text)
+
+
+def _python(text: str) -> Trace | None:
+    if not _PY_START.search(text):
+        return None
+    frames = tuple(
+        Frame(_module_of_path(path), function, not _library_path(path))
+        for path, function in _PY_FRAME.findall(text)
+    )
+    # the exception is the last line that is not indented (chained traces: the last one raised)
+    for line in reversed(text.strip().splitlines()):
+        if line and not line[0].isspace():
+            match = _PY_EXC.match(line.strip())
+            if match and not line.startswith("Traceback"):
+                return Trace(match.group(1), match.group(2) or "", frames)
+    return Trace("Exception", "", frames)
+
+
+def _exception_line(text: str) -> tuple[str, str] | None:
+    """The first exception line; Java's 'Exception in thread "main" ' prefix dropped."""
+    for line in text.splitlines():
+        match = _EXC_LINE.match(_THREAD_PREFIX.sub("", line.strip()))
+        if match and not line[:1].isspace():
+            return match.group(1), match.group(2) or ""
+    return None
+
+
+def _java(text: str) -> Trace | None:
+    found = _JAVA_FRAME.findall(text)
+    if not found or "(" not in text.split("\n", 1)[1]:
+        return None
+    head = _exception_line(text)
+    if head is None:
+        return None
+    frames = tuple(Frame(cls, method, not cls.startswith(_LIBRARY_PACKAGES)) for cls, method in found)
+    # innermost first in Java: keep the order consistent with Python (outermost first)
+    return Trace(head[0], head[1], tuple(reversed(frames)))
+
+
+def _node(text: str) -> Trace | None:
+    found = _NODE_FRAME.findall(text)
+    if not found:
+        return None
+    head = _exception_line(text)
+    if head is None:
+        return None
+    frames = tuple(
+        Frame(_module_of_path(path), function or "<anonymous>", not _library_path(path))
+        for function, path in found
+    )
+    return Trace(head[0], head[1], tuple(reversed(frames)))
+
+
+def _go(text: str) -> Trace | None:
+    panic = _GO_PANIC.search(text)
+    if not panic:
+        return None
+    frames = tuple(
+        Frame(package, function, not (package.startswith(_LIBRARY_PACKAGES) or _library_path(path)))
+        for package, function, path in _GO_FRAME.findall(text)
+    )
+    # Go panics carry no type: the masked panic message stands in for one ("index out of range [<*>]")
+    kind = " ".join(mask_tokens(panic.group(1)))
+    return Trace(f"panic: {kind}", panic.group(1), tuple(reversed(frames)))

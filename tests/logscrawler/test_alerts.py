@@ -1,0 +1,146 @@
+"""Alert rules fire once when they should and not on noise; each new error gets one linked task."""
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from juggernaut.engine.models import Task
+from logscrawler import services
+from logscrawler.models import AlertRule, ErrorFingerprint, FingerprintStatus, LogAlert, LogService
+from logscrawler.services import Record
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def api(db):
+    return LogService.objects.create(name="api")
+
+
+def at(minutes_ago: float, message: str, severity: str = "error", **attributes) -> Record:
+    return Record(
+        timestamp=NOW - timedelta(minutes=minutes_ago),
+        message=message,
+        severity=severity,
+        attributes=attributes,
+    )
+
+
+def rules() -> list[str]:
+    return sorted(LogAlert.objects.values_list("rule", flat=True))
+
+
+def test_it_opens_one_alert_and_one_linked_task_for_a_new_error(api):
+    services.logs_ingest(api, [at(1, "payment 1 declined by bank")], now=NOW)
+    services.logs_ingest(api, [at(0.5, "payment 2 declined by bank")], now=NOW)
+    fp = ErrorFingerprint.objects.get()
+    assert rules() == [AlertRule.NEW_FINGERPRINT]
+    task = Task.objects.get()
+    assert (task.kind, task.source, task.dedupe_key) == (
+        "investigate_error",
+        "logs",
+        f"logs.fingerprint.{fp.pk}",
+    )
+    assert task.origin == {"type": "fingerprint", "id": fp.pk} and task.payload["fingerprint_id"] == fp.pk
+    assert fp.task_id == task.pk
+
+
+def test_it_does_not_call_a_one_word_variant_news(api):
+    services.logs_ingest(api, [at(2, "worker alpha lost its lease on queue")], now=NOW)
+    services.logs_ingest(api, [at(1, "worker beta lost its lease on queue")], now=NOW)
+    assert ErrorFingerprint.objects.count() == 2
+    assert rules() == [AlertRule.NEW_FINGERPRINT] and Task.objects.count() == 1
+
+
+def test_it_fires_a_spike_once_and_not_on_noise(api, settings):
+    settings.LOGS_SPIKE_MIN, settings.LOGS_SPIKE_FACTOR = 20, 5.0
+    baseline = [at(60 - 5 * i, "cache miss storm on shard 3") for i in range(12)]  # one per window
+    services.logs_ingest(api, baseline, now=NOW - timedelta(minutes=6))
+    noise = [at(4 - i * 0.1, "cache miss storm on shard 3", source_id=f"n{i}") for i in range(10)]
+    services.logs_ingest(api, [*noise], now=NOW)
+    assert AlertRule.SPIKE not in rules()
+    burst = [
+        Record(NOW - timedelta(seconds=i), "cache miss storm on shard 3", "error", source_id=f"b{i}")
+        for i in range(15)
+    ]
+    services.logs_ingest(api, burst, now=NOW)
+    assert rules().count(AlertRule.SPIKE) == 1
+    alert = LogAlert.objects.get(rule=AlertRule.SPIKE)
+    assert alert.data["count"] == 25 and alert.data["baseline"] == 1.0
+    more = [
+        Record(
+            NOW - timedelta(seconds=i, milliseconds=500),
+            "cache miss storm on shard 3",
+            "error",
+            source_id=f"m{i}",
+        )
+        for i in range(30)
+    ]
+    services.logs_ingest(api, more, now=NOW)
+    assert rules().count(AlertRule.SPIKE) == 1  # still the one open alert
+    assert Task.objects.count() == 1  # the spike reuses the fingerprint's open task
+
+
+def test_it_fires_sustained_5xx_after_consecutive_windows_only(db, settings):
+    settings.LOGS_5XX_WINDOWS, settings.LOGS_5XX_PERCENT, settings.LOGS_5XX_MIN_REQUESTS = 3, 5.0, 20
+
+    def window(service: str, ends_minutes_ago: int, failed: int) -> list[Record]:
+        """Twenty responses inside the five-minute window that ends ``ends_minutes_ago`` before now."""
+        return [
+            Record(
+                NOW - timedelta(minutes=ends_minutes_ago, seconds=10 + i),
+                f'10.0.0.1 "GET /pay HTTP/1.1" {502 if i < failed else 200} 12',
+                source_id=f"{service}-{ends_minutes_ago}-{i}",
+            )
+            for i in range(20)
+        ]
+
+    flaky = LogService.objects.create(name="flaky")
+    services.logs_ingest(flaky, window("flaky", 10, 4) + window("flaky", 5, 4), now=NOW)
+    assert AlertRule.SUSTAINED_5XX not in rules()  # the current window has no traffic yet
+    services.logs_ingest(flaky, window("flaky", 0, 0), now=NOW)
+    assert AlertRule.SUSTAINED_5XX not in rules()  # and then it recovered
+
+    down = LogService.objects.create(name="down")
+    for ends in (10, 5, 0):
+        services.logs_ingest(down, window("down", ends, 4), now=NOW)
+    services.logs_ingest(down, window("down", 1, 10), now=NOW)
+    alerts = LogAlert.objects.filter(rule=AlertRule.SUSTAINED_5XX)
+    assert [(a.service.name, a.fingerprint) for a in alerts] == [("down", None)]
+
+
+def test_it_alerts_when_a_resolved_error_comes_back(api):
+    services.logs_ingest(api, [at(30, "disk quota exceeded on /data")], now=NOW)
+    ErrorFingerprint.objects.update(status=FingerprintStatus.RESOLVED)
+    services.logs_ingest(api, [at(1, "disk quota exceeded on /data")], now=NOW)
+    assert AlertRule.REGRESSION in rules()
+    assert ErrorFingerprint.objects.get().status == FingerprintStatus.REGRESSED
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_it_posts_alerts_to_the_webhook(api, settings, django_capture_on_commit_callbacks):
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        settings.LOGS_ALERT_WEBHOOK_SECRET_URL = f"http://127.0.0.1:{server.server_port}/hook"
+        with django_capture_on_commit_callbacks(execute=True):
+            services.logs_ingest(api, [at(1, "TLS handshake failed with upstream")], now=NOW)
+    finally:
+        server.shutdown()
+    assert _Hook.received == [{"text": "[api] new error: TLS handshake failed with upstream"}]

@@ -1,0 +1,144 @@
+"""The Railway client and the crawl cycle against the fake Railway server, quirks included."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from juggernaut.http import http_session
+from logscrawler import crawler
+from logscrawler.clients import RailwayClient, RailwayError
+from logscrawler.models import (
+    AlertRule,
+    CrawlCursor,
+    CrawlRun,
+    ErrorFingerprint,
+    LogAlert,
+    LogLine,
+    LogService,
+)
+from tests.fakes.railway import TOKEN, FakeRailway
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def fake():
+    railway = FakeRailway()
+    with railway.serve() as server:
+        railway.url = server.url
+        yield railway
+
+
+def client_for(fake, **kwargs) -> RailwayClient:
+    session = http_session(max_retries=kwargs.pop("retries", 0), timeout=5)
+    session.sleep = lambda seconds: None
+    return RailwayClient(
+        base_url=fake.url, token=kwargs.pop("token", TOKEN), api_token="", session=session, **kwargs
+    )
+
+
+def errors(fake, count: int, start: datetime, message: str = "charge {n} failed: card declined") -> None:
+    for n in range(count):
+        fake.add_log("env-prod", start + timedelta(seconds=n), message.format(n=n), severity="error")
+
+
+def test_it_sends_the_project_token_and_reads_the_rate_limit_headers(fake):
+    client = client_for(fake)
+    [project] = client.projects()
+    assert project.services == {"svc-api": "api", "svc-worker": "worker"}
+    assert fake.requests == ["Projects"]
+    assert (client.rate_limit.limit, client.rate_limit.remaining) == (1000, 999)
+
+
+def test_it_turns_an_html_403_into_a_permanent_error(fake):
+    with pytest.raises(RailwayError) as caught:
+        client_for(fake, token="wrong").projects()
+    assert caught.value.permanent and caught.value.status == 403
+
+
+def test_it_raises_graphql_errors_that_come_with_http_200(fake):
+    fake.fail_next("Problem processing request")
+    with pytest.raises(RailwayError, match="Problem processing request") as caught:
+        client_for(fake).projects()
+    assert not caught.value.permanent
+
+
+def test_it_waits_out_a_429_with_retry_after_then_gives_up(fake):
+    fake.hourly_limit = 1
+    client = client_for(fake, retries=2)
+    client.projects()
+    with pytest.raises(RailwayError, match="rate limit"):
+        client.projects()
+    assert fake.requests == ["Projects"] * 4  # one allowed, then the first try and two retries of the second
+
+
+def test_it_keeps_limit_rows_of_the_limit_plus_one_oldest_first(fake):
+    errors(fake, 5, NOW)
+    rows = client_for(fake).environment_logs("env-prod", after=NOW, limit=3)
+    assert [r.message for r in rows] == [f"charge {n} failed: card declined" for n in range(3)]
+
+
+def test_it_crawls_errors_into_fingerprints_and_resumes_without_loss_or_duplicates(fake, db, settings):
+    settings.LOGS_CRAWL_PAGE = 4
+    errors(fake, 10, NOW - timedelta(minutes=30))
+    run = crawler.crawl_run(client=client_for(fake), now=NOW)
+    assert run.status == CrawlRun.Status.OK, run.errors
+    assert LogLine.objects.count() == 10 and run.lines == 10
+    fp = ErrorFingerprint.objects.get()
+    assert fp.count == 10 and fp.service.name == "api"
+    # more lines arrive; the next cycle starts from the cursor and stores each line once
+    errors(fake, 3, NOW + timedelta(minutes=1), message="refund {n} failed: timeout")
+    second = crawler.crawl_run(client=client_for(fake), now=NOW + timedelta(minutes=5))
+    assert LogLine.objects.count() == 13 and second.lines == 3
+    assert CrawlCursor.objects.get(stream="env:env-prod").position == NOW + timedelta(minutes=1, seconds=2)
+
+
+def test_it_loses_nothing_when_a_cycle_dies_mid_crawl(fake, db, settings, monkeypatch):
+    settings.LOGS_CRAWL_PAGE = 4
+    errors(fake, 10, NOW - timedelta(minutes=30))
+    real = crawler._store_page
+    pages = []
+
+    def dies_on_the_second_page(*args, **kwargs):
+        pages.append(1)
+        if len(pages) == 2:
+            raise RuntimeError("worker killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(crawler, "_store_page", dies_on_the_second_page)
+    with pytest.raises(RuntimeError):
+        crawler.crawl_run(client=client_for(fake), now=NOW)
+    assert LogLine.objects.count() == 4  # the first page, with its cursor
+    CrawlRun.objects.filter(status="running").update(started_at=NOW - timedelta(hours=1))
+    monkeypatch.setattr(crawler, "_store_page", real)
+    crawler.crawl_run(client=client_for(fake), now=NOW + timedelta(minutes=5))
+    assert LogLine.objects.count() == 10
+    assert ErrorFingerprint.objects.get().count == 10
+
+
+def test_it_spends_no_more_than_its_share_of_the_hourly_budget(fake, db, settings):
+    settings.LOGS_RAILWAY_HOURLY_REQUESTS, settings.LOGS_CRAWL_MINUTES, settings.LOGS_CRAWL_PAGE = 48, 5, 2
+    errors(fake, 20, NOW - timedelta(minutes=30))
+    run = crawler.crawl_run(client=client_for(fake), now=NOW)
+    assert crawler.cycle_budget() == 3
+    assert run.requests == 3 and len(fake.requests) == 3
+    assert run.status == CrawlRun.Status.PARTIAL and "budget" in run.errors[0]
+    # Projects, then two pages of two rows; the second page starts with the last row of the first
+    assert run.lines == 3 and LogLine.objects.count() == 3
+
+
+def test_it_turns_the_dropped_logs_line_into_an_alert(fake, db):
+    fake.add_drop_notice("env-prod", NOW - timedelta(minutes=2), dropped=1234)
+    crawler.crawl_run(client=client_for(fake), now=NOW)
+    alert = LogAlert.objects.get(rule=AlertRule.LOGS_DROPPED)
+    assert alert.service.name == "api" and "Messages dropped: 1234" in alert.message
+    assert LogLine.objects.count() == 0
+
+
+def test_it_runs_one_cycle_at_a_time_and_says_when_it_is_not_configured(fake, db):
+    CrawlRun.objects.create(started_at=NOW, status=CrawlRun.Status.RUNNING)
+    assert crawler.crawl_run(client=client_for(fake), now=NOW + timedelta(minutes=1)) is None
+    CrawlRun.objects.all().delete()
+    run = crawler.crawl_run(client=client_for(fake, token=""), now=NOW)
+    assert run.status == CrawlRun.Status.SKIPPED and "RAILWAY_TOKEN" in run.errors[0]
+    assert fake.requests == [] and not LogService.objects.exists()

@@ -1,0 +1,84 @@
+"""Storage across batches: fingerprints resume, merge with their history, regress; import_logs; prune."""
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.management import call_command
+
+from logscrawler import services
+from logscrawler.models import ErrorFingerprint, ErrorMinute, FingerprintStatus, LogLine, LogService
+from logscrawler.services import Record
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def web(db):
+    return LogService.objects.create(name="web")
+
+
+def error(message: str, minute: int = 0, **kwargs) -> Record:
+    return Record(timestamp=T0 + timedelta(minutes=minute), message=message, severity="error", **kwargs)
+
+
+def test_it_resumes_templates_across_batches_and_merges_their_history(web):
+    services.logs_ingest(web, [error("login failed for alice", 0)])
+    services.logs_ingest(web, [error("login failed for bob", 1), error("login failed for carol", 2)])
+    assert ErrorFingerprint.objects.filter(merged_into__isnull=True).count() == 3
+    services.logs_ingest(web, [error("login failed for dave", 3)])
+    live = ErrorFingerprint.objects.get(merged_into__isnull=True)
+    assert live.template == "login failed for <*>" and live.count == 4
+    assert ErrorFingerprint.objects.filter(merged_into=live).count() == 2
+    assert sum(ErrorMinute.objects.filter(fingerprint=live).values_list("count", flat=True)) == 4
+    assert LogLine.objects.filter(fingerprint=live).count() == 4
+    services.logs_ingest(web, [error("login failed for erin", 4)])
+    assert ErrorFingerprint.objects.get(pk=live.pk).count == 5
+    assert [fp.count for fp, _ in services.top_errors("24h", now=T0 + timedelta(minutes=5))] == [5]
+
+
+def test_it_marks_a_resolved_fingerprint_regressed_when_it_comes_back(web):
+    services.logs_ingest(web, [error("queue stalled", 0)])
+    ErrorFingerprint.objects.update(status=FingerprintStatus.RESOLVED)
+    result = services.logs_ingest(web, [error("queue stalled", 5)])
+    fp = ErrorFingerprint.objects.get()
+    assert fp.status == FingerprintStatus.REGRESSED and result.regressed_fingerprints == [fp.pk]
+    assert result.new_fingerprints == []
+
+
+def test_it_stores_nothing_of_a_batch_that_fails(web, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "_rollups_add", boom)
+    with pytest.raises(RuntimeError):
+        services.logs_ingest(web, [error("one", 0), error("two", 1)])
+    assert LogLine.objects.count() == 0 and ErrorFingerprint.objects.count() == 0
+    monkeypatch.undo()
+    assert services.logs_ingest(web, [error("one", 0), error("two", 1)]).accepted == 2
+
+
+def test_it_imports_a_file_once(db, tmp_path):
+    path = tmp_path / "worker.log"
+    path.write_bytes(
+        b"2026-05-01 12:00:00 INFO started\n"
+        b"2026-05-01 12:00:01 ERROR job 7 crashed\n"
+        b'{"timestamp": "2026-05-01T12:00:02Z", "message": "job 8 crashed", "severity": "error"}\n'
+        b"\xff\xfe not text\n"
+    )
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_logs", str(path), "--service", "worker", stdout=out, stderr=err)
+    assert "3 stored, 0 duplicates, 1 rejected" in out.getvalue() and "line 4" in err.getvalue()
+    fp = ErrorFingerprint.objects.get(service__name="worker")
+    assert fp.template == "job <*> crashed" and fp.count == 2
+    call_command("import_logs", str(path), "--service", "worker", stdout=out, stderr=io.StringIO())
+    assert "0 stored, 3 duplicates" in out.getvalue()
+    assert LogLine.objects.count() == 3
+
+
+def test_it_prunes_old_lines_but_keeps_fingerprints(web, settings):
+    settings.LOGS_RETENTION_DAYS = 7
+    services.logs_ingest(web, [error("old", 0), error("recent", 60 * 24 * 10)])
+    assert services.logs_prune(now=T0 + timedelta(days=10, minutes=1)) >= 1
+    assert list(LogLine.objects.values_list("message", flat=True)) == ["recent"]
+    assert ErrorFingerprint.objects.count() == 2
