@@ -55,6 +55,10 @@ def test_it_opens_every_page_without_a_console_error(signed_in_page, hq_server, 
                 in_thread(lambda n=n, w=width: services.task_create(f"Live {n}-{w}", kind="noop"))
                 if name == "overview":
                     expect(page.locator("#hq-activity")).to_contain_text(f"update {n}-{width}")
+                    ids = page.eval_on_selector_all(
+                        "#hq-activity .activity-item", "items => items.map(i => i.id)"
+                    )
+                    assert len(ids) == len(set(ids)), f"an event shows twice in the feed: {ids}"
                 if name == "engine":
                     expect(page.locator("#engine-tasks")).to_contain_text(f"Live {n}-{width}")
             page.wait_for_timeout(300)
