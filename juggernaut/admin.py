@@ -4,6 +4,24 @@ from django.utils import timezone
 
 from juggernaut.models import SCOPES, ApiToken, Event, EventTopic
 
+admin.site.site_header = "Juggernaut HQ"
+admin.site.site_title = "Juggernaut HQ admin"
+admin.site.index_title = "Administration"
+admin.site.site_url = "/"
+
+
+class AppendOnlyAdmin(admin.ModelAdmin):
+    """Logs written only by the system: readable here, never added to, edited or deleted by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
 
 class ApiTokenForm(forms.ModelForm):
     scopes = forms.MultipleChoiceField(choices=[(s, s) for s in SCOPES], widget=forms.CheckboxSelectMultiple)
@@ -57,23 +75,14 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(AppendOnlyAdmin):
     list_display = ["topic", "seq", "type", "ts", "run_id"]
     list_filter = ["topic", "type"]
     search_fields = ["topic", "type"]
     date_hierarchy = "ts"
 
-    def has_change_permission(self, request, obj=None):
-        return False  # the log is append-only
-
 
 @admin.register(EventTopic)
-class EventTopicAdmin(admin.ModelAdmin):
+class EventTopicAdmin(AppendOnlyAdmin):
     list_display = ["topic", "last_seq"]
     search_fields = ["topic"]
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_add_permission(self, request):
-        return False

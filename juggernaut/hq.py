@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
 from juggernaut.areas import AreaStatus
+from juggernaut.feed import feed_items
 
 
 @dataclass
@@ -88,6 +89,7 @@ class FragmentRenderer:
     render: Callable[[list[dict]], str]
     resync: Callable[[], str] | None = None
     page: str | None = None  # the page (nav key) whose fragments these are; None: every page
+    timed: Callable[[], str] | None = None  # fragments that can change by the clock alone
 
 
 FRAGMENTS: dict[str, list[FragmentRenderer]] = {}
@@ -99,17 +101,19 @@ def fragments_register(
     *,
     resync: Callable[[], str] | None = None,
     page: str | None = None,
+    timed: Callable[[], str] | None = None,
 ) -> None:
     """Let an app re-render its own page's fragments for events on ``topic`` (call from ``ready``).
 
     ``render(envelopes)`` returns out-of-band fragments (top-level elements with stable ids), which
     the HQ websocket sends to the pages named by ``page`` (all when None), so a page never pays
     for another page's queries. ``resync()`` returns the same fragments in their current state,
-    sent on every (re)connect.
+    sent on every (re)connect. ``timed()`` returns the fragments whose truth can change by time
+    alone (a worker falling silent); open pages re-render them every ``HQ_REFRESH_SECONDS``.
     """
     FRAGMENTS.setdefault(topic, [])
     FRAGMENTS[topic] = [r for r in FRAGMENTS[topic] if r.render is not render] + [
-        FragmentRenderer(topic, render, resync, page)
+        FragmentRenderer(topic, render, resync, page, timed)
     ]
 
 
@@ -142,12 +146,18 @@ def render_line(area: Area, *, oob: bool = False) -> str:
     )
 
 
+def render_lines() -> str:
+    """Every area's status line, out-of-band (an action's answer on the Overview)."""
+    return "".join(render_line(area, oob=True) for area in AREAS.values())
+
+
 def recent_activity(limit: int = ACTIVITY_LIMIT) -> list[dict]:
+    """The feed's latest items (see ``juggernaut.feed``), newest first."""
     from juggernaut.models import Event
 
     topics = live_topics()
     rows = Event.objects.filter(topic__in=topics).order_by("-ts", "-id")[:limit]
-    return [e.envelope() for e in rows]
+    return feed_items([e.envelope() for e in rows])
 
 
 OVERVIEW = "overview"
@@ -157,12 +167,20 @@ def render_resync(page: str | None = OVERVIEW) -> str:
     """Every live fragment of ``page``, as out-of-band swaps (sent on each ws connect)."""
     parts = []
     if page == OVERVIEW:
-        parts = [render_line(area, oob=True) for area in AREAS.values()]
+        parts = [render_lines()]
         parts.append(
             render_to_string("juggernaut/_activity.html", {"events": recent_activity(), "oob": True})
         )
     for topic in FRAGMENTS:
         parts += [_fragments_safe(r.resync, topic) for r in _renderers(topic, page) if r.resync]
+    return "".join(parts)
+
+
+def render_timed(page: str | None = OVERVIEW) -> str:
+    """The fragments of ``page`` that can change with the clock alone (no event announces them)."""
+    parts = [render_lines()] if page == OVERVIEW else []
+    for topic in FRAGMENTS:
+        parts += [_fragments_safe(r.timed, topic) for r in _renderers(topic, page) if r.timed]
     return "".join(parts)
 
 
@@ -173,7 +191,7 @@ def render_events(envelopes: list[dict], page: str | None = OVERVIEW) -> str:
     if page == OVERVIEW:
         touched = [a for a in AREAS.values() if any(e["topic"] in a.topics for e in envelopes)]
         parts = [render_line(area, oob=True) for area in touched]
-        items = list(reversed(envelopes[-ACTIVITY_LIMIT:]))
+        items = feed_items(list(reversed(envelopes[-ACTIVITY_LIMIT:])))
         parts.append(render_to_string("juggernaut/_activity_items.html", {"events": items}))
     for topic in FRAGMENTS:
         mine = [e for e in envelopes if e["topic"] == topic]

@@ -32,7 +32,7 @@ class EventQuerySet(models.QuerySet):
 
 
 class Event(models.Model):
-    """One entry of the live event log (DESIGN §3)."""
+    """One entry of the live event log (see docs/architecture.md)."""
 
     topic = models.CharField(max_length=120)
     seq = models.BigIntegerField()

@@ -211,7 +211,7 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
 # One process needs no cross-process layer: every process writes the event log and each web
-# process's relay fans out locally (DESIGN §3).
+# process's relay fans out locally.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels.layers.InMemoryChannelLayer",
@@ -225,6 +225,9 @@ EVENTS_POLL_SECONDS = envfloat(
     "EVENTS_POLL_SECONDS", 1.0 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.1
 )
 EVENTS_SSE_PING_SECONDS = envfloat("EVENTS_SSE_PING_SECONDS", 15.0)
+# Open HQ pages re-render their time-dependent fragments this often (states that become true by the
+# clock alone, such as a silent worker, reach the screen without any event).
+HQ_REFRESH_SECONDS = envfloat("HQ_REFRESH_SECONDS", 2.0)
 
 # django-q2: the ORM broker keeps the whole system on the one database.
 Q_TIMEOUT = envint("Q_TIMEOUT", 300)
@@ -242,7 +245,7 @@ Q_CLUSTER = {
     "label": "Jobs",
 }
 
-# Engine (DESIGN §4).
+# Engine.
 ENGINE_LEASE_SECONDS = envint("ENGINE_LEASE_SECONDS", 60)
 ENGINE_TICK_SECONDS = envint("ENGINE_TICK_SECONDS", 15)
 ENGINE_BLOCKED_ESCALATE_MINUTES = envint("ENGINE_BLOCKED_ESCALATE_MINUTES", 30)

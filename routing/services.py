@@ -212,21 +212,27 @@ def _rollup_keys(mode: str, session: str, now) -> list[tuple[str, object, str, s
     return keys
 
 
+def _rollups(keys, *, lock: bool = False) -> dict[tuple, CostTracking]:
+    """The existing rollup rows for ``keys``; with ``lock``, locked in id order (every locker takes
+    them in the same order, so no deadlocks). A few neighbouring rows may be locked too; no harm."""
+    rows = CostTracking.objects.filter(
+        period_start__in={k[1] for k in keys}, mode__in={k[2] for k in keys}, session__in={k[3] for k in keys}
+    )
+    if lock:
+        rows = rows.select_for_update().order_by("pk")
+    wanted = set(keys)
+    return {key: r for r in rows if (key := (r.period, r.period_start, r.mode, r.session)) in wanted}
+
+
 def _rollups_ensure(keys) -> None:
-    """Create missing rollup rows (in key order, so concurrent creators queue instead of deadlocking)."""
+    """Create missing rollup rows (in key order, so concurrent creators queue instead of deadlocking).
+    Most calls find them all and write nothing here."""
+    if len(_rollups(keys)) == len(keys):
+        return
     CostTracking.objects.bulk_create(
         [CostTracking(period=p, period_start=s, mode=m, session=x) for p, s, m, x in sorted(keys, key=str)],
         ignore_conflicts=True,
     )
-
-
-def _rollups_locked(keys) -> dict[tuple, CostTracking]:
-    """The rollup rows for ``keys``, locked in id order (every locker takes them in the same order)."""
-    query = Q()
-    for p, s, m, x in keys:
-        query |= Q(period=p, period_start=s, mode=m, session=x)
-    rows = CostTracking.objects.select_for_update().filter(query).order_by("pk")
-    return {(r.period, r.period_start, r.mode, r.session): r for r in rows}
 
 
 def _budgets_for(mode: str, session: str):
@@ -259,7 +265,7 @@ def budget_reserve(selection: Selection, *, session: str = "", run: str = "", no
     refused: dict | None = None
     _rollups_ensure(keys)  # outside the locking transaction, so it holds no insert locks
     with transaction.atomic():
-        rows = _rollups_locked(keys)
+        rows = _rollups(keys, lock=True)
         room, tightest = _room(_budgets_for(mode, session), rows, now)
         worst = selection.worst_case()
         if room is not None and worst > room:

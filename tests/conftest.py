@@ -10,17 +10,20 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 from django.conf import settings
+from django.db import connection
 from django.test import Client
 
 from juggernaut.models import ApiToken
 
 ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"  # screenshots of browser tests (git-ignored): look at them
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -220,3 +223,41 @@ def sign_in(page, base_url: str, username: str = "alice"):
     page.click("button[type=submit]")
     page.wait_for_url(base_url + "/")
     return page
+
+
+def in_thread(func):
+    """Run ORM writes on another thread, as another process would: committed, then relayed."""
+    result: list = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(func())
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(15)
+    assert not errors, errors
+    return result[0] if result else None
+
+
+class BrowserProblems:
+    """Collects a browser page's console errors, uncaught exceptions and failed requests."""
+
+    def __init__(self, page) -> None:
+        self.items: list[str] = []
+        page.on("console", lambda m: m.type == "error" and self.items.append(f"console: {m.text}"))
+        page.on("pageerror", lambda e: self.items.append(f"exception: {e}"))
+        page.on("requestfailed", lambda r: self.items.append(f"failed: {r.url} {r.failure}"))
+        page.on("response", lambda r: r.status >= 400 and self.items.append(f"HTTP {r.status}: {r.url}"))
+
+
+def screenshot(page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

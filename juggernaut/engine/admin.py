@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from juggernaut.admin import AppendOnlyAdmin
 from juggernaut.auth import actor_of
 from juggernaut.engine import services
 from juggernaut.engine.errors import EngineError
@@ -75,14 +76,11 @@ class WorkerAdmin(admin.ModelAdmin):
 
 
 @admin.register(TaskEvent)
-class TaskEventAdmin(admin.ModelAdmin):
+class TaskEventAdmin(AppendOnlyAdmin):
     list_display = ["at", "task", "from_status", "to_status", "actor", "reason"]
     list_filter = ["to_status", "from_status"]
     search_fields = ["actor", "reason", "task__title"]
     raw_id_fields = ["task"]
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(EngineState)

@@ -39,7 +39,8 @@ def task_out(task: Task) -> dict:
     owner = task.lease_owner.name if task.lease_owner_id and task.lease_owner else None
     fields = [
         "title", "kind", "payload", "priority", "status", "required_capabilities", "source", "dedupe_key",
-        "reason_code", "reason", "unblock_action", "needs_approval", "approved_by", "attempts",
+        "reason_code", "reason", "unblock_action", "needs_approval", "approved_by", "acknowledged_by",
+        "acknowledged_at", "attempts",
         "max_attempts", "next_attempt_at", "timeout_seconds", "lease_expires_at", "last_error", "result",
         "origin", "created_by", "created_at", "updated_at", "started_at", "finished_at",
     ]  # fmt: skip
@@ -233,6 +234,14 @@ def tasks_retry(request, task_id: DbId):
 def tasks_cancel(request, task_id: DbId, payload: schemas.CancelIn | None = None):
     require_scope(request, "write")
     services.task_cancel(task_id, actor=_actor(request), reason=payload.reason if payload else "")
+    return task_out(_task(task_id))
+
+
+@router.post("/tasks/{task_id}/acknowledge", response=schemas.TaskOut)
+def tasks_acknowledge(request, task_id: DbId):
+    """Seen: a failed or escalated task stays as it is but stops asking for attention."""
+    require_scope(request, "write")
+    services.task_acknowledge(task_id, actor=_actor(request))
     return task_out(_task(task_id))
 
 

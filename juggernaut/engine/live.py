@@ -8,15 +8,17 @@ from datetime import timedelta
 
 from django.db.models import Case, IntegerField, Value, When
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
+from juggernaut.charts import Series, chart_build
 from juggernaut.engine import handlers, services
 from juggernaut.engine.models import CLOSED_STATUSES, Status, Task, Worker
+from juggernaut.feed import FeedItem
 
 FRAGMENTS = ["state", "counts", "waiting", "workers", "failures", "tasks", "chart"]
 OPEN_LIMIT = 50
 FINISHED_LIMIT = 10
-CHART_W, CHART_H, CHART_PAD = 720, 140, 24
 
 TABLE_STATUSES = [Status.RUNNING, Status.PENDING, Status.BLOCKED]
 STATUS_ORDER = Case(
@@ -26,50 +28,16 @@ STATUS_ORDER = Case(
 )
 
 
-def _age(delta: timedelta) -> str:
-    seconds = max(int(delta.total_seconds()), 0)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 86400} d"
-
-
 def _chart(now) -> dict:
     history = services.engine_history(now=now)
-    plot_w, plot_h = CHART_W - 2 * CHART_PAD, CHART_H - 2 * CHART_PAD
-    max_done = max((h["done"] for h in history), default=0) or 1
-    max_depth = max((h["depth"] for h in history), default=0) or 1
-    step = plot_w / len(history)
-    bars, points = [], []
-    for i, h in enumerate(history):
-        height = plot_h * h["done"] / max_done
-        x = CHART_PAD + i * step
-        bars.append(
-            {
-                "x": round(x + 1, 1),
-                "y": round(CHART_PAD + plot_h - height, 1),
-                "w": round(step - 2, 1),
-                "h": round(height, 1),
-                "label": f"{h['start']:%H:00} UTC: {h['done']} done, queue {h['depth']}",
-            }
-        )
-        y = CHART_PAD + plot_h - plot_h * h["depth"] / max_depth
-        points.append(f"{x + step / 2:.1f},{y:.1f}")
-    return {
-        "w": CHART_W,
-        "h": CHART_H,
-        "pad": CHART_PAD,
-        "bottom": CHART_PAD + plot_h,
-        "right": CHART_W - CHART_PAD,
-        "bars": bars,
-        "points": " ".join(points),
-        "max_done": max((h["done"] for h in history), default=0),
-        "max_depth": max((h["depth"] for h in history), default=0),
-        "total_done": sum(h["done"] for h in history),
-    }
+    return chart_build(
+        "Tasks done per hour and queue depth, last 24 hours (UTC)",
+        labels=[f"{h['start']:%H}:00" for h in history],
+        series=[
+            Series("done", "tasks/h", [h["done"] for h in history]),
+            Series("queue depth", "tasks", [h["depth"] for h in history], kind="line", axis="right"),
+        ],
+    )
 
 
 def _workers(now) -> list[dict]:
@@ -80,14 +48,12 @@ def _workers(now) -> list[dict]:
     rows = []
     for w in Worker.objects.exclude(stopped_at__lt=recent):
         state = "stopped" if w.stopped_at else ("live" if w.is_live(now) else "silent")
-        rows.append(
-            {"worker": w, "state": state, "age": _age(w.heartbeat_age(now)), "running": running.get(w.pk, 0)}
-        )
+        rows.append({"worker": w, "state": state, "running": running.get(w.pk, 0)})
     return rows
 
 
 def _task_rows(tasks, now) -> list[dict]:
-    return [{"task": t, "age": _age(now - t.created_at)} for t in tasks]
+    return [{"task": t} for t in tasks]
 
 
 def context(*, now=None, only: list[str] | None = None) -> dict:
@@ -97,7 +63,7 @@ def context(*, now=None, only: list[str] | None = None) -> dict:
     ctx: dict = {"now": now}
     if want & {"state", "counts"}:
         ctx["snap"] = snap = services.engine_snapshot(now=now)
-        ctx["area"] = services.engine_area_status()
+        ctx["area"] = services.engine_area_status(snap)
         ctx["count_items"] = [(s, snap["counts"][s]) for s in Status.values]
     if "waiting" in want:
         waiting = Task.objects.filter(status=Status.WAITING_APPROVAL).order_by(
@@ -140,6 +106,11 @@ def render_resync() -> str:
     return render_fragments()
 
 
+def render_timed() -> str:
+    """The fragments whose truth can change by the clock alone: the headline and findings, the workers."""
+    return render_fragments(["state", "workers"])
+
+
 def render_events(envelopes: list[dict]) -> str:
     """Re-render the page's fragments once per batch of engine events, whatever they were."""
     return render_fragments() if envelopes else ""
@@ -147,3 +118,111 @@ def render_events(envelopes: list[dict]) -> str:
 
 def kinds() -> list[str]:
     return [h.kind for h in handlers.registered()]
+
+
+def reassign_candidates(task: Task, now=None) -> list[Worker]:
+    """Live workers that can run ``task`` as it is (its requirements are never narrowed)."""
+    return [w for w in Worker.objects.live(now) if w.can_run(task.required_capabilities)]
+
+
+def worker_context(worker: Worker, now=None) -> dict:
+    """The worker page: its state, what it can run, and what it holds."""
+    now = now or timezone.now()
+    state = "stopped" if worker.stopped_at else ("live" if worker.is_live(now) else "silent")
+    return {
+        "worker": worker,
+        "state": state,
+        "now": now,
+        "runnable_kinds": [h.kind for h in handlers.registered() if worker.can_run(list(h.capabilities))],
+        "running": Task.objects.filter(status=Status.RUNNING, lease_owner=worker).count(),
+    }
+
+
+# --- the activity feed's sentences for engine events (the one place they are worded) --------------------
+
+
+def _task_ref(data: dict) -> str:
+    return f"Task #{data.get('id')} “{data.get('title', '')}”"
+
+
+def _batch(data: dict, what: str) -> str:
+    count = data.get("count", len(data.get("ids", [])))
+    noun = "task" if count == 1 else "tasks"
+    reason = f": {data['reason']}" if data.get("reason") else ""
+    return f"{count} {noun} {what}{reason}"
+
+
+def _who(data: dict) -> str:
+    return str(data.get("by") or "someone").removeprefix("operator:")
+
+
+def _url(data: dict) -> str:
+    ids = data.get("ids")
+    task_id = data.get("task_id") or data.get("id") or (ids[0] if ids and len(ids) == 1 else None)
+    if task_id:
+        return reverse("engine:task", args=[task_id])
+    if data.get("worker_id"):
+        return reverse("engine:worker", args=[data["worker_id"]])
+    return reverse("engine:index")
+
+
+def describe_event(type_: str, data: dict) -> FeedItem | None:
+    """Engine event type → sentence, severity and link, for the Overview's activity feed."""
+    url = _url(data)
+    batched = "ids" in data
+    if type_ == "task_created":
+        if data.get("status") == Status.WAITING_APPROVAL:
+            return FeedItem(f"{_task_ref(data)} waits for your approval.", "warn", url)
+        return FeedItem(f"{_task_ref(data)} created ({data.get('kind')}).", "info", url)
+    if type_ == "task_claimed":
+        return FeedItem(f"{data.get('message') or _batch(data, 'claimed')}.", "info", url)
+    if type_ == "task_done":
+        return FeedItem(f"{_task_ref(data)} done by {data.get('worker', 'a worker')}.", "ok", url)
+    if type_ == "task_failed":
+        if data.get("status") == Status.FAILED:
+            return FeedItem(f"{_task_ref(data)} failed for good.", "error", url, data.get("error", ""))
+        return FeedItem(f"{_task_ref(data)} failed; it will be retried.", "warn", url, data.get("error", ""))
+    if type_ == "task_escalated":
+        if batched:
+            return FeedItem(f"{_batch(data, 'escalated')}.", "error", url)
+        return FeedItem(
+            f"{_task_ref(data)} escalated: it needs you.",
+            "error",
+            url,
+            data.get("error") or data.get("reason", ""),
+        )
+    words = {
+        "task_rescued": ("back in the queue", "warn"),
+        "task_blocked": ("blocked", "warn"),
+        "task_unblocked": ("back in the queue", "info"),
+        "task_waiting_approval": ("waiting for your approval", "warn"),
+        "task_approved": ("approved", "ok"),
+        "task_retried": ("queued again", "info"),
+        "task_cancelled": ("cancelled", "info"),
+        "task_reassigned": ("back in the queue for any capable worker", "info"),
+        "task_released": ("given back to the queue", "info"),
+        "task_acknowledged": ("acknowledged", "ok"),
+        "task_updated": (f"now has priority {data.get('priority')}", "info"),
+    }
+    if type_ in words:
+        what, severity = words[type_]
+        if batched:
+            return FeedItem(f"{_batch(data, what)}.", severity, url)
+        reason = data.get("reason", "") if type_ in ("task_waiting_approval", "task_blocked") else ""
+        return FeedItem(f"{_task_ref(data)} {what}{': ' + reason if reason else ''}.", severity, url)
+    if type_ == "worker_registered":
+        caps = ", ".join(data.get("capabilities") or []) or "no capabilities"
+        return FeedItem(f"Worker {data.get('name')} started ({caps}).", "ok", url)
+    if type_ == "worker_stopped":
+        return FeedItem(f"Worker {data.get('name')} stopped.", "info", url)
+    if type_ == "engine_paused":
+        why = f": {data['reason']}" if data.get("reason") else ""
+        return FeedItem(f"Engine paused by {_who(data)}{why}.", "warn", url)
+    if type_ == "engine_resumed":
+        return FeedItem(f"Engine resumed by {_who(data)}.", "ok", url)
+    if type_ == "stuck_detected":
+        return FeedItem(data.get("message", "Something looks stuck."), "warn", url)
+    if type_ == "stuck_cleared":
+        count = data.get("count", 1)
+        return FeedItem(f"{count} stuck finding{'' if count == 1 else 's'} cleared: moving again.", "ok", url)
+    return None

@@ -28,6 +28,24 @@ class Status(models.TextChoices):
 OPEN_STATUSES = (Status.PENDING, Status.RUNNING, Status.BLOCKED, Status.WAITING_APPROVAL)
 CLOSED_STATUSES = (Status.DONE, Status.FAILED, Status.ESCALATED, Status.CANCELLED)
 
+# What an operator may do to a task, by its status: the pages offer exactly these actions.
+ACTION_STATUSES: dict[str, tuple[str, ...]] = {
+    "approve": (Status.WAITING_APPROVAL,),
+    "retry": (
+        Status.FAILED,
+        Status.ESCALATED,
+        Status.CANCELLED,
+        Status.BLOCKED,
+        Status.WAITING_APPROVAL,
+        Status.PENDING,
+    ),
+    "reassign": OPEN_STATUSES,
+    "priority": OPEN_STATUSES,
+    "cancel": (*OPEN_STATUSES, Status.FAILED, Status.ESCALATED),
+    # Seen, and left as it is: it stops asking for attention (a retry asks again if it fails again).
+    "acknowledge": (Status.FAILED, Status.ESCALATED),
+}
+
 
 class Source(models.TextChoices):
     LOGS = "logs"
@@ -134,6 +152,12 @@ class TaskQuerySet(models.QuerySet):
     def open(self) -> "TaskQuerySet":
         return self.filter(status__in=OPEN_STATUSES)
 
+    def needs_attention(self) -> "TaskQuerySet":
+        """Tasks that wait for a human: escalated, failed for good, or waiting for approval."""
+        return self.filter(status=Status.WAITING_APPROVAL) | self.filter(
+            status__in=[Status.FAILED, Status.ESCALATED], acknowledged_at__isnull=True
+        )
+
     def move(self, *, now, **fields) -> int:
         """Update these tasks, stamping the status change (every bulk transition goes through here)."""
         return self.update(status_changed_at=now, updated_at=now, **fields)
@@ -184,6 +208,9 @@ class Task(models.Model):
     depends_on = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="dependents"
     )
+
+    acknowledged_by = models.CharField(max_length=150, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     last_error = models.TextField(blank=True)
     result = models.JSONField(null=True, blank=True)
@@ -239,6 +266,12 @@ class Task(models.Model):
             ),
             # Engine page and API listings: WHERE status = ? ORDER BY created_at DESC
             models.Index(fields=["status", "-created_at"], name="engine_task_status_idx"),
+            # Attention: WHERE status IN ('failed', 'escalated') AND acknowledged_at IS NULL
+            models.Index(
+                fields=["status"],
+                condition=Q(status__in=[Status.FAILED, Status.ESCALATED], acknowledged_at__isnull=True),
+                name="engine_task_attention_idx",
+            ),
             # Throughput chart: WHERE finished_at >= now - 24h
             models.Index(
                 fields=["finished_at"],
@@ -253,6 +286,16 @@ class Task(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+    def allowed_actions(self) -> list[str]:
+        allowed = [action for action, statuses in ACTION_STATUSES.items() if self.status in statuses]
+        return [a for a in allowed if not (a == "acknowledge" and self.acknowledged_at)]
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status == Status.WAITING_APPROVAL or (
+            self.status in (Status.FAILED, Status.ESCALATED) and self.acknowledged_at is None
+        )
 
     def age(self, now=None) -> timedelta:
         return (now or timezone.now()) - self.created_at

@@ -103,6 +103,8 @@ class TaskOut(Schema):
     unblock_action: str
     needs_approval: bool
     approved_by: str
+    acknowledged_by: str
+    acknowledged_at: datetime | None
     attempts: int
     max_attempts: int
     next_attempt_at: datetime | None

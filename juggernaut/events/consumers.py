@@ -3,18 +3,23 @@
 Both check the caller on connect and then only forward. Delivery is exactly once and in order per
 topic: a subscriber remembers the last ``seq`` it sent, drops repeats and fills gaps from the log.
 The HQ's fragments for a batch of events are rendered once per page in this process and the same
-HTML goes to every socket showing that page (``SharedRenders``).
+HTML goes to every socket showing that page (``SharedRenders``); so are the fragments re-rendered on a
+timer for states that become true by time alone.
 """
 
 import asyncio
+import contextlib
 import json
 import logging
+import math
+import re
 import weakref
 from collections import OrderedDict
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from juggernaut import hq
 from juggernaut.errors import HQError
@@ -23,6 +28,8 @@ from juggernaut.events.relay import get_relay
 
 log = logging.getLogger(__name__)
 
+# The text of <time> elements: ages change every second, the browser counts them, no resend needed.
+AGES = re.compile(r"(<time [^>]*>)[^<]*(</time>)")
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 MAX_TOPICS = 50
@@ -170,9 +177,38 @@ class HQConsumer(SubscribingConsumer):
         await self.send(text_data=await sync_to_async(hq.render_resync)(self.page))
         for topic in self.topics:
             await self.subscriber.subscribe(topic, seqs.get(topic, 0))
+        self.refresher = asyncio.get_running_loop().create_task(self._refresh())
+
+    async def disconnect(self, code) -> None:
+        refresher = getattr(self, "refresher", None)
+        if refresher is not None:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+        await super().disconnect(code)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         """htmx may send form values over the socket; the HQ uses plain HTTP for actions."""
+
+    async def _refresh(self) -> None:
+        """Every ``HQ_REFRESH_SECONDS``, the page's time-dependent fragments (one render per page and
+        interval, shared); sent only when they changed beyond the ages in them."""
+        loop = asyncio.get_running_loop()
+        interval = settings.HQ_REFRESH_SECONDS
+        last = None
+        while True:
+            # Wake on the interval's boundary, so every socket of a page asks for the same render.
+            bucket = math.floor(loop.time() / interval) + 1
+            await asyncio.sleep(max(bucket * interval - loop.time(), 0))
+            try:
+                html = await SharedRenders.of_running_loop().timed(self.page, bucket)
+            except Exception:  # a failed refresh must not close the page's live connection
+                log.exception("timed refresh of %s failed", self.page)
+                continue
+            key = AGES.sub(r"\1\2", html)
+            if html and key != last:
+                last = key
+                await self.send(text_data=html)
 
     async def _render(self, envelopes: list[dict]) -> None:
         html = await SharedRenders.of_running_loop().html(self.page, envelopes)
@@ -207,13 +243,20 @@ class SharedRenders:
             cls._by_loop[loop] = cls()
         return cls._by_loop[loop]
 
-    async def html(self, page: str, envelopes: list[dict]) -> str:
-        key = (page, envelopes[0]["topic"], envelopes[0]["seq"], envelopes[-1]["seq"])
+    async def timed(self, page: str, bucket: int) -> str:
+        """The page's time-dependent fragments for one refresh interval (``bucket``), rendered once."""
+        return await self._shared((page, "timed", bucket), lambda: hq.render_timed(page))
+
+    async def _shared(self, key: tuple, render_sync) -> str:
         render = self.renders.get(key)
         if render is None:
             self.count += 1
-            render = asyncio.ensure_future(sync_to_async(hq.render_events)(envelopes, page))
+            render = asyncio.ensure_future(sync_to_async(render_sync)())
             self.renders[key] = render
             while len(self.renders) > self.KEEP:
                 self.renders.popitem(last=False)
         return await asyncio.shield(render)
+
+    async def html(self, page: str, envelopes: list[dict]) -> str:
+        key = (page, envelopes[0]["topic"], envelopes[0]["seq"], envelopes[-1]["seq"])
+        return await self._shared(key, lambda: hq.render_events(envelopes, page))

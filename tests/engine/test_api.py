@@ -211,15 +211,19 @@ def test_it_pauses_and_resumes_the_engine(alice_client):
     paused = post(alice_client, "/pause", {"reason": "incident"})
     assert paused.status_code == 200
     assert paused.json()["paused"] is True and paused.json()["paused_by"] == "operator:alice"
-    assert "Paused" in alice_client.get("/api/engine/status").json()["summary"]
+    assert "Engine paused by alice: incident." in alice_client.get("/api/engine/status").json()["summary"]
     resumed = post(alice_client, "/resume")
     assert resumed.json()["paused"] is False
 
 
-def test_it_reassigns_a_task_to_a_named_workers_capabilities(alice_client):
+def test_it_reassigns_only_to_a_live_worker_that_can_run_the_task_as_it_is(alice_client):
     services.worker_register("small", capabilities=["git"])
+    services.worker_register("big", capabilities=["git", "gpu"])
     task = services.task_create("t", kind="noop", required_capabilities=["git", "gpu"])
-    moved = post(alice_client, f"/tasks/{task.pk}/reassign", {"worker_name": "small"})
-    assert moved.status_code == 200
-    assert moved.json()["required_capabilities"] == ["git"]
-    assert_error(post(alice_client, f"/tasks/{task.pk}/reassign", {"worker_name": "nobody"}), 404)
+
+    refused = post(alice_client, f"/tasks/{task.pk}/reassign", {"worker_name": "small"})
+    assert_error(refused, 409)
+    assert "cannot run task" in refused.json()["error"]["message"] and "gpu" in refused.json()["error"]["message"]
+    assert_error(post(alice_client, f"/tasks/{task.pk}/reassign", {"worker_name": "nobody"}), 422)
+    moved = post(alice_client, f"/tasks/{task.pk}/reassign", {"worker_name": "big"})
+    assert moved.status_code == 200 and moved.json()["required_capabilities"] == ["git", "gpu"]

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from juggernaut.engine import services
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_it_approves_a_waiting_task_and_shows_new_tasks_live(signed_in_page, hq_server):
@@ -25,7 +25,7 @@ def test_it_approves_a_waiting_task_and_shows_new_tasks_live(signed_in_page, hq_
 
     expect(page.locator(f"#engine-waiting-{waiting.pk}")).to_have_count(0)
     expect(page.locator(f"#engine-task-{waiting.pk}")).to_contain_text("Pending")
-    expect(page.locator("#engine-flash")).to_contain_text("approved")
+    expect(page.locator("#hq-flash")).to_contain_text("approved")
 
     created: list[int] = []
 

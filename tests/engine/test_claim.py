@@ -111,6 +111,7 @@ def _run_exactly_once(handler, loops, *, workers: int, tasks: int) -> None:
     assert sum(loop.completed for loop in loops.loops) == tasks
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_it_completes_every_task_once_with_4_workers(handler, loops):
     _run_exactly_once(handler, loops, workers=4, tasks=300)
@@ -126,6 +127,7 @@ def short_gil_switch():
     sys.setswitchinterval(before)
 
 
+@pytest.mark.slow
 @needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_it_completes_5000_tasks_once_with_16_workers_on_postgres(handler, loops, short_gil_switch):

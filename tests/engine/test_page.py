@@ -23,17 +23,17 @@ def test_it_shows_queue_workers_and_waiting_tasks(alice_client):
     assert 'id="engine-counts"' in page and 'id="engine-chart"' in page and "<svg" in page
     assert f'id="engine-waiting-{waiting.pk}"' in page and waiting.reason.replace("'", "&#x27;") in page
     assert "builtin" in page and "timer" in page
-    assert "Engine running" in page
+    assert "1 task waits for your approval" not in page and "waits for your approval" in page
 
 
 def test_it_approves_from_the_page_with_htmx(alice_client):
     task = services.task_create("Deploy v2", kind="noop", needs_approval=True)
 
-    response = alice_client.post(f"/engine/tasks/{task.pk}/approve/", **HTMX)
+    response = alice_client.post(f"/engine/tasks/{task.pk}/approve/", {"page": "engine"}, **HTMX)
 
     assert response.status_code == 200
     body = response.content.decode()
-    assert 'id="engine-flash"' in body and "approved" in body
+    assert 'id="hq-flash"' in body and "approved" in body
     assert f'id="engine-waiting-{task.pk}"' not in body and f'id="engine-task-{task.pk}"' in body
     task.refresh_from_db()
     assert task.status == Status.PENDING and task.approved_by == "operator:alice"
@@ -41,8 +41,8 @@ def test_it_approves_from_the_page_with_htmx(alice_client):
 
 def test_it_explains_a_refused_action(alice_client):
     task = services.task_create("t", kind="noop")
-    response = alice_client.post(f"/engine/tasks/{task.pk}/approve/", **HTMX)
-    assert "Refused" in response.content.decode() and "pending" in response.content.decode()
+    response = alice_client.post(f"/engine/tasks/{task.pk}/approve/", {"page": "engine"}, **HTMX)
+    assert "Refused: Task #" in response.content.decode() and "pending" in response.content.decode()
     assert Task.objects.get(pk=task.pk).status == Status.PENDING
 
 
@@ -53,13 +53,15 @@ def test_it_creates_and_reprioritises_tasks_from_the_page(alice_client):
     task = Task.objects.get()
     assert task.required_capabilities == ["timer"] and task.priority == 3
     assert task.created_by == "operator:alice"
-    alice_client.post(f"/engine/tasks/{task.pk}/priority/", HTTP_HX_PROMPT="9", **HTMX)
+    alice_client.post(f"/engine/tasks/{task.pk}/priority/", {"priority": "9", "page": "engine"}, **HTMX)
     assert Task.objects.get().priority == 9
     assert TaskEvent.objects.filter(task=task, reason__contains="priority 3 → 9").exists()
 
 
 def test_it_refuses_a_bad_payload_from_the_form(alice_client):
-    response = alice_client.post("/engine/tasks/new/", {"title": "x", "kind": "noop", "payload": "{"}, **HTMX)
+    response = alice_client.post(
+        "/engine/tasks/new/", {"title": "x", "kind": "noop", "payload": "{", "page": "engine"}, **HTMX
+    )
     assert "not JSON" in response.content.decode()
     assert not Task.objects.exists()
 
@@ -67,10 +69,12 @@ def test_it_refuses_a_bad_payload_from_the_form(alice_client):
 def test_it_pauses_and_resumes_from_the_page(alice_client):
     alice_client.post("/engine/pause/", {"reason": "incident 12"})
     page = alice_client.get("/engine/").content.decode()
-    assert "Engine paused" in page and "incident 12" in page
-    assert services.engine_area_status().text.startswith("Paused by operator:alice: incident 12.")
+    assert "Engine paused by alice: incident 12." in page
+    line = services.engine_area_status()
+    assert line.state == "warn" and line.text.startswith("Engine paused by alice: incident 12.")
+    assert line.actions[0].label == "Resume" and line.actions[0].post == "/engine/resume/"
     alice_client.post("/engine/resume/")
-    assert "Engine running" in alice_client.get("/engine/").content.decode()
+    assert "Engine paused" not in alice_client.get("/engine/").content.decode()
 
 
 def test_it_shows_a_task_with_its_history(alice_client):
@@ -104,16 +108,22 @@ def test_it_titles_the_page_without_markup(alice_client):
     page = alice_client.get("/engine/").content.decode()
     title = page.split("<title>")[1].split("</title>")[0]
     assert title == "Engine · Juggernaut HQ"
-    assert "js/engine.js" in page
+    assert "js/hq.js" in page
+    assert "<script>" not in page and " hx-on" not in page and "style=" not in page  # nothing inline
 
 
 def test_it_refuses_a_priority_that_is_not_a_number(alice_client):
     task = services.task_create("t", kind="noop", priority=2)
-    response = alice_client.post(f"/engine/tasks/{task.pk}/priority/", HTTP_HX_PROMPT="urgent", **HTMX)
-    assert response.status_code == 200 and "priority must be a whole number" in response.content.decode()
     response = alice_client.post(
-        "/engine/tasks/new/", {"title": "x", "kind": "noop", "priority": "high"}, **HTMX
+        f"/engine/tasks/{task.pk}/priority/", {"priority": "urgent", "page": "engine"}, **HTMX
     )
-    assert "priority must be a whole number" in response.content.decode()
+    assert response.status_code == 200 and "Priority must be a whole number." in response.content.decode()
+    response = alice_client.post(
+        "/engine/tasks/new/", {"title": "x", "kind": "noop", "priority": "high", "page": "engine"}, **HTMX
+    )
+    assert "Priority must be a whole number." in response.content.decode()
     assert list(Task.objects.values_list("priority", flat=True)) == [2]
-    assert alice_client.post("/engine/tasks/999999/priority/", HTTP_HX_PROMPT="1", **HTMX).status_code == 404
+    response = alice_client.post(
+        "/engine/tasks/999999/priority/", {"priority": "1", "page": "engine"}, **HTMX
+    )
+    assert response.status_code == 200 and "Refused: No task 999999." in response.content.decode()

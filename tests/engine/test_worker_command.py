@@ -14,6 +14,8 @@ from juggernaut.engine import services
 from juggernaut.engine.models import Status, Task, Worker
 from tests.conftest import ROOT, database_url_for_subprocess
 
+pytestmark = pytest.mark.slow  # each test starts manage.py engine_worker as a process
+
 
 def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout

@@ -145,9 +145,12 @@ class FakeOpenRouter:
             self.turns.extend(turns)
         return self
 
-    def next_turn(self):
+    def next_turn(self, body: dict | None = None):
+        """The next scripted turn, else the default (a callable default picks one by request body)."""
         with self.lock:
-            return self.turns.pop(0) if self.turns else self.default
+            if self.turns:
+                return self.turns.pop(0)
+        return self.default(body or {}) if callable(self.default) else self.default
 
     def chat_bodies(self) -> list[dict]:
         return [r["body"] for r in self.requests if r["path"].endswith("/chat/completions")]
@@ -157,6 +160,7 @@ class FakeOpenRouter:
 
         class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go out at once, as from a real server
 
             def handle(self) -> None:
                 with contextlib.suppress(ConnectionError, TimeoutError):  # a client that went away
@@ -228,7 +232,7 @@ class FakeOpenRouter:
         if not isinstance(body, dict) or not body.get("messages"):
             self._json(h, 400, {"error": {"code": 400, "message": "messages is required"}})
             return
-        turn = self.next_turn()
+        turn = self.next_turn(body)
         if isinstance(turn, Fail):
             headers = {"Retry-After": turn.retry_after} if turn.retry_after else {}
             error = {"code": turn.code if turn.code is not None else turn.status, "message": turn.message}

@@ -186,6 +186,7 @@ def _late_committer(started: threading.Event, release: threading.Event, errors: 
         connection.close()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 async def test_it_delivers_every_event_exactly_once_in_order_under_concurrent_producers(
     make_token, stop_relays

@@ -7,9 +7,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import free_port, wait_for_health
+
+pytestmark = pytest.mark.slow  # runs make run: migrate, daphne, the jobs cluster and a worker
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -54,12 +54,14 @@ def _manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_it_requires_a_secret_key_when_debug_is_off(tmp_path):
     result = _manage(tmp_path, "check", DEBUG="0")
     assert result.returncode != 0
     assert "SECRET_KEY is required when DEBUG is off" in result.stderr
 
 
+@pytest.mark.slow
 def test_it_generates_and_keeps_a_development_secret_key(tmp_path):
     assert _manage(tmp_path, "check", DEBUG="1").returncode == 0
     key = (tmp_path / "secret_key").read_text()
@@ -68,6 +70,7 @@ def test_it_generates_and_keeps_a_development_secret_key(tmp_path):
     assert (tmp_path / "secret_key").read_text() == key
 
 
+@pytest.mark.slow
 def test_it_passes_the_deploy_check_with_production_settings(tmp_path):
     result = _manage(
         tmp_path,

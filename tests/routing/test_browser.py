@@ -17,7 +17,9 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def routed_server(django_db_setup, django_db_blocker, transactional_db) -> Iterator[tuple[str, FakeOpenRouter]]:
+def routed_server(
+    django_db_setup, django_db_blocker, transactional_db
+) -> Iterator[tuple[str, FakeOpenRouter]]:
     """A daphne whose routing points at a fake OpenRouter in this process."""
     with FakeOpenRouter() as fake:
         saved = {k: os.environ.get(k) for k in ("OPENROUTER_BASE_URL", "OPENROUTER_API_KEY")}
@@ -39,7 +41,9 @@ def routed_server(django_db_setup, django_db_blocker, transactional_db) -> Itera
 
 def test_it_shows_an_api_call_live_with_its_cost_and_moves_the_meter(page, routed_server, alice, make_token):
     url, fake = routed_server
-    budget, _ = services.budget_set(scope="global", period="day", limit_usd=Decimal("0.01"), soft_limit_usd=Decimal("0.008"))
+    budget, _ = services.budget_set(
+        scope="global", period="day", limit_usd=Decimal("0.01"), soft_limit_usd=Decimal("0.008")
+    )
     sign_in(page, url)
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -49,10 +53,18 @@ def test_it_shows_an_api_call_live_with_its_cost_and_moves_the_meter(page, route
     expect(page.locator("#routing-calls")).to_contain_text("No model calls yet")
     expect(page.locator("body")).to_have_attribute("data-live", "open")
 
-    fake.script(Reply(text="Deploy 42 failed on a missing env var.", cost=Decimal("0.0045"), model="openai/gpt-4o-mini"))
+    fake.script(
+        Reply(
+            text="Deploy 42 failed on a missing env var.", cost=Decimal("0.0045"), model="openai/gpt-4o-mini"
+        )
+    )
     answer = requests.post(
         url + "/api/routing/complete",
-        json={"mode": "ops", "messages": [{"role": "user", "content": "Why did deploy 42 fail?"}], "session": "s-live"},
+        json={
+            "mode": "ops",
+            "messages": [{"role": "user", "content": "Why did deploy 42 fail?"}],
+            "session": "s-live",
+        },
         headers={"Authorization": f"Bearer {make_token('write')}"},
         timeout=30,
     )

@@ -2,8 +2,8 @@
 
 - ``claims``: workers register, heartbeat and stop; the claim protocol (claim, task heartbeat,
   complete, fail, release), fenced by worker incarnation.
-- ``actions``: queueing tasks and the operator's actions (approve, retry, cancel, reassign,
-  prioritise) and the stop switch (pause, resume).
+- ``actions``: queueing tasks and the operator's actions (approve, retry, cancel, acknowledge,
+  reassign, prioritise) and the stop switch (pause, resume).
 - ``autonomy``: the autonomy tick (rescue expired leases, reroute, unblock rules, stuck detection).
 - ``read_models``: what the Overview, the Engine page and the status API say about the engine.
 - ``common``: what they share (names, input checks, the history-and-event record, waking workers).
@@ -16,6 +16,7 @@ locks taken with SKIP LOCKED, so a change is applied once or not at all.
 from juggernaut.engine.services.actions import (
     engine_pause,
     engine_resume,
+    task_acknowledge,
     task_approve,
     task_cancel,
     task_create,
@@ -62,6 +63,7 @@ __all__ = [
     "local_wake",
     "status_counts",
     "stuck_findings",
+    "task_acknowledge",
     "task_approve",
     "task_cancel",
     "task_claim",

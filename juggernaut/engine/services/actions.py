@@ -13,9 +13,9 @@ from django.utils import timezone
 from juggernaut.engine import handlers
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.models import (
+    ACTION_STATUSES,
     CLOSED_STATUSES,
     LEASE_CLEARED,
-    OPEN_STATUSES,
     REASON_CLEARED,
     EngineState,
     Source,
@@ -162,7 +162,8 @@ def _transition(
     if task.status not in allowed:
         raise EngineError(
             "illegal_transition",
-            f"task #{task_id} is {task.status}; only {', '.join(allowed)} tasks can be {verb}",
+            f"task #{task_id} is {_words(task.status)}; only {', '.join(map(_words, allowed))} tasks "
+            f"can be {verb}",
             status=409,
             details={"status": task.status, "allowed": allowed},
         )
@@ -182,6 +183,10 @@ def _transition(
     if task.status == Status.PENDING:
         wake_workers()
     return task
+
+
+def _words(status: str) -> str:
+    return status.replace("_", " ")
 
 
 def task_approve(task_id: int, *, actor: str, now=None) -> Task:
@@ -205,7 +210,7 @@ def task_approve(task_id: int, *, actor: str, now=None) -> Task:
             fields["depends_on"] = None  # approving means: run it anyway
         return _transition(
             task_id,
-            allowed=[Status.WAITING_APPROVAL],
+            allowed=ACTION_STATUSES["approve"],
             verb="approved",
             actor=actor,
             event_type="task_approved",
@@ -221,14 +226,7 @@ def task_retry(task_id: int, *, actor: str, now=None) -> Task:
     with transaction.atomic():
         return _transition(
             task_id,
-            allowed=[
-                Status.FAILED,
-                Status.ESCALATED,
-                Status.CANCELLED,
-                Status.BLOCKED,
-                Status.WAITING_APPROVAL,
-                Status.PENDING,
-            ],
+            allowed=ACTION_STATUSES["retry"],
             verb="retried",
             actor=actor,
             event_type="task_retried",
@@ -240,6 +238,8 @@ def task_retry(task_id: int, *, actor: str, now=None) -> Task:
                 "result": None,
                 "approved_by": actor[:150],
                 "approved_at": now,
+                "acknowledged_by": "",
+                "acknowledged_at": None,  # if it fails again, it asks for attention again
                 **REASON_CLEARED,
                 **LEASE_CLEARED,
             },
@@ -249,13 +249,13 @@ def task_retry(task_id: int, *, actor: str, now=None) -> Task:
 
 
 def task_cancel(task_id: int, *, actor: str, reason: str = "", now=None) -> Task:
-    """Cancel an open task; a worker still running it finds its lease gone when it reports."""
+    """Cancel an open, failed or escalated task; a worker still running it finds its lease gone."""
     now = now or timezone.now()
     text = f"cancelled by {actor}" + (f": {reason}" if reason else "")
     with transaction.atomic():
         return _transition(
             task_id,
-            allowed=OPEN_STATUSES,
+            allowed=ACTION_STATUSES["cancel"],
             verb="cancelled",
             actor=actor,
             event_type="task_cancelled",
@@ -276,8 +276,8 @@ def task_cancel(task_id: int, *, actor: str, reason: str = "", now=None) -> Task
 def task_reassign(task_id: int, *, actor: str, worker_name: str | None = None, now=None) -> Task:
     """Put a task back in the queue, taking it from its worker if running (no attempt is charged).
 
-    With ``worker_name``, the task's required capabilities are narrowed to those that worker has,
-    so that worker (and any like it) can take it.
+    With ``worker_name``, only a live worker that can run the task as it is will do: its required
+    capabilities are never narrowed to fit a worker. Any capable worker may then claim it.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -294,15 +294,11 @@ def task_reassign(task_id: int, *, actor: str, worker_name: str | None = None, n
             fields["attempts"] = max(current.attempts - 1, 0)
         text = f"reassigned by {actor}"
         if worker_name:
-            target = Worker.objects.filter(name=worker_name).first()
-            if target is None:
-                raise not_found("worker", worker_name)
-            have = set(target.capabilities or [])
-            fields["required_capabilities"] = [c for c in current.required_capabilities or [] if c in have]
-            text += f" to worker {target.name}'s capabilities"
+            target = _capable_worker(current, worker_name, now=now)
+            text += f" for worker {target.name}"
         return _transition(
             task_id,
-            allowed=OPEN_STATUSES,
+            allowed=ACTION_STATUSES["reassign"],
             verb="reassigned",
             actor=actor,
             event_type="task_reassigned",
@@ -310,6 +306,52 @@ def task_reassign(task_id: int, *, actor: str, worker_name: str | None = None, n
             reason=text,
             now=now,
         )
+
+
+def _capable_worker(task: Task, worker_name: str, *, now) -> Worker:
+    """The named worker, if it is alive and can run ``task``; otherwise a refusal that says why."""
+    worker = Worker.objects.filter(name=worker_name).first()
+    if worker is None:
+        raise EngineError(
+            "unknown_worker",
+            f"there is no worker named “{worker_name[:100]}”; pick a live worker",
+            status=422,
+        )
+    if not worker.is_live(now):
+        raise EngineError(
+            "worker_not_live", f"worker {worker.name} is not alive; pick a live worker", status=409
+        )
+    missing = sorted(set(task.required_capabilities or []) - set(worker.capabilities or []))
+    if missing:
+        raise EngineError(
+            "worker_incapable",
+            f"worker {worker.name} cannot run task #{task.pk}: it lacks {', '.join(missing)}",
+            status=409,
+            details={"missing": missing},
+        )
+    return worker
+
+
+def task_acknowledge(task_id: int, *, actor: str, now=None) -> Task:
+    """Mark a failed or escalated task as seen: it stays as it is but stops asking for attention."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        task = Task.objects.select_for_update().filter(pk=task_id).first()
+        if task is None:
+            raise not_found("task", task_id)
+        allowed = ACTION_STATUSES["acknowledge"]
+        if task.status not in allowed:
+            raise EngineError(
+                "illegal_transition",
+                f"task #{task_id} is {_words(task.status)}; only failed or escalated tasks can be acknowledged",
+                status=409,
+                details={"status": task.status, "allowed": list(allowed)},
+            )
+        if task.acknowledged_at is None:
+            task.acknowledged_by, task.acknowledged_at = actor[:150], now
+            task.save(update_fields=["acknowledged_by", "acknowledged_at", "updated_at"])
+            record(task, task.status, actor, f"acknowledged by {actor}", "task_acknowledged")
+    return task
 
 
 def task_prioritize(task_id: int, *, priority: int, actor: str, now=None) -> Task:
@@ -321,10 +363,10 @@ def task_prioritize(task_id: int, *, priority: int, actor: str, now=None) -> Tas
         task = Task.objects.select_for_update().filter(pk=task_id).first()
         if task is None:
             raise not_found("task", task_id)
-        if task.status not in OPEN_STATUSES:
+        if task.status not in ACTION_STATUSES["priority"]:
             raise EngineError(
                 "illegal_transition",
-                f"task #{task_id} is {task.status}; only open tasks can be re-prioritised",
+                f"task #{task_id} is {_words(task.status)}; only open tasks can be re-prioritised",
                 status=409,
                 details={"status": task.status},
             )

@@ -30,6 +30,7 @@ from juggernaut.engine.services.common import (
     wake_workers,
 )
 from juggernaut.events import publish
+from juggernaut.timefmt import duration_text
 
 
 @dataclass
@@ -233,17 +234,12 @@ def _tasks_apply_unblock_rules(*, now) -> int:
     return moved
 
 
-def _age_text(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{seconds // 60} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-
-
 def stuck_findings(*, now=None) -> dict[str, dict]:
-    """What looks stuck right now: an old queue head, overdue running tasks, silent workers."""
+    """What looks stuck right now: an old queue head, overdue tasks and leases, silent workers.
+
+    Computed from the clock alone, so the pages call it on every refresh and a state that becomes
+    true by time passing shows without any event.
+    """
     now = now or timezone.now()
     findings: dict[str, dict] = {}
     oldest = (
@@ -256,7 +252,7 @@ def stuck_findings(*, now=None) -> dict[str, dict]:
     if oldest is not None and now - oldest > limit:
         findings["queue_age"] = {
             "kind": "queue_age",
-            "message": f"The oldest pending task has waited {_age_text(now - oldest)}.",
+            "message": f"The oldest pending task has waited {duration_text(now - oldest)}.",
             "seconds": int((now - oldest).total_seconds()),
         }
     for task in Task.objects.filter(status=Status.RUNNING).only(
@@ -267,15 +263,27 @@ def stuck_findings(*, now=None) -> dict[str, dict]:
                 "kind": "task_overdue",
                 "task_id": task.pk,
                 "message": (
-                    f"Task #{task.pk} “{task.title}” has run {_age_text(now - task.started_at)}, "
+                    f"Task #{task.pk} “{task.title}” has run {duration_text(now - task.started_at)}, "
                     f"over its {task.timeout_seconds} s timeout."
                 ),
             }
+    for task in Task.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).select_related(
+        "lease_owner"
+    ):
+        owner = task.lease_owner.name if task.lease_owner else "its worker"
+        findings[f"lease_expired:{task.pk}:{task.lease_incarnation}"] = {
+            "kind": "lease_expired",
+            "task_id": task.pk,
+            "message": (
+                f"Task #{task.pk} “{task.title}”: its lease ran out {duration_text(now - task.lease_expires_at)} "
+                f"ago ({owner} stopped answering)."
+            ),
+        }
     for worker in Worker.objects.silent(now):
         findings[f"worker_silent:{worker.pk}:{worker.incarnation}"] = {
             "kind": "worker_silent",
             "worker_id": worker.pk,
-            "message": f"Worker {worker.name} has been silent for {_age_text(worker.heartbeat_age(now))}.",
+            "message": f"Worker {worker.name} has been silent for {duration_text(worker.heartbeat_age(now))}.",
         }
     return findings
 

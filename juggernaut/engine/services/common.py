@@ -18,6 +18,7 @@ from django.db import connection, transaction
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.models import LEASE_CLEARED, Status, Task, TaskEvent
 from juggernaut.events import publish
+from juggernaut.timefmt import duration_text
 
 TOPIC = "engine"
 WAKE_CHANNEL = "juggernaut_engine"
@@ -180,7 +181,7 @@ def retry_or_escalate(task: Task, *, now, error: str) -> tuple[str, dict]:
         reason_code=RETRY_BACKOFF,
         reason=(
             f"Attempt {task.attempts} of {task.max_attempts} failed ({error[:200]}); "
-            f"next attempt in {int(delay.total_seconds())} s."
+            f"next attempt in {duration_text(delay)}."
         ),
         unblock_action="",
     )

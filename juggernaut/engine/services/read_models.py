@@ -4,11 +4,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils import timezone
 
-from juggernaut.areas import AreaStatus
+from juggernaut.areas import Action, AreaStatus
 from juggernaut.engine.models import OPEN_STATUSES, EngineState, Status, Task, Worker
-from juggernaut.engine.services.common import plural
+from juggernaut.engine.services.autonomy import stuck_findings
+from juggernaut.engine.services.common import NO_CAPABLE_WORKER, plural
+from juggernaut.timefmt import duration_text
 
 
 def status_counts() -> dict[str, int]:
@@ -22,13 +25,6 @@ def engine_snapshot(*, now=None) -> dict:
     state = EngineState.get()
     counts = status_counts()
     live = list(Worker.objects.live(now))
-    blocked_reasons = list(
-        Task.objects.filter(status=Status.BLOCKED)
-        .values_list("reason")
-        .annotate(n=Count("id"))
-        .order_by("-n")
-        .values_list("reason", "n")[:3]
-    )
     return {
         "paused": state.paused,
         "paused_by": state.paused_by,
@@ -38,60 +34,192 @@ def engine_snapshot(*, now=None) -> dict:
         "open": sum(counts[s] for s in OPEN_STATUSES),
         "workers_live": len(live),
         "workers_known": Worker.objects.filter(stopped_at__isnull=True).count(),
-        "findings": _tick_silence(state.last_tick_at, now) + list((state.findings or {}).values()),
+        "findings": engine_findings(state, counts, live, now=now),
         "last_tick_at": state.last_tick_at,
-        "blocked_reasons": blocked_reasons,
     }
 
 
 TICK_SILENT_AFTER = timedelta(minutes=3)
+SEVERITY_ORDER = {"error": 0, "warn": 1}
 
 
-def _tick_silence(last_tick, now) -> list[dict]:
-    """Nothing rescues or unblocks tasks while the jobs process is down: a finding of its own, first."""
-    if last_tick is None or now - last_tick <= TICK_SILENT_AFTER:
-        return []
-    minutes = int((now - last_tick).total_seconds() // 60)
-    return [
-        {
-            "kind": "tick_silent",
-            "message": f"Autonomy loop silent for {minutes} min: is the jobs process running?",
-        }
-    ]
+def _finding(kind: str, severity: str, message: str, *actions: Action, **extra: Any) -> dict:
+    return {
+        "kind": kind,
+        "severity": severity,
+        "message": message,
+        "actions": [a.__dict__ for a in actions],
+        **extra,
+    }
 
 
-def engine_area_status() -> AreaStatus:
-    """The Overview's Engine line: what it is doing, or exactly why it is idle."""
-    snap = engine_snapshot()
+def _worker_command(name: str, capabilities: list[str] | set[str]) -> str:
+    caps = ",".join(sorted(capabilities))
+    return f"manage.py engine_worker --name {name}" + (f" --capabilities {caps}" if caps else "")
+
+
+def _task_actions(task: Task, *names: str) -> list[Action]:
+    labels = {"approve": "Approve", "retry": "Retry", "acknowledge": "Acknowledge", "reassign": "Requeue"}
+    return [Action(labels[n], post=reverse("engine:task-action", args=[task.pk, n])) for n in names]
+
+
+def _unrunnable(live_caps: list[set[str]]) -> dict[tuple[str, ...], int]:
+    """Waiting tasks (pending, or blocked for want of a worker) that no live worker can run, by need."""
+    waiting = Task.objects.filter(
+        Q(status=Status.PENDING) | Q(status=Status.BLOCKED, reason_code=NO_CAPABLE_WORKER)
+    )
+    groups: dict[tuple[str, ...], int] = {}
+    for required, n in waiting.values_list("required_capabilities").annotate(n=Count("id")):
+        need = tuple(sorted(required or []))
+        if not any(set(need) <= caps for caps in live_caps):
+            groups[need] = groups.get(need, 0) + n
+    return groups
+
+
+def engine_findings(state: EngineState, counts: dict[str, int], live: list[Worker], *, now) -> list[dict]:
+    """Everything that needs a human or looks wrong, worst first, each with its next action.
+
+    Computed on every read from the database and the clock, so it is true the moment it is shown.
+    """
+    found: list[dict] = []
+    if state.paused:
+        why = f": {state.reason}" if state.reason else ""
+        found.append(
+            _finding(
+                "paused",
+                "warn",
+                f"Engine paused by {state.paused_by.removeprefix('operator:')}{why}. "
+                f"{counts['running']} running, {counts['pending']} queued.",
+                Action("Resume", post=reverse("engine:resume")),
+            )
+        )
+    if state.last_tick_at is not None and now - state.last_tick_at > TICK_SILENT_AFTER:
+        found.append(
+            _finding(
+                "tick_silent",
+                "error",
+                f"The autonomy loop has not run for {duration_text(now - state.last_tick_at)}: "
+                "is the jobs process running?",
+                Action("Start the jobs process", command="manage.py qcluster"),
+            )
+        )
+    waiting = counts["pending"] + counts["blocked"]
+    live_caps = [set(w.capabilities or []) for w in live]
+    if not live and waiting:
+        needs = set().union(
+            *Task.objects.filter(status__in=[Status.PENDING, Status.BLOCKED])
+            .values_list("required_capabilities", flat=True)
+            .distinct()[:50]
+        )
+        found.append(
+            _finding(
+                "no_worker",
+                "error",
+                f"No worker alive; {plural(waiting, 'task')} waiting to run.",
+                Action("Start a worker", command=_worker_command("worker-1", needs)),
+            )
+        )
+    troubled = Task.objects.needs_attention().exclude(status=Status.WAITING_APPROVAL)
+    n_troubled = troubled.count()
+    if n_troubled:
+        first = troubled.order_by("-finished_at", "-id").first()
+        what = "escalated" if first.status == Status.ESCALATED else "failed"
+        message = f"Task #{first.pk} “{first.title}” {what}: it needs you."
+        if n_troubled > 1:
+            message = f"{n_troubled} tasks failed or escalated and need you; the latest is #{first.pk} “{first.title}”."
+        found.append(
+            _finding(
+                "attention",
+                "error",
+                message,
+                *_task_actions(first, "retry", "acknowledge"),
+                Action("See all", href=reverse("engine:tasks") + "?attention=on"),
+                task_id=first.pk,
+                count=n_troubled,
+            )
+        )
+    if live:
+        for need, n in sorted(_unrunnable(live_caps).items(), key=lambda g: -g[1]):
+            have = set().union(*live_caps)
+            missing = sorted(set(need) - have)
+            if missing:
+                what = f"capabilit{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}, which no live worker has"
+            else:
+                what = f"{', '.join(need)} together, which no single live worker has"
+            found.append(
+                _finding(
+                    "no_capable_worker",
+                    "warn",
+                    f"{plural(n, 'task')} need{'s' if n == 1 else ''} {what}.",
+                    Action(
+                        f"Start a worker with {', '.join(need)}",
+                        command=_worker_command(f"worker-{missing[0] if missing else 'all'}", need),
+                    ),
+                    capabilities=list(need),
+                    count=n,
+                )
+            )
+    if counts["waiting_approval"]:
+        first = (
+            Task.objects.filter(status=Status.WAITING_APPROVAL)
+            .order_by("-priority", "status_changed_at")
+            .first()
+        )
+        n = counts["waiting_approval"]
+        message = f"Task #{first.pk} “{first.title}” waits for your approval."
+        if n > 1:
+            message = f"{n} tasks wait for your approval; the first is #{first.pk} “{first.title}”."
+        found.append(
+            _finding(
+                "waiting_approval",
+                "warn",
+                message,
+                *_task_actions(first, "approve"),
+                Action("See all", href=reverse("engine:index") + "#engine-waiting"),
+                task_id=first.pk,
+                count=n,
+            )
+        )
+    workers = {w.pk: w for w in Worker.objects.silent(now)}
+    for key, stuck in stuck_findings(now=now).items():
+        actions: list[Action] = []
+        if stuck["kind"] == "worker_silent" and stuck["worker_id"] in workers:
+            worker = workers[stuck["worker_id"]]
+            actions.append(
+                Action("Restart it", command=_worker_command(worker.name, worker.capabilities or []))
+            )
+        elif stuck.get("task_id"):
+            actions.append(
+                Action("Requeue", post=reverse("engine:task-action", args=[stuck["task_id"], "reassign"]))
+            )
+            actions.append(Action("Open", href=reverse("engine:task", args=[stuck["task_id"]])))
+        found.append(_finding(stuck["kind"], "warn", stuck["message"], *actions, key=key))
+    found.sort(key=lambda f: SEVERITY_ORDER[f["severity"]])
+    return found
+
+
+def engine_area_status(snap: dict | None = None) -> AreaStatus:
+    """The Overview's Engine line: the worst finding with its next action, else what it is doing."""
+    snap = snap or engine_snapshot()
     c = snap["counts"]
     findings = snap["findings"]
-    detail = " · ".join(f["message"] for f in findings[:2])
+    attention = c["waiting_approval"] + next((f["count"] for f in findings if f["kind"] == "attention"), 0)
+    if findings:
+        worst = findings[0]
+        others = [f["message"] for f in findings[1:3]]
+        more = len(findings) - 3
+        detail = ("Also: " + " · ".join(others) + (f" (+{more} more)" if more > 0 else "")) if others else ""
+        actions = [Action(**a) for a in worst["actions"]]
+        return AreaStatus(worst["severity"], worst["message"], detail, actions, attention)
     workers = snap["workers_live"]
     w = plural(workers, "worker")
-    if snap["paused"]:
-        why = f": {snap['pause_reason']}" if snap["pause_reason"] else ""
-        text = f"Paused by {snap['paused_by']}{why}. {c['running']} running, {c['pending']} queued."
-        return AreaStatus("warn", text, detail)
     if c["running"]:
-        text = f"Running {plural(c['running'], 'task')} on {w}; {c['pending']} queued."
-        if c["waiting_approval"]:
-            text += f" {plural(c['waiting_approval'], 'task')} waiting for approval."
-        return AreaStatus("warn" if findings else "busy", text, detail)
-    if workers == 0 and (c["pending"] or c["blocked"]):
-        waiting = c["pending"] + c["blocked"]
-        return AreaStatus("error", f"No worker alive; {plural(waiting, 'task')} waiting to run.", detail)
-    if c["blocked"] and not c["pending"]:
-        reason = snap["blocked_reasons"][0][0] if snap["blocked_reasons"] else "no capable worker"
-        return AreaStatus("warn", f"All {plural(c['blocked'], 'open task')} blocked: {reason}", detail)
-    if c["waiting_approval"] and not c["pending"]:
-        return AreaStatus(
-            "warn", f"Idle: {plural(c['waiting_approval'], 'task')} waiting for your approval.", detail
-        )
+        return AreaStatus("busy", f"Running {plural(c['running'], 'task')} on {w}; {c['pending']} queued.")
     if c["pending"]:
-        return AreaStatus("busy", f"{plural(c['pending'], 'task')} queued for {w}.", detail)
+        return AreaStatus("busy", f"{plural(c['pending'], 'task')} queued for {w}.")
     if workers == 0:
-        return AreaStatus("idle", "No tasks, and no worker alive.", detail)
-    return AreaStatus("warn" if findings else "ok", f"Idle: no tasks. {w} ready.", detail)
+        return AreaStatus("idle", "No tasks, and no worker alive.")
+    return AreaStatus("ok", f"Idle: no tasks. {w} ready.")
 
 
 def engine_history(*, now=None, hours: int = 24) -> list[dict]:
