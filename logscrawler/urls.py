@@ -6,5 +6,5 @@ app_name = "logs"
 urlpatterns = [
     path("", views.index, name="index"),
     path("fingerprints/<int:pk>/", views.fingerprint_detail, name="fingerprint"),
-    path("fingerprints/<int:pk>/action/", views.fingerprint_action, name="fingerprint-action"),
+    path("fingerprints/<int:pk>/<slug:action>/", views.fingerprint_action, name="fingerprint-action"),
 ]

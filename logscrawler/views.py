@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from juggernaut.auth import operator_required
+from juggernaut.charts import Series, chart_build
 from logscrawler import live, services
 from logscrawler.alerts import task_for_fingerprint
 from logscrawler.errors import LogsError
@@ -37,26 +38,19 @@ def index(request: HttpRequest) -> HttpResponse:
 
 
 def _chart(fingerprint: ErrorFingerprint, now) -> dict:
-    """Occurrences per hour over the last day: bars with their values on hover."""
+    """Occurrences per hour over the last day, in the HQ's one chart component."""
     start = (now - timedelta(hours=CHART_HOURS - 1)).replace(minute=0, second=0, microsecond=0)
     hours = [0] * CHART_HOURS
     for minute, count in ErrorMinute.objects.filter(fingerprint=fingerprint, minute__gte=start).values_list(
         "minute", "count"
     ):
         hours[min(int((minute - start).total_seconds() // 3600), CHART_HOURS - 1)] += count
-    peak = max(hours) or 1
-    bars = [
-        {"x": i * 10, "h": round(40 * n / peak, 1), "y": round(40 - 40 * n / peak, 1), "count": n,
-         "label": (start + timedelta(hours=i)).strftime("%H:00")}
-        for i, n in enumerate(hours)
-    ]  # fmt: skip
-    return {
-        "bars": bars,
-        "peak": max(hours),
-        "total": sum(hours),
-        "first": bars[0]["label"],
-        "last": bars[-1]["label"],
-    }
+    labels = [(start + timedelta(hours=i)).strftime("%H:00") for i in range(CHART_HOURS)]
+    return chart_build(
+        "Occurrences per hour, last 24 hours (UTC)",
+        labels=labels,
+        series=[Series("occurrences", "per hour", hours)],
+    )
 
 
 @operator_required
@@ -76,26 +70,31 @@ def fingerprint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @operator_required
 @require_POST
-def fingerprint_action(request: HttpRequest, pk: int) -> HttpResponse:
+def fingerprint_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """acknowledge, resolve, ignore, or task (open the investigation task)."""
     fingerprint = _fingerprint(pk)
-    action = request.POST.get("action", "")
-    actor = f"operator:{request.user.get_username()}"
     error = None
     try:
         if action == "task":
             task_id = task_for_fingerprint(fingerprint, "operator request")
-            ok = f"Task #{task_id} is open for this error."
+            text = f"Task #{task_id} is open for this error."
         else:
-            services.fingerprint_set_status(fingerprint, action, actor=actor)
-            ok = f"Marked {fingerprint.get_status_display().lower()}."
+            services.fingerprint_set_status(
+                fingerprint, action, actor=f"operator:{request.user.get_username()}"
+            )
+            text = f"Error #{fingerprint.pk} marked {fingerprint.get_status_display().lower()}."
     except LogsError as exc:
-        error, ok = exc, None
-    if not request.htmx:
-        if error:
-            messages.error(request, error.message)
-        else:
-            messages.success(request, ok)
-        return redirect(request.POST.get("next") or "logs:index")
-    # htmx swaps nothing on a 4xx, so a refusal is a 200 whose flash says why; the JSON API gives the 4xx.
-    flash = render_to_string("logscrawler/_flash.html", {"ok": ok, "error": error, "oob": True})
+        error, text = exc, f"Refused: {exc.message}"
+    if not request.htmx or request.POST.get("page") != "logs":
+        (messages.error if error else messages.success)(request, text)
+        if not request.htmx:
+            return redirect("logs:fingerprint", pk=fingerprint.pk)
+        response = HttpResponse("")  # the detail page has no live fragments: reload it
+        response["HX-Refresh"] = "true"
+        return response
+    # htmx swaps nothing on a 4xx, so a refusal is a 200 whose flash says why.
+    flash = render_to_string(
+        "juggernaut/_flash.html",
+        {"ok": None if error else text, "error": text if error else None, "oob": True},
+    )
     return HttpResponse(flash + live.render_fragments())

@@ -63,7 +63,7 @@ def test_it_shows_a_new_error_live_and_resolves_it(signed_in_page, hq_server, ma
         page.set_viewport_size({"width": 1280, "height": 860})
 
     attention.get_by_role("button", name="Resolve").click()
-    expect(page.locator("#logs-flash")).to_contain_text("Marked resolved", timeout=15000)
+    expect(page.locator("#hq-flash")).to_contain_text("marked resolved", timeout=15000)
     expect(page.locator("#logs-attention")).to_contain_text("Nothing new")
     expect(page.locator("#logs-alerts")).to_contain_text("No open alerts")
     assert errors == []

@@ -41,24 +41,26 @@ def test_it_resolves_an_error_and_closes_its_alert(alice_client, api):
     ingest(api, "cache node 3 unreachable")
     fp = api.fingerprints.get()
     answer = alice_client.post(
-        f"/logs/fingerprints/{fp.pk}/action/", {"action": "resolve"}, HTTP_HX_REQUEST="true"
+        f"/logs/fingerprints/{fp.pk}/resolve/", {"page": "logs"}, HTTP_HX_REQUEST="true"
     )
-    assert answer.status_code == 200 and "Marked resolved" in answer.content.decode()
+    assert answer.status_code == 200 and "marked resolved" in answer.content.decode()
+    assert 'id="logs-attention"' in answer.content.decode()
     fp.refresh_from_db()
     assert fp.status == FingerprintStatus.RESOLVED
     assert not LogAlert.objects.filter(closed_at__isnull=True).exists()
     refused = alice_client.post(
-        f"/logs/fingerprints/{fp.pk}/action/", {"action": "explode"}, HTTP_HX_REQUEST="true"
+        f"/logs/fingerprints/{fp.pk}/explode/", {"page": "logs"}, HTTP_HX_REQUEST="true"
     )
     assert refused.status_code == 200 and "Refused: unknown action" in refused.content.decode()
-    assert alice_client.post("/logs/fingerprints/999999/action/", {"action": "resolve"}).status_code == 404
+    assert alice_client.post("/logs/fingerprints/999999/resolve/").status_code == 404
+    assert alice_client.get(f"/logs/fingerprints/{fp.pk}/resolve/").status_code == 405
 
 
 def test_it_shows_a_fingerprint_with_samples_chart_and_task(alice_client, api):
     ingest(api, "queue 7 stalled", "queue 8 stalled")
     fp = api.fingerprints.get()
     html = alice_client.get(f"/logs/fingerprints/{fp.pk}/").content.decode()
-    assert "queue 8 stalled" in html and "Occurrences, last 24 hours" in html
+    assert "queue 8 stalled" in html and "Occurrences per hour, last 24 hours (UTC)" in html
     assert f"/engine/tasks/{fp.task_id}/" in html
 
 
