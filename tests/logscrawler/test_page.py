@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from juggernaut.hq import AREAS
-from logscrawler import services
+from logscrawler import services, tools
 from logscrawler.models import FingerprintStatus, LogAlert, LogService
 from logscrawler.services import Record
 
@@ -81,3 +81,13 @@ def test_it_says_on_the_overview_what_is_wrong(api):
     assert AREAS["logs"].status().state in ("ok", "idle")
     ingest(api, "disk full on /var")
     assert AREAS["logs"].status().state == "error" and "came back" in AREAS["logs"].status().text
+
+
+def test_it_answers_the_chat_tools(api):
+    ingest(api, "socket 4 closed by peer", "socket 9 closed by peer")
+    [top] = tools.top_errors("1h", "api")
+    assert (top["template"], top["count"], top["status"]) == ("socket <*> closed by peer", 2, "new")
+    detail = tools.error_detail(top["fingerprint_id"])
+    assert [s["message"] for s in detail["samples"]] == ["socket 4 closed by peer", "socket 9 closed by peer"]
+    assert tools.top_errors("7d") == [{"error": "window must be '1h' or '24h'"}]
+    assert tools.error_detail(10**9) == {"error": "no error with id 1000000000"}
