@@ -21,4 +21,5 @@ urlpatterns = [
     re_path(r"^api/(?P<path>.*)$", json_not_found),
     path("engine/", include("juggernaut.engine.urls")),
     path("routing/", include("routing.urls")),
+    path("logs/", include("logscrawler.urls")),
 ]

@@ -5,3 +5,10 @@ class LogscrawlerConfig(AppConfig):
     name = "logscrawler"
     verbose_name = "Railway logs crawler"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from juggernaut import hq
+        from logscrawler import live
+
+        hq.area_register("logs", live.logs_area_status, url_name="logs:index")
+        hq.fragments_register("logs", live.render_events, resync=live.render_resync, page="logs")

@@ -17,12 +17,14 @@ from django.utils import timezone
 
 from juggernaut.events import publish
 from logscrawler.alerts import alerts_evaluate
+from logscrawler.errors import LogsError
 from logscrawler.fingerprint import GROUPING_VERSION, Fingerprint, Fingerprinter, Template, TemplateStore
 from logscrawler.models import (
     ErrorFingerprint,
     ErrorMinute,
     ErrorOccurrence,
     FingerprintStatus,
+    LogAlert,
     LogLine,
     LogService,
 )
@@ -330,3 +332,26 @@ def group_by_service(items: list[tuple[str, Record]]) -> dict[str, list[Record]]
     for name, record in items:
         grouped[name].append(record)
     return grouped
+
+
+ACTIONS = {
+    "acknowledge": FingerprintStatus.ACKNOWLEDGED,
+    "resolve": FingerprintStatus.RESOLVED,
+    "ignore": FingerprintStatus.IGNORED,
+}
+
+
+def fingerprint_set_status(fingerprint: ErrorFingerprint, action: str, *, actor: str) -> ErrorFingerprint:
+    """An operator's verdict on a fingerprint; its open alerts close with it."""
+    if action not in ACTIONS:
+        raise LogsError(
+            "bad_action", f"unknown action {action[:40]!r}: acknowledge, resolve or ignore", status=422
+        )
+    with transaction.atomic():
+        ErrorFingerprint.objects.filter(pk=fingerprint.pk).update(status=ACTIONS[action])
+        fingerprint.status = ACTIONS[action]
+        LogAlert.objects.filter(fingerprint=fingerprint, closed_at__isnull=True).update(
+            closed_at=timezone.now()
+        )
+        publish("logs", "fingerprint_status", {**_fingerprint_event(fingerprint), "actor": actor})
+    return fingerprint

@@ -36,6 +36,12 @@ CHROMIUM_ARGS = [
 PASSWORD = "correct horse battery staple"
 
 
+def pytest_itemcollected(item) -> None:
+    """Browser tests are slow tests too, so ``pytest -m "not slow"`` leaves them out."""
+    if item.get_closest_marker("browser"):
+        item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items) -> None:
     """Browser tests last: Playwright's sync API keeps an event loop on the main thread for the

@@ -333,5 +333,8 @@ class SharedRenders:
         return await asyncio.shield(render)
 
     async def html(self, page: str, envelopes: list[dict]) -> str:
-        key = (page, envelopes[0]["topic"], envelopes[0]["seq"], envelopes[-1]["seq"])
+        # The timestamps make the key unique even where sequence numbers start again (a database
+        # emptied under a running server, as between tests): a stale render is never reused.
+        first, last = envelopes[0], envelopes[-1]
+        key = (page, first["topic"], first["seq"], last["seq"], first["ts"], last["ts"])
         return await self._shared(key, lambda: hq.render_events(envelopes, page))

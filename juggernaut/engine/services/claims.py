@@ -393,7 +393,7 @@ def task_fail(
                 "last_error": error,
                 "reason_code": PERMANENT_ERROR,
                 "reason": f"Failed permanently: {error[:300]}",
-                "unblock_action": "Fix the cause, then retry it, or cancel it.",
+                "unblock_action": "Fix the cause, then retry it; or acknowledge it (seen, left as it is) or cancel it.",
             }
         else:
             status, fields = retry_or_escalate(task, now=now, error=error)

@@ -188,7 +188,10 @@ def retry_or_escalate(task: Task, *, now, error: str) -> tuple[str, dict]:
             next_attempt_at=None,
             reason_code=MAX_ATTEMPTS,
             reason=f"Gave up after {task.attempts} of {task.max_attempts} attempts. Last error: {error[:300]}",
-            unblock_action="Fix the cause, then retry it (attempts start again), or cancel it.",
+            unblock_action=(
+                "Fix the cause, then retry it (attempts start again); or acknowledge it (seen, left as it is) "
+                "or cancel it."
+            ),
         )
         return Status.ESCALATED, fields
     delay = backoff_delay(task.attempts)

@@ -1,0 +1,69 @@
+"""System Health in Chromium against a live daphne: an error pushed through the API appears by itself."""
+
+import json
+import os
+import threading
+from datetime import UTC, datetime
+
+import pytest
+import requests
+from django.db import connection
+from playwright.sync_api import expect
+
+from logscrawler.models import LogService
+
+pytestmark = pytest.mark.browser
+SHOTS = os.environ.get("HQ_SCREENSHOT_DIR")
+
+
+def test_it_shows_a_new_error_live_and_resolves_it(signed_in_page, hq_server, make_token):
+    page = signed_in_page
+    LogService.objects.create(name="api")
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(hq_server + "/logs/")
+    expect(page.locator("#logs-attention")).to_contain_text("Nothing new")
+    expect(page.locator("body")).to_have_attribute("data-live", "open")
+
+    token = make_token("write")
+    body = "\n".join(
+        json.dumps(
+            {
+                "service": "api",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "message": m,
+                "severity": "error",
+                "id": m,
+            }
+        )  # fmt: skip
+        for m in ("checkout 41 failed: card declined", "checkout 42 failed: card declined")
+    )
+    sent: list[int] = []
+
+    def push() -> None:
+        try:
+            answer = requests.post(hq_server + "/api/logs/ingest", data=body, timeout=30,
+                                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})  # fmt: skip
+            sent.append(answer.status_code)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=push)
+    thread.start()
+    thread.join(30)
+    assert sent == [200]
+    attention = page.locator("#logs-attention")
+    expect(attention).to_contain_text("checkout <*> failed: card declined")
+    expect(page.locator("#logs-alerts")).to_contain_text("new error")
+    expect(page.locator("#logs-top-1h")).to_contain_text("checkout")
+    if SHOTS:
+        for width in (1440, 390):
+            page.set_viewport_size({"width": width, "height": 900})
+            page.screenshot(path=f"{SHOTS}/logs-{width}.png", full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 860})
+
+    attention.get_by_role("button", name="Resolve").click()
+    expect(page.locator("#hq-flash")).to_contain_text("marked resolved", timeout=15000)
+    expect(page.locator("#logs-attention")).to_contain_text("Nothing new")
+    expect(page.locator("#logs-alerts")).to_contain_text("No open alerts")
+    assert errors == []

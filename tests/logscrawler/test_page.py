@@ -1,0 +1,93 @@
+"""The System Health page: what is wrong, in words, with the operator's actions; the Overview line."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from juggernaut.hq import AREAS
+from logscrawler import services, tools
+from logscrawler.models import FingerprintStatus, LogAlert, LogService
+from logscrawler.services import Record
+
+
+@pytest.fixture
+def api(db):
+    return LogService.objects.create(name="api")
+
+
+def ingest(service, *messages):
+    now = timezone.now()
+    records = [
+        Record(now - timedelta(seconds=i), m, "error", source_id=uuid.uuid4().hex)
+        for i, m in enumerate(messages)
+    ]
+    return services.logs_ingest(service, records, now=now)
+
+
+def test_it_shows_new_errors_alerts_top_errors_and_the_crawler(alice_client, api):
+    ingest(api, "payment 1 declined", "payment 2 declined", "ledger out of balance")
+    page = alice_client.get("/logs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="logs-attention"' in html and "payment &lt;*&gt; declined" in html
+    assert 'id="logs-top-1h"' in html and 'class="logs-spark"' in html
+    assert "Railway is not connected" in html
+    assert "Open alerts" in html and "ledger out of balance" in html
+
+
+def test_it_resolves_an_error_and_closes_its_alert(alice_client, api):
+    ingest(api, "cache node 3 unreachable")
+    fp = api.fingerprints.get()
+    answer = alice_client.post(
+        f"/logs/fingerprints/{fp.pk}/resolve/", {"page": "logs"}, HTTP_HX_REQUEST="true"
+    )
+    assert answer.status_code == 200 and "marked resolved" in answer.content.decode()
+    assert 'id="logs-attention"' in answer.content.decode()
+    fp.refresh_from_db()
+    assert fp.status == FingerprintStatus.RESOLVED
+    assert not LogAlert.objects.filter(closed_at__isnull=True).exists()
+    refused = alice_client.post(
+        f"/logs/fingerprints/{fp.pk}/explode/", {"page": "logs"}, HTTP_HX_REQUEST="true"
+    )
+    assert refused.status_code == 200 and "Refused: unknown action" in refused.content.decode()
+    assert alice_client.post("/logs/fingerprints/999999/resolve/").status_code == 404
+    assert alice_client.get(f"/logs/fingerprints/{fp.pk}/resolve/").status_code == 405
+
+
+def test_it_shows_a_fingerprint_with_samples_chart_and_task(alice_client, api):
+    ingest(api, "queue 7 stalled", "queue 8 stalled")
+    fp = api.fingerprints.get()
+    html = alice_client.get(f"/logs/fingerprints/{fp.pk}/").content.decode()
+    assert "queue 8 stalled" in html and "Occurrences per hour, last 24 hours (UTC)" in html
+    assert f"/engine/tasks/{fp.task_id}/" in html
+
+
+def test_it_needs_a_signed_in_operator(client, bob, api):
+    assert client.get("/logs/").status_code == 302
+    client.force_login(bob)
+    assert client.get("/logs/").status_code in (302, 403)
+
+
+def test_it_says_on_the_overview_what_is_wrong(api):
+    area = AREAS["logs"]
+    assert area.status().state == "idle" and "Railway is not connected" in area.status().text
+    ingest(api, "disk full on /var")
+    status = area.status()
+    assert status.state == "warn" and "open alert" in status.text and "disk full" in status.text
+    fp = api.fingerprints.get()
+    services.fingerprint_set_status(fp, "resolve", actor="test")
+    assert AREAS["logs"].status().state in ("ok", "idle")
+    ingest(api, "disk full on /var")
+    assert AREAS["logs"].status().state == "error" and "came back" in AREAS["logs"].status().text
+
+
+def test_it_answers_the_chat_tools(api):
+    ingest(api, "socket 4 closed by peer", "socket 9 closed by peer")
+    [top] = tools.top_errors("1h", "api")
+    assert (top["template"], top["count"], top["status"]) == ("socket <*> closed by peer", 2, "new")
+    detail = tools.error_detail(top["fingerprint_id"])
+    assert [s["message"] for s in detail["samples"]] == ["socket 4 closed by peer", "socket 9 closed by peer"]
+    assert tools.top_errors("7d") == [{"error": "window must be '1h' or '24h'"}]
+    assert tools.error_detail(10**9) == {"error": "no error with id 1000000000"}
