@@ -48,7 +48,7 @@ def test_it_runs_every_page_without_a_console_error_under_the_policy(page, hq_se
     page.fill("#engine-new-task input[name=title]", "from the browser")
     page.fill("#engine-new-task input[name=kind]", "noop")
     page.click("#engine-new-task button[type=submit]")
-    page.wait_for_selector("#engine-flash .msg-success")
+    page.wait_for_selector("#hq-flash .msg-success")
     assert page.input_value("#engine-new-task input[name=title]") == ""  # the moved script reset it
     assert problems == []
 
