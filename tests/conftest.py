@@ -269,8 +269,10 @@ class BrowserProblems:
 
     def __init__(self, page) -> None:
         self.items: list[str] = []
-        page.on("console", lambda m: m.type == "error" and self.items.append(f"console: {m.text}"))
-        page.on("pageerror", lambda e: self.items.append(f"exception: {e}"))
+        page.on(
+            "console", lambda m: m.type == "error" and self.items.append(f"console on {page.url}: {m.text}")
+        )
+        page.on("pageerror", lambda e: self.items.append(f"exception on {page.url}: {e}"))
         page.on("requestfailed", lambda r: self.items.append(f"failed: {r.url} {r.failure}"))
         page.on("response", lambda r: r.status >= 400 and self.items.append(f"HTTP {r.status}: {r.url}"))
 
