@@ -14,8 +14,10 @@ from juggernaut.events.relay import relays_stop
 
 
 @pytest.fixture
-async def probe_page():
-    """A page ``probe`` whose one fragment says how many times it was rendered."""
+async def probe_page(settings):
+    """A page ``probe`` whose one fragment says how many times it was rendered (and no timed
+    refresh during the test, so every message on a socket comes from an event)."""
+    settings.HQ_REFRESH_SECONDS = 3600
     calls: list[int] = []
 
     def render(envelopes: list[dict]) -> str:
