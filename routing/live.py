@@ -13,6 +13,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from juggernaut.areas import AreaStatus
+from juggernaut.charts import Series, chart_build, chart_rows
 from routing.models import (
     Budget,
     CatalogModel,
@@ -136,14 +137,7 @@ def spend(now=None) -> dict:
 
     def per_mode(period: str) -> list[dict]:
         found = rows.filter(period=period, period_start=period_start(period, now)).exclude(mode="")
-        return [
-            {
-                "label": r.mode,
-                "value": r.cost_usd,
-                "display": f"{usd(r.cost_usd)} · {r.calls} call{'' if r.calls == 1 else 's'}",
-            }
-            for r in found.order_by("-cost_usd")
-        ]
+        return [{"mode": r.mode, "value": r.cost_usd, "calls": r.calls} for r in found.order_by("-cost_usd")]
 
     today, month = total(Period.DAY), total(Period.MONTH)
     return {
@@ -166,54 +160,19 @@ def daily(now=None, days: int = CHART_DAYS) -> list[dict]:
         ).values_list("period_start", "cost_usd")
     )
     return [
-        {"label": f"{d:%d %b}", "value": found.get(d, Decimal(0)), "display": usd(found.get(d, Decimal(0)))}
+        {"label": f"{d:%d %b}", "value": found.get(d, Decimal(0))}
         for d in (first + timedelta(days=i) for i in range(days))
     ]
 
 
-CHART_W, COLUMNS_H, COLUMNS_TOP, COLUMNS_BOTTOM = 520, 90, 4, 2
-
-
-def bar_chart(items: list[dict], *, title: str, unit: str = "USD") -> dict:
-    """Horizontal bars, one row per item, for ``routing/_chart.html`` (``pct`` of the largest)."""
-    peak = max((i["value"] for i in items), default=Decimal(0)) or Decimal(1)
-    return {
-        "kind": "bars",
-        "title": title,
-        "unit": unit,
-        "bars": [{**i, "pct": round(float(i["value"] / peak) * 100, 1)} for i in items],
-        "empty": not any(i["value"] for i in items),
-    }
-
-
-def column_chart(items: list[dict], *, title: str, unit: str = "USD") -> dict:
-    """Vertical columns over time (oldest left), the first and last labelled, the peak marked."""
-    peak = max((i["value"] for i in items), default=Decimal(0))
-    plot = COLUMNS_H - COLUMNS_TOP - COLUMNS_BOTTOM
-    step = CHART_W / max(len(items), 1)
-    bars = []
-    for n, item in enumerate(items):
-        height = round(float(item["value"] / peak) * plot, 1) if peak else 0
-        bars.append({**item, "x": round(n * step + 2, 1), "w": round(step - 4, 1), "h": height,
-                     "y": round(COLUMNS_TOP + plot - height, 1)})  # fmt: skip
-    return {
-        "kind": "columns",
-        "title": title,
-        "unit": unit,
-        "w": CHART_W,
-        "h": COLUMNS_H,
-        "base_y": COLUMNS_TOP + plot,
-        "bars": bars,
-        "first": items[0]["label"] if items else "",
-        "last": items[-1]["label"] if items else "",
-        "peak": usd(peak),
-        "empty": not peak,
-    }
+def _mode_items(modes: list[dict]) -> list[tuple[str, Decimal]]:
+    return [(f"{m['mode']} ({m['calls']} call{'' if m['calls'] == 1 else 's'})", m["value"]) for m in modes]
 
 
 def context(*, now=None) -> dict:
     now = now or timezone.now()
     s = spend(now)
+    days = daily(now)
     state = RoutingState.get()
     policies = list(Policy.objects.all())
     catalog = CatalogModel.objects.lookup(sorted({m for p in policies for m in p.candidates}))
@@ -223,9 +182,14 @@ def context(*, now=None) -> dict:
         "spend": s,
         "budgets": budgets_status(now),
         "charts": [
-            bar_chart(s["today_modes"], title="Today by mode"),
-            bar_chart(s["month_modes"], title="This month by mode"),
-            column_chart(daily(now), title=f"Last {CHART_DAYS} days, per UTC day"),
+            chart_rows("Today by mode", items=_mode_items(s["today_modes"]), unit="USD"),
+            chart_rows("This month by mode", items=_mode_items(s["month_modes"]), unit="USD"),
+            chart_build(
+                f"Spend per UTC day, last {CHART_DAYS} days",
+                labels=[d["label"] for d in days],
+                series=[Series("spend", "USD", [float(d["value"]) for d in days])],
+                height=180,
+            ),
         ],
         "sessions": CostTracking.objects.filter(period=Period.TOTAL)
         .exclude(session="")

@@ -16,7 +16,7 @@ def spend_today() -> dict:
         "today_failed_calls": s["today_errors"],
         "month_usd": float(s["month"]),
         "month_calls": s["month_calls"],
-        "today_by_mode": {m["label"]: float(m["value"]) for m in s["today_modes"]},
+        "today_by_mode": {m["mode"]: float(m["value"]) for m in s["today_modes"]},
     }
 
 
