@@ -6,23 +6,35 @@ by ``juggernaut.discovery`` (the core imports no feature app).
 
 import logging
 
-from django.db import DatabaseError, connection
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, OperationalError, connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 import juggernaut
 from juggernaut import services
-from juggernaut.auth import api_auth, operator_required, require_scope
+from juggernaut.auth import api_auth, docs_access, require_scope
 from juggernaut.discovery import app_modules
 from juggernaut.errors import HQError
 from juggernaut.events.api import router as events_router
 from juggernaut.events.docs import STREAM_DOCS
-from juggernaut.schemas import DbId
+from juggernaut.inputs import StrictJSONParser
+from juggernaut.middleware import body_too_large, database_busy
+from juggernaut.schemas import DbId, declare_errors
 
 log = logging.getLogger(__name__)
 
-api = NinjaAPI(
+
+class HQNinjaAPI(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        """ninja documents success answers only; add the refusals every operation can give."""
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        return declare_errors(schema)
+
+
+api = HQNinjaAPI(
     title="Juggernaut HQ API",
     version=juggernaut.__version__,
     description=(
@@ -32,7 +44,8 @@ api = NinjaAPI(
     ),
     auth=api_auth,
     urls_namespace="api",
-    docs_decorator=operator_required,
+    docs_decorator=docs_access,
+    parser=StrictJSONParser(),
 )
 
 
@@ -69,6 +82,9 @@ def _auth_error(request, exc):
 
 @api.exception_handler(HttpError)
 def _http_error(request, exc: HttpError):
+    # ninja wraps whatever the body parser raised: a refusal of ours, or a body over the limit.
+    if isinstance(exc.__cause__, HQError | RequestDataTooBig):
+        return api.on_exception(request, exc.__cause__)
     if exc.status_code == 400 and str(exc).startswith("Cannot parse request body"):
         # ninja's word for malformed JSON: a body that does not validate, like any other.
         return error_response(request, 422, "validation_error", "the request body is not valid JSON")
@@ -78,6 +94,20 @@ def _http_error(request, exc: HttpError):
 @api.exception_handler(Http404)
 def _not_found(request, exc):
     return error_response(request, 404, "not_found", str(exc) or "not found")
+
+
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request, exc):
+    return _hq_error(request, body_too_large())
+
+
+@api.exception_handler(OperationalError)
+def _database_busy(request, exc):
+    """The pool's wait timed out or the server refused a connection: retry, never a 500."""
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, exc)
+    response = _hq_error(request, database_busy())
+    response["Retry-After"] = str(settings.HQ_RETRY_AFTER_SECONDS)
+    return response
 
 
 @api.exception_handler(Exception)

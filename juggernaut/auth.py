@@ -5,12 +5,16 @@ The API, the SSE stream and the websockets all resolve the caller here, so the r
 
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import wraps
 from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import validate_host
+from django.shortcuts import render
 from django.utils import timezone
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
@@ -112,8 +116,6 @@ def origin_allowed(origin: str | None, host: str | None = None) -> bool:
     origin_host = parts.hostname or ""
     if host and parts.netloc == host:
         return True
-    from django.http.request import validate_host
-
     allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
     return validate_host(origin_host, allowed)
 
@@ -149,7 +151,50 @@ def _ws_principal(scope, headers) -> Principal | None:
 
 
 def operator_required(view):
-    """Every HQ page: a signed-in, active staff user, else the HQ's own sign-in page."""
-    from django.contrib.auth.decorators import user_passes_test
+    """Every HQ page: a signed-in, active staff user. Anyone else signed in gets a 403 page that says
+    why (not a redirect to sign-in, which would send them straight back); anonymous users sign in."""
 
-    return user_passes_test(lambda u: session_principal(u) is not None, login_url="login")(view)
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        if session_principal(request.user) is not None:
+            return view(request, *args, **kwargs)
+        if request.user.is_authenticated:
+            return not_an_operator(request)
+        return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+
+    return wrapped
+
+
+def not_an_operator(request: HttpRequest) -> HttpResponse:
+    ctx = {
+        "status": 403,
+        "title": "This account is not an operator",
+        "message": "The HQ is for operators (staff accounts) only.",
+        "signed_in_as": request.user.get_username(),
+    }
+    return render(request, "juggernaut/error.html", ctx, status=403)
+
+
+def docs_access(view):
+    """The API schema and docs: a ``read`` token or an operator session; anyone else gets the API's
+    401 (or 403) in the error shape, never the HTML sign-in page."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args, **kwargs):
+        principal = session_principal(request.user)
+        header = request.headers.get("Authorization", "")
+        if principal is None and header.lower().startswith("bearer "):
+            principal = token_authenticate(header[7:].strip())
+        if principal is None:
+            response = JsonResponse(
+                HQError("unauthorized", "sign in, or send a valid bearer token", status=401).as_dict(),
+                status=401,
+            )
+            response["WWW-Authenticate"] = "Bearer"
+            return response
+        if not principal.has_scope("read"):
+            refusal = HQError("forbidden", "this token lacks the 'read' scope", status=403)
+            return JsonResponse(refusal.as_dict(), status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapped

@@ -14,6 +14,9 @@ and need no script: each bar and point carries a ``<title>`` the browser shows o
     )
 
 A series on the right axis gets its own scale, so two units can share one chart.
+
+For a comparison between named things (spend by mode, errors by service) use ``chart_rows``: one
+horizontal bar per item, labels and values as HTML text so they stay readable on a phone.
 """
 
 import math
@@ -55,6 +58,26 @@ def nice_top(value: float) -> tuple[float, float]:
 
 def _number(value: float) -> str:
     return f"{value:g}" if abs(value) < 10000 else f"{value / 1000:g}k"
+
+
+def chart_rows(title: str, *, items: list[tuple[str, float]], unit: str) -> dict:
+    """Horizontal bars, one row per ``(label, value)``, scaled to the largest, for ``_chart.html``."""
+    top = max((float(v) for _, v in items), default=0.0)
+    return {
+        "kind": "rows",
+        "title": title,
+        "unit": unit,
+        "rows": [
+            {
+                "label": label,
+                "value": _number(float(value)),
+                "pct": round(100 * float(value) / top, 1) if top else 0,
+                "hover": f"{label}: {_number(float(value))} {unit}",
+            }
+            for label, value in items
+        ],
+        "empty": not top,
+    }
 
 
 def chart_build(title: str, *, labels: list[str], series: list[Series], height: int = HEIGHT) -> dict:
@@ -117,6 +140,7 @@ def chart_build(title: str, *, labels: list[str], series: list[Series], height: 
         if i % every == 0 or i == count - 1
     ]
     return {
+        "kind": "xy",
         "title": title,
         "w": WIDTH,
         "h": height,

@@ -14,6 +14,7 @@ from django.urls import NoReverseMatch, reverse
 
 from juggernaut.areas import AreaStatus
 from juggernaut.feed import feed_items
+from juggernaut.models import Event
 
 
 @dataclass
@@ -153,8 +154,6 @@ def render_lines() -> str:
 
 def recent_activity(limit: int = ACTIVITY_LIMIT) -> list[dict]:
     """The feed's latest items (see ``juggernaut.feed``), newest first."""
-    from juggernaut.models import Event
-
     topics = live_topics()
     rows = Event.objects.filter(topic__in=topics).order_by("-ts", "-id")[:limit]
     return feed_items([e.envelope() for e in rows])

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 from django_q.models import Schedule
 
 
@@ -27,7 +28,15 @@ SCHEDULES: list[Declared] = [
         minutes=1,
         enabled_setting="engine",
     ),
-    Declared("hq:routing-sync-models", "routing.tasks.models_sync", Schedule.DAILY, enabled_setting="routing"),
+    Declared(
+        "hq:routing-sync-models", "routing.tasks.models_sync", Schedule.DAILY, enabled_setting="routing"
+    ),
+    Declared(
+        "hq:routing-expire-reservations",
+        "routing.tasks.reservations_expire",
+        Schedule.HOURLY,
+        enabled_setting="routing",
+    ),
     Declared(
         "hq:logs-crawl",
         "logscrawler.tasks.logs_crawl",
@@ -47,8 +56,6 @@ def declared() -> list[Declared]:
 
 def schedules_sync() -> dict[str, list[str]]:
     """Upsert declared schedules by name (keeping their timers) and delete stale ones."""
-    from django.utils import timezone
-
     wanted = {d.name: d for d in declared()}
     result: dict[str, list[str]] = {"created": [], "updated": [], "deleted": [], "unchanged": []}
     for name, d in wanted.items():

@@ -3,11 +3,14 @@
 Every variable is documented in the README. With nothing set, the HQ runs on SQLite under ``var/``.
 """
 
+import contextlib
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -55,6 +58,7 @@ def database_from_url(url: str, var_dir: Path) -> dict:
         return _sqlite(Path(path) if path else var_dir / "juggernaut.sqlite3", var_dir)
     if parts.scheme in ("postgres", "postgresql", "pgsql"):
         options = dict(parse_qsl(parts.query))
+        pool = database_pool()
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": unquote(parts.path.lstrip("/")) or "postgres",
@@ -62,11 +66,29 @@ def database_from_url(url: str, var_dir: Path) -> dict:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": envint("DATABASE_CONN_MAX_AGE", 0),
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": options,
+            # A pool hands connections back at the end of each request, so they are not kept per thread.
+            "CONN_MAX_AGE": 0 if pool else envint("DATABASE_CONN_MAX_AGE", 0),
+            "CONN_HEALTH_CHECKS": not pool,
+            "OPTIONS": {**options, **({"pool": pool} if pool else {})},
         }
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported (sqlite or postgres)")
+
+
+def database_pool() -> dict | None:
+    """psycopg's connection pool for this process (None when ``DATABASE_POOL_MAX_SIZE`` is 0).
+
+    Every process holds at most ``max_size`` connections, so the total is known: (web + jobs +
+    workers processes) × max size must stay under the server's ``max_connections``. A request that
+    finds the pool empty waits up to ``timeout`` seconds, then gets 503 with ``Retry-After``.
+    """
+    max_size = envint("DATABASE_POOL_MAX_SIZE", 10)
+    if max_size <= 0:
+        return None
+    return {
+        "min_size": min(envint("DATABASE_POOL_MIN_SIZE", 1), max_size),
+        "max_size": max_size,
+        "timeout": envfloat("DATABASE_POOL_TIMEOUT", 10.0),
+    }
 
 
 def _sqlite(path: Path, var_dir: Path) -> dict:
@@ -84,8 +106,19 @@ def _sqlite(path: Path, var_dir: Path) -> dict:
     }
 
 
+def make_private(path: Path, *, directory: bool = False) -> None:
+    """Create ``path`` readable by this user only (0700 / 0600), or tighten it if it exists: the
+    SQLite file holds sessions and token hashes. SQLite gives its -wal and -shm files the same mode."""
+    if directory:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    elif not path.exists() and path.parent.is_dir():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # an empty file is an empty database
+    with contextlib.suppress(OSError):  # not ours to change (a mounted volume): leave it
+        path.chmod(0o700 if directory else 0o600)
+
+
 VAR_DIR = Path(env("HQ_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+make_private(VAR_DIR, directory=True)
 
 DEBUG = envbool("DEBUG", False)
 
@@ -129,6 +162,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_q",
     "ninja",
+    "axes",
     "juggernaut",
     "juggernaut.engine",
     "chat",
@@ -146,9 +180,13 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "juggernaut.middleware.request_guard",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "juggernaut.middleware.api_error_shape",
+    # Last: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "juggernaut.urls"
@@ -172,6 +210,8 @@ TEMPLATES = [
 
 DATABASE_URL = env("DATABASE_URL")
 DATABASES = {"default": database_from_url(DATABASE_URL, VAR_DIR)}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    make_private(Path(DATABASES["default"]["NAME"]))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -182,8 +222,21 @@ AUTH_PASSWORD_VALIDATORS = [
 # The first operator, created by `make run` when there is none (a password is generated if unset).
 HQ_ADMIN_USER = env("HQ_ADMIN_USER", "operator")
 HQ_ADMIN_PASSWORD = env("HQ_ADMIN_PASSWORD")
+# `make run` restarts a child that dies after this many seconds, doubling per recent exit.
+HQ_RESTART_BACKOFF_SECONDS = envfloat("HQ_RESTART_BACKOFF_SECONDS", 1.0)
 HQ_HOST = env("HQ_HOST", "127.0.0.1")
 PORT = envint("PORT", 8000)
+
+# Sign-in throttling (django-axes), on /login/ and /admin/login/ alike: after HQ_LOGIN_FAILURE_LIMIT
+# wrong passwords for one user name, or from one address, that name or address is locked out for
+# HQ_LOGIN_LOCKOUT_MINUTES. A correct sign-in clears the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = envint("HQ_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envint("HQ_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "juggernaut.views.signin_locked"
+# The client address is REMOTE_ADDR: daphne sets it from X-Forwarded-For only behind a proxy (HQ_BEHIND_PROXY).
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "overview"
@@ -207,6 +260,22 @@ SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Only the HQ's own scripts, styles and images (no inline script or style, no eval); websockets and
+# fetches to this origin only. The API docs page and the admin need nothing more.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
@@ -225,6 +294,8 @@ EVENTS_POLL_SECONDS = envfloat(
     "EVENTS_POLL_SECONDS", 1.0 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.1
 )
 EVENTS_SSE_PING_SECONDS = envfloat("EVENTS_SSE_PING_SECONDS", 15.0)
+# How often each web process checks that the tokens of its open websockets and SSE streams still work.
+HQ_TOKEN_CHECK_SECONDS = envfloat("HQ_TOKEN_CHECK_SECONDS", 2.0)
 # Open HQ pages re-render their time-dependent fragments this often (states that become true by the
 # clock alone, such as a silent worker, reach the screen without any event).
 HQ_REFRESH_SECONDS = envfloat("HQ_REFRESH_SECONDS", 2.0)
@@ -255,6 +326,11 @@ ENGINE_HEARTBEAT_SECONDS = envint("ENGINE_HEARTBEAT_SECONDS", 10)
 # The stuck detector reports a queue whose oldest due task has waited longer than this.
 ENGINE_STUCK_QUEUE_MINUTES = envint("ENGINE_STUCK_QUEUE_MINUTES", 10)
 
+# Request bodies above this are refused with 413 (API and forms alike).
+HQ_MAX_BODY_BYTES = envint("HQ_MAX_BODY_BYTES", 2_621_440)
+DATA_UPLOAD_MAX_MEMORY_SIZE = HQ_MAX_BODY_BYTES
+# The Retry-After of a 503 when the database has no connection to give.
+HQ_RETRY_AFTER_SECONDS = envint("HQ_RETRY_AFTER_SECONDS", 2)
 # Logs crawler (logscrawler/).
 RAILWAY_API_URL = env("RAILWAY_API_URL", "https://backboard.railway.com/graphql/v2")
 RAILWAY_TOKEN = env("RAILWAY_TOKEN")  # a project token, sent as Project-Access-Token
@@ -287,6 +363,10 @@ API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
 HTTP_TIMEOUT_SECONDS = envfloat("HTTP_TIMEOUT_SECONDS", 15.0)
 HTTP_MAX_RETRIES = envint("HTTP_MAX_RETRIES", 3)
 
+# Debug pages and log lines hide secrets: settings and variables with secret-looking names, URLs with
+# passwords, Authorization values and ?token= query strings.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "juggernaut.redaction.SecretsFilter"
+DEFAULT_EXCEPTION_REPORTER = "juggernaut.redaction.SecretsReporter"
 # LLM routing (routing app): OpenRouter or any OpenAI-compatible server.
 OPENROUTER_BASE_URL = env("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
 OPENROUTER_API_KEY = env("OPENROUTER_API_KEY")
@@ -304,7 +384,15 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"redact": {"()": "juggernaut.redaction.RedactingLogFilter"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {
+        # Django's default config gives "django" a console handler of its own: one handler, filtered.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.channels.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
 }

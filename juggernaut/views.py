@@ -1,5 +1,6 @@
 """HQ pages: plain function views, staff only."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -7,7 +8,7 @@ from django.views.decorators.http import require_POST
 
 import juggernaut
 from juggernaut import hq, services
-from juggernaut.auth import operator_required
+from juggernaut.auth import operator_required, session_principal
 from juggernaut.errors import HQError
 from juggernaut.models import SCOPES
 
@@ -24,7 +25,7 @@ NAV = [
 
 def hq_context(request: HttpRequest) -> dict:
     """Navigation for every page (a context processor)."""
-    if not getattr(request, "user", None) or not request.user.is_authenticated:
+    if session_principal(getattr(request, "user", None)) is None:
         return {}
     nav = [{"key": "overview", "label": "Overview", "url": "/"}]
     nav += [{"key": key, "label": label, "url": hq.AREAS[key].url} for key, label in NAV[1:]]
@@ -85,3 +86,13 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
         raise Http404(exc.message) from exc
     messages.success(request, f"Token “{token.name}” revoked.")
     return redirect("settings")
+
+
+def signin_locked(request: HttpRequest, credentials: dict | None = None, *args, **kwargs) -> HttpResponse:
+    """The page django-axes shows on /login/ and /admin/login/ once a name or address is locked out."""
+    ctx = {
+        "username": (credentials or {}).get("username") or request.POST.get("username", ""),
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
+    }
+    return render(request, "registration/locked_out.html", ctx, status=429)

@@ -19,3 +19,8 @@ def models_sync() -> dict:
     state = services.key_check()
     result["key_error"] = state.key_error
     return result
+
+
+def reservations_expire() -> int:
+    """Hourly: release budget held by calls whose process died before recording them."""
+    return services.reservations_expire()

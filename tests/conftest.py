@@ -16,10 +16,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 
+from juggernaut.events.relay import relays_stop
 from juggernaut.models import ApiToken
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +34,12 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 PASSWORD = "correct horse battery staple"
+
+
+def pytest_itemcollected(item) -> None:
+    """Browser tests are slow tests too, so ``pytest -m "not slow"`` leaves them out."""
+    if item.get_closest_marker("browser"):
+        item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(trylast=True)
@@ -49,6 +57,15 @@ needs_postgres = pytest.mark.skipif(
     not os.environ.get("DATABASE_URL", "").startswith("postgres"),
     reason="needs PostgreSQL: set DATABASE_URL=postgres://… (CI runs this suite on Postgres too)",
 )
+
+
+@pytest.fixture
+async def stop_relays():
+    yield
+    await relays_stop()
+    # The relay and consumers used asgiref's worker thread; its connection would outlive the test
+    # database otherwise.
+    await sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
@@ -120,7 +137,8 @@ def wait_for_health(url: str, proc: subprocess.Popen | None = None, timeout: flo
 class DaphneServer:
     """A real daphne process (HTTP + websockets) serving the test database."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, env: dict | None = None) -> None:
+        self.extra_env = env or {}
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.var_dir = tempfile.mkdtemp(prefix="hq-live-")
@@ -133,13 +151,14 @@ class DaphneServer:
             HQ_VAR_DIR=self.var_dir,
             DATABASE_URL=database_url_for_subprocess(),
             EVENTS_POLL_SECONDS="0.1",
+            **self.extra_env,
         )
         with open(Path(self.var_dir) / "daphne.log", "a") as log:
             self.proc = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
-                    "daphne",
+                    "juggernaut.serve",
                     "-b",
                     "127.0.0.1",
                     "-p",

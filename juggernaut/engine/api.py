@@ -5,7 +5,7 @@ listings. A signed-in session has every scope.
 """
 
 from django.http import HttpRequest
-from ninja import Query, Router, Schema, Status
+from ninja import Query, Router, Status
 
 from juggernaut.auth import require_scope
 from juggernaut.engine import schemas, services
@@ -21,13 +21,29 @@ def _actor(request: HttpRequest) -> str:
     return request.auth.actor  # type: ignore[attr-defined]
 
 
+def _owner(request: HttpRequest) -> str:
+    """Who the caller is, as a worker owner: its token, or the signed-in operator."""
+    principal = request.auth  # type: ignore[attr-defined]
+    return f"token:{principal.token.pk}" if principal.token else f"user:{principal.user.pk}"
+
+
+def _own_worker(request: HttpRequest, worker_id: int) -> None:
+    """Only the owner acts for a worker (its heartbeat, claims and reports): 403 for anyone else."""
+    owner = Worker.objects.filter(pk=worker_id).values_list("owner", flat=True).first()
+    if owner is None:
+        raise EngineError("not_found", f"no worker {worker_id}", status=404)
+    if owner != _owner(request):
+        raise EngineError("not_owner", f"worker {worker_id} was registered by someone else", status=403)
+
+
 def worker_out(worker: Worker) -> dict:
     return {
         "id": worker.pk,
         "name": worker.name,
+        "owner": worker.owner,
+        "kinds": worker.kinds,
         "capabilities": worker.capabilities,
         "concurrency": worker.concurrency,
-        "incarnation": worker.incarnation,
         "last_heartbeat": worker.last_heartbeat,
         "started_at": worker.started_at,
         "stopped_at": worker.stopped_at,
@@ -62,14 +78,24 @@ def _task(task_id: DbId) -> Task:
 # --- workers and the claim protocol ----------------------------------------------------------------
 
 
-@router.post("/workers", response={201: schemas.WorkerOut})
+@router.post("/workers", response={201: schemas.WorkerRegisteredOut})
 def workers_register(request, payload: schemas.WorkerIn):
-    """Register a worker by name; every call returns a fresh incarnation (the old one is fenced off)."""
-    require_scope(request, "worker")
+    """Register a worker by name; every call returns a fresh incarnation (the old one is fenced off).
+
+    The name then belongs to the caller's token: anyone else gets 409 `name_taken`, unless an admin
+    asks for a `takeover`."""
+    principal = require_scope(request, "worker")
+    if payload.takeover and not principal.has_scope("admin"):
+        raise EngineError("forbidden", "only an admin may take over another owner's worker", status=403)
     worker = services.worker_register(
-        payload.name, capabilities=payload.capabilities, concurrency=payload.concurrency
+        payload.name,
+        capabilities=payload.capabilities,
+        concurrency=payload.concurrency,
+        kinds=payload.kinds,
+        owner=_owner(request),
+        takeover=payload.takeover,
     )
-    return Status(201, worker_out(worker))
+    return Status(201, {**worker_out(worker), "incarnation": worker.incarnation})
 
 
 @router.get("/workers", response=list[schemas.WorkerOut])
@@ -82,21 +108,29 @@ def workers_list(request):
 def workers_heartbeat(request, worker_id: DbId, payload: schemas.IncarnationIn):
     """Send at least every ENGINE_HEARTBEAT_SECONDS; `paused` tells the worker not to bother claiming."""
     require_scope(request, "worker")
+    _own_worker(request, worker_id)
     worker = services.worker_heartbeat(worker_id, incarnation=payload.incarnation)
     return {"worker": worker_out(worker), "paused": EngineState.get().paused}
 
 
 @router.post("/workers/{worker_id}/stop", response=schemas.WorkerOut)
-def workers_stop(request, worker_id: DbId, payload: schemas.IncarnationIn):
-    """Sign off: running tasks go back to the queue without losing an attempt."""
-    require_scope(request, "worker")
-    return worker_out(services.worker_stop(worker_id, incarnation=payload.incarnation))
+def workers_stop(request, worker_id: DbId, payload: schemas.StopIn | None = None):
+    """Sign off: running tasks go back to the queue without losing an attempt. The owner sends its
+    incarnation; an operator session or an admin token may stop any worker."""
+    principal = require_scope(request, "worker")
+    incarnation = payload.incarnation if payload else None
+    if not principal.has_scope("admin"):
+        _own_worker(request, worker_id)
+        if incarnation is None:
+            raise EngineError("bad_incarnation", "send the worker's incarnation", status=422)
+    return worker_out(services.worker_stop(worker_id, incarnation=incarnation))
 
 
 @router.post("/claim", response=list[schemas.TaskOut])
 def claim(request, payload: schemas.ClaimIn):
     """Lease up to `limit` tasks; keep each alive with its heartbeat and report complete or fail."""
     require_scope(request, "worker")
+    _own_worker(request, payload.worker)
     tasks = services.task_claim(payload.worker, incarnation=payload.incarnation, limit=payload.limit)
     return [task_out(t) for t in tasks]
 
@@ -104,6 +138,7 @@ def claim(request, payload: schemas.ClaimIn):
 @router.post("/tasks/{task_id}/heartbeat", response=schemas.LeaseOut)
 def tasks_heartbeat(request, task_id: DbId, payload: schemas.LeaseIn):
     require_scope(request, "worker")
+    _own_worker(request, payload.worker)
     until = services.task_heartbeat(task_id, worker_id=payload.worker, incarnation=payload.incarnation)
     return {"id": task_id, "lease_expires_at": until}
 
@@ -112,6 +147,7 @@ def tasks_heartbeat(request, task_id: DbId, payload: schemas.LeaseIn):
 def tasks_complete(request, task_id: DbId, payload: schemas.CompleteIn):
     """Refused with 409 `lease_lost` if the caller no longer holds the task (nothing changes)."""
     require_scope(request, "worker")
+    _own_worker(request, payload.worker)
     services.task_complete(
         task_id, worker_id=payload.worker, incarnation=payload.incarnation, result=payload.result
     )
@@ -122,6 +158,7 @@ def tasks_complete(request, task_id: DbId, payload: schemas.CompleteIn):
 def tasks_fail(request, task_id: DbId, payload: schemas.FailIn):
     """A failed attempt: retried with backoff, or escalated after max attempts (`permanent` fails now)."""
     require_scope(request, "worker")
+    _own_worker(request, payload.worker)
     services.task_fail(
         task_id,
         worker_id=payload.worker,
@@ -136,6 +173,7 @@ def tasks_fail(request, task_id: DbId, payload: schemas.FailIn):
 def tasks_release(request, task_id: DbId, payload: schemas.LeaseIn):
     """Give a task back unfinished (shutting down): pending again, the attempt not counted."""
     require_scope(request, "worker")
+    _own_worker(request, payload.worker)
     services.task_release(task_id, worker_id=payload.worker, incarnation=payload.incarnation)
     return task_out(_task(task_id))
 
@@ -143,16 +181,8 @@ def tasks_release(request, task_id: DbId, payload: schemas.LeaseIn):
 # --- tasks -------------------------------------------------------------------------------------------
 
 
-class TaskFilter(Schema):
-    status: str | None = None
-    kind: str | None = None
-    source: str | None = None
-    limit: int = 50
-    offset: int = 0
-
-
 @router.get("/tasks", response=schemas.TaskPageOut)
-def tasks_list(request, filters: Query[TaskFilter]):
+def tasks_list(request, filters: Query[schemas.TaskFilter]):
     """Newest first; `status` may be a comma-separated list."""
     require_scope(request, "read")
     qs = Task.objects.select_related("lease_owner").order_by("-created_at", "-id")
@@ -171,8 +201,6 @@ def tasks_list(request, filters: Query[TaskFilter]):
         qs = qs.filter(kind=filters.kind)
     if filters.source:
         qs = qs.filter(source=filters.source)
-    if not 1 <= filters.limit <= 500 or filters.offset < 0:
-        raise EngineError("bad_page", "limit must be 1 to 500 and offset at least 0", status=422)
     items = list(qs[filters.offset : filters.offset + filters.limit])
     return {"items": [task_out(t) for t in items], "count": qs.count()}
 

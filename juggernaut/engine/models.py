@@ -72,10 +72,24 @@ class WorkerQuerySet(models.QuerySet):
         return self.filter(stopped_at__isnull=True, last_heartbeat__lt=live_cutoff(now))
 
 
+# Who registered a worker: the built-in process, ``token:<id>`` or ``user:<id>`` (an operator session).
+BUILTIN_OWNER = "builtin"
+ANY_KIND = "*"
+
+
+def any_kind() -> list[str]:
+    return [ANY_KIND]
+
+
 class Worker(models.Model):
-    """A process that runs tasks. ``incarnation`` changes on every (re)start, which fences old leases."""
+    """A process that runs tasks. ``incarnation`` changes on every (re)start, which fences old leases.
+
+    Only its ``owner`` may act for it; it claims only the task ``kinds`` it declared (``*``: any).
+    """
 
     name = models.CharField(max_length=100, unique=True)
+    owner = models.CharField(max_length=64, default=BUILTIN_OWNER)
+    kinds = models.JSONField(default=any_kind, blank=True)
     capabilities = models.JSONField(default=list, blank=True)
     incarnation = models.UUIDField(default=uuid.uuid4)
     concurrency = models.PositiveIntegerField(default=1)
@@ -98,9 +112,12 @@ class Worker(models.Model):
     def heartbeat_age(self, now=None) -> timedelta:
         return (now or timezone.now()) - self.last_heartbeat
 
-    def can_run(self, required: list[str] | None) -> bool:
-        """Whether this worker has every capability in ``required``."""
-        return set(required or []) <= set(self.capabilities or [])
+    def can_run(self, required: list[str] | None, kind: str | None = None) -> bool:
+        """Whether this worker has every capability in ``required`` (and runs ``kind``, if given)."""
+        return set(required or []) <= set(self.capabilities or []) and (kind is None or self.runs_kind(kind))
+
+    def runs_kind(self, kind: str) -> bool:
+        return ANY_KIND in (self.kinds or []) or kind in (self.kinds or [])
 
 
 # The fields a transition clears, written once for every path that moves a task.

@@ -1,34 +1,58 @@
 """In/Out schemas of the engine's JSON API."""
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from ninja import Field, Schema
 
+from juggernaut.engine.services.common import CAPABILITY_RE, KIND_RE
+from juggernaut.inputs import BIGINT_MAX
 from juggernaut.schemas import DbId
+
+# The patterns the services enforce, declared so the OpenAPI schema (and its clients) know them.
+Kind = Annotated[str, Field(pattern=KIND_RE.pattern, max_length=100)]
+Capability = Annotated[str, Field(pattern=CAPABILITY_RE.pattern, max_length=100)]
+
+
+KindOrAny = Annotated[str, Field(pattern=r"^(\*|" + KIND_RE.pattern.strip("^$") + ")$", max_length=100)]
 
 
 class WorkerIn(Schema):
     name: str = Field(..., min_length=1, max_length=100)
-    capabilities: list[str] = Field(default_factory=list, max_length=50)
+    capabilities: list[Capability] = Field(default_factory=list, max_length=50)
     concurrency: int = Field(1, ge=1, le=256)
+    kinds: list[KindOrAny] = Field(
+        default_factory=lambda: ["*"], max_length=200, description='task kinds it runs; ["*"] for any'
+    )
+    takeover: bool = Field(False, description="admin only: take over a name another owner registered")
 
 
 class WorkerOut(Schema):
     id: int
     name: str
+    owner: str
+    kinds: list[str]
     capabilities: list[str]
     concurrency: int
-    incarnation: UUID
     last_heartbeat: datetime
     started_at: datetime
     stopped_at: datetime | None
     live: bool
 
 
+class WorkerRegisteredOut(WorkerOut):
+    """Only the registering caller ever sees the incarnation: every report it makes carries it."""
+
+    incarnation: UUID
+
+
 class IncarnationIn(Schema):
     incarnation: UUID
+
+
+class StopIn(Schema):
+    incarnation: UUID | None = Field(None, description="the owner's; an operator or admin may leave it out")
 
 
 class HeartbeatOut(Schema):
@@ -63,10 +87,10 @@ class LeaseOut(Schema):
 
 class TaskIn(Schema):
     title: str = Field(..., min_length=1, max_length=200)
-    kind: str = Field(..., min_length=1, max_length=100)
+    kind: Kind
     payload: dict = Field(default_factory=dict)
     priority: int = Field(0, ge=-1000, le=1000)
-    required_capabilities: list[str] | None = None
+    required_capabilities: list[Capability] | None = Field(None, max_length=50)
     source: str = "operator"
     dedupe_key: str | None = Field(None, max_length=200)
     max_attempts: int | None = Field(None, ge=1, le=100)
@@ -74,6 +98,14 @@ class TaskIn(Schema):
     depends_on: DbId | None = None
     timeout_seconds: int | None = Field(None, ge=1, le=604800)
     origin: dict = Field(default_factory=dict)
+
+
+class TaskFilter(Schema):
+    status: str | None = Field(None, description="one status or a comma-separated list", max_length=200)
+    kind: str | None = Field(None, max_length=100)
+    source: str | None = Field(None, max_length=20)
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0, le=BIGINT_MAX)
 
 
 class TaskPatch(Schema):

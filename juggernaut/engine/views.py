@@ -24,6 +24,8 @@ from juggernaut.engine import live, services
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.forms import TaskFilterForm
 from juggernaut.engine.models import Task, Worker
+from juggernaut.errors import HQError
+from juggernaut.inputs import json_strict_loads
 
 ACTIONS = {
     "approve": services.task_approve,
@@ -149,9 +151,11 @@ def worker_detail(request: HttpRequest, worker_id: int) -> HttpResponse:
 def task_create(request: HttpRequest) -> HttpResponse:
     data = request.POST
     try:
-        payload = json.loads(data.get("payload") or "{}")
+        payload = json_strict_loads(data.get("payload") or "{}")
     except json.JSONDecodeError as exc:
         return _answer(request, error=EngineError("bad_payload", f"payload is not JSON: {exc}", status=422))
+    except HQError as exc:
+        return _answer(request, error=EngineError(exc.code, f"payload: {exc.message}", status=422))
     caps = data.get("required_capabilities", "").strip()
     try:
         task = services.task_create(

@@ -109,8 +109,12 @@ class WorkerLoop:
     # -- the loop --
 
     def run(self, *, exit_when_idle: bool = False) -> None:
+        # It runs exactly the kinds it has handlers for; anything else stays for another worker.
         self.worker = services.worker_register(
-            self.name, capabilities=self.capabilities, concurrency=self.concurrency
+            self.name,
+            capabilities=self.capabilities,
+            concurrency=self.concurrency,
+            kinds=[h.kind for h in handlers.registered()],
         )
         log.info(
             "worker %s registered (capabilities: %s, incarnation %s)",

@@ -11,13 +11,16 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db import close_old_connections
 from django.http import StreamingHttpResponse
-from ninja import Router, Schema
+from ninja import Path, Query, Router, Schema
 
 from juggernaut.auth import origin_allowed, require_scope
 from juggernaut.errors import HQError
-from juggernaut.events import EventError, events_after, last_seqs, topic_validate
+from juggernaut.events import TOPIC_RE, EventError, events_after, last_seqs, topic_validate
 from juggernaut.events.consumers import EventSubscriber
+from juggernaut.events.relay import get_relay
+from juggernaut.inputs import BIGINT_MAX
 
 router = Router(tags=["events"])
 
@@ -45,22 +48,30 @@ def _topic(topic: str) -> str:
         raise HQError("bad_topic", str(exc), status=400) from exc
 
 
+Topic = Path(..., pattern=TOPIC_RE.pattern)
+
+
 @router.get("/{topic}", response=EventPageOut)
-def events_replay(request, topic: str, after_seq: int = 0, limit: int = 100):
+def events_replay(
+    request,
+    topic: str = Topic,
+    after_seq: int = Query(0, ge=0, le=BIGINT_MAX),
+    limit: int = Query(100, ge=1, le=1000),
+):
     """Events of a topic with `seq > after_seq`, oldest first (at most `limit`, up to 1000)."""
     require_scope(request, "read")
     _topic(topic)
-    if limit < 1 or limit > 1000:
-        raise HQError("bad_limit", "limit must be between 1 and 1000", status=422)
     return {
         "topic": topic,
         "last_seq": last_seqs([topic]).get(topic, 0),
-        "events": events_after(topic, max(after_seq, 0), limit=limit),
+        "events": events_after(topic, after_seq, limit=limit),
     }
 
 
 @router.get("/{topic}/stream", response={200: None})
-async def events_stream(request, topic: str, after_seq: int | None = None):
+async def events_stream(
+    request, topic: str = Topic, after_seq: int | None = Query(None, ge=0, le=BIGINT_MAX)
+):
     """Server-sent events: `id:` is the seq; resume with `Last-Event-ID` or `after_seq`; `: ping` heartbeats."""
     await sync_to_async(require_scope)(request, "read")
     _topic(topic)
@@ -71,15 +82,21 @@ async def events_stream(request, topic: str, after_seq: int | None = None):
     if resume:
         try:
             start = int(resume)
-        except ValueError as exc:
-            raise HQError("bad_last_event_id", "Last-Event-ID must be a seq number", status=400) from exc
-    response = StreamingHttpResponse(_sse(topic, max(start, 0)), content_type="text/event-stream")
+        except ValueError:
+            start = -1
+        if not 0 <= start <= BIGINT_MAX:
+            raise HQError("bad_last_event_id", "Last-Event-ID must be a seq number", status=400)
+    principal = request.auth
+    # The stream may last hours: give the pool back the connection that authenticated it.
+    await sync_to_async(close_old_connections)()
+    token_id = principal.token.pk if principal.token else None
+    response = StreamingHttpResponse(_sse(topic, max(start, 0), token_id), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
 
 
-async def _sse(topic: str, after_seq: int):
+async def _sse(topic: str, after_seq: int, token_id: int | None):
     layer = get_channel_layer()
     channel = await layer.new_channel()
     pending: list[dict] = []
@@ -88,6 +105,9 @@ async def _sse(topic: str, after_seq: int):
         pending.extend(envelopes)
 
     subscriber = EventSubscriber(layer, channel, deliver)
+    relay = get_relay()
+    if token_id is not None:
+        relay.watch_token(token_id, channel)
     try:
         yield "retry: 3000\n\n"
         await subscriber.subscribe(topic, after_seq)
@@ -102,6 +122,12 @@ async def _sse(topic: str, after_seq: int):
             except TimeoutError:
                 yield ": ping\n\n"
                 continue
+            if message["type"] == "token.revoked":
+                revoked = {"code": "token_revoked", "message": "the token of this stream was revoked or expired"}
+                yield f"event: error\ndata: {json.dumps({'error': {**revoked, 'details': None}})}\n\n"
+                return
             await subscriber.on_batch(message["topic"], message["events"])
     finally:
+        if token_id is not None:
+            relay.unwatch_token(token_id, channel)
         await subscriber.close()

@@ -17,7 +17,8 @@ import weakref
 from collections import OrderedDict
 from urllib.parse import parse_qs
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -25,6 +26,7 @@ from juggernaut import hq
 from juggernaut.errors import HQError
 from juggernaut.events import EventError, events_after, group_name, last_seqs, topic_validate
 from juggernaut.events.relay import get_relay
+from juggernaut.inputs import BIGINT_MAX, json_strict_loads
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,10 @@ log = logging.getLogger(__name__)
 AGES = re.compile(r"(<time [^>]*>)[^<]*(</time>)")
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_INTERNAL = 1011
 MAX_TOPICS = 50
+# A client's frame is a subscription message: a few topics and numbers.
+MAX_FRAME_CHARS = 16_384
 
 
 class EventSubscriber:
@@ -84,7 +89,7 @@ class EventSubscriber:
 
     async def _catch_up(self, topic: str, upto: int | None) -> None:
         while True:
-            page = await sync_to_async(events_after)(topic, self.sent[topic], limit=500)
+            page = await database_sync_to_async(events_after)(topic, self.sent[topic], limit=500)
             if upto is not None:
                 page = [e for e in page if e["seq"] <= upto]
             if not page:
@@ -100,16 +105,67 @@ class EventSubscriber:
 
 
 class SubscribingConsumer(AsyncWebsocketConsumer):
-    """A websocket with an ``EventSubscriber``: group batches go through it, and it leaves on close."""
+    """A websocket with an ``EventSubscriber``: group batches go through it, and it leaves on close.
+
+    Whatever a handler raises, the client gets an error frame and a 1011 close, and the cleanup
+    (leaving groups, the relay unwatching topics and the token) runs exactly once, on every way out.
+    """
 
     subscriber: EventSubscriber
+    token_id: int | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._cleanup()
+
+    async def dispatch(self, message: dict) -> None:
+        try:
+            await super().dispatch(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            log.exception("websocket consumer failed on %s; closing it", message.get("type"))
+            await self._fail()
+
+    async def _fail(self) -> None:
+        try:
+            await self._send_error("internal_error", "the server failed on this connection; reconnect")
+            await self.close(code=CLOSE_INTERNAL)
+        except Exception:  # the socket may already be gone; the cleanup below still runs
+            log.debug("could not send the error frame", exc_info=True)
+        await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        subscriber = self.__dict__.pop("subscriber", None)
+        if subscriber is not None:
+            await subscriber.close()
+        if self.token_id is not None:
+            get_relay().unwatch_token(self.token_id, self.channel_name)
+            self.token_id = None
+
+    async def _accept_principal(self, principal) -> None:
+        """Accept, and have the relay close this socket if the caller's token is revoked."""
+        await self.accept()
+        if principal.token is not None:
+            self.token_id = principal.token.pk
+            get_relay().watch_token(self.token_id, self.channel_name)
 
     async def disconnect(self, code) -> None:
-        if hasattr(self, "subscriber"):
-            await self.subscriber.close()
+        await self._cleanup()
 
     async def events_batch(self, message: dict) -> None:
-        await self.subscriber.on_batch(message["topic"], message["events"])
+        if hasattr(self, "subscriber"):
+            await self.subscriber.on_batch(message["topic"], message["events"])
+
+    async def token_revoked(self, message: dict) -> None:
+        await self._send_error("token_revoked", "the token of this connection was revoked or expired")
+        await self.close(code=CLOSE_UNAUTHORIZED)
+        await self._cleanup()
+
+    async def _send_error(self, code: str, message: str) -> None:
+        await self.send(text_data=json.dumps(HQError(code, message).as_dict()))
 
 
 class EventsConsumer(SubscribingConsumer):
@@ -121,38 +177,57 @@ class EventsConsumer(SubscribingConsumer):
             await self.close(code=CLOSE_UNAUTHORIZED)
             return
         self.subscriber = EventSubscriber(self.channel_layer, self.channel_name, self._send_envelopes)
-        await self.accept()
+        await self._accept_principal(principal)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         try:
-            message = json.loads(text_data or "")
-            if not isinstance(message, dict):
-                raise ValueError("expected a JSON object")
-            topics = message.get("subscribe", [])
-            after = message.get("after_seq", {}) or {}
-            drop = message.get("unsubscribe", [])
-            if not isinstance(topics, list) or not isinstance(after, dict) or not isinstance(drop, list):
-                raise ValueError("subscribe and unsubscribe are lists, after_seq an object")
-            for topic in topics + drop:
-                topic_validate(topic)
-            if len(set(topics) | set(self.subscriber.sent)) > MAX_TOPICS:
-                raise ValueError(f"at most {MAX_TOPICS} topics per connection")
-            seqs = {t: int(after.get(t, 0) or 0) for t in topics}
+            topics, seqs, drop = self._parse(text_data, bytes_data)
+        except HQError as exc:
+            await self._send_error(exc.code, exc.message)
+            return
         except (ValueError, TypeError, EventError) as exc:
             await self._send_error("bad_request", str(exc))
             return
         for topic in drop:
             await self.subscriber.unsubscribe(topic)
         for topic in topics:
-            await self.subscriber.subscribe(topic, seqs[topic])
+            try:
+                await self.subscriber.subscribe(topic, seqs[topic])
+            except Exception:
+                # Leave nothing half-joined: the client may simply subscribe again.
+                log.exception("subscribing to %s failed", topic)
+                await self.subscriber.unsubscribe(topic)
+                await self._send_error("subscribe_failed", f"could not subscribe to {topic}; try again")
         await self.send(text_data=json.dumps({"subscribed": sorted(self.subscriber.sent)}))
+
+    def _parse(self, text_data, bytes_data) -> tuple[list[str], dict[str, int], list[str]]:
+        if bytes_data is not None or text_data is None:
+            raise ValueError("send text frames holding a JSON object")
+        if len(text_data) > MAX_FRAME_CHARS:
+            raise HQError("frame_too_large", f"a frame may hold at most {MAX_FRAME_CHARS} characters")
+        message = json_strict_loads(text_data)
+        if not isinstance(message, dict):
+            raise ValueError("expected a JSON object")
+        topics = message.get("subscribe", [])
+        after = message.get("after_seq", {}) or {}
+        drop = message.get("unsubscribe", [])
+        if not isinstance(topics, list) or not isinstance(after, dict) or not isinstance(drop, list):
+            raise ValueError("subscribe and unsubscribe are lists, after_seq an object")
+        for topic in topics + drop:
+            topic_validate(topic)
+        if len(set(topics) | set(self.subscriber.sent)) > MAX_TOPICS:
+            raise ValueError(f"at most {MAX_TOPICS} topics per connection")
+        seqs = {}
+        for topic in topics:
+            seq = after.get(topic, 0) or 0
+            if isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= BIGINT_MAX:
+                raise ValueError(f"after_seq of {topic} must be a whole number from 0 to {BIGINT_MAX}")
+            seqs[topic] = seq
+        return topics, seqs, drop
 
     async def _send_envelopes(self, envelopes: list[dict]) -> None:
         for env in envelopes:
             await self.send(text_data=json.dumps(env))
-
-    async def _send_error(self, code: str, message: str) -> None:
-        await self.send(text_data=json.dumps(HQError(code, message).as_dict()))
 
 
 class HQConsumer(SubscribingConsumer):
@@ -171,21 +246,21 @@ class HQConsumer(SubscribingConsumer):
         self.page = (query.get("page") or [hq.OVERVIEW])[0][:40]
         self.topics = hq.live_topics()
         self.subscriber = EventSubscriber(self.channel_layer, self.channel_name, self._render)
-        await self.accept()
+        await self._accept_principal(principal)
         # Counters first, then the render: anything committed in between arrives as an event.
-        seqs = await sync_to_async(last_seqs)(self.topics)
-        await self.send(text_data=await sync_to_async(hq.render_resync)(self.page))
+        seqs = await database_sync_to_async(last_seqs)(self.topics)
+        await self.send(text_data=await database_sync_to_async(hq.render_resync)(self.page))
         for topic in self.topics:
             await self.subscriber.subscribe(topic, seqs.get(topic, 0))
         self.refresher = asyncio.get_running_loop().create_task(self._refresh())
 
-    async def disconnect(self, code) -> None:
-        refresher = getattr(self, "refresher", None)
+    async def _cleanup(self) -> None:
+        refresher = self.__dict__.pop("refresher", None)
         if refresher is not None:
             refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await refresher
-        await super().disconnect(code)
+        await super()._cleanup()
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         """htmx may send form values over the socket; the HQ uses plain HTTP for actions."""
@@ -251,12 +326,15 @@ class SharedRenders:
         render = self.renders.get(key)
         if render is None:
             self.count += 1
-            render = asyncio.ensure_future(sync_to_async(render_sync)())
+            render = asyncio.ensure_future(database_sync_to_async(render_sync)())
             self.renders[key] = render
             while len(self.renders) > self.KEEP:
                 self.renders.popitem(last=False)
         return await asyncio.shield(render)
 
     async def html(self, page: str, envelopes: list[dict]) -> str:
-        key = (page, envelopes[0]["topic"], envelopes[0]["seq"], envelopes[-1]["seq"])
+        # The timestamps make the key unique even where sequence numbers start again (a database
+        # emptied under a running server, as between tests): a stale render is never reused.
+        first, last = envelopes[0], envelopes[-1]
+        key = (page, first["topic"], first["seq"], last["seq"], first["ts"], last["ts"])
         return await self._shared(key, lambda: hq.render_events(envelopes, page))

@@ -13,13 +13,14 @@ import logging
 from collections import Counter
 
 import psycopg
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from juggernaut.db import pg_connect_params
 from juggernaut.events import NOTIFY_CHANNEL, events_after, group_name, last_seqs, wake
+from juggernaut.models import ApiToken
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,9 @@ class Relay:
         self.layer = get_channel_layer()
         self.tasks: list[asyncio.Task] = []
         self.polls = 0
+        # Channels (websockets, SSE streams) opened with each API token, closed when it stops working.
+        self.token_channels: dict[int, set[str]] = {}
+        self.tokens_checked_at = 0.0
 
     def start(self) -> None:
         self.tasks.append(self.loop.create_task(self._run(), name="event-relay"))
@@ -44,7 +48,7 @@ class Relay:
     async def watch(self, topic: str) -> None:
         self.refs[topic] += 1
         if topic not in self.watermarks:
-            seqs = await sync_to_async(last_seqs)([topic])
+            seqs = await database_sync_to_async(last_seqs)([topic])
             self.watermarks.setdefault(topic, seqs.get(topic, 0))
 
     def unwatch(self, topic: str) -> None:
@@ -53,27 +57,48 @@ class Relay:
             del self.refs[topic]
             self.watermarks.pop(topic, None)
 
+    def watch_token(self, token_id: int, channel_name: str) -> None:
+        self.token_channels.setdefault(token_id, set()).add(channel_name)
+
+    def unwatch_token(self, token_id: int, channel_name: str) -> None:
+        channels = self.token_channels.get(token_id, set())
+        channels.discard(channel_name)
+        if not channels:
+            self.token_channels.pop(token_id, None)
+
     def poke(self) -> None:
         self.wake.set()
 
     async def _run(self) -> None:
-        interval = settings.EVENTS_POLL_SECONDS
+        interval = min(settings.EVENTS_POLL_SECONDS, settings.HQ_TOKEN_CHECK_SECONDS)
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout=interval)
             self.wake.clear()
-            if not self.watermarks:
-                continue
             try:
-                await self.poll()
+                await self.check_tokens()
+                if self.watermarks:
+                    await self.poll()
             except Exception:
                 log.exception("event relay poll failed; retrying")
-                await sync_to_async(close_old_connections)()
                 await asyncio.sleep(interval)
+
+    async def check_tokens(self) -> None:
+        """Tell every stream opened with a token that was revoked, expired or whose user was
+        deactivated (one query per interval for the whole process, not one per connection)."""
+        now = self.loop.time()
+        if not self.token_channels or now - self.tokens_checked_at < settings.HQ_TOKEN_CHECK_SECONDS:
+            return
+        self.tokens_checked_at = now
+        ids = list(self.token_channels)
+        alive = await database_sync_to_async(_usable_token_ids)(ids)
+        for token_id in set(ids) - alive:
+            for channel in self.token_channels.pop(token_id, set()):
+                await self.layer.send(channel, {"type": "token.revoked"})
 
     async def poll(self) -> None:
         self.polls += 1
-        batches = await sync_to_async(self._fetch)(dict(self.watermarks))
+        batches = await database_sync_to_async(self._fetch)(dict(self.watermarks))
         for topic, envelopes in batches.items():
             if topic not in self.watermarks or not envelopes:
                 continue
@@ -115,6 +140,10 @@ class Relay:
                 log.warning("event relay LISTEN connection lost (%s); retrying in %.0fs", exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+
+
+def _usable_token_ids(ids: list[int]) -> set[int]:
+    return set(ApiToken.objects.usable().filter(pk__in=ids, user__is_active=True).values_list("pk", flat=True))
 
 
 def get_relay() -> Relay:

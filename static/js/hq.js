@@ -84,7 +84,7 @@
 })();
 
 // A success message in the flash is news for a few seconds, then makes room (refusals stay).
-document.addEventListener("htmx:afterSettle", function () {
+document.addEventListener("htmx:oobAfterSwap", function () {
   var ok = document.querySelector("#hq-flash .msg-success");
   if (!ok) return;
   setTimeout(function () { if (ok.isConnected) ok.remove(); }, 8000);
@@ -96,4 +96,15 @@ document.addEventListener("htmx:afterSettle", function () {
   if (!form || !form.hasAttribute("data-reset-on-success")) return;
   window.__hqLastForm = null;
   if (!document.querySelector("#hq-flash .msg-error")) form.reset();
+});
+
+// The activity feed on a page left open: newest first, each event once, at most 100 items.
+document.addEventListener("htmx:wsAfterMessage", function () {
+  var list = document.getElementById("hq-activity");
+  if (!list) return;
+  var seen = {};
+  list.querySelectorAll(".activity-item").forEach(function (item, index) {
+    if (seen[item.id] || index >= 100) item.remove();
+    seen[item.id] = true;
+  });
 });

@@ -5,12 +5,23 @@ Run against a Postgres server (the script creates and drops its own database):
     DEBUG=1 DATABASE_URL=postgres://postgres@127.0.0.1:5432/jhq_bench .venv/bin/python tests/bench/bench_engine.py
 
 It prints figures and asserts nothing about time. Workers are separate processes (as in
-production), each a plain claim → complete loop; the peer is the same workload through django-q2's
-ORM broker (``enqueue`` / ``dequeue`` / ``acknowledge``), the broker the HQ's jobs cluster uses.
+production), each a plain claim → complete loop over the same no-op jobs. Systems in the same run:
+
+- the engine, claiming with its one Postgres statement (``FOR UPDATE SKIP LOCKED`` … ``RETURNING``);
+- the engine through its ORM path (compare-and-set per candidate, as on SQLite), to show what that
+  statement is worth;
+- django-q2's ORM broker (``enqueue`` / ``dequeue`` / ``acknowledge``), the broker the jobs cluster uses;
+- procrastinate (``pip install -e '.[bench]'``), the Postgres task queue a team might pick instead;
+- bare psycopg: one ``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING`` and
+  one ``UPDATE`` per job on a minimal table, the floor of what Postgres allows on this machine.
+
+procrastinate's worker loop has no per-claim hook, so it reports throughput only.
 """
 
 import argparse
+import asyncio
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -67,24 +78,43 @@ def pct(values: list[float], q: float) -> float:
 # --- child roles ---------------------------------------------------------------------------------
 
 
-def role_engine_worker(name: str) -> None:
-    from juggernaut.engine import services
-
-    worker = services.worker_register(name, capabilities=[])
+def claim_complete_loop(claim, complete) -> None:
+    """Say ready, wait for the start, then claim and complete one job at a time until none is left;
+    print how many were done and how long each claim took."""
     print("ready", flush=True)
     sys.stdin.readline()
     latencies: list[float] = []
     done = 0
     while True:
         t0 = time.perf_counter()
-        tasks = services.task_claim(worker, incarnation=worker.incarnation, limit=1)
+        job = claim()
         latencies.append(time.perf_counter() - t0)
-        if not tasks:
+        if job is None:
             break
-        for task in tasks:
-            services.task_complete(task.pk, worker_id=worker.pk, incarnation=worker.incarnation, result=None)
-            done += 1
+        complete(job)
+        done += 1
     print(json.dumps({"done": done, "latencies": latencies}), flush=True)
+
+
+def role_engine_worker(name: str) -> None:
+    from juggernaut.engine import services
+
+    worker = services.worker_register(name, capabilities=[])
+    fence = {"worker_id": worker.pk, "incarnation": worker.incarnation}
+
+    def claim():
+        tasks = services.task_claim(worker, incarnation=worker.incarnation, limit=1)
+        return tasks[0] if tasks else None
+
+    claim_complete_loop(claim, lambda task: services.task_complete(task.pk, result=None, **fence))
+
+
+def role_engine_orm_worker(name: str) -> None:
+    """The engine's ORM claim and completion (its SQLite path) against Postgres."""
+    from juggernaut.engine.services import claims
+
+    claims.is_postgres = lambda: False
+    role_engine_worker(name)
 
 
 def role_q_worker(name: str) -> None:
@@ -107,6 +137,86 @@ def role_q_worker(name: str) -> None:
             broker.acknowledge(task_id)
             done += 1
     print(json.dumps({"done": done, "latencies": latencies}), flush=True)
+
+
+BARE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bench_bare_jobs (
+    id bigserial PRIMARY KEY,
+    status text NOT NULL DEFAULT 'pending',
+    priority int NOT NULL DEFAULT 0,
+    attempts int NOT NULL DEFAULT 0,
+    payload jsonb NOT NULL DEFAULT '{}',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    started_at timestamptz,
+    finished_at timestamptz
+);
+CREATE INDEX IF NOT EXISTS bench_bare_claim_idx ON bench_bare_jobs (priority DESC, id)
+    WHERE status = 'pending';
+TRUNCATE bench_bare_jobs;
+"""
+BARE_CLAIM = """
+UPDATE bench_bare_jobs SET status = 'running', attempts = attempts + 1, started_at = now()
+WHERE id = (
+    SELECT id FROM bench_bare_jobs WHERE status = 'pending'
+    ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+BARE_COMPLETE = (
+    "UPDATE bench_bare_jobs SET status = 'done', finished_at = now() WHERE id = %s AND status = 'running'"
+)
+
+
+def role_bare_worker(name: str) -> None:
+    import psycopg
+
+    from juggernaut.db import pg_connect_params
+
+    with psycopg.connect(**pg_connect_params(), autocommit=True) as conn:
+        claim_complete_loop(
+            lambda: conn.execute(BARE_CLAIM).fetchone(), lambda row: conn.execute(BARE_COMPLETE, row)
+        )
+
+
+def procrastinate_app():
+    """A procrastinate app on the bench database with one no-op task; returns (app, task, counter)."""
+    import procrastinate
+
+    from juggernaut.db import pg_connect_params
+
+    # It warns about apps defined in a script's main module; workers here find the task by name.
+    logging.getLogger("procrastinate.blueprints").setLevel(logging.ERROR)
+    # One connection per worker, like the other systems here (its pool would open four).
+    connector = procrastinate.PsycopgConnector(kwargs=pg_connect_params(), min_size=1, max_size=1)
+    app = procrastinate.App(connector=connector)
+    ran = {"n": 0}
+
+    @app.task(name="bench.noop", queue="bench")
+    def noop(i: int) -> None:
+        ran["n"] += 1
+
+    return app, noop, ran
+
+
+def role_procrastinate_worker(name: str) -> None:
+    app, _noop, ran = procrastinate_app()
+
+    async def run() -> None:
+        async with app.open_async():  # connected before the start, like the other workers
+            print("ready", flush=True)
+            sys.stdin.readline()
+            # wait=False: stop once the queue is empty, like the other loops.
+            await app.run_worker_async(
+                queues=["bench"],
+                name=name,
+                concurrency=1,
+                wait=False,
+                listen_notify=False,
+                install_signal_handlers=False,
+            )
+
+    asyncio.run(run())
+    print(json.dumps({"done": ran["n"], "latencies": []}), flush=True)
 
 
 def role_victim(name: str) -> None:
@@ -169,7 +279,7 @@ def run_phase(role: str, workers: int) -> dict:
     }
 
 
-def engine_workload(workers: int) -> dict:
+def engine_workload(workers: int, role: str = "engine-worker") -> dict:
     from django.db import connection
 
     from juggernaut.engine import services
@@ -180,11 +290,65 @@ def engine_workload(workers: int) -> dict:
         services.task_create(f"bench {i}", kind="noop", priority=i % 5)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE engine_tasks")
-    result = run_phase("engine-worker", workers)
+    result = run_phase(role, workers)
     from juggernaut.engine.models import Status, Task
 
     result["left"] = Task.objects.exclude(status=Status.DONE).count()
     return result
+
+
+def engine_orm_workload(workers: int) -> dict:
+    return engine_workload(workers, role="engine-orm-worker")
+
+
+def bare_workload(workers: int) -> dict:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(BARE_SCHEMA)
+        cursor.execute(
+            "INSERT INTO bench_bare_jobs (priority, payload) SELECT i %% 5, '{}' FROM generate_series(1, %s) i",
+            [TASKS],
+        )
+        cursor.execute("ANALYZE bench_bare_jobs")
+    result = run_phase("bare-worker", workers)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM bench_bare_jobs WHERE status <> 'done'")
+        result["left"] = cursor.fetchone()[0]
+    return result
+
+
+def procrastinate_workload(workers: int) -> dict:
+    app, noop, _ran = procrastinate_app()
+
+    async def enqueue() -> None:
+        async with app.open_async():
+            await app.connector.execute_query_async("DELETE FROM procrastinate_jobs")
+            for start in range(0, TASKS, 500):
+                await noop.batch_defer_async(*[{"i": i} for i in range(start, min(start + 500, TASKS))])
+
+    asyncio.run(enqueue())
+    result = run_phase("procrastinate-worker", workers)
+
+    async def left() -> int:
+        async with app.open_async():
+            row = await app.connector.execute_query_one_async(
+                "SELECT count(*) AS n FROM procrastinate_jobs WHERE status <> 'succeeded'"
+            )
+            return row["n"]
+
+    result["left"] = asyncio.run(left())
+    return result
+
+
+def procrastinate_schema() -> None:
+    app, _noop, _ran = procrastinate_app()
+
+    async def apply() -> None:
+        async with app.open_async():
+            await app.schema_manager.apply_schema_async()
+
+    asyncio.run(apply())
 
 
 def q_workload(workers: int) -> dict:
@@ -240,7 +404,10 @@ def main() -> None:
         setup_django()
         {
             "engine-worker": role_engine_worker,
+            "engine-orm-worker": role_engine_orm_worker,
             "q-worker": role_q_worker,
+            "bare-worker": role_bare_worker,
+            "procrastinate-worker": role_procrastinate_worker,
             "victim": role_victim,
             "rescuer": role_rescuer,
         }[args.role](args.name)
@@ -255,6 +422,7 @@ def main() -> None:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+        procrastinate_schema()
         print(
             f"engine bench: {TASKS} no-op tasks per run, workers are processes, Postgres; cpus={os.cpu_count()}"
         )
@@ -264,13 +432,15 @@ def main() -> None:
         for n in WORKER_COUNTS:
             for label, run in (
                 ("engine (SKIP LOCKED)", engine_workload),
+                ("engine (ORM path)", engine_orm_workload),
                 ("django-q2 ORM broker", q_workload),
+                ("procrastinate", procrastinate_workload),
+                ("bare psycopg floor", bare_workload),
             ):
                 r = run(n)
-                print(
-                    f"{n:>7}  {label:<22} {r['rate']:>8.0f} {r['p50_ms']:>8.2f}ms {r['p95_ms']:>8.2f}ms {r['left']:>5}",
-                    flush=True,
-                )
+                p50 = "n/a" if r["p50_ms"] != r["p50_ms"] else f"{r['p50_ms']:.2f}ms"
+                p95 = "n/a" if r["p95_ms"] != r["p95_ms"] else f"{r['p95_ms']:.2f}ms"
+                print(f"{n:>7}  {label:<22} {r['rate']:>8.0f} {p50:>10} {p95:>10} {r['left']:>5}", flush=True)
         from django.conf import settings
 
         rescue = death_to_rescue()

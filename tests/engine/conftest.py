@@ -1,13 +1,20 @@
-"""Engine fixtures: workers, handlers registered for one test, and worker loops run in threads."""
+"""Engine fixtures: workers, handlers registered for one test, worker loops run in threads, and
+``manage.py engine_worker`` processes on the test database."""
 
+import os
+import subprocess
+import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 from django.db import connection
 
+from juggernaut.db import pool_at_least
 from juggernaut.engine import handlers, services
 from juggernaut.engine.worker import WorkerLoop
+from tests.conftest import ROOT, database_url_for_subprocess
 
 
 @pytest.fixture
@@ -79,6 +86,39 @@ class LoopThreads:
 
 @pytest.fixture
 def loops() -> Iterator[LoopThreads]:
+    # Real workers are processes with a pool each; these loops share one process, so one pool for
+    # all of them (16 loops × their threads), grown before any thread takes a connection.
+    pool_at_least(64)
     threads = LoopThreads()
     yield threads
     threads.stop()
+
+
+@pytest.fixture
+def start_worker():
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        env = dict(
+            os.environ,
+            DEBUG="1",
+            DATABASE_URL=database_url_for_subprocess(),
+            HQ_VAR_DIR=tempfile.mkdtemp(prefix="hq-worker-"),
+            ENGINE_HEARTBEAT_SECONDS="1",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "engine_worker", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

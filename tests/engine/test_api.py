@@ -5,7 +5,7 @@ import json
 import pytest
 
 from juggernaut.engine import services
-from juggernaut.engine.models import Status, Task
+from juggernaut.engine.models import Status, Task, Worker
 
 
 def post(client, path: str, body=None, **headers):
@@ -25,6 +25,13 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 @pytest.fixture
 def worker_headers(bearer):
     return bearer("worker")
+
+
+def register_over_http(client, headers, name: str = "ext", **extra) -> Worker:
+    """Register as an external worker does: the worker then belongs to the caller's token."""
+    answer = post(client, "/workers", {"name": name, **extra}, **headers)
+    assert answer.status_code == 201, answer.content
+    return Worker.objects.get(pk=answer.json()["id"])
 
 
 def test_it_runs_the_claim_protocol_over_http(client, worker_headers):
@@ -52,7 +59,7 @@ def test_it_runs_the_claim_protocol_over_http(client, worker_headers):
 
 
 def test_it_reports_a_failure_with_backoff(client, worker_headers):
-    worker = services.worker_register("ext", capabilities=[])
+    worker = register_over_http(client, worker_headers)
     task = services.task_create("flaky", kind="noop")
     services.task_claim(worker, incarnation=worker.incarnation)
 
@@ -77,7 +84,7 @@ def test_it_refuses_a_read_token_on_the_claim_protocol(client, bearer):
 
 
 def test_it_lets_a_worker_token_claim_but_not_steer(client, worker_headers):
-    worker = services.worker_register("ext", capabilities=[])
+    worker = register_over_http(client, worker_headers)
     task = services.task_create("t", kind="noop")
     ok = post(
         client, "/claim", {"worker": worker.pk, "incarnation": str(worker.incarnation)}, **worker_headers
@@ -126,7 +133,7 @@ def test_it_answers_illegal_transitions_with_409(client, bearer):
 
 
 def test_it_refuses_a_late_complete_with_409_and_changes_nothing(client, worker_headers):
-    worker = services.worker_register("ext", capabilities=[])
+    worker = register_over_http(client, worker_headers)
     task = services.task_create("t", kind="noop")
     services.task_claim(worker, incarnation=worker.incarnation)
     services.task_cancel(task.pk, actor="operator:alice")

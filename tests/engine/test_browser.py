@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from juggernaut.engine import services
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.browser
 
 
 def test_it_approves_a_waiting_task_and_shows_new_tasks_live(signed_in_page, hq_server):

@@ -10,7 +10,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 def test_it_needs_an_operator(client, bob):
     assert client.get("/engine/").status_code == 302
     client.force_login(bob)
-    assert client.get("/engine/").status_code == 302
+    assert client.get("/engine/").status_code == 403  # a clear refusal, not a sign-in loop
 
 
 def test_it_shows_queue_workers_and_waiting_tasks(alice_client):

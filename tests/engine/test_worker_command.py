@@ -1,10 +1,6 @@
 """``manage.py engine_worker`` as a real process on the test database: runs tasks, stops cleanly."""
 
-import os
 import signal
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -12,7 +8,6 @@ import pytest
 
 from juggernaut.engine import services
 from juggernaut.engine.models import Status, Task, Worker
-from tests.conftest import ROOT, database_url_for_subprocess
 
 pytestmark = pytest.mark.slow  # each test starts manage.py engine_worker as a process
 
@@ -24,36 +19,6 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "co
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def start_worker():
-    procs: list[subprocess.Popen] = []
-
-    def start(*args: str) -> subprocess.Popen:
-        env = dict(
-            os.environ,
-            DEBUG="1",
-            DATABASE_URL=database_url_for_subprocess(),
-            HQ_VAR_DIR=tempfile.mkdtemp(prefix="hq-worker-"),
-            ENGINE_HEARTBEAT_SECONDS="1",
-        )
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "engine_worker", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
 
 
 @pytest.mark.django_db(transaction=True)

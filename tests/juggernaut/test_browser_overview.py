@@ -9,7 +9,7 @@ from django.db import connection
 from juggernaut.events import publish
 from tests.conftest import DaphneServer, sign_in
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.browser
 
 
 def publish_from_another_thread(topic: str, type: str, data: dict) -> None:

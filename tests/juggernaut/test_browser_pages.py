@@ -27,7 +27,12 @@ def test_it_opens_every_page_without_a_console_error(signed_in_page, hq_server, 
     services.task_fail(failed.pk, worker_id=worker.pk, incarnation=worker.incarnation, error=long_error)
     services.task_create("Rotate the log files", kind="noop", dedupe_key="rotate-logs")
     services.task_create("Ship release 2.4", kind="noop", needs_approval=True)
+    # Every page the nav links to (each area's page, whichever app registered it), plus the rest.
+    nav = page.eval_on_selector_all("nav.nav a", "links => links.map(a => a.getAttribute('href'))")
     pages = {
+        f"nav-{href.strip('/').replace('/', '-') or 'overview'}": href for href in nav if href != "/admin/"
+    }
+    pages |= {
         "overview": "/",
         "engine": "/engine/",
         "tasks": "/engine/tasks/?q=rotate",
@@ -50,6 +55,10 @@ def test_it_opens_every_page_without_a_console_error(signed_in_page, hq_server, 
                 in_thread(lambda n=n, w=width: services.task_create(f"Live {n}-{w}", kind="noop"))
                 if name == "overview":
                     expect(page.locator("#hq-activity")).to_contain_text(f"update {n}-{width}")
+                    ids = page.eval_on_selector_all(
+                        "#hq-activity .activity-item", "items => items.map(i => i.id)"
+                    )
+                    assert len(ids) == len(set(ids)), f"an event shows twice in the feed: {ids}"
                 if name == "engine":
                     expect(page.locator("#engine-tasks")).to_contain_text(f"Live {n}-{width}")
             page.wait_for_timeout(300)

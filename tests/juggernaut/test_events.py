@@ -9,24 +9,14 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import ApplicationCommunicator, WebsocketCommunicator
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from juggernaut.asgi import application
 from juggernaut.events import EventError, publish, redact
-from juggernaut.events.relay import relays_stop
 from juggernaut.models import Event
 from juggernaut.services import events_prune
 from tests.conftest import is_postgres
-
-
-@pytest.fixture
-async def stop_relays():
-    yield
-    await relays_stop()
-    # The relay and consumers used asgiref's worker thread; its connection would outlive the test
-    # database otherwise.
-    await sync_to_async(connections.close_all)()
 
 
 async def ws_connect(raw_token: str, path: str = "/ws/events/") -> WebsocketCommunicator:
@@ -374,7 +364,7 @@ def test_it_pages_the_replay_endpoint(client, bearer):
     assert [e["seq"] for e in page["events"]] == [2, 3]
     assert client.get("/api/events/hq?limit=5000", **headers).status_code == 422
     bad = client.get("/api/events/Not%20A%20Topic", **headers)
-    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_topic"
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
 
 
 @pytest.mark.django_db

@@ -25,3 +25,24 @@ def test_it_ignores_ages_when_deciding_whether_to_resend():
     b = '<time datetime="2026-11-25T12:00:00+00:00" data-age="ago">5 s ago</time> idle'
     c = '<time datetime="2026-11-25T12:00:09+00:00" data-age="ago">5 s ago</time> idle'
     assert AGES.sub(r"\1\2", a) == AGES.sub(r"\1\2", b) != AGES.sub(r"\1\2", c)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_never_reuses_a_render_for_a_batch_with_the_same_numbers_but_other_events():
+    """Sequence numbers start again when the log is emptied under a running server: the render of an
+    old batch numbered 1 must not stand in for a new batch numbered 1."""
+    shared = SharedRenders.of_running_loop()
+    old = {
+        "v": 1,
+        "seq": 1,
+        "topic": "hq",
+        "type": "notice",
+        "ts": "2026-11-25T12:00:00.000001Z",
+        "run_id": None,
+    }
+    new = {**old, "ts": "2026-11-25T12:05:00.000001Z"}
+
+    first = await shared.html("overview", [{**old, "data": {"message": "deploy finished"}}])
+    second = await shared.html("overview", [{**new, "data": {"message": "update 0-1440"}}])
+
+    assert "deploy finished" in first and "update 0-1440" in second

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.template import Context, Template
 
-from juggernaut.charts import Series, chart_build, nice_top
+from juggernaut.charts import Series, chart_build, chart_rows, nice_top
 from juggernaut.engine import services
 from juggernaut.feed import describe
 from juggernaut.models import Event
@@ -85,3 +85,11 @@ def test_it_brands_the_admin_and_keeps_the_logs_read_only(client, django_user_mo
         listing = client.get(f"/admin/{model}/").content.decode()
         assert f'href="/admin/{model}/add/"' not in listing and 'name="action"' not in listing, model
     assert client.get("/favicon.ico").status_code == 301
+
+
+def test_it_draws_a_comparison_as_rows_with_readable_labels():
+    spec = chart_rows("Spend today by mode", items=[("chat", 1.25), ("ops", 0.5)], unit="USD")
+    assert [r["pct"] for r in spec["rows"]] == [100.0, 40.0]
+    html = Template("{% load hq %}{% chart spec %}").render(Context({"spec": spec}))
+    assert '<span class="chart-row-label">ops</span>' in html and "<title>ops: 0.5 USD</title>" in html
+    assert chart_rows("empty", items=[("chat", 0)], unit="USD")["empty"]

@@ -95,3 +95,70 @@ def test_it_runs_signs_in_and_stops_without_leaving_processes(tmp_path):
     survivors = [pid for pid in tree if alive(pid)]
     assert survivors == [], f"processes left running: {survivors}"
     assert "stopped" in (tmp_path / "make-run.log").read_text()
+
+
+def test_it_restarts_a_dying_child_and_stops_only_on_a_crash_loop(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    env.update(
+        PORT=str(port),
+        HQ_VAR_DIR=str(tmp_path),
+        DEBUG="1",
+        HQ_ADMIN_USER="ops",
+        HQ_ADMIN_PASSWORD="a-long-enough-password",
+        HQ_RESTART_BACKOFF_SECONDS="0.2",
+    )
+    log = open(tmp_path / "runhq.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "runhq"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def output() -> str:
+        log.seek(0)
+        return log.read()
+
+    def kill_worker(nth: int) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = re.findall(r"(?:started|restarted) worker \(pid (\d+)\)", output())
+            if len(pids) >= nth and alive(int(pids[-1])):
+                os.killpg(int(pids[-1]), signal.SIGKILL)
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"worker #{nth} never started:\n{output()}")
+
+    try:
+        wait_for_health(url, proc, timeout=120)
+        kill_worker(1)
+        deadline = time.monotonic() + 30
+        while "restarted worker" not in output() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "worker exited with code -9; restarting it in 0.2 s" in output()
+        assert requests.get(url + "/api/health", timeout=5).status_code == 200  # web never went down
+        session = requests.Session()
+        session.get(url + "/login/", timeout=5)
+        overview = session.post(
+            url + "/login/",
+            timeout=5,
+            data={"username": "ops", "password": "a-long-enough-password", "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            headers={"Referer": url + "/login/"},
+        ).text
+        assert "worker exited with code -9; restarting it" in overview  # said on the Overview
+
+        for nth in range(2, 6):  # four more deaths within a minute: a crash loop
+            kill_worker(nth)
+        assert proc.wait(timeout=60) == 1
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+        text = output()
+        log.close()
+    assert "worker exited 5 times within 60 s (last exit code -9): a crash loop; stopping everything" in text
+    assert "stopped" in text

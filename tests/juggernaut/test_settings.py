@@ -30,7 +30,8 @@ def test_it_reads_postgres_urls(tmp_path):
         "6543",
         "juggernaut",
     )
-    assert db["OPTIONS"] == {"sslmode": "require"}
+    assert db["OPTIONS"] == {"sslmode": "require", "pool": {"min_size": 1, "max_size": 10, "timeout": 10.0}}
+    assert db["CONN_MAX_AGE"] == 0  # the pool hands connections back after each request
 
 
 def test_it_reads_sqlite_urls(tmp_path):
@@ -83,3 +84,14 @@ def test_it_passes_the_deploy_check_with_production_settings(tmp_path):
         ALLOWED_HOSTS="hq.example.com",
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_it_creates_var_and_the_sqlite_file_private(tmp_path):
+    var = tmp_path / "var"
+    result = _manage(var, "migrate", "--verbosity", "0", DEBUG="1")
+    assert result.returncode == 0, result.stderr
+    assert var.stat().st_mode & 0o777 == 0o700
+    for name in ["juggernaut.sqlite3", "secret_key"]:
+        assert (var / name).stat().st_mode & 0o777 == 0o600, name
+    # WAL files take the database's mode: nobody else can read sessions or token hashes from them.
+    assert all(p.stat().st_mode & 0o077 == 0 for p in var.glob("juggernaut.sqlite3*"))

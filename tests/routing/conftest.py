@@ -1,10 +1,13 @@
 """Routing fixtures: the fake OpenRouter wired into the settings, and a client whose sleeps are recorded."""
 
 from collections.abc import Iterator
+from importlib import import_module
 
 import pytest
+from django.apps import apps
 
 from routing.clients import OpenRouterClient
+from routing.models import Policy
 from tests.fakes.openrouter import FakeOpenRouter
 
 
@@ -25,3 +28,11 @@ def openrouter(fake_openrouter) -> OpenRouterClient:
     c.slept = []
     c.sleep = c.session.sleep = c.slept.append
     return c
+
+
+@pytest.fixture
+def seeded_policies() -> None:
+    """The four policies of the data migration, again: a transactional test before this one may have
+    flushed every table."""
+    if not Policy.objects.exists():
+        import_module("routing.migrations.0002_seed_policies").seed(apps, None)

@@ -39,7 +39,9 @@ def routed_server(
             server.close()
 
 
-def test_it_shows_an_api_call_live_with_its_cost_and_moves_the_meter(page, routed_server, alice, make_token):
+def test_it_shows_an_api_call_live_with_its_cost_and_moves_the_meter(
+    page, routed_server, alice, make_token, seeded_policies
+):
     url, fake = routed_server
     budget, _ = services.budget_set(
         scope="global", period="day", limit_usd=Decimal("0.01"), soft_limit_usd=Decimal("0.008")

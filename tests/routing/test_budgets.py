@@ -190,7 +190,9 @@ def test_budget_set_updates_in_place_and_validates():
 @needs_postgres
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_it_never_overspends_with_20_concurrent_calls_against_a_budget_for_5(fake_openrouter):
+def test_it_never_overspends_with_20_concurrent_calls_against_a_budget_for_5(
+    fake_openrouter, seeded_policies
+):
     worst = worst_case("ops", 1000)
     limit = 5 * worst
     services.budget_set(scope="global", period="day", limit_usd=limit)
@@ -234,3 +236,20 @@ def test_it_never_overspends_with_20_concurrent_calls_against_a_budget_for_5(fak
     assert row.cost_usd == limit and row.reserved_usd == 0 and row.calls == 5
     assert max(peak) <= limit
     assert Usage.objects.count() == 5 and len(fake_openrouter.chat_bodies()) == 5
+
+
+@pytest.mark.django_db
+def test_a_reservation_whose_call_never_reported_back_is_charged_and_released():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    selection = services.route_select("ops", prompt_tokens=10, max_tokens=100)
+    reservation = services.budget_reserve(selection, session="s-dead")
+    assert rollup().reserved_usd == reservation.amount_usd
+    assert services.reservations_expire() == 0  # still young: its call may be running
+    assert services.reservations_expire(now=timezone.now() + timedelta(hours=2)) == 1
+    usage = Usage.objects.get()
+    assert usage.error_code == "abandoned" and usage.cost_usd == reservation.amount_usd == usage.reserved_usd
+    assert rollup().reserved_usd == 0 and rollup().cost_usd == reservation.amount_usd
+    assert services.reservations_expire(now=timezone.now() + timedelta(hours=3)) == 0

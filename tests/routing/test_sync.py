@@ -66,3 +66,10 @@ def test_tools_report_spend_budgets_and_policies(fake_openrouter, openrouter):
     policies = {p["mode"]: p for p in tools.policies()}
     assert policies["ops"]["max_price_per_1k_usd"] == 0.001 and policies["ops"]["problems"] == []
     assert tools.spend_today.__doc__ and tools.spend_today.__annotations__["return"] is dict
+
+
+def test_stale_reservations_are_expired_hourly():
+    schedules_sync()
+    schedule = Schedule.objects.get(name="hq:routing-expire-reservations")
+    assert schedule.func == "routing.tasks.reservations_expire" and schedule.schedule_type == Schedule.HOURLY
+    assert tasks.reservations_expire() == 0

@@ -81,18 +81,24 @@ def tasks_rescue(ids: Iterable[int], *, now, why: str, extra: Q | None = None) -
 
 
 def _live_workers(now) -> list[Worker]:
-    return list(Worker.objects.live(now).only("id", "capabilities"))
+    return list(Worker.objects.live(now).only("id", "capabilities", "kinds"))
 
 
-def _why_unrunnable(required: list[str], live: list[Worker]) -> tuple[str, str]:
+def _why_unrunnable(required: list[str], kind: str, live: list[Worker]) -> tuple[str, str]:
     need = ", ".join(required) or "(none)"
     action = f"Start a worker with capabilities: {need} (manage.py engine_worker --capabilities {','.join(required)})."
     if not live:
         return "No worker is alive to run it.", action
+    if not any(w.runs_kind(kind) for w in live):
+        return (
+            f"No live worker runs tasks of kind {kind}.",
+            f"Start a worker with a handler for {kind} (registered in an app's handlers.py), or an external "
+            f'worker registered with kinds ["{kind}"].',
+        )
     missing = sorted(set(required) - set().union(*(w.capabilities or [] for w in live)))
     if missing:
         return f"No live worker has {', '.join(missing)}.", action
-    return f"No single live worker has all of {need}.", action
+    return f"No single live worker that runs {kind} has all of {need}.", action
 
 
 def tasks_unblock_capable(*, now=None) -> int:
@@ -101,10 +107,10 @@ def tasks_unblock_capable(*, now=None) -> int:
     live = _live_workers(now)
     candidates = [
         pk
-        for pk, required in Task.objects.filter(
+        for pk, required, kind in Task.objects.filter(
             status=Status.BLOCKED, reason_code=NO_CAPABLE_WORKER
-        ).values_list("id", "required_capabilities")
-        if any(w.can_run(required) for w in live)
+        ).values_list("id", "required_capabilities", "kind")
+        if any(w.can_run(required, kind) for w in live)
     ]
     moved = 0
     for chunk in _chunks(candidates):
@@ -130,10 +136,11 @@ def tasks_unblock_capable(*, now=None) -> int:
 def _tasks_block_unrunnable(*, now) -> int:
     live = _live_workers(now)
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for pk, required in Task.objects.filter(status=Status.PENDING).values_list("id", "required_capabilities"):
+    pending = Task.objects.filter(status=Status.PENDING).values_list("id", "required_capabilities", "kind")
+    for pk, required, kind in pending:
         required = sorted(required or [])
-        if not any(w.can_run(required) for w in live):
-            groups[_why_unrunnable(required, live)].append(pk)
+        if not any(w.can_run(required, kind) for w in live):
+            groups[_why_unrunnable(required, kind, live)].append(pk)
     moved = 0
     for (reason, action), ids in groups.items():
         for chunk in _chunks(ids):

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.models import (
+    BUILTIN_OWNER,
     LEASE_CLEARED,
     EngineState,
     Status,
@@ -31,6 +32,7 @@ from juggernaut.engine.services.common import (
     TOPIC,
     as_incarnation,
     clean_capabilities,
+    clean_kinds,
     is_postgres,
     lease_duration,
     not_found,
@@ -46,13 +48,22 @@ from juggernaut.events import publish
 
 
 def worker_register(
-    name: str, *, capabilities: list[str] | None = None, concurrency: int = 1, now=None
+    name: str,
+    *,
+    capabilities: list[str] | None = None,
+    concurrency: int = 1,
+    kinds: list[str] | None = None,
+    owner: str = BUILTIN_OWNER,
+    takeover: bool = False,
+    now=None,
 ) -> Worker:
-    """Register (or re-register) a worker by name with a fresh incarnation.
+    """Register (or re-register) a worker by name with a fresh incarnation, for ``owner``.
 
-    A re-registration means the previous process is gone: its running tasks are rescued at once
-    instead of waiting for their leases to expire. Tasks blocked for want of these capabilities go
-    back to the queue.
+    A name belongs to whoever registered it first: anyone else is refused (409 ``name_taken``) unless
+    ``takeover`` is asked for (the API allows that to admins only). A re-registration means the
+    previous process is gone: its running tasks are rescued at once instead of waiting for their
+    leases to expire. Tasks blocked for want of these capabilities or kinds go back to the queue.
+    ``kinds`` are the task kinds it runs (``["*"]``, the default, for any).
     """
     name = (name or "").strip()
     if not name or len(name) > 100:
@@ -60,8 +71,11 @@ def worker_register(
     if not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
         raise EngineError("bad_concurrency", "concurrency must be between 1 and 256", status=422)
     caps = clean_capabilities(capabilities)
+    kinds = clean_kinds(kinds)
     now = now or timezone.now()
     fresh = {
+        "owner": owner,
+        "kinds": kinds,
         "capabilities": caps,
         "concurrency": concurrency,
         "incarnation": uuid.uuid4(),
@@ -77,9 +91,15 @@ def worker_register(
                 with transaction.atomic():
                     worker = Worker.objects.create(name=name, **fresh)
             except IntegrityError:
-                # Registered by someone else a moment ago: take the row over like a restart.
+                # Registered a moment ago by another process: treat it like a restart (if ours).
                 worker = Worker.objects.select_for_update().get(name=name)
                 previous = worker.incarnation
+        if previous is not None and worker.owner != owner and not takeover:
+            raise EngineError(
+                "name_taken",
+                f"the worker name {name} belongs to another owner; register under another name",
+                status=409,
+            )
         if previous is not None:
             for key, value in fresh.items():
                 setattr(worker, key, value)
@@ -95,7 +115,7 @@ def worker_register(
         publish(
             TOPIC,
             "worker_registered",
-            {"id": worker.pk, "name": name, "capabilities": caps, "concurrency": concurrency},
+            {"id": worker.pk, "name": name, "capabilities": caps, "kinds": kinds, "concurrency": concurrency},
         )
     tasks_unblock_capable(now=now)
     return worker
@@ -126,8 +146,17 @@ def worker_heartbeat(worker: Worker | int, *, incarnation: uuid.UUID | str, now=
     return found
 
 
-def worker_stop(worker: Worker | int, *, incarnation: uuid.UUID | str, now=None) -> Worker:
-    """A clean shutdown: the worker leaves, and what it still holds goes back without losing an attempt."""
+def worker_stop(worker: Worker | int, *, incarnation: uuid.UUID | str | None, now=None) -> Worker:
+    """A clean shutdown: the worker leaves, and what it still holds goes back without losing an attempt.
+
+    Without ``incarnation`` (an operator stopping someone else's worker) it stops whichever
+    incarnation is current.
+    """
+    if incarnation is None:
+        current = Worker.objects.filter(pk=worker.pk if isinstance(worker, Worker) else worker).first()
+        if current is None:
+            raise not_found("worker", worker)
+        incarnation = current.incarnation
     found = _worker_checked(worker, incarnation)
     now = now or timezone.now()
     with transaction.atomic():
@@ -149,7 +178,7 @@ CLAIM_SQL = """
 WITH me AS (
     UPDATE engine_workers SET last_heartbeat = %(now)s
     WHERE id = %(worker)s AND incarnation = %(incarnation)s AND stopped_at IS NULL
-    RETURNING capabilities
+    RETURNING capabilities, kinds
 )
 UPDATE engine_tasks
 SET status = 'running', lease_owner_id = %(worker)s, lease_incarnation = %(incarnation)s,
@@ -161,6 +190,7 @@ WHERE id IN (
     WHERE c.status = 'pending'
       AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= %(now)s)
       AND c.required_capabilities <@ (SELECT capabilities FROM me)
+      AND ((SELECT kinds FROM me) @> '["*"]'::jsonb OR (SELECT kinds FROM me) @> jsonb_build_array(c.kind))
       AND (c.depends_on_id IS NULL
            OR EXISTS (SELECT 1 FROM engine_tasks d WHERE d.id = c.depends_on_id AND d.status = 'done'))
       AND NOT EXISTS (SELECT 1 FROM engine_state s WHERE s.paused)
@@ -233,12 +263,12 @@ def _claim_cas(worker: Worker, *, now, until, limit: int) -> list[int]:
             Task.objects.claimable(now)
             .exclude(pk__in=skipped)
             .claim_order()
-            .values_list("id", "required_capabilities")[:batch]
+            .values_list("id", "required_capabilities", "kind")[:batch]
         )
         if not rows:
             break
-        for pk, required in rows:
-            if not worker.can_run(required):
+        for pk, required, kind in rows:
+            if not worker.can_run(required, kind):
                 skipped.append(pk)
                 continue
             changed = Task.objects.filter(pk=pk, status=Status.PENDING).move(
@@ -363,7 +393,7 @@ def task_fail(
                 "last_error": error,
                 "reason_code": PERMANENT_ERROR,
                 "reason": f"Failed permanently: {error[:300]}",
-                "unblock_action": "Fix the cause, then retry it, or cancel it.",
+                "unblock_action": "Fix the cause, then retry it; or acknowledge it (seen, left as it is) or cancel it.",
             }
         else:
             status, fields = retry_or_escalate(task, now=now, error=error)

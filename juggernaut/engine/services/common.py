@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from juggernaut.engine.errors import EngineError
-from juggernaut.engine.models import LEASE_CLEARED, Status, Task, TaskEvent
+from juggernaut.engine.models import ANY_KIND, LEASE_CLEARED, Status, Task, TaskEvent
 from juggernaut.events import publish
 from juggernaut.timefmt import duration_text
 
@@ -72,6 +72,23 @@ def clean_capabilities(value: Iterable[str] | None, *, field_name: str = "capabi
             status=422,
         )
     return caps
+
+
+def clean_kinds(value: Iterable[str] | None) -> list[str]:
+    """The task kinds a worker runs: kind names, or ``["*"]`` (the default) for any kind."""
+    if value is None:
+        return [ANY_KIND]
+    if isinstance(value, str) or not all(isinstance(k, str) for k in value):
+        raise EngineError("bad_kinds", "kinds must be a list of strings", status=422)
+    kinds = sorted({k.strip() for k in value if k.strip()})
+    bad = [k for k in kinds if k != ANY_KIND and not KIND_RE.match(k)]
+    if bad or len(kinds) > 200:
+        raise EngineError(
+            "bad_kinds",
+            f"kinds: at most 200 task kinds, or \"*\" for any (bad: {', '.join(bad)[:200]})",
+            status=422,
+        )
+    return [ANY_KIND] if ANY_KIND in kinds else kinds
 
 
 def _task_data(task: Task, **extra: Any) -> dict:
@@ -171,7 +188,10 @@ def retry_or_escalate(task: Task, *, now, error: str) -> tuple[str, dict]:
             next_attempt_at=None,
             reason_code=MAX_ATTEMPTS,
             reason=f"Gave up after {task.attempts} of {task.max_attempts} attempts. Last error: {error[:300]}",
-            unblock_action="Fix the cause, then retry it (attempts start again), or cancel it.",
+            unblock_action=(
+                "Fix the cause, then retry it (attempts start again); or acknowledge it (seen, left as it is) "
+                "or cancel it."
+            ),
         )
         return Status.ESCALATED, fields
     delay = backoff_delay(task.attempts)

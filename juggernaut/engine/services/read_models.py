@@ -193,6 +193,8 @@ def engine_findings(state: EngineState, counts: dict[str, int], live: list[Worke
                 Action("Requeue", post=reverse("engine:task-action", args=[stuck["task_id"], "reassign"]))
             )
             actions.append(Action("Open", href=reverse("engine:task", args=[stuck["task_id"]])))
+        elif stuck["kind"] == "queue_age":
+            actions.append(Action("See the queue", href=reverse("engine:tasks") + "?status=pending"))
         found.append(_finding(stuck["kind"], "warn", stuck["message"], *actions, key=key))
     found.sort(key=lambda f: SEVERITY_ORDER[f["severity"]])
     return found

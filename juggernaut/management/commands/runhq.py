@@ -1,22 +1,34 @@
 """Run the whole HQ on one machine: web (daphne), jobs (django-q2) and the engine's built-in worker.
 
-Children run in their own process groups, so a stop takes their own children with them; if any of
-them dies, the rest are stopped too and the command exits non-zero (a supervisor restarts it).
+Children run in their own process groups, so a stop takes their own children with them. A child that
+dies is restarted with backoff (``HQ_RESTART_BACKOFF_SECONDS`` doubling per recent exit, at most 30 s), and the Overview's activity feed says so;
+only a crash loop (``CRASH_LOOP_EXITS`` exits of one child within ``CRASH_LOOP_SECONDS``) stops
+everything, with the reason printed, and exits non-zero for a service manager to act on.
 """
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
+from django.db import close_old_connections
+
+from juggernaut.events import publish
 
 STOP_GRACE_SECONDS = 10
+CRASH_LOOP_EXITS = 5
+CRASH_LOOP_SECONDS = 60.0
+BACKOFF_MAX_SECONDS = 30.0
+
+log = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -33,7 +45,7 @@ class Command(BaseCommand):
         manage = str(Path(settings.BASE_DIR) / "manage.py")
         py = sys.executable
         children = {
-            "web": [py, "-m", "daphne", "-b", settings.HQ_HOST, "-p", str(settings.PORT)]
+            "web": [py, "-m", "juggernaut.serve", "-b", settings.HQ_HOST, "-p", str(settings.PORT)]
             # Client addresses from X-Forwarded-For only when a proxy we trust sets them.
             + (["--proxy-headers"] if settings.HQ_BEHIND_PROXY else [])
             + ["juggernaut.asgi:application"],
@@ -60,18 +72,55 @@ class Command(BaseCommand):
             )
         )
         exit_code = 0
+        exits: dict[str, deque[float]] = {name: deque() for name in children}
+        restart_at: dict[str, float] = {}
         while not stopping:
+            now = time.monotonic()
             for name, proc in procs.items():
-                if proc.poll() is not None:
-                    self.stderr.write(f"{name} exited with {proc.returncode}; stopping the others")
+                if name in restart_at:
+                    if now >= restart_at[name]:
+                        del restart_at[name]
+                        procs[name] = subprocess.Popen(children[name], start_new_session=True)
+                        self.stdout.write(f"restarted {name} (pid {procs[name].pid})")
+                    continue
+                if proc.poll() is None:
+                    continue
+                recent = exits[name]
+                recent.append(now)
+                while recent and now - recent[0] > CRASH_LOOP_SECONDS:
+                    recent.popleft()
+                if len(recent) >= CRASH_LOOP_EXITS:
+                    reason = (
+                        f"{name} exited {len(recent)} times within {CRASH_LOOP_SECONDS:.0f} s "
+                        f"(last exit code {proc.returncode}): a crash loop; stopping everything"
+                    )
+                    self.stderr.write(reason)
+                    self._announce("process_crash_loop", name, reason)
                     exit_code = 1
                     stopping = True
                     break
+                delay = min(BACKOFF_MAX_SECONDS, settings.HQ_RESTART_BACKOFF_SECONDS * 2.0 ** (len(recent) - 1))
+                message = (
+                    f"{name} exited with code {proc.returncode}; restarting it in {delay:.1f} s "
+                    f"(exit {len(recent)} of {CRASH_LOOP_EXITS} allowed in {CRASH_LOOP_SECONDS:.0f} s)"
+                )
+                self.stderr.write(message)
+                self._announce("process_restarted", name, message)
+                restart_at[name] = now + delay
             time.sleep(0.3)
         self._stop_all(procs)
         self.stdout.write("stopped")
         if exit_code:
             sys.exit(exit_code)
+
+    def _announce(self, type: str, name: str, message: str) -> None:
+        """On the Overview's activity feed (the hq topic); the database may be what failed, so best effort."""
+        try:
+            publish("hq", type, {"process": name, "message": message})
+        except Exception as exc:  # the line is already on stderr
+            log.warning("could not record %s on the Overview: %s", type, exc)
+        finally:
+            close_old_connections()
 
     def _stop_all(self, procs: dict[str, subprocess.Popen]) -> None:
         for proc in procs.values():

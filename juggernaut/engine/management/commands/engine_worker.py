@@ -6,6 +6,7 @@ import socket
 
 from django.core.management.base import BaseCommand, CommandError
 
+from juggernaut.db import pool_at_least
 from juggernaut.engine import handlers
 from juggernaut.engine.worker import WorkerLoop
 
@@ -35,6 +36,8 @@ class Command(BaseCommand):
         caps = None
         if capabilities is not None:
             caps = [c.strip() for c in capabilities.split(",") if c.strip()]
+        # Each runner thread, the heartbeat and the claim loop may hold a connection at once.
+        pool_at_least(concurrency + 3)
         loop = WorkerLoop(
             name, capabilities=caps, concurrency=concurrency, poll_seconds=poll, grace_seconds=grace
         )
