@@ -14,6 +14,10 @@ class LogService(models.Model):
     name = models.CharField(max_length=120, unique=True)
     railway_service_id = models.CharField(max_length=64, blank=True, default="")
     railway_environment_id = models.CharField(max_length=64, blank=True, default="")
+    railway_project_id = models.CharField(max_length=64, blank=True, default="")
+    # the latest deployment (its HTTP logs are crawled) and the last failed one whose logs were backfilled
+    railway_deployment_id = models.CharField(max_length=64, blank=True, default="")
+    backfilled_deployment_id = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
