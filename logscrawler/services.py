@@ -267,6 +267,8 @@ def _merges_apply(store: TemplateStore, rows: dict[str, ErrorFingerprint]) -> No
         )
         row.merged_into = target
         row.save(update_fields=["merged_into"])
+        # it was one more variant of the target all along: its "new error" alert is not news
+        LogAlert.objects.filter(fingerprint=row, closed_at__isnull=True).update(closed_at=timezone.now())
 
 
 def _rollups_add(service: LogService, hits: list[tuple[ErrorFingerprint, datetime]]) -> None:
