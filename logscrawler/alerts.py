@@ -22,7 +22,15 @@ from juggernaut.engine import services as engine
 from juggernaut.engine.models import Source
 from juggernaut.events import publish
 from juggernaut.http import http_session
-from logscrawler.models import AlertRule, ErrorFingerprint, ErrorMinute, LogAlert, LogLine, LogService
+from logscrawler.models import (
+    AlertRule,
+    AlertThresholds,
+    ErrorFingerprint,
+    ErrorMinute,
+    LogAlert,
+    LogLine,
+    LogService,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +134,7 @@ def alerts_evaluate(
 ) -> list[LogAlert]:
     """Run every rule for what one ingested batch changed; returns the alerts opened."""
     now = now or timezone.now()
+    limits = AlertThresholds.effective()
     opened: list[LogAlert] = []
     for fp in ErrorFingerprint.objects.select_related("service").filter(pk__in=new, status="new"):
         alert = alert_open(AlertRule.NEW_FINGERPRINT, service, fp.template[:300], fingerprint=fp, now=now)
@@ -138,25 +147,25 @@ def alerts_evaluate(
         if alert:
             opened.append(alert)
         task_for_fingerprint(fp, "regression")
-    for fp, count, baseline in _spikes(service, touched, now):
+    for fp, count, baseline in _spikes(service, touched, now, limits):
         alert = alert_open(
             AlertRule.SPIKE, service,
-            f"{count} in {settings.LOGS_ALERT_WINDOW_MINUTES} min, baseline {baseline:.1f}: {fp.template[:300]}",
+            f"{count} in {limits['window_minutes']} min, baseline {baseline:.1f}: {fp.template[:300]}",
             fingerprint=fp, data={"count": count, "baseline": baseline}, now=now,
         )  # fmt: skip
         if alert:
             opened.append(alert)
             task_for_fingerprint(fp, "spike")
-    alert = _sustained_5xx(service, now)
+    alert = _sustained_5xx(service, now, limits)
     if alert:
         opened.append(alert)
     return opened
 
 
-def _spikes(service: LogService, fingerprint_ids: list[int], now: datetime):
+def _spikes(service: LogService, fingerprint_ids: list[int], now: datetime, limits: dict):
     """(fingerprint, count in the window, baseline per window) of the fingerprints that spike."""
-    window = timedelta(minutes=settings.LOGS_ALERT_WINDOW_MINUTES)
-    baseline_span = timedelta(minutes=settings.LOGS_SPIKE_BASELINE_MINUTES)
+    window = timedelta(minutes=limits["window_minutes"])
+    baseline_span = timedelta(minutes=limits["spike_baseline_minutes"])
     end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - window
     rows = ErrorMinute.objects.filter(fingerprint_id__in=fingerprint_ids, minute__gte=start - baseline_span)
@@ -177,23 +186,23 @@ def _spikes(service: LogService, fingerprint_ids: list[int], now: datetime):
         count = recent[fp.pk]
         # a fingerprint with no history has a baseline of one per window: its first burst is a spike
         baseline = max(before.get(fp.pk, 0) / windows, 1.0)
-        if count >= settings.LOGS_SPIKE_MIN and count >= settings.LOGS_SPIKE_FACTOR * baseline:
+        if count >= limits["spike_min"] and count >= limits["spike_factor"] * baseline:
             yield fp, count, baseline
 
 
-def _sustained_5xx(service: LogService, now: datetime) -> LogAlert | None:
+def _sustained_5xx(service: LogService, now: datetime, limits: dict) -> LogAlert | None:
     """Open the service's 5xx alert when each of the last N windows had too many 5xx answers."""
-    window = timedelta(minutes=settings.LOGS_ALERT_WINDOW_MINUTES)
+    window = timedelta(minutes=limits["window_minutes"])
     shares = []
-    for i in range(settings.LOGS_5XX_WINDOWS):
+    for i in range(limits["fivexx_windows"]):
         end = now - i * window
         counts = LogLine.objects.filter(
             service=service, http_status__isnull=False, timestamp__gt=end - window, timestamp__lte=end
         ).aggregate(total=Count("pk"), failed=Count("pk", filter=Q(http_status__gte=500)))
-        if counts["total"] < settings.LOGS_5XX_MIN_REQUESTS:
+        if counts["total"] < limits["fivexx_min_requests"]:
             return None
         share = 100.0 * counts["failed"] / counts["total"]
-        if share < settings.LOGS_5XX_PERCENT:
+        if share < limits["fivexx_percent"]:
             return None
         shares.append(round(share, 1))
     return alert_open(

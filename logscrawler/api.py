@@ -8,9 +8,11 @@ from django.http import HttpRequest
 from ninja import Query, Router
 
 from juggernaut.auth import require_scope
+from juggernaut.schemas import DbId
 from logscrawler import schemas, services
 from logscrawler.errors import LogsError
 from logscrawler.ingest import parse_ndjson
+from logscrawler.models import ErrorFingerprint, LogAlert
 
 PREFIX = "/logs"  # the app label is "logscrawler"; operators and other sources know it as logs
 router = Router(tags=["logs"])
@@ -68,17 +70,61 @@ def top_errors(request, query: Query[schemas.TopErrorsQuery]):
         if service is None:
             raise LogsError("not_found", f"no service {query.service[:120]!r}", status=404)
     items = [
-        {
-            "fingerprint_id": fp.pk,
-            "service": fp.service.name,
-            "template": fp.template,
-            "exception_type": fp.exception_type,
-            "count": total,
-            "first_seen": fp.first_seen,
-            "last_seen": fp.last_seen,
-            "status": fp.status,
-            "task_id": fp.task_id,
-        }
-        for fp, total in services.top_errors(query.window, service=service)
+        _fingerprint_out(fp, count=total) for fp, total in services.top_errors(query.window, service=service)
     ]
     return {"window": query.window, "items": items}
+
+
+def _fingerprint_out(fp: ErrorFingerprint, *, count: int) -> dict:
+    return {
+        "fingerprint_id": fp.pk,
+        "service": fp.service.name,
+        "template": fp.template,
+        "exception_type": fp.exception_type,
+        "count": count,
+        "first_seen": fp.first_seen,
+        "last_seen": fp.last_seen,
+        "status": fp.status,
+        "task_id": fp.task_id,
+    }
+
+
+def _fingerprint(fingerprint_id: DbId) -> ErrorFingerprint:
+    fp = ErrorFingerprint.objects.select_related("service").filter(pk=fingerprint_id).first()
+    if fp is None:
+        raise LogsError("not_found", f"no fingerprint {fingerprint_id}", status=404)
+    return fp
+
+
+@router.get("/fingerprints/{fingerprint_id}", response=schemas.FingerprintOut)
+def fingerprint_detail(request, fingerprint_id: DbId):
+    """One fingerprint with its total count and its ten latest samples."""
+    require_scope(request, "read")
+    fp = _fingerprint(fingerprint_id)
+    samples = [
+        {"timestamp": o.timestamp, "message": o.line.message}
+        for o in fp.occurrences.select_related("line").order_by("-timestamp")[:10]
+    ]
+    return {**_fingerprint_out(fp, count=fp.count), "merged_into": fp.merged_into_id, "samples": samples}
+
+
+@router.post("/fingerprints/{fingerprint_id}/{action}", response=schemas.FingerprintOut)
+def fingerprint_action(request, fingerprint_id: DbId, action: str):
+    """``acknowledge``, ``resolve`` or ``ignore`` a fingerprint (its open alerts close with it)."""
+    principal = require_scope(request, "write")
+    fp = services.fingerprint_set_status(_fingerprint(fingerprint_id), action, actor=principal.label)
+    return {**_fingerprint_out(fp, count=fp.count), "merged_into": fp.merged_into_id, "samples": []}
+
+
+@router.get("/alerts", response=list[schemas.AlertOut])
+def alerts(request, open: bool = True):
+    """Alerts, newest first: the open ones (default) or all of the last 200."""
+    require_scope(request, "read")
+    rows = LogAlert.objects.select_related("service")
+    if open:
+        rows = rows.filter(closed_at__isnull=True)
+    return [
+        {"id": a.pk, "rule": a.rule, "service": a.service.name, "fingerprint_id": a.fingerprint_id,
+         "message": a.message, "opened_at": a.opened_at, "closed_at": a.closed_at}
+        for a in rows[:200]
+    ]  # fmt: skip

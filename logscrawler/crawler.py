@@ -26,6 +26,7 @@ LOG_FILTER = "@level:error OR @level:warn"
 STALE_RUN = timedelta(minutes=30)
 FIRST_LOOKBACK = timedelta(hours=1)
 DISCOVERY_EVERY = timedelta(hours=1)
+FAILED_DEPLOYMENTS = {"FAILED", "CRASHED"}
 
 
 def cycle_budget() -> int:
@@ -63,6 +64,8 @@ def crawl_run(*, client: RailwayClient | None = None, now: datetime | None = Non
         environments = _discover(client, now)
         for environment_id in environments:
             _crawl_environment(run, client, environment_id, now)
+        for service in LogService.objects.exclude(railway_deployment_id=""):
+            _crawl_http(run, client, service, now)
     except RailwayError as exc:
         run.errors.append(str(exc))
     if run.errors:
@@ -100,11 +103,45 @@ def _discover(client: RailwayClient, now: datetime) -> list[str]:
             environments.append(environment_id)
             for service_id, name in project.services.items():
                 label = name if len(project.environments) == 1 else f"{name} ({environment})"
-                LogService.objects.update_or_create(
+                service, _ = LogService.objects.update_or_create(
                     railway_service_id=service_id, railway_environment_id=environment_id,
-                    defaults={"name": label[:120]},
+                    defaults={"name": label[:120], "railway_project_id": project.id},
                 )  # fmt: skip
+                _deployment_track(client, service, now)
     return environments
+
+
+def _deployment_track(client: RailwayClient, service: LogService, now: datetime) -> None:
+    """Remember the latest deployment; backfill the logs of a failed one, once."""
+    deployments = client.deployments(
+        project_id=service.railway_project_id,
+        environment_id=service.railway_environment_id,
+        service_id=service.railway_service_id,
+        first=1,
+    )
+    if not deployments:
+        return
+    latest = deployments[0]
+    service.railway_deployment_id = str(latest.get("id") or "")
+    if (
+        latest.get("status") in FAILED_DEPLOYMENTS
+        and service.backfilled_deployment_id != service.railway_deployment_id
+    ):
+        rows = client.build_logs(service.railway_deployment_id, limit=settings.LOGS_CRAWL_PAGE)
+        rows += client.deployment_logs(service.railway_deployment_id, limit=settings.LOGS_CRAWL_PAGE)
+        with transaction.atomic():
+            records = [_record(row) for row in rows if not row.is_drop_notice]
+            if records:
+                logs_ingest(service, records, now=now)
+            service.backfilled_deployment_id = service.railway_deployment_id
+            service.save(update_fields=["railway_deployment_id", "backfilled_deployment_id"])
+        return
+    service.save(update_fields=["railway_deployment_id"])
+
+
+def _record(row: LogRow) -> Record:
+    return Record(timestamp=row.timestamp, message=row.message, severity=row.severity,
+                  attributes=row.attributes, source_id=row.source_id)  # fmt: skip
 
 
 def _crawl_environment(run: CrawlRun, client: RailwayClient, environment_id: str, now: datetime) -> None:
@@ -147,13 +184,40 @@ def _store_page(services: dict[str, LogService], rows: list[LogRow], now: dateti
         if row.is_drop_notice:
             alert_open(AlertRule.LOGS_DROPPED, service, row.message[:300], now=now)
             continue
-        by_service.setdefault(row.service_id, []).append(
-            Record(timestamp=row.timestamp, message=row.message, severity=row.severity,
-                   attributes=row.attributes, source_id=row.source_id)
-        )  # fmt: skip
+        by_service.setdefault(row.service_id, []).append(_record(row))
     for service_id, records in by_service.items():
         result = logs_ingest(services[service_id], records, now=now)
         total.accepted += result.accepted
         total.duplicates += result.duplicates
         total.new_fingerprints += result.new_fingerprints
     return total
+
+
+def _crawl_http(run: CrawlRun, client: RailwayClient, service: LogService, now: datetime) -> None:
+    """HTTP answers of the service's latest deployment: 5xx become errors, and every answer counts
+    towards the sustained-5xx share."""
+    stream = f"http:{service.railway_deployment_id}"
+    cursor = CrawlCursor.objects.filter(stream=stream).first()
+    position = cursor.position if cursor else now - FIRST_LOOKBACK
+    try:
+        rows = client.http_logs(service.railway_deployment_id, after=position, limit=settings.LOGS_CRAWL_PAGE)
+    except RailwayError as exc:
+        run.errors.append(f"{service.name} HTTP logs: {exc}")
+        return
+    if not rows:
+        return
+    records = [
+        Record(
+            timestamp=row.timestamp,
+            message=f"{row.method} {row.path} {row.status}",
+            severity="error" if row.status >= 500 else "info",
+            attributes={"httpStatus": row.status, "requestId": row.request_id, "durationMs": row.duration_ms},
+            source_id=f"http:{row.request_id}" if row.request_id else "",
+        )  # fmt: skip
+        for row in rows
+    ]
+    with transaction.atomic():
+        result = logs_ingest(service, records, now=now)
+        CrawlCursor.objects.update_or_create(stream=stream, defaults={"position": rows[-1].timestamp})
+    run.lines += result.accepted
+    run.new_fingerprints += len(result.new_fingerprints)

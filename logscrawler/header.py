@@ -29,6 +29,7 @@ LEVELS = {
     "fatal": "critical",
     "panic": "critical",
 }
+_LETTER_LEVELS = {"V": "debug", "D": "debug", "I": "info", "W": "warning", "E": "error", "F": "critical"}
 _MONTHS = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}
 _DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
@@ -77,6 +78,8 @@ def split_header(line: str) -> Header:
         word = _word(token)
         if word in LEVELS and level is None:
             level = LEVELS[word]
+        elif stamps and level is None and token in _LETTER_LEVELS:  # Android's "D", "E"...
+            level = _LETTER_LEVELS[token]
         elif token == "-":
             if i > 0:  # "name - message": the separator ends the header
                 i += 1
@@ -110,6 +113,9 @@ def split_header(line: str) -> Header:
     if not component and level is None:
         for ahead in (1, 2):
             if i + ahead < len(spans) and spans[i + ahead][1] == "-":
+                # "- INFO  [thread] - message": a level among the skipped fields still counts
+                skipped = (_word(spans[i + k][1]) for k in range(ahead))
+                level = next((LEVELS[w] for w in skipped if w in LEVELS), None)
                 i += ahead + 1
                 break
     # "... - WARNING - message"

@@ -4,6 +4,7 @@
 stays fast however many occurrences there are.
 """
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -14,6 +15,10 @@ class LogService(models.Model):
     name = models.CharField(max_length=120, unique=True)
     railway_service_id = models.CharField(max_length=64, blank=True, default="")
     railway_environment_id = models.CharField(max_length=64, blank=True, default="")
+    railway_project_id = models.CharField(max_length=64, blank=True, default="")
+    # the latest deployment (its HTTP logs are crawled) and the last failed one whose logs were backfilled
+    railway_deployment_id = models.CharField(max_length=64, blank=True, default="")
+    backfilled_deployment_id = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -133,8 +138,9 @@ class ErrorMinute(models.Model):
         db_table = "error_rollups_minute"
         constraints = [models.UniqueConstraint(fields=["fingerprint", "minute"], name="error_minute_unique")]
         indexes = [
-            models.Index(fields=["service", "minute"], name="error_minute_window"),  # top errors of a service
-            models.Index(fields=["minute"], name="error_minute_all"),  # top errors of every service
+            # top errors of a service / of every service: the sums come from the index alone (PostgreSQL)
+            models.Index(fields=["service", "minute"], include=["fingerprint", "count"], name="error_minute_window"),
+            models.Index(fields=["minute"], include=["fingerprint", "count"], name="error_minute_all"),
         ]
 
     def __str__(self) -> str:
@@ -230,3 +236,45 @@ class CrawlRun(models.Model):
 
     def __str__(self) -> str:
         return f"crawl {self.started_at:%Y-%m-%d %H:%M} {self.status}"
+
+
+class AlertThresholds(models.Model):
+    """Operator overrides of the alert thresholds (one row, edited in the admin); empty: the setting."""
+
+    window_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="LOGS_ALERT_WINDOW_MINUTES")
+    spike_factor = models.FloatField(null=True, blank=True, help_text="LOGS_SPIKE_FACTOR")
+    spike_min = models.PositiveIntegerField(null=True, blank=True, help_text="LOGS_SPIKE_MIN")
+    spike_baseline_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="LOGS_SPIKE_BASELINE_MINUTES"
+    )
+    fivexx_percent = models.FloatField(null=True, blank=True, help_text="LOGS_5XX_PERCENT")
+    fivexx_windows = models.PositiveIntegerField(null=True, blank=True, help_text="LOGS_5XX_WINDOWS")
+    fivexx_min_requests = models.PositiveIntegerField(
+        null=True, blank=True, help_text="LOGS_5XX_MIN_REQUESTS"
+    )
+
+    SETTINGS = {
+        "window_minutes": "LOGS_ALERT_WINDOW_MINUTES",
+        "spike_factor": "LOGS_SPIKE_FACTOR",
+        "spike_min": "LOGS_SPIKE_MIN",
+        "spike_baseline_minutes": "LOGS_SPIKE_BASELINE_MINUTES",
+        "fivexx_percent": "LOGS_5XX_PERCENT",
+        "fivexx_windows": "LOGS_5XX_WINDOWS",
+        "fivexx_min_requests": "LOGS_5XX_MIN_REQUESTS",
+    }
+
+    class Meta:
+        db_table = "log_alert_thresholds"
+        verbose_name_plural = "alert thresholds"
+
+    def __str__(self) -> str:
+        return "Alert thresholds"
+
+    @classmethod
+    def effective(cls) -> dict:
+        """Each threshold: the admin's value where set, else the setting."""
+        row = cls.objects.filter(pk=1).first()
+        return {
+            field: getattr(row, field) if row and getattr(row, field) is not None else getattr(settings, name)
+            for field, name in cls.SETTINGS.items()
+        }

@@ -25,6 +25,8 @@ _STATUS_KEYS = ("status", "status_code", "statusCode", "httpStatus", "http_statu
 _HTTP_STATUS = re.compile(
     r'"\s([1-5]\d\d)\s|\bstatus(?:_code|Code)?["\']?\s*[=:]\s*["\']?([1-5]\d\d)\b|\bHTTP/\d(?:\.\d)?"?\s([1-5]\d\d)\b'
 )
+_LOGFMT_MSG = re.compile(r'(?:^|\s)(?:msg|message)=(?:"((?:[^"\\]|\\.)*)"|(\S+))')
+_LOGFMT_PAIR = re.compile(r'([\w.\-]+)=("(?:[^"\\]|\\.)*"|\S*)')
 # Words that make a line an error wherever its level is missing or wrong.
 _ERROR_WORDS = re.compile(
     r"^(Traceback \(most recent call last\)|panic: |Exception in thread |Unhandled|Uncaught|FATAL\b|"
@@ -98,6 +100,9 @@ def parse_record(text: str, *, severity: str | None = None, attributes: dict | N
             return _parse_json(data, severity, attributes)
     text = text.rstrip()
     first = text.split("\n", 1)[0]
+    logfmt = _LOGFMT_MSG.search(first) if "=" in first else None
+    if logfmt:
+        return _parse_logfmt(text, first, logfmt, severity, attributes)
     # an indented line continues a trace: its indentation is kept for the folder
     header = split_header(first) if first[:1].strip() else None
     level = normalise_level(severity) or (header.level if header else None)
@@ -107,6 +112,24 @@ def parse_record(text: str, *, severity: str | None = None, attributes: dict | N
         status = _status(next(g for g in match.groups() if g)) if match else None
     message = (header.message if header else first.strip()) or first.strip()
     return Event(text=text, message=message, level=level, http_status=status, attributes=attributes)
+
+
+def _parse_logfmt(text: str, first: str, match: re.Match, severity: str | None, attributes: dict) -> Event:
+    """``level=error msg="db timeout" status=503``: Go's and many shippers' key=value lines."""
+    pairs = {k: v.strip('"') for k, v in _LOGFMT_PAIR.findall(first)}
+    message = (match.group(1) or match.group(2) or "").replace('\\"', '"')
+    level = normalise_level(severity) or normalise_level(
+        pairs.get("level") or pairs.get("lvl") or pairs.get("severity")
+    )
+    status = next((s for k in _STATUS_KEYS if (s := _status(pairs.get(k)))), None)
+    rest = text.split("\n", 1)[1] if "\n" in text else ""
+    return Event(
+        text=f"{message}\n{rest}" if rest else message,
+        message=message,
+        level=level,
+        http_status=status,
+        attributes={**{k: v for k, v in pairs.items() if k not in ("msg", "message")}, **attributes},
+    )
 
 
 def _parse_json(data: dict, severity: str | None, attributes: dict) -> Event:

@@ -37,3 +37,23 @@ class TopErrorOut(Schema):
 class TopErrorsOut(Schema):
     window: str
     items: list[TopErrorOut]
+
+
+class SampleOut(Schema):
+    timestamp: datetime
+    message: str
+
+
+class FingerprintOut(TopErrorOut):
+    merged_into: int | None
+    samples: list[SampleOut]
+
+
+class AlertOut(Schema):
+    id: int
+    rule: str
+    service: str
+    fingerprint_id: int | None
+    message: str
+    opened_at: datetime
+    closed_at: datetime | None

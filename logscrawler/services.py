@@ -188,8 +188,21 @@ def logs_ingest(service: LogService, records: list[Record], *, now: datetime | N
     return result
 
 
-def _fingerprints_save(service, store, rows, found, keys, fresh, now, result) -> dict[str, ErrorFingerprint]:
-    """Create, widen, count and merge the fingerprint rows this batch touched; return them by key."""
+def _fingerprints_save(
+    service: LogService,
+    store: TemplateStore,
+    rows: dict[str, ErrorFingerprint],
+    found: list[Fingerprint | None],
+    keys: list[str | None],
+    fresh: list[tuple[Record, Event, str, str]],
+    now: datetime,
+    result: IngestResult,
+) -> dict[str, ErrorFingerprint]:
+    """Create, widen, count and merge the fingerprint rows this batch touched; return them by key.
+
+    ``found`` and ``keys`` run alongside ``fresh`` (record, event, stored text, dedupe key): the
+    fingerprint of each error event as matched, and its final key once this batch's merges are in.
+    """
     touched: dict[str, ErrorFingerprint] = {}
     counts: Counter[str] = Counter()
     last: dict[str, tuple] = {}
@@ -267,6 +280,8 @@ def _merges_apply(store: TemplateStore, rows: dict[str, ErrorFingerprint]) -> No
         )
         row.merged_into = target
         row.save(update_fields=["merged_into"])
+        # it was one more variant of the target all along: its "new error" alert is not news
+        LogAlert.objects.filter(fingerprint=row, closed_at__isnull=True).update(closed_at=timezone.now())
 
 
 def _rollups_add(service: LogService, hits: list[tuple[ErrorFingerprint, datetime]]) -> None:

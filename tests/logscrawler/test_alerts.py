@@ -9,7 +9,14 @@ import pytest
 
 from juggernaut.engine.models import Task
 from logscrawler import services
-from logscrawler.models import AlertRule, ErrorFingerprint, FingerprintStatus, LogAlert, LogService
+from logscrawler.models import (
+    AlertRule,
+    AlertThresholds,
+    ErrorFingerprint,
+    FingerprintStatus,
+    LogAlert,
+    LogService,
+)
 from logscrawler.services import Record
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -144,3 +151,20 @@ def test_it_posts_alerts_to_the_webhook(api, settings, django_capture_on_commit_
     finally:
         server.shutdown()
     assert _Hook.received == [{"text": "[api] new error: TLS handshake failed with upstream"}]
+
+
+def test_it_takes_thresholds_from_the_admin_over_the_settings(api, settings, alice_client):
+    settings.LOGS_SPIKE_MIN = 1000
+    response = alice_client.post(
+        "/admin/logscrawler/alertthresholds/add/",
+        {"spike_min": "5", "spike_factor": "2"},
+    )
+    assert response.status_code == 302
+    assert AlertThresholds.effective()["spike_min"] == 5
+    assert AlertThresholds.effective()["fivexx_windows"] == settings.LOGS_5XX_WINDOWS
+    burst = [
+        Record(NOW - timedelta(seconds=i), "cache stampede on key users", "error", source_id=f"s{i}")
+        for i in range(6)
+    ]
+    services.logs_ingest(api, burst, now=NOW)
+    assert AlertRule.SPIKE in rules()

@@ -61,6 +61,12 @@ def test_it_shows_a_new_error_live_and_resolves_it(signed_in_page, hq_server, ma
             page.set_viewport_size({"width": width, "height": 900})
             page.screenshot(path=f"{SHOTS}/logs-{width}.png", full_page=True)
         page.set_viewport_size({"width": 1280, "height": 860})
+        detail = page.context.new_page()
+        detail.goto(hq_server + page.locator("#logs-attention a").first.get_attribute("href"))
+        for width in (1440, 390):
+            detail.set_viewport_size({"width": width, "height": 900})
+            detail.screenshot(path=f"{SHOTS}/logs-detail-{width}.png", full_page=True)
+        detail.close()
 
     attention.get_by_role("button", name="Resolve").click()
     expect(page.locator("#hq-flash")).to_contain_text("marked resolved", timeout=15000)

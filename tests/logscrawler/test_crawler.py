@@ -117,14 +117,39 @@ def test_it_loses_nothing_when_a_cycle_dies_mid_crawl(fake, db, settings, monkey
 
 
 def test_it_spends_no_more_than_its_share_of_the_hourly_budget(fake, db, settings):
-    settings.LOGS_RAILWAY_HOURLY_REQUESTS, settings.LOGS_CRAWL_MINUTES, settings.LOGS_CRAWL_PAGE = 48, 5, 2
+    settings.LOGS_RAILWAY_HOURLY_REQUESTS, settings.LOGS_CRAWL_MINUTES, settings.LOGS_CRAWL_PAGE = 96, 5, 2
     errors(fake, 20, NOW - timedelta(minutes=30))
     run = crawler.crawl_run(client=client_for(fake), now=NOW)
-    assert crawler.cycle_budget() == 3
-    assert run.requests == 3 and len(fake.requests) == 3
+    assert crawler.cycle_budget() == 7
+    assert run.requests == 7 and len(fake.requests) == 7
     assert run.status == CrawlRun.Status.PARTIAL and "budget" in run.errors[0]
-    # Projects, then two pages of two rows; the second page starts with the last row of the first
-    assert run.lines == 3 and LogLine.objects.count() == 3
+    # Projects, Deployments for each of the two services, then four pages of two rows where each page
+    # starts with the last row of the one before
+    assert fake.requests.count("EnvironmentLogs") == 4
+    assert run.lines == 5 and LogLine.objects.count() == 5
+
+
+def test_it_backfills_a_failed_deployment_and_reads_http_5xx(fake, db):
+    fake.deployments = [
+        {"id": "dep-9", "status": "FAILED", "createdAt": "2026-05-01T11:00:00Z", "serviceId": "svc-api",
+         "environmentId": "env-prod"}
+    ]  # fmt: skip
+    fake.add_log("env-other", NOW - timedelta(hours=3), "npm ERR! missing script: build", severity="error",
+                 deployment="dep-9")  # fmt: skip
+    for i in range(4):
+        fake.add_http("dep-9", NOW - timedelta(minutes=10, seconds=i), 502 if i % 2 else 200, path="/pay")
+    run = crawler.crawl_run(client=client_for(fake), now=NOW)
+    assert run.status == CrawlRun.Status.OK, run.errors
+    assert {"BuildLogs", "DeploymentLogs", "HttpLogs"} <= set(fake.requests)
+    api = LogService.objects.get(name="api")
+    assert api.backfilled_deployment_id == "dep-9"
+    templates = sorted(api.fingerprints.values_list("template", flat=True))
+    assert templates == ["GET /pay <*>", "npm ERR! missing script: build"]  # 5xx of one route: one error
+    assert LogLine.objects.filter(http_status__isnull=False).count() == 4
+    crawler.crawl_run(client=client_for(fake), now=NOW + timedelta(hours=2))
+    assert fake.requests.count("Deployments") == 4  # discovery again, an hour later
+    assert fake.requests.count("BuildLogs") == 1  # the failed deployment was backfilled already
+    assert LogLine.objects.count() == 5
 
 
 def test_it_turns_the_dropped_logs_line_into_an_alert(fake, db):

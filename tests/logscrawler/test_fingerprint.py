@@ -120,6 +120,11 @@ def test_it_finds_the_message_and_level_in_raw_lines():
             "PacketResponder 1 terminating",
         ),
         "plain message with no header": (None, "plain message with no header"),
+        "2015-07-29 17:41:44,747 - INFO  [QuorumPeer[myid=1]/0.0.0.0:2181:Election@774] - Notification time out: 3200": (
+            "info",
+            "Notification time out: 3200",
+        ),
+        "03-17 16:13:38.811  1702  2395 E WindowManager: surface lost": ("error", "surface lost"),
     }
     for line, (level, message) in cases.items():
         header = split_header(line)

@@ -133,3 +133,26 @@ def test_it_lists_the_top_errors_of_a_window(client, bearer, api_service):
     assert len(day["items"]) == 3
     assert client.get("/api/logs/top-errors?window=7d", **bearer("read")).status_code == 422
     assert client.get("/api/logs/top-errors?service=ghost", **bearer("read")).status_code == 404
+
+
+def test_it_shows_and_resolves_a_fingerprint_over_the_api(client, bearer, api_service):
+    body = ndjson(
+        line("lock 7 timed out", 0, severity="error"), line("lock 8 timed out", 1, severity="error")
+    )
+    assert ingest(client, body, bearer("write")).json()["accepted"] == 2
+    fp = ErrorFingerprint.objects.get()
+    detail = client.get(f"/api/logs/fingerprints/{fp.pk}", **bearer("read")).json()
+    assert detail["count"] == 2 and [s["message"] for s in detail["samples"]] == [
+        "lock 8 timed out",
+        "lock 7 timed out",
+    ]
+    open_alerts = client.get("/api/logs/alerts", **bearer("read")).json()
+    assert [a["rule"] for a in open_alerts] == ["new_fingerprint"]
+    assert client.post(f"/api/logs/fingerprints/{fp.pk}/resolve", **bearer("read")).status_code == 403
+    resolved = client.post(f"/api/logs/fingerprints/{fp.pk}/resolve", **bearer("write"))
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    assert client.get("/api/logs/alerts", **bearer("read")).json() == []
+    bad = client.post(f"/api/logs/fingerprints/{fp.pk}/explode", **bearer("write"))
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_action"
+    assert client.get("/api/logs/fingerprints/999999", **bearer("read")).status_code == 404
+    assert client.get("/api/logs/fingerprints/0", **bearer("read")).status_code == 422

@@ -68,6 +68,18 @@ def test_it_understands_json_lines():
     assert parse_record("{not json").message == "{not json"
 
 
+def test_it_understands_logfmt_lines():
+    event = parse_record('ts=2024-05-01T12:00:00Z level=error msg="db timeout after 30s" status=503 req=abc')
+    assert (event.message, event.level, event.http_status, event.is_error) == (
+        "db timeout after 30s",
+        "error",
+        503,
+        True,
+    )
+    assert event.attributes["req"] == "abc"
+    assert parse_record("level=info msg=started").level == "info"
+
+
 def test_it_folds_traces_delivered_line_by_line():
     for trace, exception_type in (
         (PYTHON_TRACE, "TypeError"),

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 
 from logscrawler import services
-from logscrawler.models import ErrorFingerprint, ErrorMinute, FingerprintStatus, LogLine, LogService
+from logscrawler.models import ErrorFingerprint, ErrorMinute, FingerprintStatus, LogAlert, LogLine, LogService
 from logscrawler.services import Record
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -30,6 +30,9 @@ def test_it_resumes_templates_across_batches_and_merges_their_history(web):
     live = ErrorFingerprint.objects.get(merged_into__isnull=True)
     assert live.template == "login failed for <*>" and live.count == 4
     assert ErrorFingerprint.objects.filter(merged_into=live).count() == 2
+    assert list(LogAlert.objects.filter(closed_at__isnull=True).values_list("fingerprint", flat=True)) == [
+        live.pk
+    ]
     assert sum(ErrorMinute.objects.filter(fingerprint=live).values_list("count", flat=True)) == 4
     assert LogLine.objects.filter(fingerprint=live).count() == 4
     services.logs_ingest(web, [error("login failed for erin", 4)])
