@@ -132,3 +132,13 @@ def test_strangers_and_non_staff_cannot_see_or_act(client_factory=None):
     assert Client().get("/routing/").status_code == 302
     assert Client().post("/routing/budgets/", {"scope": "global"}).status_code == 302
     assert not Budget.objects.exists()
+
+
+def test_it_says_what_happens_without_any_policy(alice_client):
+    Policy.objects.all().delete()
+    html = alice_client.get("/routing/").content.decode()
+    assert "No policies: every model call is refused with <code>unknown_mode</code>." in html
+    assert 'href="/admin/routing/policy/add/"' in html
+    with pytest.raises(services.RoutingError) as refused:
+        services.policy_get("normal")
+    assert refused.value.code == "unknown_mode"
