@@ -100,6 +100,17 @@ def test_it_answers_bad_patches_and_deletes_with_a_clean_4xx(admin_client):
     assert_clean_error(admin_client.delete(f"/api/tokens/{HUGE}"), "delete")
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", ["false", "0", '"x"', "[1]", "[]"])
+def test_it_refuses_a_body_that_is_not_an_object_even_where_every_field_is_optional(admin_client, body):
+    pause = admin_client.post("/api/engine/pause", body, content_type="application/json")
+    assert pause.status_code == 422, pause.content
+    assert pause.json()["error"]["code"] == "validation_error"
+    assert "must be a JSON object" in pause.json()["error"]["message"]
+    assert admin_client.get("/api/engine/status").json()["paused"] is False  # nothing happened
+    assert admin_client.post("/api/engine/pause", "null", content_type="application/json").status_code == 200
+
+
 def id_routes(patterns=None, prefix: str = "") -> list[str]:
     """Every HTML route with an integer in its path, the integer out of any database's range."""
     found = []
