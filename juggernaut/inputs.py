@@ -107,7 +107,14 @@ class StrictJSONParser(Parser):
     """django-ninja's parser, with ``json_strict_loads`` for bodies and NUL checks for query strings."""
 
     def parse_body(self, request: HttpRequest):
-        return json_strict_loads(request.body)
+        body = json_strict_loads(request.body)
+        # Every body this API takes is an object (or null where it is optional). ninja's schemas read
+        # attributes off whatever they are given, so `false` or `[1]` would pass as "all defaults".
+        if body is not None and not isinstance(body, dict):
+            raise HQError(
+                "validation_error", f"the request body must be a JSON object, not {type(body).__name__}", status=422
+            )
+        return body
 
     def parse_querydict(self, data, list_fields, request):
         for key, values in data.lists():

@@ -24,7 +24,7 @@ from juggernaut.db import pg_connect_params
 from juggernaut.engine import handlers, services
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.handlers import HandlerContext, PermanentError, TaskReleased
-from juggernaut.engine.models import Task, Worker
+from juggernaut.engine.models import BUILTIN_OWNER, Task, Worker
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,8 @@ class WorkerLoop:
         self.completed = 0
         self.failed = 0
         self.error: str | None = None
+        # The name now belongs to another owner (an admin's takeover): restarting would not help.
+        self.identity_taken = False
 
     # -- control --
 
@@ -110,12 +112,19 @@ class WorkerLoop:
 
     def run(self, *, exit_when_idle: bool = False) -> None:
         # It runs exactly the kinds it has handlers for; anything else stays for another worker.
-        self.worker = services.worker_register(
-            self.name,
-            capabilities=self.capabilities,
-            concurrency=self.concurrency,
-            kinds=[h.kind for h in handlers.registered()],
-        )
+        try:
+            self.worker = services.worker_register(
+                self.name,
+                capabilities=self.capabilities,
+                concurrency=self.concurrency,
+                kinds=[h.kind for h in handlers.registered()],
+            )
+        except EngineError as exc:
+            if exc.code != "name_taken":
+                raise
+            self.error, self.identity_taken = f"worker name taken: {exc.message}", True
+            log.error("worker %s: %s", self.name, exc.message)
+            return
         log.info(
             "worker %s registered (capabilities: %s, incarnation %s)",
             self.name,
@@ -164,8 +173,7 @@ class WorkerLoop:
             return services.task_claim(self.worker, incarnation=self.worker.incarnation, limit=limit)
         except EngineError as exc:
             if exc.code in ("stale_incarnation", "worker_stopped", "not_found"):
-                self.error = f"worker identity lost: {exc.message}"
-                log.error("worker %s: %s; stopping", self.name, exc.message)
+                self._identity_lost(exc)
                 return None
             raise
         except DatabaseError:
@@ -237,8 +245,7 @@ class WorkerLoop:
         try:
             services.worker_heartbeat(self.worker, incarnation=self.worker.incarnation)
         except EngineError as exc:
-            self.error = f"worker identity lost: {exc.message}"
-            log.error("worker %s: %s; stopping", self.name, exc.message)
+            self._identity_lost(exc)
             self.stop()
             return
         except DatabaseError:
@@ -263,6 +270,17 @@ class WorkerLoop:
             except DatabaseError:
                 log.exception("worker %s: task heartbeat failed", self.name)
                 close_old_connections()
+
+    def _identity_lost(self, exc: EngineError) -> None:
+        """Someone registered this name since: a restart of ours, or another owner taking it over."""
+        self.error = f"worker identity lost: {exc.message}"
+        log.error("worker %s: %s; stopping", self.name, exc.message)
+        try:
+            owner = Worker.objects.filter(name=self.name).values_list("owner", flat=True).first()
+        except DatabaseError:  # then it reads as a plain crash, and a restart finds out
+            close_old_connections()
+            return
+        self.identity_taken = owner is not None and owner != BUILTIN_OWNER
 
     def _shutdown(self) -> None:
         """Wait up to the grace period for running tasks, release the rest, and sign off."""

@@ -8,6 +8,7 @@ import pytest
 
 from juggernaut.engine import services
 from juggernaut.engine.models import Status, Task, Worker
+from juggernaut.exits import EXIT_IDENTITY_TAKEN
 
 pytestmark = pytest.mark.slow  # each test starts manage.py engine_worker as a process
 
@@ -53,3 +54,20 @@ def test_it_defaults_to_every_handlers_capabilities(start_worker):
     assert "timer" in Worker.objects.get(name="builtin").capabilities
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(20) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_exits_with_identity_taken_when_an_admin_takes_its_name(start_worker):
+    proc = start_worker("--name", "builtin", "--poll", "0.2")
+    wait_until(lambda: Worker.objects.filter(name="builtin", stopped_at=None).exists(), what="registration")
+    services.worker_register("builtin", owner="token:7", takeover=True)  # what the admin's takeover does
+
+    output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == EXIT_IDENTITY_TAKEN, output
+    assert "run this worker under another name (--name)" in output
+    # Started again under the same name, it is refused the same way, not crashed.
+    again = start_worker("--name", "builtin")
+    output, _ = again.communicate(timeout=30)
+    assert again.returncode == EXIT_IDENTITY_TAKEN, output
+    assert "belongs to another owner" in output and "Traceback" not in output
+    assert Worker.objects.get(name="builtin").owner == "token:7"

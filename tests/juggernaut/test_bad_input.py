@@ -1,6 +1,12 @@
-"""Bad input anywhere in the JSON API gets a clean answer in the error shape, never a 500."""
+"""Bad input anywhere in the JSON API gets a clean answer in the error shape, never a 500; an HTML page
+with an impossible id in its path is a 404 page."""
+
+import re
 
 import pytest
+from django.test import Client
+from django.urls import URLResolver, get_resolver
+from django.urls.resolvers import RoutePattern
 
 from juggernaut.engine.models import Task
 from juggernaut.models import ApiToken
@@ -92,3 +98,46 @@ def test_it_answers_bad_patches_and_deletes_with_a_clean_4xx(admin_client):
             admin_client.patch("/api/engine/tasks/1", body, content_type="application/json"), body
         )
     assert_clean_error(admin_client.delete(f"/api/tokens/{HUGE}"), "delete")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body", ["false", "0", '"x"', "[1]", "[]"])
+def test_it_refuses_a_body_that_is_not_an_object_even_where_every_field_is_optional(admin_client, body):
+    pause = admin_client.post("/api/engine/pause", body, content_type="application/json")
+    assert pause.status_code == 422, pause.content
+    assert pause.json()["error"]["code"] == "validation_error"
+    assert "must be a JSON object" in pause.json()["error"]["message"]
+    assert admin_client.get("/api/engine/status").json()["paused"] is False  # nothing happened
+    assert admin_client.post("/api/engine/pause", "null", content_type="application/json").status_code == 200
+
+
+def id_routes(patterns=None, prefix: str = "") -> list[str]:
+    """Every HTML route with an integer in its path, the integer out of any database's range."""
+    found = []
+    for entry in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            if not route.startswith(("api/", "admin/")):  # the API has its own tests; the admin below
+                found += id_routes(entry.url_patterns, route)
+        elif isinstance(entry.pattern, RoutePattern) and "<int:" in route:
+            found.append("/" + re.sub(r"<int:\w+>", HUGE, re.sub(r"<slug:\w+>", "retry", route)))
+    return found
+
+
+ADMIN_IDS = [f"/admin/engine/task/{HUGE}/change/", f"/admin/engine/worker/{HUGE}/change/", "/admin/auth/user/1e999/change/"]
+
+
+def test_it_finds_the_id_routes_it_checks():
+    assert {"/engine/tasks/" + HUGE + "/", "/engine/workers/" + HUGE + "/"} <= set(id_routes())
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", [*id_routes(), *ADMIN_IDS])
+def test_it_answers_an_out_of_range_id_in_a_page_path_with_a_404_page(admin_user, path):
+    page = Client()
+    page.force_login(admin_user)
+    for answer in [page.get(path), page.post(path)]:
+        # The admin answers a missing object with a redirect to its list, and some routes take POST only.
+        assert answer.status_code in (302, 404, 405), (path, answer.status_code)
+        if answer.status_code == 404:
+            assert answer["Content-Type"].startswith("text/html"), path

@@ -10,6 +10,8 @@ import requests
 
 from tests.conftest import DaphneServer, database_url_for_subprocess, needs_postgres
 
+pytestmark = pytest.mark.slow  # each test starts a daphne server
+
 
 @needs_postgres
 @pytest.mark.django_db(transaction=True)

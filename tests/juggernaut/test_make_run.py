@@ -162,3 +162,77 @@ def test_it_restarts_a_dying_child_and_stops_only_on_a_crash_loop(tmp_path):
         log.close()
     assert "worker exited 5 times within 60 s (last exit code -9): a crash loop; stopping everything" in text
     assert "stopped" in text
+
+
+def test_it_leaves_a_taken_over_worker_stopped_and_keeps_the_hq_up(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
+    env.update(
+        PORT=str(port),
+        HQ_VAR_DIR=str(tmp_path),
+        DEBUG="1",
+        HQ_ADMIN_USER="ops",
+        HQ_ADMIN_PASSWORD="a-long-enough-password",
+        HQ_RESTART_BACKOFF_SECONDS="0.2",
+    )
+    log = open(tmp_path / "runhq.log", "w+")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "runhq"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def output() -> str:
+        log.seek(0)
+        return log.read()
+
+    try:
+        wait_for_health(url, proc, timeout=120)
+        session = requests.Session()
+        session.get(url + "/login/", timeout=5)
+        session.post(
+            url + "/login/",
+            timeout=5,
+            data={"username": "ops", "password": "a-long-enough-password", "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            headers={"Referer": url + "/login/"},
+        )
+        deadline = time.monotonic() + 60
+        while "engine worker builtin: capabilities" not in output() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # One admin request takes the built-in worker's name.
+        taken = session.post(
+            url + "/api/engine/workers",
+            json={"name": "builtin", "takeover": True},
+            headers={"X-CSRFToken": session.cookies["csrftoken"]},
+            timeout=10,
+        )
+        assert taken.status_code == 201, taken.text
+        deadline = time.monotonic() + 60
+        while "is not restarted" not in output() and time.monotonic() < deadline:
+            assert proc.poll() is None, output()
+            time.sleep(0.2)
+        text = output()
+        assert "worker stopped (exit code 78) and is not restarted" in text, text
+        assert "python manage.py engine_worker --name builtin-2" in text
+        assert "web and jobs keep running" in text
+
+        # The HQ is still up and says so on the Overview, in words, with what to do next.
+        assert requests.get(url + "/api/health", timeout=5).status_code == 200
+        overview = session.get(url + "/", timeout=10).text
+        assert "another owner took over its worker name builtin" in overview
+        assert "python manage.py engine_worker --name builtin-2" in overview
+        jobs = int(re.search(r"started jobs \(pid (\d+)\)", text).group(1))
+        assert alive(jobs) and proc.poll() is None
+        workers = session.get(url + "/api/engine/workers", timeout=5).json()
+        assert [w["name"] for w in workers] == ["builtin"]  # the admin's, not fought over
+        assert "restarted worker" not in output() and "crash loop" not in output()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        log.close()
+    assert code == 0  # a clean stop, not a crash loop's exit

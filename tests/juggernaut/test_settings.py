@@ -72,6 +72,24 @@ def test_it_generates_and_keeps_a_development_secret_key(tmp_path):
 
 
 @pytest.mark.slow
+def test_it_creates_the_secret_key_private_from_the_start(tmp_path):
+    # With chmod doing nothing, only a file created 0600 is private: one written with the usual
+    # umask and tightened afterwards would be readable by everyone in between.
+    code = "import os, pathlib; os.umask(0o022); pathlib.Path.chmod = lambda *a, **k: None; import juggernaut.settings"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HQ_VAR_DIR": str(tmp_path), "DEBUG": "1", "SECRET_KEY": ""},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert len((tmp_path / "secret_key").read_text()) >= 50
+
+
+@pytest.mark.slow
 def test_it_passes_the_deploy_check_with_production_settings(tmp_path):
     result = _manage(
         tmp_path,
@@ -86,6 +104,7 @@ def test_it_passes_the_deploy_check_with_production_settings(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 def test_it_creates_var_and_the_sqlite_file_private(tmp_path):
     var = tmp_path / "var"
     result = _manage(var, "migrate", "--verbosity", "0", DEBUG="1")

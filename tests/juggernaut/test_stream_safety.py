@@ -1,12 +1,15 @@
 """Websockets and SSE streams under attack: bad frames get an error frame, a crash closes the socket
 with 1011, and either way the relay stops watching the socket's topics; revoking a token closes its
-websockets and SSE streams within seconds."""
+websockets and SSE streams within seconds. In-process through the ASGI app, then over real sockets to a
+live daphne server."""
 
 import asyncio
 import json
 import time
 
 import pytest
+import requests
+import websockets.sync.client
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
@@ -15,6 +18,7 @@ from juggernaut.asgi import application
 from juggernaut.events import publish
 from juggernaut.events.relay import get_relay
 from juggernaut.models import ApiToken
+from tests.conftest import in_thread
 from tests.juggernaut.test_events import _sse_open, ws_connect
 
 TOPICS = ["crash.a", "crash.b"]
@@ -148,3 +152,77 @@ async def test_it_closes_websockets_and_sse_streams_when_their_token_is_revoked(
     assert json.loads(await survivor.receive_from(timeout=5)) == {"subscribed": ["hq"]}
     await survivor.disconnect()
     await asyncio.sleep(0)
+
+
+# --- the same, over a real socket to the real server (daphne) --------------------------------------
+
+
+def live_socket(server: str, raw_token: str):
+    """A websocket to ``/ws/events/`` on the live server, authenticated as a non-browser client."""
+    return websockets.sync.client.connect(
+        server.replace("http://", "ws://") + "/ws/events/",
+        additional_headers={"Authorization": f"Bearer {raw_token}"},
+        max_size=None,
+        open_timeout=10,
+    )
+
+
+def next_frame(socket) -> dict:
+    return json.loads(socket.recv(timeout=10))
+
+
+@pytest.mark.slow  # the live daphne server
+def test_it_refuses_bad_frames_over_a_real_socket_and_keeps_serving(hq_server, make_token, transactional_db):
+    raw = make_token("read")
+    with live_socket(hq_server, raw) as socket:
+        socket.send(json.dumps({"subscribe": ["live.a"]}))
+        assert next_frame(socket) == {"subscribed": ["live.a"]}
+        socket.send('{"subscribe": ["live.c"], "after_seq": {"live.c": 1e999}}')
+        assert next_frame(socket)["error"]["code"] == "not_finite"
+        socket.send("[" * 100_000 + "]" * 100_000)
+        assert next_frame(socket)["error"]["code"] == "frame_too_large"
+        # Nothing half-joined: an event on the refused topic never comes, the subscribed one does.
+        in_thread(lambda: publish("live.c", "refused"))
+        in_thread(lambda: publish("live.a", "after"))
+        frame = next_frame(socket)
+        assert (frame["topic"], frame["type"]) == ("live.a", "after")
+    # The server is still responsive, and a fresh socket subscribes to the refused topic cleanly,
+    # replaying from the start what the first socket never got.
+    assert requests.get(hq_server + "/api/health", timeout=5).status_code == 200
+    with live_socket(hq_server, raw) as again:
+        again.send(json.dumps({"subscribe": ["live.c"], "after_seq": {"live.c": 0}}))
+        frame = next_frame(again)
+        assert (frame["topic"], frame["type"]) == ("live.c", "refused")
+        assert next_frame(again) == {"subscribed": ["live.c"]}
+
+
+@pytest.mark.slow  # the live daphne server
+def test_it_closes_a_revoked_tokens_socket_and_sse_stream_over_the_real_server(
+    hq_server, alice, make_token, transactional_db
+):
+    raw, admin = make_token("read"), make_token("admin")
+    token_id = ApiToken.objects.get(prefix=raw[:10]).pk
+    sse = requests.get(
+        hq_server + "/api/events/engine/stream",
+        headers={"Authorization": f"Bearer {raw}"},
+        stream=True,
+        timeout=10,  # a read that waits longer than this fails the test
+    )
+    assert sse.status_code == 200
+    with live_socket(hq_server, raw) as socket:
+        socket.send(json.dumps({"subscribe": ["engine"]}))
+        assert next_frame(socket) == {"subscribed": ["engine"]}
+
+        revoked = requests.delete(
+            f"{hq_server}/api/tokens/{token_id}", headers={"Authorization": f"Bearer {admin}"}, timeout=10
+        )
+        assert revoked.status_code == 200 and revoked.json()["status"] == "revoked"
+
+        assert next_frame(socket)["error"]["code"] == "token_revoked"
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            socket.recv(timeout=10)
+        assert closed.value.rcvd.code == 4401
+    lines = list(sse.iter_lines(decode_unicode=True))  # ends: the server closed the stream
+    assert "event: error" in lines and any("token_revoked" in line for line in lines)
+    # The revoked token opens nothing new.
+    assert requests.get(hq_server + "/api/events/engine", headers={"Authorization": f"Bearer {raw}"}, timeout=5).status_code == 401

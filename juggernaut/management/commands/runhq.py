@@ -1,9 +1,12 @@
 """Run the whole HQ on one machine: web (daphne), jobs (django-q2) and the engine's built-in worker.
 
 Children run in their own process groups, so a stop takes their own children with them. A child that
-dies is restarted with backoff (``HQ_RESTART_BACKOFF_SECONDS`` doubling per recent exit, at most 30 s), and the Overview's activity feed says so;
-only a crash loop (``CRASH_LOOP_EXITS`` exits of one child within ``CRASH_LOOP_SECONDS``) stops
-everything, with the reason printed, and exits non-zero for a service manager to act on.
+dies is restarted with backoff (``HQ_RESTART_BACKOFF_SECONDS`` doubling per recent exit, at most 30 s),
+and the Overview's activity feed says so. A child that exits with ``EXIT_IDENTITY_TAKEN`` (the engine
+worker whose name an admin took over) is left stopped and not counted as a crash; the feed says what to
+do instead, and the rest keeps running. Only a crash loop (``CRASH_LOOP_EXITS`` exits of one child within
+``CRASH_LOOP_SECONDS``) stops everything, with the reason printed, and exits non-zero for a service
+manager to act on.
 """
 
 import contextlib
@@ -22,6 +25,7 @@ from django.core.management.base import BaseCommand
 from django.db import close_old_connections
 
 from juggernaut.events import publish
+from juggernaut.exits import EXIT_IDENTITY_TAKEN
 
 STOP_GRACE_SECONDS = 10
 CRASH_LOOP_EXITS = 5
@@ -51,8 +55,15 @@ class Command(BaseCommand):
             + ["juggernaut.asgi:application"],
             "jobs": [py, manage, "qcluster"],
         }
+        # What an operator does once a child's identity was taken over (it is not restarted).
+        instead: dict[str, str] = {}
         if settings.FEATURE_APPS.get("engine", True) and "engine_worker" in get_commands():
             children["worker"] = [py, manage, "engine_worker", "--name", "builtin"]
+            instead["worker"] = (
+                "another owner took over its worker name builtin, so restarting it would only be refused; "
+                "to run a worker here again, start one under another name: "
+                "python manage.py engine_worker --name builtin-2"
+            )
 
         procs: dict[str, subprocess.Popen] = {}
         stopping = False
@@ -76,7 +87,7 @@ class Command(BaseCommand):
         restart_at: dict[str, float] = {}
         while not stopping:
             now = time.monotonic()
-            for name, proc in procs.items():
+            for name, proc in list(procs.items()):
                 if name in restart_at:
                     if now >= restart_at[name]:
                         del restart_at[name]
@@ -84,6 +95,16 @@ class Command(BaseCommand):
                         self.stdout.write(f"restarted {name} (pid {procs[name].pid})")
                     continue
                 if proc.poll() is None:
+                    continue
+                if proc.returncode == EXIT_IDENTITY_TAKEN:
+                    del procs[name]  # not a crash: left stopped, and the rest keeps running
+                    why = instead.get(name, "its identity now belongs to another owner")
+                    message = (
+                        f"{name} stopped (exit code {proc.returncode}) and is not restarted: {why}. "
+                        f"{' and '.join(procs)} keep running."
+                    )
+                    self.stderr.write(message)
+                    self._announce("process_not_restarted", name, message)
                     continue
                 recent = exits[name]
                 recent.append(now)

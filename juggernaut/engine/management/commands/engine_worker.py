@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from juggernaut.db import pool_at_least
 from juggernaut.engine import handlers
 from juggernaut.engine.worker import WorkerLoop
+from juggernaut.exits import EXIT_IDENTITY_TAKEN
 
 
 class Command(BaseCommand):
@@ -53,5 +54,10 @@ class Command(BaseCommand):
         )
         loop.run(exit_when_idle=options["exit_when_idle"])
         self.stdout.write(f"engine worker {name} stopped: {loop.completed} done, {loop.failed} failed")
+        if loop.identity_taken:
+            # A distinct exit code, so runhq leaves this worker stopped instead of crash-looping on it.
+            raise CommandError(
+                f"{loop.error}; run this worker under another name (--name)", returncode=EXIT_IDENTITY_TAKEN
+            )
         if loop.error:
             raise CommandError(loop.error)
