@@ -20,7 +20,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection, connections
 from django.test import Client
+from django.utils import timezone
 
+from juggernaut.engine.services import read_models
 from juggernaut.events.relay import relays_stop
 from juggernaut.models import ApiToken
 
@@ -47,6 +49,13 @@ def pytest_collection_modifyitems(items) -> None:
     """Browser tests last: Playwright's sync API keeps an event loop on the main thread for the
     rest of the session, which async tests cannot share."""
     items.sort(key=lambda item: "browser_instance" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(autouse=True)
+def hq_just_started(monkeypatch) -> None:
+    """Each test is an HQ that has just started: the autonomy loop's start-up grace (a loop that never
+    ran is not yet news) counts from the test's start, not from the session's."""
+    monkeypatch.setattr(read_models, "STARTED_AT", timezone.now())
 
 
 def is_postgres() -> bool:

@@ -114,10 +114,12 @@ def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
     task = Task.objects.select_related("lease_owner", "depends_on").filter(pk=task_id).first()
     if task is None:
         raise Http404("no such task")
+    candidates = live.reassign_candidates(task)
     ctx = {
         "task": task,
         "actions": task.allowed_actions(),
-        "candidates": live.reassign_candidates(task),
+        "candidates": candidates,
+        "start_actions": [] if candidates else live.start_actions(task),
         "events": task.events.all(),
         "payload": json.dumps(task.payload, indent=2),
         "result": json.dumps(task.result, indent=2) if task.result is not None else "",
