@@ -10,6 +10,7 @@ from django.db.models import Case, IntegerField, Value, When
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from juggernaut.areas import Action
 from juggernaut.charts import Series, chart_build
@@ -160,6 +161,12 @@ def worker_context(worker: Worker, now=None) -> dict:
 # --- the activity feed's sentences for engine events (the one place they are worded) --------------------
 
 
+def sentence(text: str) -> str:
+    """``text`` as one sentence: a capital first, and one closing mark (reasons bring their own)."""
+    text = capfirst(text.strip())
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _task_ref(data: dict) -> str:
     return f"Task #{data.get('id')} “{data.get('title', '')}”"
 
@@ -226,9 +233,9 @@ def describe_event(type_: str, data: dict) -> FeedItem | None:
     if type_ in words:
         what, severity = words[type_]
         if batched:
-            return FeedItem(f"{_batch(data, what)}.", severity, url)
+            return FeedItem(sentence(_batch(data, what)), severity, url)
         reason = data.get("reason", "") if type_ in ("task_waiting_approval", "task_blocked") else ""
-        return FeedItem(f"{_task_ref(data)} {what}{': ' + reason if reason else ''}.", severity, url)
+        return FeedItem(sentence(f"{_task_ref(data)} {what}{': ' + reason if reason else ''}"), severity, url)
     if type_ == "worker_registered":
         caps = ", ".join(data.get("capabilities") or []) or "no capabilities"
         return FeedItem(f"Worker {data.get('name')} started ({caps}).", "ok", url)
