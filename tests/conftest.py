@@ -28,6 +28,8 @@ from juggernaut.models import ApiToken
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots of browser tests (git-ignored): look at them
+STATE_WALK = ARTIFACTS / "state-walk.md"  # the browser state walk's table, printed after the run
+SESSION_STARTED = time.time()
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -42,6 +44,14 @@ def pytest_itemcollected(item) -> None:
     """Browser tests are slow tests too, so ``pytest -m "not slow"`` leaves them out."""
     if item.get_closest_marker("browser"):
         item.add_marker(pytest.mark.slow)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The state walk's table (state, sentence shown, seconds to show) in the run's output, when
+    this run wrote it."""
+    if STATE_WALK.exists() and STATE_WALK.stat().st_mtime >= SESSION_STARTED:
+        terminalreporter.write_sep("-", f"state walk ({STATE_WALK.relative_to(ROOT)})")
+        terminalreporter.write(STATE_WALK.read_text())
 
 
 @pytest.hookimpl(trylast=True)
