@@ -109,8 +109,9 @@ def render_resync() -> str:
 
 
 def render_timed() -> str:
-    """The fragments whose truth can change by the clock alone: the headline and findings, the workers."""
-    return render_fragments(["state", "workers"])
+    """The fragments whose truth can change by the clock alone: the headline and findings, the count of
+    live workers, the workers."""
+    return render_fragments(["state", "counts", "workers"])
 
 
 def render_events(envelopes: list[dict]) -> str:

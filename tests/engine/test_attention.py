@@ -121,6 +121,9 @@ def test_it_says_no_worker_is_alive_once_the_last_heartbeat_is_too_old(db, make_
     assert "Worker builtin has been silent for 31 s." in line.detail
     html = hq.render_timed("overview")
     assert 'id="hq-area-engine"' in html and "No worker alive; 1 task waiting to run." in html
+    # The Engine page's count of live workers is as true as its headline.
+    engine_page = hq.render_timed("engine")
+    assert '<li class="tile tile-workers tile-alarm" id="engine-count-workers"><span class="n">0</span>' in engine_page
 
 
 def test_it_reports_an_overdue_lease_and_a_silent_jobs_process_by_the_clock(db, make_worker):

@@ -256,6 +256,7 @@ def test_it_counts_ages_up_and_shows_a_silent_worker_on_an_open_engine_page(sign
     expect(title).to_contain_text(text)
     record("silent-worker (Engine page)", title.inner_text(), seconds)
     expect(page.locator("#engine-state")).to_have_attribute("data-state", "warn")
+    expect(page.locator("#engine-count-workers .n")).to_have_text("1")
     screenshots(page, "state-silent-worker-engine")
     assert seconds < LIMIT, f"silent worker: {seconds:.1f} s to show on the Engine page"
     assert seconds > -0.5, f"silent worker: shown {-seconds:.1f} s before it was true"
