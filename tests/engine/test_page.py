@@ -72,6 +72,7 @@ def test_it_pauses_and_resumes_from_the_page(alice_client):
     alice_client.post("/engine/pause/", {"reason": "incident 12"})
     page = alice_client.get("/engine/").content.decode()
     assert "Engine paused by alice: incident 12." in page
+    assert "No worker claims anything new, and nothing is running." in page
     line = services.engine_area_status()
     assert line.state == "warn" and line.text.startswith("Engine paused by alice: incident 12.")
     assert line.actions[0].label == "Resume" and line.actions[0].post == "/engine/resume/"
