@@ -20,12 +20,16 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection, connections
 from django.test import Client
+from django.utils import timezone
 
+from juggernaut.engine.services import read_models
 from juggernaut.events.relay import relays_stop
 from juggernaut.models import ApiToken
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"  # screenshots of browser tests (git-ignored): look at them
+STATE_WALK = ARTIFACTS / "state-walk.md"  # the browser state walk's table, printed after the run
+SESSION_STARTED = time.time()
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -42,11 +46,26 @@ def pytest_itemcollected(item) -> None:
         item.add_marker(pytest.mark.slow)
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The state walk's table (state, sentence shown, seconds to show) in the run's output, when
+    this run wrote it."""
+    if STATE_WALK.exists() and STATE_WALK.stat().st_mtime >= SESSION_STARTED:
+        terminalreporter.write_sep("-", f"state walk ({STATE_WALK.relative_to(ROOT)})")
+        terminalreporter.write(STATE_WALK.read_text())
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items) -> None:
     """Browser tests last: Playwright's sync API keeps an event loop on the main thread for the
     rest of the session, which async tests cannot share."""
     items.sort(key=lambda item: "browser_instance" in getattr(item, "fixturenames", ()))
+
+
+@pytest.fixture(autouse=True)
+def hq_just_started(monkeypatch) -> None:
+    """Each test is an HQ that has just started: the autonomy loop's start-up grace (a loop that never
+    ran is not yet news) counts from the test's start, not from the session's."""
+    monkeypatch.setattr(read_models, "STARTED_AT", timezone.now())
 
 
 def is_postgres() -> bool:

@@ -294,7 +294,7 @@ def _status() -> dict:
         },
         "findings": snap["findings"],
         "last_tick_at": snap["last_tick_at"],
-        "summary": services.engine_area_status().text,
+        "summary": services.engine_area_status(snap).text,
     }
 
 

@@ -109,6 +109,13 @@ def registered() -> list[Handler]:
     return sorted(_registry.values(), key=lambda h: h.kind)
 
 
+def default_capabilities(kind: str) -> list[str]:
+    """What a new task of ``kind`` requires unless told: its handler's capabilities or, for a kind no
+    handler here knows, a capability named after the kind (so only a worker that declares it takes it)."""
+    handler = lookup(kind)
+    return list(handler.capabilities) if handler else [kind]
+
+
 def all_capabilities() -> list[str]:
     """The union of every registered handler's capabilities: the built-in worker's default."""
     caps: set[str] = set()

@@ -10,10 +10,12 @@ from django.db.models import Case, IntegerField, Value, When
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 
+from juggernaut.areas import Action
 from juggernaut.charts import Series, chart_build
 from juggernaut.engine import handlers, services
-from juggernaut.engine.models import CLOSED_STATUSES, Status, Task, Worker
+from juggernaut.engine.models import ANY_KIND, CLOSED_STATUSES, Status, Task, Worker
 from juggernaut.feed import FeedItem
 
 FRAGMENTS = ["state", "counts", "waiting", "workers", "failures", "tasks", "chart"]
@@ -107,8 +109,9 @@ def render_resync() -> str:
 
 
 def render_timed() -> str:
-    """The fragments whose truth can change by the clock alone: the headline and findings, the workers."""
-    return render_fragments(["state", "workers"])
+    """The fragments whose truth can change by the clock alone: the headline and findings, the count of
+    live workers, the workers."""
+    return render_fragments(["state", "counts", "workers"])
 
 
 def render_events(envelopes: list[dict]) -> str:
@@ -121,8 +124,25 @@ def kinds() -> list[str]:
 
 
 def reassign_candidates(task: Task, now=None) -> list[Worker]:
-    """Live workers that can run ``task`` as it is (its requirements are never narrowed)."""
-    return [w for w in Worker.objects.live(now) if w.can_run(task.required_capabilities)]
+    """Live workers that would claim ``task`` as it is: its kind, and its requirements never narrowed."""
+    return [w for w in Worker.objects.live(now) if w.can_run(task.required_capabilities, task.kind)]
+
+
+def start_actions(task: Task, now=None) -> list[Action]:
+    """What would let a live worker run ``task`` (the task page's hint when no candidate is left)."""
+    live = list(Worker.objects.live(now))
+    return services.why_unrunnable(task.required_capabilities or [], task.kind, live)[1]
+
+
+def runnable_kinds(worker: Worker) -> list[str]:
+    """The kinds this worker claims whose tasks, as created by default, it can run.
+
+    A worker that runs any kind (``*``) is offered every kind the handler registry has; one that
+    declared its kinds, only those.
+    """
+    registry = [h.kind for h in handlers.registered()]
+    kinds = registry if ANY_KIND in (worker.kinds or []) else sorted(worker.kinds or [])
+    return [k for k in kinds if worker.can_run(handlers.default_capabilities(k), k)]
 
 
 def worker_context(worker: Worker, now=None) -> dict:
@@ -133,12 +153,19 @@ def worker_context(worker: Worker, now=None) -> dict:
         "worker": worker,
         "state": state,
         "now": now,
-        "runnable_kinds": [h.kind for h in handlers.registered() if worker.can_run(list(h.capabilities))],
+        "runnable_kinds": runnable_kinds(worker),
+        "any_kind": ANY_KIND in (worker.kinds or []),
         "running": Task.objects.filter(status=Status.RUNNING, lease_owner=worker).count(),
     }
 
 
 # --- the activity feed's sentences for engine events (the one place they are worded) --------------------
+
+
+def sentence(text: str) -> str:
+    """``text`` as one sentence: a capital first, and one closing mark (reasons bring their own)."""
+    text = capfirst(text.strip())
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _task_ref(data: dict) -> str:
@@ -207,9 +234,9 @@ def describe_event(type_: str, data: dict) -> FeedItem | None:
     if type_ in words:
         what, severity = words[type_]
         if batched:
-            return FeedItem(f"{_batch(data, what)}.", severity, url)
+            return FeedItem(sentence(_batch(data, what)), severity, url)
         reason = data.get("reason", "") if type_ in ("task_waiting_approval", "task_blocked") else ""
-        return FeedItem(f"{_task_ref(data)} {what}{': ' + reason if reason else ''}.", severity, url)
+        return FeedItem(sentence(f"{_task_ref(data)} {what}{': ' + reason if reason else ''}"), severity, url)
     if type_ == "worker_registered":
         caps = ", ".join(data.get("capabilities") or []) or "no capabilities"
         return FeedItem(f"Worker {data.get('name')} started ({caps}).", "ok", url)

@@ -360,6 +360,8 @@ class EngineState(models.Model):
     reason = models.TextField(blank=True)
     findings = models.JSONField(default=dict, blank=True)
     last_tick_at = models.DateTimeField(null=True, blank=True)
+    # The start of the autonomy loop's grace: a loop that never ran is news only some minutes after.
+    created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         db_table = "engine_state"

@@ -15,7 +15,6 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.text import capfirst
 from django.views.decorators.http import require_POST
 
 from juggernaut import hq
@@ -50,11 +49,6 @@ def _actor(request: HttpRequest) -> str:
     return actor_of(request.user)
 
 
-def _sentence(text: str) -> str:
-    text = capfirst(text.strip())
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
 def _back(request: HttpRequest) -> str:
     target = request.POST.get("next") or request.headers.get("Referer") or ""
     if url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
@@ -63,7 +57,7 @@ def _back(request: HttpRequest) -> str:
 
 
 def _answer(request: HttpRequest, *, ok: str | None = None, error: EngineError | None = None) -> HttpResponse:
-    text = f"Refused: {_sentence(error.message)}" if error else ok
+    text = f"Refused: {live.sentence(error.message)}" if error else ok
     page = request.POST.get("page", "")
     if not request.htmx or page not in (hq.OVERVIEW, "engine"):
         (messages.error if error else messages.success)(request, text)
@@ -114,10 +108,12 @@ def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
     task = Task.objects.select_related("lease_owner", "depends_on").filter(pk=task_id).first()
     if task is None:
         raise Http404("no such task")
+    candidates = live.reassign_candidates(task)
     ctx = {
         "task": task,
         "actions": task.allowed_actions(),
-        "candidates": live.reassign_candidates(task),
+        "candidates": candidates,
+        "start_actions": [] if candidates else live.start_actions(task),
         "events": task.events.all(),
         "payload": json.dumps(task.payload, indent=2),
         "result": json.dumps(task.result, indent=2) if task.result is not None else "",

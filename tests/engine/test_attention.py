@@ -121,6 +121,9 @@ def test_it_says_no_worker_is_alive_once_the_last_heartbeat_is_too_old(db, make_
     assert "Worker builtin has been silent for 31 s." in line.detail
     html = hq.render_timed("overview")
     assert 'id="hq-area-engine"' in html and "No worker alive; 1 task waiting to run." in html
+    # The Engine page's count of live workers is as true as its headline.
+    engine_page = hq.render_timed("engine")
+    assert '<li class="tile tile-workers tile-alarm" id="engine-count-workers"><span class="n">0</span>' in engine_page
 
 
 def test_it_reports_an_overdue_lease_and_a_silent_jobs_process_by_the_clock(db, make_worker):
@@ -139,3 +142,92 @@ def test_it_reports_an_overdue_lease_and_a_silent_jobs_process_by_the_clock(db, 
     assert findings[1]["actions"][0]["post"] == f"/engine/tasks/{task.pk}/reassign/"
     engine_page = hq.render_timed("engine")
     assert 'id="engine-state"' in engine_page and "its lease ran out" in engine_page
+
+
+def test_it_heads_the_line_with_tasks_of_a_kind_no_live_worker_runs(alice_client):
+    # The built-in worker declares the kinds its handler registry has; nobody handles report.weekly.
+    services.worker_register("builtin", capabilities=["timer"], kinds=["echo", "noop", "sleep"])
+    task = services.task_create("Weekly report", kind="report.weekly")
+    services.engine_tick()
+    assert Task.objects.get(pk=task.pk).status == Status.BLOCKED
+
+    line = services.engine_area_status()
+
+    assert line.state == "warn"
+    assert line.text == "1 task is of kind report.weekly, which no live worker runs."
+    register, external = line.actions
+    assert register.label == "Add a handler for report.weekly in an app's handlers.py, then restart the worker"
+    assert register.command == '@register("report.weekly", capabilities=["report.weekly"])'
+    assert external.command == (
+        'POST /api/engine/workers {"name": "worker-report.weekly", "kinds": ["report.weekly"], '
+        '"capabilities": ["report.weekly"]}'
+    )
+    status = alice_client.get("/api/engine/status").json()
+    assert status["summary"] == line.text
+    assert status["findings"][0]["kind"] == "no_worker_for_kind"
+    assert status["findings"][0]["task_kind"] == "report.weekly"
+    assert status["findings"][0]["count"] == 1
+    page = alice_client.get("/engine/").content.decode()
+    assert f'<strong class="engine-state-title">{line.text}</strong>' in page
+    assert "Idle" not in hq.render_lines()
+
+    # The fix the line offers: a worker that declares the kind (and has what the task needs).
+    services.worker_register("worker-report.weekly", kinds=["report.weekly"], capabilities=["report.weekly"])
+    assert Task.objects.get(pk=task.pk).status == Status.PENDING
+    assert services.engine_area_status().text == "1 task queued for 2 workers."
+
+
+def test_it_names_the_worker_command_when_a_handler_for_the_kind_exists(db, handler):
+    handler("report.weekly", lambda ctx: None)
+    # A worker that started before the handler existed, so it does not declare the kind.
+    services.worker_register("builtin", kinds=["noop"])
+    services.task_create("Weekly report", kind="report.weekly")
+    services.engine_tick()
+
+    line = services.engine_area_status()
+
+    assert line.text == "1 task is of kind report.weekly, which no live worker runs."
+    assert [(a.label, a.command) for a in line.actions] == [
+        ("Start a worker that runs it", "manage.py engine_worker --name worker-report.weekly")
+    ]
+    blocked = Task.objects.get(kind="report.weekly")
+    assert blocked.reason == "No live worker runs tasks of kind report.weekly."
+    assert blocked.unblock_action == "Start a worker that runs it: manage.py engine_worker --name worker-report.weekly"
+
+
+def test_it_never_calls_a_blocked_task_idle(db, make_worker, settings):
+    make_worker("builtin", [])
+    gpu = make_worker("gpu-1", ["gpu"])
+    silent = timezone.now() - timedelta(seconds=3 * settings.ENGINE_HEARTBEAT_SECONDS + 1)
+    Worker.objects.filter(pk=gpu.pk).update(last_heartbeat=silent)
+    services.task_create("Render", kind="noop", required_capabilities=["gpu"])
+    services.engine_tick()
+    # The capable worker is back by its heartbeat alone: the next tick unblocks the task.
+    services.worker_heartbeat(gpu, incarnation=gpu.incarnation)
+    assert Task.objects.get(kind="noop").status == Status.BLOCKED
+
+    assert services.engine_area_status().text == "1 task queued for 2 workers."
+
+
+def test_it_asks_for_the_jobs_process_when_the_loop_never_ran(db, make_worker, monkeypatch):
+    make_worker("builtin", [])
+    assert EngineState.get().last_tick_at is None
+
+    # Moments after start-up that is normal: a grey note on the Engine page, no finding.
+    assert services.engine_area_status().text == "Idle: no tasks. 1 worker ready."
+    assert "has not run yet (it runs in the jobs process)" in hq.render_timed("engine")
+
+    # Past the grace, counted from the engine state's creation and this process's start, both.
+    old = timezone.now() - services.read_models.TICK_SILENT_AFTER - timedelta(seconds=1)
+    EngineState.objects.update(created_at=old)
+    assert services.engine_area_status().state == "ok"  # the process only just started
+    monkeypatch.setattr(services.read_models, "STARTED_AT", old)
+
+    line = services.engine_area_status()
+    assert line.state == "warn"
+    assert line.text == "The autonomy loop has never run: is the jobs process running?"
+    assert [(a.label, a.command) for a in line.actions] == [("Start the jobs process", "manage.py qcluster")]
+    assert services.engine_snapshot()["findings"][0]["kind"] == "tick_never"
+
+    services.engine_tick()
+    assert services.engine_area_status().text == "Idle: no tasks. 1 worker ready."

@@ -1,7 +1,10 @@
 """Finding work in the HQ: the task list's search and filters, the worker page, and the task page's
 actions, with every refusal shown as a sentence."""
 
+import pytest
+
 from juggernaut.engine import services
+from juggernaut.engine.errors import EngineError
 from juggernaut.engine.models import Status, Task
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -114,3 +117,36 @@ def test_it_refreshes_a_static_page_after_an_action(alice_client):
     answer = alice_client.post(f"/engine/tasks/{task.pk}/cancel/", {"page": "static"}, **HTMX)
     assert answer["HX-Refresh"] == "true"
     assert "cancelled" in alice_client.get(f"/engine/tasks/{task.pk}/").content.decode()
+
+
+def test_it_offers_only_workers_that_would_claim_the_task_by_its_kind(alice_client, make_worker):
+    make_worker("anything", [])
+    reports = services.worker_register("reports", kinds=["report.weekly"], capabilities=["report.weekly"])
+    task = services.task_create("Render", kind="noop", required_capabilities=[])
+
+    page = alice_client.get(f"/engine/tasks/{task.pk}/").content.decode()
+    assert '<option value="anything">anything</option>' in page
+    assert '<option value="reports">' not in page
+
+    flash = alice_client.post(
+        f"/engine/tasks/{task.pk}/reassign/", {"worker_name": "reports", "page": "engine"}, **HTMX
+    ).content.decode()
+    assert "Refused: Worker reports does not run tasks of kind noop; pick a worker that does." in flash
+    with pytest.raises(EngineError) as refused:
+        services.task_reassign(task.pk, actor="operator:alice", worker_name="reports")
+    assert refused.value.code == "worker_incapable" and refused.value.details == {"kind": "noop"}
+
+    worker_page = alice_client.get(f"/engine/workers/{reports.pk}/").content.decode()
+    assert "<code>report.weekly</code>" in worker_page and "<code>noop</code>" not in worker_page
+    assert "Other kinds run here" not in worker_page
+
+
+def test_it_says_on_the_task_page_what_would_run_a_kind_nobody_runs(alice_client, make_worker):
+    services.worker_register("builtin", kinds=["noop"])
+    task = services.task_create("Weekly report", kind="report.weekly", required_capabilities=[])
+
+    page = alice_client.get(f"/engine/tasks/{task.pk}/").content.decode()
+
+    assert "No live worker can run it now" in page
+    assert "manage.py engine_worker --name worker-2" not in page
+    assert "<code>@register(&quot;report.weekly&quot;)</code>" in page

@@ -24,6 +24,8 @@ def test_it_shows_queue_workers_and_waiting_tasks(alice_client):
     assert f'id="engine-waiting-{waiting.pk}"' in page and waiting.reason.replace("'", "&#x27;") in page
     assert "builtin" in page and "timer" in page
     assert "1 task waits for your approval" not in page and "waits for your approval" in page
+    # Template comments never reach the page (a {# #} comment is one line only).
+    assert "{#" not in page and "#}" not in page
 
 
 def test_it_approves_from_the_page_with_htmx(alice_client):
@@ -70,6 +72,7 @@ def test_it_pauses_and_resumes_from_the_page(alice_client):
     alice_client.post("/engine/pause/", {"reason": "incident 12"})
     page = alice_client.get("/engine/").content.decode()
     assert "Engine paused by alice: incident 12." in page
+    assert "No worker claims anything new, and nothing is running." in page
     line = services.engine_area_status()
     assert line.state == "warn" and line.text.startswith("Engine paused by alice: incident 12.")
     assert line.actions[0].label == "Resume" and line.actions[0].post == "/engine/resume/"
@@ -127,3 +130,16 @@ def test_it_refuses_a_priority_that_is_not_a_number(alice_client):
         "/engine/tasks/999999/priority/", {"priority": "1", "page": "engine"}, **HTMX
     )
     assert response.status_code == 200 and "Refused: No task 999999." in response.content.decode()
+
+
+def test_it_words_feed_items_as_one_sentence_each(db):
+    services.task_create("Weekly report", kind="report.weekly")
+    services.engine_tick()  # no worker is alive: blocked, with a reason that ends its own sentence
+    waiting = services.task_create("Ship", kind="noop", needs_approval=True)
+    services.engine_tick()
+
+    texts = [i["item"].text for i in hq.recent_activity()]
+
+    assert "1 task blocked: No worker is alive to run it." in texts
+    assert f"Task #{waiting.pk} “Ship” waits for your approval." in texts
+    assert not [t for t in texts if t.endswith("..")], texts

@@ -1,11 +1,14 @@
 """The state walk: on an Overview opened once (never reloaded), each engine state shows its headline
 and next action within 5 s of becoming true, the Engine page says the same, and acting clears it.
 
-States that become true by time alone (no worker alive, jobs process down) are arranged to turn true
-a moment later, with no event published, and timed from that moment. Screenshots and the table of
-seconds go to test-artifacts/.
+States that become true by time alone (no worker alive, jobs process down, a silent worker) are
+arranged to turn true a moment later, with no event published, and timed from that moment.
+Screenshots (1440 and 390 px wide) go to test-artifacts/, and each row of the table of seconds is
+written to test-artifacts/state-walk.md as soon as it is measured (the test run prints the table).
 """
 
+import json
+import re
 import time
 from datetime import timedelta
 
@@ -14,40 +17,60 @@ from django.conf import settings
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from juggernaut.engine import services
-from juggernaut.engine.models import EngineState, Worker
-from tests.conftest import ARTIFACTS, BrowserProblems, in_thread, screenshot
+from juggernaut.engine import handlers, services
+from juggernaut.engine.models import EngineState, Status, Task, Worker
+from tests.conftest import ARTIFACTS, STATE_WALK, BrowserProblems, in_thread, screenshot
 
 pytestmark = pytest.mark.browser
 
 LIMIT = 5.0  # seconds from a state becoming true to its headline on screen
+WIDE, NARROW = {"width": 1440, "height": 900}, {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def state_table():
+    """A fresh table for this run; each test appends its rows as it measures them."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    STATE_WALK.write_text("| state | sentence shown | seconds to show |\n|---|---|---|\n")
+
+
+def record(name: str, text: str, seconds: float) -> None:
+    with STATE_WALK.open("a") as table:
+        table.write(f"| {name} | {text} | {max(seconds, 0):.1f} |\n")
+
+
+def screenshots(page, name: str) -> None:
+    """The page as it is, wide and on a phone (the layout changes; the page is not reloaded)."""
+    screenshot(page, name)
+    page.set_viewport_size(NARROW)
+    screenshot(page, f"{name}-390")
+    page.set_viewport_size(WIDE)
+
+
+def builtin_kinds() -> list[str]:
+    """What the built-in worker declares: the kinds its handler registry has."""
+    return [h.kind for h in handlers.registered()]
 
 
 class Walk:
     def __init__(self, overview, engine) -> None:
         self.overview, self.engine = overview, engine
         self.line = overview.locator("#hq-area-engine")
-        self.rows: list[tuple[str, str, float]] = []
 
     def shows(self, state: str, name: str, text: str, since: float) -> None:
         """Wait for ``text`` on the Overview (timed from ``since``), then on the Engine page too."""
         expect(self.line).to_contain_text(text, timeout=LIMIT * 1000 + 2000)
         seconds = time.monotonic() - since
+        record(name, text, seconds)
         expect(self.line).to_have_attribute("data-state", state)
         expect(self.engine.locator("#engine-state .engine-state-title")).to_have_text(text)
-        screenshot(self.overview, f"state-{name}")
-        self.rows.append((name, text, seconds))
+        screenshots(self.overview, f"state-{name}")
+        screenshot(self.engine, f"state-{name}-engine")
         assert seconds < LIMIT, f"{name}: {seconds:.1f} s to show “{text}”"
         assert seconds > -0.5, f"{name}: shown {-seconds:.1f} s before it was true"
 
     def click(self, label: str) -> None:
         self.line.get_by_role("button", name=label).click()
-
-    def write(self) -> None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        lines = ["| state | sentence shown | seconds to show |", "|---|---|---|"]
-        lines += [f"| {name} | {text} | {max(seconds, 0):.1f} |" for name, text, seconds in self.rows]
-        (ARTIFACTS / "state-walk.md").write_text("\n".join(lines) + "\n")
 
 
 def beat(name: str = "builtin") -> None:
@@ -57,8 +80,12 @@ def beat(name: str = "builtin") -> None:
 def test_it_walks_every_engine_state_on_an_open_overview(signed_in_page, hq_server, browser_instance):
     overview = signed_in_page
     problems = BrowserProblems(overview)
-    worker = in_thread(lambda: services.worker_register("builtin", capabilities=["timer"]))
+    worker = in_thread(
+        lambda: services.worker_register("builtin", capabilities=["timer"], kinds=builtin_kinds())
+    )
+    overview.set_viewport_size(WIDE)
     engine = overview.context.new_page()
+    engine.set_viewport_size(WIDE)
     engine_problems = BrowserProblems(engine)
     engine.goto(hq_server + "/engine/")
     overview.goto(hq_server + "/")
@@ -108,6 +135,22 @@ def test_it_walks_every_engine_state_on_an_open_overview(signed_in_page, hq_serv
     in_thread(lambda: services.task_cancel(render.pk, actor="operator:alice"))
     in_thread(lambda: services.worker_stop(gpu, incarnation=gpu.incarnation))
 
+    # blocked for a kind: no live worker runs report.weekly (no handler knows it) → the worker it names
+    since = time.monotonic()
+    report = in_thread(lambda: services.task_create("Weekly report", kind="report.weekly"))
+    in_thread(lambda: services.engine_tick())  # the jobs process blocks it, saying why
+    assert in_thread(lambda: Task.objects.get(pk=report.pk).status) == Status.BLOCKED
+    walk.shows("warn", "blocked-kind", "1 task is of kind report.weekly, which no live worker runs.", since)
+    handler, external = walk.line.locator(".command code").all_inner_texts()
+    assert handler == '@register("report.weekly", capabilities=["report.weekly"])'
+    # The fix an operator can apply without a code change: an external worker that declares the kind.
+    body = json.loads(external.removeprefix("POST /api/engine/workers "))
+    reports = in_thread(lambda: services.worker_register(**body))
+    expect(walk.line).to_contain_text("1 task queued for 2 workers.")
+    in_thread(lambda: services.task_cancel(report.pk, actor="operator:alice"))
+    in_thread(lambda: services.worker_stop(reports, incarnation=reports.incarnation))
+    expect(walk.line).to_contain_text("Idle: no tasks. 1 worker ready.")
+
     # no worker alive, by time alone: the last heartbeat grows too old while nobody publishes anything
     in_thread(lambda: services.task_create("Rotate logs", kind="noop", max_attempts=1))
     expect(walk.line).to_contain_text("1 task queued for 1 worker.")
@@ -155,6 +198,67 @@ def test_it_walks_every_engine_state_on_an_open_overview(signed_in_page, hq_serv
     in_thread(lambda: services.engine_tick())  # the jobs process is back
     expect(walk.line).to_contain_text("Idle: no tasks. 1 worker ready.")
 
-    walk.write()
     assert overview.evaluate("window.__marker") == "never reloaded"
     assert not problems.items and not engine_problems.items, problems.items + engine_problems.items
+
+
+SECONDS = re.compile(r"^(\d+) s ago$")
+
+
+def test_it_counts_ages_up_and_shows_a_silent_worker_on_an_open_engine_page(signed_in_page, hq_server):
+    page = signed_in_page
+    problems = BrowserProblems(page)
+    builtin = in_thread(lambda: services.worker_register("builtin", kinds=builtin_kinds()))
+    gpu = in_thread(lambda: services.worker_register("worker-gpu", capabilities=["gpu"]))
+    page.set_viewport_size(WIDE)
+    # Count the websocket's messages from the first moment: the first is the resync on connect.
+    page.add_init_script(
+        "window.__messages = 0;"
+        "document.addEventListener('htmx:wsAfterMessage', function () {"
+        "  document.documentElement.dataset.wsMessages = ++window.__messages; });"
+    )
+    page.goto(hq_server + "/engine/")
+    expect(page.locator("body")).to_have_attribute("data-live", "open")
+    expect(page.locator("html")).to_have_attribute("data-ws-messages", re.compile(r"^[1-9]"))
+    page.evaluate("window.__marker = 'never reloaded'")
+    title = page.locator("#engine-state .engine-state-title")
+    expect(title).to_have_text("Idle: no tasks. 2 workers ready.")
+
+    # The heartbeat age counts up in place: the same element, with no message from the server between
+    # the two readings, and no reload. (The server's first timed refresh after connecting may still
+    # replace the fragment once; then the element is marked again and read again.)
+    age = page.locator(f"#engine-worker-{builtin.pk} .worker-heartbeat time")
+    read = "el => [el.textContent, el.__mark || '', window.__messages]"
+    for _ in range(4):
+        age.evaluate("el => { el.__mark = 'kept'; }")
+        first, _, before = age.evaluate(read)
+        expect(age).not_to_have_text(first)
+        later, mark, after = age.evaluate(read)
+        if mark == "kept" and after == before:
+            break
+    assert mark == "kept" and after == before, "the fragment kept being re-sent"
+    assert SECONDS.match(first) and SECONDS.match(later), (first, later)
+    assert int(SECONDS.match(later)[1]) > int(SECONDS.match(first)[1])
+
+    # A silent worker, by time alone: its last heartbeat grows too old while nobody publishes anything.
+    silent_after = 3 * settings.ENGINE_HEARTBEAT_SECONDS
+    in_thread(lambda: beat("builtin"))
+    in_thread(
+        lambda: Worker.objects.filter(pk=gpu.pk).update(
+            last_heartbeat=timezone.now() - timedelta(seconds=silent_after - 1.5)
+        )
+    )
+    since = time.monotonic() + 1.5
+    badge = page.locator(f"#engine-worker-{gpu.pk} .badge")
+    expect(badge).to_have_text("silent", timeout=LIMIT * 1000 + 2000)
+    seconds = time.monotonic() - since
+    text = "Worker worker-gpu has been silent for"
+    expect(title).to_contain_text(text)
+    record("silent-worker (Engine page)", title.inner_text(), seconds)
+    expect(page.locator("#engine-state")).to_have_attribute("data-state", "warn")
+    expect(page.locator("#engine-count-workers .n")).to_have_text("1")
+    screenshots(page, "state-silent-worker-engine")
+    assert seconds < LIMIT, f"silent worker: {seconds:.1f} s to show on the Engine page"
+    assert seconds > -0.5, f"silent worker: shown {-seconds:.1f} s before it was true"
+    assert page.evaluate("window.__marker") == "never reloaded"
+    assert not problems.items, problems.items

@@ -30,6 +30,7 @@ from juggernaut.engine.services.autonomy import (
     stuck_findings,
     tasks_rescue,
     tasks_unblock_capable,
+    why_unrunnable,
 )
 from juggernaut.engine.services.claims import (
     task_claim,
@@ -80,4 +81,5 @@ __all__ = [
     "worker_heartbeat",
     "worker_register",
     "worker_stop",
+    "why_unrunnable",
 ]

@@ -82,7 +82,7 @@ def task_create(
         raise EngineError("bad_timeout", "timeout_seconds must be between 1 and 604800", status=422)
     handler = handlers.lookup(kind)
     if required_capabilities is None:
-        required = list(handler.capabilities) if handler else [kind]
+        required = handlers.default_capabilities(kind)
     else:
         required = clean_capabilities(required_capabilities, field_name="required_capabilities")
     needs = handler.needs_approval if needs_approval is None and handler else bool(needs_approval)
@@ -309,7 +309,8 @@ def task_reassign(task_id: int, *, actor: str, worker_name: str | None = None, n
 
 
 def _capable_worker(task: Task, worker_name: str, *, now) -> Worker:
-    """The named worker, if it is alive and can run ``task``; otherwise a refusal that says why."""
+    """The named worker, if it is alive and would claim ``task`` (``Worker.can_run``: its kind and
+    capabilities); otherwise a refusal that says why."""
     worker = Worker.objects.filter(name=worker_name).first()
     if worker is None:
         raise EngineError(
@@ -321,15 +322,22 @@ def _capable_worker(task: Task, worker_name: str, *, now) -> Worker:
         raise EngineError(
             "worker_not_live", f"worker {worker.name} is not alive; pick a live worker", status=409
         )
-    missing = sorted(set(task.required_capabilities or []) - set(worker.capabilities or []))
-    if missing:
+    if worker.can_run(task.required_capabilities, task.kind):
+        return worker
+    if not worker.runs_kind(task.kind):
         raise EngineError(
             "worker_incapable",
-            f"worker {worker.name} cannot run task #{task.pk}: it lacks {', '.join(missing)}",
+            f"worker {worker.name} does not run tasks of kind {task.kind}; pick a worker that does",
             status=409,
-            details={"missing": missing},
+            details={"kind": task.kind},
         )
-    return worker
+    missing = sorted(set(task.required_capabilities or []) - set(worker.capabilities or []))
+    raise EngineError(
+        "worker_incapable",
+        f"worker {worker.name} cannot run task #{task.pk}: it lacks {', '.join(missing)}",
+        status=409,
+        details={"missing": missing},
+    )
 
 
 def task_acknowledge(task_id: int, *, actor: str, now=None) -> Task:

@@ -4,6 +4,7 @@ Safe to run in several processes at once: every move locks its rows with SKIP LO
 status it expects, so a move is applied once.
 """
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -14,6 +15,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from juggernaut.areas import Action
+from juggernaut.engine import handlers
 from juggernaut.engine.models import REASON_CLEARED, EngineState, Status, Task, Worker
 from juggernaut.engine.services.common import (
     AUTONOMY,
@@ -28,6 +31,7 @@ from juggernaut.engine.services.common import (
     record_many,
     retry_or_escalate,
     wake_workers,
+    worker_command,
 )
 from juggernaut.events import publish
 from juggernaut.timefmt import duration_text
@@ -84,21 +88,52 @@ def _live_workers(now) -> list[Worker]:
     return list(Worker.objects.live(now).only("id", "capabilities", "kinds"))
 
 
-def _why_unrunnable(required: list[str], kind: str, live: list[Worker]) -> tuple[str, str]:
-    need = ", ".join(required) or "(none)"
-    action = f"Start a worker with capabilities: {need} (manage.py engine_worker --capabilities {','.join(required)})."
+def start_actions(kind: str, required: Iterable[str], *, name: str = "", label: str = "") -> list[Action]:
+    """Exactly what an operator can do so that a worker runs tasks of ``kind`` needing ``required``.
+
+    The built-in worker runs every kind the handler registry has, so a known kind needs that worker
+    started (with the capabilities); a kind no handler knows needs one added, or an external worker
+    that declares it (through the API).
+    """
+    need = sorted(required)
+    name = name or f"worker-{kind}"
+    if handlers.lookup(kind) is not None:
+        return [Action(label or "Start a worker that runs it", command=worker_command(name, need))]
+    caps = f", capabilities={json.dumps(need)}" if need else ""
+    body = {"name": name, "kinds": [kind]} | ({"capabilities": need} if need else {})
+    return [
+        Action(
+            f"Add a handler for {kind} in an app's handlers.py, then restart the worker",
+            command=f'@register("{kind}"{caps})',
+        ),
+        Action("or register an external worker that runs it", command=f"POST /api/engine/workers {json.dumps(body)}"),
+    ]
+
+
+def actions_text(actions: list[Action]) -> str:
+    """Actions as one line (a task's ``unblock_action``, at most 300 characters)."""
+    return "; ".join(f"{a.label}: {a.command}" if a.command else a.label for a in actions)[:300]
+
+
+def why_unrunnable(required: Iterable[str], kind: str, live: list[Worker]) -> tuple[str, list[Action]]:
+    """Why no live worker would claim a task of ``kind`` that needs ``required``, and what would fix it.
+
+    The same check as the claim (``Worker.can_run``): the kind first, then the capabilities.
+    """
+    need = sorted(required or [])
     if not live:
-        return "No worker is alive to run it.", action
-    if not any(w.runs_kind(kind) for w in live):
-        return (
-            f"No live worker runs tasks of kind {kind}.",
-            f"Start a worker with a handler for {kind} (registered in an app's handlers.py), or an external "
-            f'worker registered with kinds ["{kind}"].',
-        )
-    missing = sorted(set(required) - set().union(*(w.capabilities or [] for w in live)))
+        return "No worker is alive to run it.", start_actions(kind, need)
+    runners = [w for w in live if w.runs_kind(kind)]
+    if not runners:
+        return f"No live worker runs tasks of kind {kind}.", start_actions(kind, need)
+    which = "live worker" if len(runners) == len(live) else f"live worker that runs {kind}"
+    missing = sorted(set(need) - set().union(*(w.capabilities or [] for w in runners)))
+    fix = start_actions(
+        kind, need, name=f"worker-{missing[0] if missing else 'all'}", label=f"Start a worker with {', '.join(need)}"
+    )
     if missing:
-        return f"No live worker has {', '.join(missing)}.", action
-    return f"No single live worker that runs {kind} has all of {need}.", action
+        return f"No {which} has {', '.join(missing)}.", fix
+    return f"No single {which} has all of {', '.join(need)}.", fix
 
 
 def tasks_unblock_capable(*, now=None) -> int:
@@ -140,7 +175,8 @@ def _tasks_block_unrunnable(*, now) -> int:
     for pk, required, kind in pending:
         required = sorted(required or [])
         if not any(w.can_run(required, kind) for w in live):
-            groups[_why_unrunnable(required, kind, live)].append(pk)
+            reason, actions = why_unrunnable(required, kind, live)
+            groups[(reason, actions_text(actions))].append(pk)
     moved = 0
     for (reason, action), ids in groups.items():
         for chunk in _chunks(ids):

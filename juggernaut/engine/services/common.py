@@ -208,5 +208,11 @@ def retry_or_escalate(task: Task, *, now, error: str) -> tuple[str, dict]:
     return Status.PENDING, fields
 
 
+def worker_command(name: str, capabilities: Iterable[str]) -> str:
+    """The command that starts a built-in worker (it runs every kind the handler registry has)."""
+    caps = ",".join(sorted(capabilities))
+    return f"manage.py engine_worker --name {name}" + (f" --capabilities {caps}" if caps else "")
+
+
 def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"

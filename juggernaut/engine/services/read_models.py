@@ -8,9 +8,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from juggernaut.areas import Action, AreaStatus
+from juggernaut.engine import handlers
 from juggernaut.engine.models import OPEN_STATUSES, EngineState, Status, Task, Worker
-from juggernaut.engine.services.autonomy import stuck_findings
-from juggernaut.engine.services.common import NO_CAPABLE_WORKER, plural
+from juggernaut.engine.services.autonomy import stuck_findings, why_unrunnable
+from juggernaut.engine.services.common import NO_CAPABLE_WORKER, plural, worker_command
 from juggernaut.timefmt import duration_text
 
 
@@ -40,6 +41,12 @@ def engine_snapshot(*, now=None) -> dict:
 
 
 TICK_SILENT_AFTER = timedelta(minutes=3)
+# When this process started (its import, at Django's setup). A loop that has never run is only news
+# once the jobs process had time to tick (it ticks every minute, the first time within seconds of
+# starting): TICK_SILENT_AFTER past both this process's start and the engine state's creation (by the
+# first migrate, maybe long before the HQ first runs), so neither a fresh install nor a restart of
+# the web process alone raises it while the jobs process comes up beside it.
+STARTED_AT = timezone.now()
 SEVERITY_ORDER = {"error": 0, "warn": 1}
 
 
@@ -53,27 +60,50 @@ def _finding(kind: str, severity: str, message: str, *actions: Action, **extra: 
     }
 
 
-def _worker_command(name: str, capabilities: list[str] | set[str]) -> str:
-    caps = ",".join(sorted(capabilities))
-    return f"manage.py engine_worker --name {name}" + (f" --capabilities {caps}" if caps else "")
-
-
 def _task_actions(task: Task, *names: str) -> list[Action]:
     labels = {"approve": "Approve", "retry": "Retry", "acknowledge": "Acknowledge", "reassign": "Requeue"}
     return [Action(labels[n], post=reverse("engine:task-action", args=[task.pk, n])) for n in names]
 
 
-def _unrunnable(live_caps: list[set[str]]) -> dict[tuple[str, ...], int]:
-    """Waiting tasks (pending, or blocked for want of a worker) that no live worker can run, by need."""
+def _unrunnable(live: list[Worker]) -> list[dict]:
+    """Waiting tasks (pending, or blocked for want of a worker) that no live worker would claim.
+
+    One group per need, split by kind where the kind changes what is missing or its fix (not every
+    live worker runs it, or no handler knows it); biggest first.
+    """
     waiting = Task.objects.filter(
         Q(status=Status.PENDING) | Q(status=Status.BLOCKED, reason_code=NO_CAPABLE_WORKER)
     )
-    groups: dict[tuple[str, ...], int] = {}
-    for required, n in waiting.values_list("required_capabilities").annotate(n=Count("id")):
+    groups: dict[tuple[str, tuple[str, ...]], dict] = {}
+    rows = waiting.values_list("kind", "required_capabilities").annotate(n=Count("id"))
+    for kind, required, n in rows:
         need = tuple(sorted(required or []))
-        if not any(set(need) <= caps for caps in live_caps):
-            groups[need] = groups.get(need, 0) + n
-    return groups
+        if any(w.can_run(need, kind) for w in live):
+            continue
+        matters = handlers.lookup(kind) is None or not all(w.runs_kind(kind) for w in live)
+        group = groups.setdefault((kind if matters else "", need), {"kind": kind, "need": need, "count": 0})
+        group["count"] += n
+    return sorted(groups.values(), key=lambda g: -g["count"])
+
+
+def _unrunnable_finding(kind: str, need: tuple[str, ...], n: int, live: list[Worker]) -> dict:
+    """Like the tick's reason for blocking them (``why_unrunnable``), counted, with the same fix."""
+    _, actions = why_unrunnable(need, kind, live)
+    runners = [w for w in live if w.runs_kind(kind)]
+    if not runners:
+        verb = "is" if n == 1 else "are"
+        message = f"{plural(n, 'task')} {verb} of kind {kind}, which no live worker runs."
+        return _finding(
+            "no_worker_for_kind", "warn", message, *actions, task_kind=kind, capabilities=list(need), count=n
+        )
+    who = "live worker" + ("" if len(runners) == len(live) else f" that runs {kind}")
+    missing = sorted(set(need) - set().union(*(w.capabilities or [] for w in runners)))
+    if missing:
+        what = f"capabilit{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}, which no {who} has"
+    else:
+        what = f"{', '.join(need)} together, which no single {who} has"
+    message = f"{plural(n, 'task')} need{'s' if n == 1 else ''} {what}."
+    return _finding("no_capable_worker", "warn", message, *actions, capabilities=list(need), count=n)
 
 
 def engine_findings(state: EngineState, counts: dict[str, int], live: list[Worker], *, now) -> list[dict]:
@@ -103,8 +133,16 @@ def engine_findings(state: EngineState, counts: dict[str, int], live: list[Worke
                 Action("Start the jobs process", command="manage.py qcluster"),
             )
         )
+    if state.last_tick_at is None and now - max(state.created_at, STARTED_AT) > TICK_SILENT_AFTER:
+        found.append(
+            _finding(
+                "tick_never",
+                "warn",
+                "The autonomy loop has never run: is the jobs process running?",
+                Action("Start the jobs process", command="manage.py qcluster"),
+            )
+        )
     waiting = counts["pending"] + counts["blocked"]
-    live_caps = [set(w.capabilities or []) for w in live]
     if not live and waiting:
         needs = set().union(
             *Task.objects.filter(status__in=[Status.PENDING, Status.BLOCKED])
@@ -116,7 +154,7 @@ def engine_findings(state: EngineState, counts: dict[str, int], live: list[Worke
                 "no_worker",
                 "error",
                 f"No worker alive; {plural(waiting, 'task')} waiting to run.",
-                Action("Start a worker", command=_worker_command("worker-1", needs)),
+                Action("Start a worker", command=worker_command("worker-1", needs)),
             )
         )
     troubled = Task.objects.needs_attention().exclude(status=Status.WAITING_APPROVAL)
@@ -138,27 +176,8 @@ def engine_findings(state: EngineState, counts: dict[str, int], live: list[Worke
                 count=n_troubled,
             )
         )
-    if live:
-        for need, n in sorted(_unrunnable(live_caps).items(), key=lambda g: -g[1]):
-            have = set().union(*live_caps)
-            missing = sorted(set(need) - have)
-            if missing:
-                what = f"capabilit{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}, which no live worker has"
-            else:
-                what = f"{', '.join(need)} together, which no single live worker has"
-            found.append(
-                _finding(
-                    "no_capable_worker",
-                    "warn",
-                    f"{plural(n, 'task')} need{'s' if n == 1 else ''} {what}.",
-                    Action(
-                        f"Start a worker with {', '.join(need)}",
-                        command=_worker_command(f"worker-{missing[0] if missing else 'all'}", need),
-                    ),
-                    capabilities=list(need),
-                    count=n,
-                )
-            )
+    for group in _unrunnable(live) if live else []:
+        found.append(_unrunnable_finding(group["kind"], group["need"], group["count"], live))
     if counts["waiting_approval"]:
         first = (
             Task.objects.filter(status=Status.WAITING_APPROVAL)
@@ -186,7 +205,7 @@ def engine_findings(state: EngineState, counts: dict[str, int], live: list[Worke
         if stuck["kind"] == "worker_silent" and stuck["worker_id"] in workers:
             worker = workers[stuck["worker_id"]]
             actions.append(
-                Action("Restart it", command=_worker_command(worker.name, worker.capabilities or []))
+                Action("Restart it", command=worker_command(worker.name, worker.capabilities or []))
             )
         elif stuck.get("task_id"):
             actions.append(
@@ -215,10 +234,12 @@ def engine_area_status(snap: dict | None = None) -> AreaStatus:
         return AreaStatus(worst["severity"], worst["message"], detail, actions, attention)
     workers = snap["workers_live"]
     w = plural(workers, "worker")
+    # With no finding, a blocked task is one a live worker can run again: the next tick queues it.
+    queued = c["pending"] + c["blocked"]
     if c["running"]:
-        return AreaStatus("busy", f"Running {plural(c['running'], 'task')} on {w}; {c['pending']} queued.")
-    if c["pending"]:
-        return AreaStatus("busy", f"{plural(c['pending'], 'task')} queued for {w}.")
+        return AreaStatus("busy", f"Running {plural(c['running'], 'task')} on {w}; {queued} queued.")
+    if queued:
+        return AreaStatus("busy", f"{plural(queued, 'task')} queued for {w}.")
     if workers == 0:
         return AreaStatus("idle", "No tasks, and no worker alive.")
     return AreaStatus("ok", f"Idle: no tasks. {w} ready.")
