@@ -413,26 +413,28 @@ def task_fail(
     return task
 
 
-def _release(task_id: int, worker: Worker, incarnation: uuid.UUID, *, reason: str, now) -> bool:
-    """Back to the queue without using up an attempt (the worker gave it back, it did not fail)."""
+def _release(task_id: int, worker: Worker, incarnation: uuid.UUID, *, reason: str, now) -> Task | None:
+    """Back to the queue without using up an attempt (the worker gave it back, it did not fail).
+
+    Returns the released task, or None when the caller no longer held it."""
     changed = _fenced(task_id, worker.pk, incarnation).move(now=now, **released_fields())
     if changed != 1:
-        return False
+        return None
     task = Task.objects.get(pk=task_id)
     record(task, Status.RUNNING, f"worker:{worker.name}", reason, "task_released")
     wake_workers()
-    return True
+    return task
 
 
 def task_release(
     task_id: int, *, worker_id: int, incarnation: uuid.UUID | str, reason: str = "released", now=None
-) -> None:
+) -> Task:
     """A worker gives a task back (shutting down): pending again, the attempt not counted."""
     worker = Worker.objects.filter(pk=worker_id).first()
     if worker is None:
         raise not_found("worker", worker_id)
     with transaction.atomic():
-        if not _release(
-            task_id, worker, as_incarnation(incarnation), reason=reason, now=now or timezone.now()
-        ):
+        task = _release(task_id, worker, as_incarnation(incarnation), reason=reason, now=now or timezone.now())
+        if task is None:
             raise _lease_lost(task_id)
+    return task
