@@ -114,7 +114,7 @@ def fingerprint_detail(request, fingerprint_id: DbId):
 def fingerprint_action(request, fingerprint_id: DbId, action: str):
     """``acknowledge``, ``resolve`` or ``ignore`` a fingerprint (its open alerts close with it)."""
     principal = require_scope(request, "write")
-    fp = services.fingerprint_set_status(_fingerprint(fingerprint_id), action, actor=principal.label)
+    fp = services.fingerprint_set_status(_fingerprint(fingerprint_id), action, actor=principal.actor)
     return {**_fingerprint_out(fp, count=fp.count), "merged_into": fp.merged_into_id, "samples": []}
 
 
