@@ -25,6 +25,7 @@ from juggernaut.engine.models import (
     claimed_fields,
     done_fields,
     released_fields,
+    worker_actor,
 )
 from juggernaut.engine.services.autonomy import tasks_rescue, tasks_unblock_capable
 from juggernaut.engine.services.common import (
@@ -242,7 +243,7 @@ def task_claim(worker: Worker | int, *, incarnation: uuid.UUID | str, limit: int
         record_many(
             [(t.pk, Status.PENDING) for t in tasks],
             Status.RUNNING,
-            f"worker:{name}",
+            worker_actor(name),
             "claimed",
             "task_claimed",
             now,
@@ -362,7 +363,7 @@ def task_complete(
             task = Task.objects.select_related("lease_owner").get(pk=task_id)
             who = task.lease_owner.name if task.lease_owner else str(worker_id)
             wake = Task.objects.filter(depends_on_id=task_id, status=Status.PENDING).exists()
-        record(task, Status.RUNNING, f"worker:{who}", "completed", "task_done", worker=who)
+        record(task, Status.RUNNING, worker_actor(who), "completed", "task_done", worker=who)
         if wake:
             wake_workers()
     return task
@@ -404,7 +405,7 @@ def task_fail(
         record(
             task,
             Status.RUNNING,
-            f"worker:{worker}",
+            worker_actor(worker),
             task.reason,
             event,
             error=error[:300],
@@ -421,7 +422,7 @@ def _release(task_id: int, worker: Worker, incarnation: uuid.UUID, *, reason: st
     if changed != 1:
         return None
     task = Task.objects.get(pk=task_id)
-    record(task, Status.RUNNING, f"worker:{worker.name}", reason, "task_released")
+    record(task, Status.RUNNING, worker_actor(worker.name), reason, "task_released")
     wake_workers()
     return task
 
