@@ -5,12 +5,13 @@ by ``juggernaut.discovery`` (the core imports no feature app).
 """
 
 import logging
+from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import DatabaseError, OperationalError, connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from ninja import NinjaAPI, Router, Schema, Status
+from ninja import Field, NinjaAPI, Router, Schema, Status
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 import juggernaut
@@ -22,6 +23,7 @@ from juggernaut.events.api import router as events_router
 from juggernaut.events.docs import STREAM_DOCS
 from juggernaut.inputs import StrictJSONParser
 from juggernaut.middleware import body_too_large, database_busy
+from juggernaut.models import ApiToken
 from juggernaut.schemas import DbId, declare_errors
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,11 @@ class TokenIn(Schema):
     days: int | None = None
 
 
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+# An ``ApiToken``; its times are ISO 8601 strings in full (microseconds, ``+00:00``).
 class TokenOut(Schema):
     id: int
     name: str
@@ -169,29 +176,27 @@ class TokenOut(Schema):
     last_used_at: str | None
     expires_at: str | None
 
+    @staticmethod
+    def resolve_created_at(token: ApiToken) -> str | None:
+        return _iso(token.created_at)
+
+    @staticmethod
+    def resolve_last_used_at(token: ApiToken) -> str | None:
+        return _iso(token.last_used_at)
+
+    @staticmethod
+    def resolve_expires_at(token: ApiToken) -> str | None:
+        return _iso(token.expires_at)
+
 
 class TokenCreatedOut(TokenOut):
-    token: str
-
-
-def _token_out(token) -> dict:
-    iso = lambda d: d.isoformat() if d else None  # noqa: E731
-    return {
-        "id": token.pk,
-        "name": token.name,
-        "prefix": token.prefix,
-        "scopes": token.scopes,
-        "status": token.status,
-        "created_at": iso(token.created_at),
-        "last_used_at": iso(token.last_used_at),
-        "expires_at": iso(token.expires_at),
-    }
+    token: str = Field(alias="raw")  # the raw value, in this answer only
 
 
 @tokens_router.get("", response=list[TokenOut])
 def tokens_list(request):
     require_scope(request, "admin")
-    return [_token_out(t) for t in services.tokens_for(request.auth.user)]
+    return services.tokens_for(request.auth.user)
 
 
 @tokens_router.post("", response={201: TokenCreatedOut})
@@ -201,13 +206,14 @@ def tokens_create(request, payload: TokenIn):
     token, raw = services.token_create(
         request.auth.user, name=payload.name, scopes=payload.scopes, days=payload.days
     )
-    return Status(201, {**_token_out(token), "token": raw})
+    token.raw = raw  # for this answer only: the model stores the hash
+    return Status(201, token)
 
 
 @tokens_router.delete("/{token_id}", response=TokenOut)
 def tokens_revoke(request, token_id: DbId):
     require_scope(request, "admin")
-    return _token_out(services.token_revoke(request.auth.user, token_id=token_id))
+    return services.token_revoke(request.auth.user, token_id=token_id)
 
 
 api.add_router("/events", events_router)

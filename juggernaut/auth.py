@@ -40,11 +40,6 @@ class Principal:
         """This caller as history rows and events name it."""
         return actor_of(self.user, self.token)
 
-    @property
-    def label(self) -> str:
-        name = getattr(self.user, "get_username", lambda: "?")()
-        return f"token:{self.token.name}" if self.token else name
-
 
 def actor_of(user, token: ApiToken | None = None) -> str:
     """The one way history rows and events name a person who acted: ``operator:alice``, or

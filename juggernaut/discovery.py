@@ -12,6 +12,8 @@ from types import ModuleType
 from django.apps import AppConfig, apps
 from django.utils.module_loading import autodiscover_modules, module_has_submodule
 
+# Every extension point; ``app_modules`` finds only these, so adding one is a change here, not a new
+# name some caller invents.
 EXTENSION_MODULES = ("api", "handlers", "tools")
 
 
@@ -20,6 +22,8 @@ def app_modules(name: str) -> list[tuple[AppConfig, ModuleType]]:
 
     A module that exists but fails to import raises, so a broken extension is loud, not missing.
     """
+    if name not in EXTENSION_MODULES:
+        raise ValueError(f"{name!r} is not an extension module: one of {', '.join(EXTENSION_MODULES)}")
     autodiscover_modules(name)
     return [
         (config, import_module(f"{config.name}.{name}"))

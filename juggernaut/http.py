@@ -69,11 +69,21 @@ class HttpSession(requests.Session):
 
     Only idempotent methods are retried on 5xx and read errors; a connection that could not be made
     is retried for any method (nothing was sent), and so is a 429. The first retry goes at once, then
-    ``backoff`` doubles with up to 50% jitter.
+    ``backoff`` doubles with up to 50% jitter. A client may widen ``methods`` and narrow ``statuses``
+    (the statuses its API documents as safe to repeat), and with ``network_retries=False`` retry only
+    on those answers: a connection or read failure is raised at once.
     """
 
     def __init__(
-        self, *, timeout: float, max_retries: int, backoff: float = 0.5, user_agent: str = "juggernaut-hq"
+        self,
+        *,
+        timeout: float,
+        max_retries: int,
+        backoff: float = 0.5,
+        user_agent: str = "juggernaut-hq",
+        methods: frozenset[str] = IDEMPOTENT_METHODS,
+        statuses: frozenset[int] = RETRY_STATUSES,
+        network_retries: bool = True,
     ) -> None:
         super().__init__()
         self.timeout = timeout
@@ -82,8 +92,12 @@ class HttpSession(requests.Session):
         self.sleep = time.sleep  # tests can swap this
         retry = HouseRetry(
             total=max_retries,
-            allowed_methods=IDEMPOTENT_METHODS,
-            status_forcelist=RETRY_STATUSES,
+            # 0 connects: the first failure is final (and still a ConnectTimeout); False reads: the
+            # read error itself is raised, as requests' ReadTimeout, not wrapped in a retry error.
+            connect=None if network_retries else 0,
+            read=None if network_retries else False,
+            allowed_methods=methods,
+            status_forcelist=statuses,
             backoff_factor=backoff / 2,
             backoff_jitter=backoff / 2,
             raise_on_status=False,  # after the last retry, hand the caller the server's answer

@@ -75,6 +75,8 @@ def top_errors(request, query: Query[schemas.TopErrorsQuery]):
     return {"window": query.window, "items": items}
 
 
+# A mapping, not the schema reading the row: the count is the window's total in the top errors and
+# the row's in the detail, and only the detail reads samples.
 def _fingerprint_out(fp: ErrorFingerprint, *, count: int) -> dict:
     return {
         "fingerprint_id": fp.pk,
@@ -112,7 +114,7 @@ def fingerprint_detail(request, fingerprint_id: DbId):
 def fingerprint_action(request, fingerprint_id: DbId, action: str):
     """``acknowledge``, ``resolve`` or ``ignore`` a fingerprint (its open alerts close with it)."""
     principal = require_scope(request, "write")
-    fp = services.fingerprint_set_status(_fingerprint(fingerprint_id), action, actor=principal.label)
+    fp = services.fingerprint_set_status(_fingerprint(fingerprint_id), action, actor=principal.actor)
     return {**_fingerprint_out(fp, count=fp.count), "merged_into": fp.merged_into_id, "samples": []}
 
 
@@ -123,8 +125,4 @@ def alerts(request, open: bool = True):
     rows = LogAlert.objects.select_related("service")
     if open:
         rows = rows.filter(closed_at__isnull=True)
-    return [
-        {"id": a.pk, "rule": a.rule, "service": a.service.name, "fingerprint_id": a.fingerprint_id,
-         "message": a.message, "opened_at": a.opened_at, "closed_at": a.closed_at}
-        for a in rows[:200]
-    ]  # fmt: skip
+    return rows[:200]

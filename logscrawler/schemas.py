@@ -5,6 +5,8 @@ from typing import Literal
 
 from ninja import Schema
 
+from logscrawler.models import LogAlert
+
 
 class RejectedLine(Schema):
     line: int
@@ -57,3 +59,7 @@ class AlertOut(Schema):
     message: str
     opened_at: datetime
     closed_at: datetime | None
+
+    @staticmethod
+    def resolve_service(alert: LogAlert) -> str:
+        return alert.service.name

@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from juggernaut.auth import operator_required
+from juggernaut.auth import actor_of, operator_required
 from juggernaut.charts import Series, chart_build
 from logscrawler import live, services
 from logscrawler.alerts import task_for_fingerprint
@@ -79,9 +79,7 @@ def fingerprint_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
             task_id = task_for_fingerprint(fingerprint, "operator request")
             text = f"Task #{task_id} is open for this error."
         else:
-            services.fingerprint_set_status(
-                fingerprint, action, actor=f"operator:{request.user.get_username()}"
-            )
+            services.fingerprint_set_status(fingerprint, action, actor=actor_of(request.user))
             text = f"Error #{fingerprint.pk} marked {fingerprint.get_status_display().lower()}."
     except LogsError as exc:
         error, text = exc, f"Refused: {exc.message}"

@@ -20,6 +20,9 @@ def _float(value) -> float | None:
     return None if value is None else float(value)
 
 
+# Policies and budgets are answered from more than their row (the catalog a policy's problems are
+# checked against, a budget's spend in its current period), so they keep an explicit mapping; a catalog
+# model is its row, read by ``schemas.ModelOut``.
 def policy_out(policy: Policy, catalog: dict) -> dict:
     return {
         **{f: getattr(policy, f) for f in ["mode", "model", "fallback_models", "max_context_tokens", "max_iterations",
@@ -27,21 +30,6 @@ def policy_out(policy: Policy, catalog: dict) -> dict:
         "max_price_per_1k": float(policy.max_price_per_1k),
         "problems": policy.problems(catalog),
     }  # fmt: skip
-
-
-def model_out(m: CatalogModel) -> dict:
-    return {
-        "id": m.model_id,
-        "name": m.name,
-        "context_length": m.context_length,
-        "prompt_price": _float(m.prompt_price),
-        "completion_price": _float(m.completion_price),
-        "prompt_per_1k": _float(m.prompt_per_1k),
-        "completion_per_1k": _float(m.completion_per_1k),
-        "supports_tools": m.supports_tools,
-        "supported_parameters": m.supported_parameters,
-        "source": m.source,
-    }
 
 
 def budget_out(row: dict) -> dict:
@@ -77,7 +65,7 @@ def models_list(request):
     if not models:
         snapshot_ids = sorted(price_snapshot()["models"])
         models = list(CatalogModel.objects.lookup(snapshot_ids).values())
-    return [model_out(m) for m in models]
+    return models
 
 
 @router.get("/usage", response=list[schemas.UsageOut])

@@ -2,17 +2,18 @@
 or not, the model list, the key's limits and a generation's exact cost.
 
 Pure I/O over ``juggernaut.http`` sessions: no models, typed results, one error class. Every base URL
-and timeout is a setting, so tests point the client at a local fake.
+and timeout is a setting, so tests point the client at a local fake. Parsing what the server sends
+(the SSE decoder, the completion assembler, the result types) is ``routing.sse``; its names are
+importable from here too.
 """
 
-import codecs
 import json
 import logging
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -20,89 +21,42 @@ from django.conf import settings
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from juggernaut.http import HttpSession, http_session, retry_after_seconds
+from routing.sse import (
+    Completion,
+    CompletionAssembler,
+    OpenRouterError,
+    SSEDecoder,
+    ToolCall,
+    Usage,
+    error_from_body,
+    join_surrogates,
+    to_decimal,
+    to_int,
+)
+
+__all__ = [
+    "ChatStream",
+    "Completion",
+    "CompletionAssembler",
+    "KeyInfo",
+    "ModelInfo",
+    "OpenRouterClient",
+    "OpenRouterError",
+    "SSEDecoder",
+    "ToolCall",
+    "Usage",
+    "error_from_response",
+    "join_surrogates",
+]
 
 log = logging.getLogger(__name__)
 
 # Statuses after which the same request may succeed later (the server said so, or it was busy).
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# What the client itself retries before a stream starts: the errors OpenRouter documents as retryable
+# (request timeout, rate limited, the model's provider down or busy). A 500/504 is left to the caller.
+CHAT_RETRY_STATUSES = frozenset({408, 429, 502, 503})
 READ_SIZE = 65536
-
-
-class OpenRouterError(Exception):
-    """A failed call. ``permanent`` says whether repeating the same request could succeed."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        status: int | None = None,
-        permanent: bool = False,
-        retry_after: float | None = None,
-        metadata: dict | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.permanent = permanent
-        self.retry_after = retry_after
-        self.metadata = metadata or {}
-
-    def __str__(self) -> str:
-        where = f" (HTTP {self.status})" if self.status else ""
-        return f"{self.code}{where}: {self.message}"
-
-
-@dataclass
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    cost: Decimal | None = None  # USD as the server reported it; None when it did not say
-
-    @classmethod
-    def from_json(cls, data: dict | None) -> "Usage | None":
-        if not isinstance(data, dict):
-            return None
-        prompt, completion = _int(data.get("prompt_tokens")), _int(data.get("completion_tokens"))
-        return cls(
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            total_tokens=_int(data.get("total_tokens")) or prompt + completion,
-            cost=_decimal(data.get("cost")),
-        )
-
-
-@dataclass
-class ToolCall:
-    id: str
-    name: str
-    arguments: str  # JSON text, as the model wrote it
-    type: str = "function"
-
-    def as_dict(self) -> dict:
-        return {
-            "id": self.id,
-            "type": self.type,
-            "function": {"name": self.name, "arguments": self.arguments},
-        }
-
-
-@dataclass
-class Completion:
-    """One finished (or failed halfway) completion. ``error`` is set when the stream ended in an error."""
-
-    id: str = ""
-    model: str = ""
-    provider: str = ""
-    content: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    finish_reason: str | None = None
-    native_finish_reason: str | None = None
-    usage: Usage | None = None
-    error: OpenRouterError | None = None
-    first_token_seconds: float | None = None
 
 
 @dataclass
@@ -127,156 +81,10 @@ class KeyInfo:
     is_free_tier: bool = False
 
 
-def _int(value: Any) -> int:
-    try:
-        return max(int(value or 0), 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return result if result.is_finite() else None
-
-
 def _price(value: Any) -> Decimal | None:
     """A per-token price; negative ("-1", as ``openrouter/auto`` lists) means no fixed price."""
-    price = _decimal(value)
+    price = to_decimal(value)
     return None if price is None or price < 0 else price
-
-
-def join_surrogates(text: str) -> str:
-    """Join UTF-16 surrogate halves that arrived as separate ``\\uXXXX`` escapes in separate fragments."""
-    if not any("\ud800" <= ch <= "\udfff" for ch in text):
-        return text
-    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-
-
-class SSEDecoder:
-    """Server-sent events from raw bytes: incremental UTF-8, comments dropped, ``data:`` lines joined.
-
-    Bytes may be cut anywhere (inside a line, inside a multi-byte character); ``feed`` returns the
-    data of each complete event.
-    """
-
-    def __init__(self) -> None:
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._buffer = ""
-        self._data: list[str] = []
-        self.comments = 0
-
-    def feed(self, chunk: bytes) -> list[str]:
-        self._buffer += self._decoder.decode(chunk)
-        events: list[str] = []
-        while True:
-            cut = self._buffer.find("\n")
-            if cut < 0:
-                return events
-            line, self._buffer = self._buffer[:cut].rstrip("\r"), self._buffer[cut + 1 :]
-            if not line:
-                if self._data:
-                    events.append("\n".join(self._data))
-                    self._data = []
-            elif line.startswith(":"):
-                self.comments += 1  # ": OPENROUTER PROCESSING" keep-alives
-            elif line.startswith("data:"):
-                value = line[5:]
-                self._data.append(value[1:] if value.startswith(" ") else value)
-            # event:, id:, retry: carry nothing OpenRouter uses
-
-    def close(self) -> list[str]:
-        events = self.feed(b"\n\n") if self._data or self._buffer else []
-        return events
-
-
-class CompletionAssembler:
-    """Builds a ``Completion`` from streamed chunks: content deltas, tool calls by ``index``, the final
-    usage chunk (empty ``choices``) and a mid-stream ``error``."""
-
-    def __init__(self) -> None:
-        self.completion = Completion()
-        self._calls: dict[int, dict] = {}
-
-    def add(self, chunk: dict) -> str:
-        """Take one chunk; returns its new text content."""
-        c = self.completion
-        c.id = c.id or str(chunk.get("id") or "")
-        c.model = str(chunk.get("model") or c.model)
-        c.provider = str(chunk.get("provider") or c.provider)
-        usage = Usage.from_json(chunk.get("usage"))
-        if usage is not None:
-            c.usage = usage
-        if isinstance(chunk.get("error"), dict):
-            c.error = _error_from_body(chunk["error"], status=None, mid_stream=True)
-        text = ""
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta") or choice.get("message") or {}
-            piece = delta.get("content")
-            if isinstance(piece, str) and piece:
-                text += piece
-            for position, call in enumerate(delta.get("tool_calls") or []):
-                self._add_call(call, position)
-            if choice.get("finish_reason") is not None:
-                c.finish_reason = choice["finish_reason"]
-            if choice.get("native_finish_reason") is not None:
-                c.native_finish_reason = choice["native_finish_reason"]
-        c.content += text
-        return text
-
-    def _add_call(self, call: dict, position: int) -> None:
-        if not isinstance(call, dict):
-            return
-        index = call.get("index")
-        index = index if isinstance(index, int) else position
-        slot = self._calls.setdefault(index, {"id": "", "name": "", "arguments": "", "type": "function"})
-        if call.get("id") and not slot["id"]:
-            slot["id"] = str(call["id"])  # some providers repeat the id on every fragment
-        function = call.get("function") or {}
-        if function.get("name"):
-            slot["name"] = slot["name"] or str(function["name"])
-        if isinstance(function.get("arguments"), str):
-            slot["arguments"] += function["arguments"]
-
-    def finish(self) -> Completion:
-        c = self.completion
-        seen: set[str] = set()
-        calls = []
-        for index in sorted(self._calls):
-            slot = self._calls[index]
-            call_id = slot["id"] or f"call_{index}"
-            if call_id in seen:  # duplicate ids from a provider: keep them apart
-                call_id = f"{call_id}_{index}"
-            seen.add(call_id)
-            calls.append(ToolCall(call_id, slot["name"], join_surrogates(slot["arguments"]) or "{}"))
-        c.tool_calls = calls
-        c.content = join_surrogates(c.content)
-        # Some providers end a tool call with "stop" or no reason at all.
-        if calls and c.finish_reason in (None, "stop"):
-            c.finish_reason = "tool_calls"
-        if c.error is not None:
-            c.finish_reason = "error"
-        return c
-
-
-def _error_from_body(error: Any, *, status: int | None, mid_stream: bool = False, retry_after=None):
-    if not isinstance(error, dict):
-        error = {"message": str(error)}
-    raw_code = error.get("code", status)
-    message = str(error.get("message") or "the server reported an error")[:500]
-    numeric = raw_code if isinstance(raw_code, int) else (status or 0)
-    code = str(raw_code) if raw_code is not None else "error"
-    permanent = numeric in (400, 401, 402, 403, 404) and not mid_stream
-    metadata = error.get("metadata") if isinstance(error.get("metadata"), dict) else {}
-    return OpenRouterError(
-        code, message, status=status, permanent=permanent, retry_after=retry_after, metadata=metadata
-    )
 
 
 def error_from_response(response: requests.Response) -> OpenRouterError:
@@ -289,7 +97,7 @@ def error_from_response(response: requests.Response) -> OpenRouterError:
     error = body.get("error") if isinstance(body, dict) else None
     if error is None:
         error = {"code": response.status_code, "message": (response.text or response.reason or "")[:300]}
-    result = _error_from_body(error, status=response.status_code, retry_after=retry_after)
+    result = error_from_body(error, status=response.status_code, retry_after=retry_after)
     result.permanent = response.status_code not in TRANSIENT_STATUSES
     return result
 
@@ -299,7 +107,7 @@ class ChatStream:
 
     ``cancel()`` may be called from any thread; the reading thread stops within a second (the socket
     is shut down under it). A silence longer than the idle timeout between chunks raises ``timeout``;
-    keep-alive comments count as life.
+    keep-alive comments count as life. Whatever ends the stream, ``completion`` is then assembled.
     """
 
     def __init__(self, response: requests.Response, *, started: float) -> None:
@@ -325,6 +133,13 @@ class ChatStream:
     def __iter__(self) -> Iterator[str]:
         try:
             yield from self._read()
+        except OpenRouterError as exc:
+            # Broken off (timeout, lost connection, cancel): the completion still holds what came,
+            # tool calls assembled, with finish_reason "error" and the error that ended it.
+            if self.completion.error is None:
+                self.completion.error = exc
+            self.assembler.finish()
+            raise
         finally:
             self.response.close()
 
@@ -395,15 +210,23 @@ class OpenRouterClient:
         self.connect_timeout = connect_timeout or settings.OPENROUTER_CONNECT_TIMEOUT_SECONDS
         self.idle_timeout = idle_timeout or settings.OPENROUTER_IDLE_TIMEOUT_SECONDS
         self.max_retries = settings.HTTP_MAX_RETRIES if max_retries is None else max_retries
-        # Chat calls are retried here (POST is not retried by the session); reads use the session's.
-        self.chat_session: HttpSession = http_session(max_retries=0)
+        # A chat POST is repeated only on the answers OpenRouter documents as retryable, which come
+        # before any generation; a connection or read failure is not repeated, since a request that
+        # may have reached the model may already be running (and billed).
+        self.chat_session: HttpSession = http_session(
+            max_retries=self.max_retries,
+            methods=frozenset({"POST"}),
+            statuses=CHAT_RETRY_STATUSES,
+            network_retries=False,
+        )
         self.session: HttpSession = http_session(max_retries=self.max_retries)
         headers = {"HTTP-Referer": settings.OPENROUTER_APP_URL, "X-Title": settings.OPENROUTER_APP_TITLE}
         for s in (self.chat_session, self.session):
             s.headers.update({k: v for k, v in headers.items() if v})
             if self.api_key:
                 s.headers["Authorization"] = f"Bearer {self.api_key}"
-        self.sleep = time.sleep  # tests can swap this
+        self.sleep = time.sleep  # tests can swap this; the chat session's retries pause through it
+        self.chat_session.sleep = lambda seconds: self.sleep(seconds)
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -436,29 +259,21 @@ class OpenRouterClient:
         return ChatStream(self._post_chat(body, stream=True), started=started)
 
     def _post_chat(self, body: dict, *, stream: bool) -> requests.Response:
+        """POST the completion; the session has retried what may be retried (``Retry-After`` honoured)."""
         url = f"{self.base_url}/chat/completions"
-        attempt = 0
-        while True:
-            try:
-                response = self.chat_session.post(url, json=body, stream=stream, timeout=self.timeout)
-            except requests.ConnectTimeout as exc:
-                raise OpenRouterError(
-                    "timeout", f"no connection to {self.base_url} within the timeout"
-                ) from exc
-            except requests.Timeout as exc:
-                raise OpenRouterError("timeout", "the server did not answer within the timeout") from exc
-            except requests.ConnectionError as exc:
-                raise OpenRouterError("unreachable", f"cannot reach {self.base_url}") from exc
-            if response.status_code == 200:
-                return response
-            error = error_from_response(response)
-            response.close()
-            if error.permanent or attempt >= self.max_retries:
-                raise error
-            delay = error.retry_after if error.retry_after is not None else 0.5 * 2**attempt
-            log.info("chat completion answered %s; retry %d in %.1fs", error.status, attempt + 1, delay)
-            self.sleep(delay)
-            attempt += 1
+        try:
+            response = self.chat_session.post(url, json=body, stream=stream, timeout=self.timeout)
+        except requests.ConnectTimeout as exc:
+            raise OpenRouterError("timeout", f"no connection to {self.base_url} within the timeout") from exc
+        except requests.Timeout as exc:
+            raise OpenRouterError("timeout", "the server did not answer within the timeout") from exc
+        except requests.ConnectionError as exc:
+            raise OpenRouterError("unreachable", f"cannot reach {self.base_url}") from exc
+        if response.status_code == 200:
+            return response
+        error = error_from_response(response)
+        response.close()
+        raise error
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -488,11 +303,11 @@ class OpenRouterClient:
                 ModelInfo(
                     id=str(entry["id"])[:200],
                     name=str(entry.get("name") or entry["id"])[:200],
-                    context_length=_int(entry.get("context_length") or top.get("context_length")),
+                    context_length=to_int(entry.get("context_length") or top.get("context_length")),
                     prompt_price=_price(pricing.get("prompt")),
                     completion_price=_price(pricing.get("completion")),
                     supported_parameters=[str(p) for p in entry.get("supported_parameters") or []],
-                    max_completion_tokens=_int(top.get("max_completion_tokens")) or None,
+                    max_completion_tokens=to_int(top.get("max_completion_tokens")) or None,
                 )
             )
         return result
@@ -502,9 +317,9 @@ class OpenRouterClient:
         data = self._get("/key").get("data") or {}
         return KeyInfo(
             label=str(data.get("label") or ""),
-            limit=_decimal(data.get("limit")),
-            remaining=_decimal(data.get("limit_remaining")),
-            usage=_decimal(data.get("usage")) or Decimal(0),
+            limit=to_decimal(data.get("limit")),
+            remaining=to_decimal(data.get("limit_remaining")),
+            usage=to_decimal(data.get("usage")) or Decimal(0),
             is_free_tier=bool(data.get("is_free_tier")),
         )
 

@@ -5,6 +5,8 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
+from routing.models import CatalogModel
+
 
 class PolicyOut(Schema):
     mode: str
@@ -31,6 +33,10 @@ class ModelOut(Schema):
     supports_tools: bool
     supported_parameters: list[str]
     source: str = Field(description="sync (from GET /models) or snapshot (the bundled, dated prices)")
+
+    @staticmethod
+    def resolve_id(model: CatalogModel) -> str:
+        return model.model_id
 
 
 class UsageOut(Schema):

@@ -36,39 +36,8 @@ def _own_worker(request: HttpRequest, worker_id: int) -> None:
         raise EngineError("not_owner", f"worker {worker_id} was registered by someone else", status=403)
 
 
-def worker_out(worker: Worker) -> dict:
-    return {
-        "id": worker.pk,
-        "name": worker.name,
-        "owner": worker.owner,
-        "kinds": worker.kinds,
-        "capabilities": worker.capabilities,
-        "concurrency": worker.concurrency,
-        "last_heartbeat": worker.last_heartbeat,
-        "started_at": worker.started_at,
-        "stopped_at": worker.stopped_at,
-        "live": worker.is_live(),
-    }
-
-
-def task_out(task: Task) -> dict:
-    owner = task.lease_owner.name if task.lease_owner_id and task.lease_owner else None
-    fields = [
-        "title", "kind", "payload", "priority", "status", "required_capabilities", "source", "dedupe_key",
-        "reason_code", "reason", "unblock_action", "needs_approval", "approved_by", "acknowledged_by",
-        "acknowledged_at", "attempts",
-        "max_attempts", "next_attempt_at", "timeout_seconds", "lease_expires_at", "last_error", "result",
-        "origin", "created_by", "created_at", "updated_at", "started_at", "finished_at",
-    ]  # fmt: skip
-    return {
-        "id": task.pk,
-        **{f: getattr(task, f) for f in fields},
-        "lease_owner": owner,
-        "depends_on": task.depends_on_id,
-    }
-
-
 def _task(task_id: DbId) -> Task:
+    """One task for a read (operations that change a task return the one their service returned)."""
     task = Task.objects.select_related("lease_owner").filter(pk=task_id).first()
     if task is None:
         raise EngineError("not_found", f"no task {task_id}", status=404)
@@ -95,13 +64,13 @@ def workers_register(request, payload: schemas.WorkerIn):
         owner=_owner(request),
         takeover=payload.takeover,
     )
-    return Status(201, {**worker_out(worker), "incarnation": worker.incarnation})
+    return Status(201, worker)
 
 
 @router.get("/workers", response=list[schemas.WorkerOut])
 def workers_list(request):
     require_scope(request, "read")
-    return [worker_out(w) for w in Worker.objects.all()]
+    return Worker.objects.all()
 
 
 @router.post("/workers/{worker_id}/heartbeat", response=schemas.HeartbeatOut)
@@ -110,7 +79,7 @@ def workers_heartbeat(request, worker_id: DbId, payload: schemas.IncarnationIn):
     require_scope(request, "worker")
     _own_worker(request, worker_id)
     worker = services.worker_heartbeat(worker_id, incarnation=payload.incarnation)
-    return {"worker": worker_out(worker), "paused": EngineState.get().paused}
+    return {"worker": worker, "paused": EngineState.get().paused}
 
 
 @router.post("/workers/{worker_id}/stop", response=schemas.WorkerOut)
@@ -123,7 +92,7 @@ def workers_stop(request, worker_id: DbId, payload: schemas.StopIn | None = None
         _own_worker(request, worker_id)
         if incarnation is None:
             raise EngineError("bad_incarnation", "send the worker's incarnation", status=422)
-    return worker_out(services.worker_stop(worker_id, incarnation=incarnation))
+    return services.worker_stop(worker_id, incarnation=incarnation)
 
 
 @router.post("/claim", response=list[schemas.TaskOut])
@@ -131,8 +100,7 @@ def claim(request, payload: schemas.ClaimIn):
     """Lease up to `limit` tasks; keep each alive with its heartbeat and report complete or fail."""
     require_scope(request, "worker")
     _own_worker(request, payload.worker)
-    tasks = services.task_claim(payload.worker, incarnation=payload.incarnation, limit=payload.limit)
-    return [task_out(t) for t in tasks]
+    return services.task_claim(payload.worker, incarnation=payload.incarnation, limit=payload.limit)
 
 
 @router.post("/tasks/{task_id}/heartbeat", response=schemas.LeaseOut)
@@ -148,10 +116,9 @@ def tasks_complete(request, task_id: DbId, payload: schemas.CompleteIn):
     """Refused with 409 `lease_lost` if the caller no longer holds the task (nothing changes)."""
     require_scope(request, "worker")
     _own_worker(request, payload.worker)
-    services.task_complete(
+    return services.task_complete(
         task_id, worker_id=payload.worker, incarnation=payload.incarnation, result=payload.result
     )
-    return task_out(_task(task_id))
 
 
 @router.post("/tasks/{task_id}/fail", response=schemas.TaskOut)
@@ -159,14 +126,13 @@ def tasks_fail(request, task_id: DbId, payload: schemas.FailIn):
     """A failed attempt: retried with backoff, or escalated after max attempts (`permanent` fails now)."""
     require_scope(request, "worker")
     _own_worker(request, payload.worker)
-    services.task_fail(
+    return services.task_fail(
         task_id,
         worker_id=payload.worker,
         incarnation=payload.incarnation,
         error=payload.error,
         permanent=payload.permanent,
     )
-    return task_out(_task(task_id))
 
 
 @router.post("/tasks/{task_id}/release", response=schemas.TaskOut)
@@ -174,8 +140,7 @@ def tasks_release(request, task_id: DbId, payload: schemas.LeaseIn):
     """Give a task back unfinished (shutting down): pending again, the attempt not counted."""
     require_scope(request, "worker")
     _own_worker(request, payload.worker)
-    services.task_release(task_id, worker_id=payload.worker, incarnation=payload.incarnation)
-    return task_out(_task(task_id))
+    return services.task_release(task_id, worker_id=payload.worker, incarnation=payload.incarnation)
 
 
 # --- tasks -------------------------------------------------------------------------------------------
@@ -201,8 +166,7 @@ def tasks_list(request, filters: Query[schemas.TaskFilter]):
         qs = qs.filter(kind=filters.kind)
     if filters.source:
         qs = qs.filter(source=filters.source)
-    items = list(qs[filters.offset : filters.offset + filters.limit])
-    return {"items": [task_out(t) for t in items], "count": qs.count()}
+    return {"items": list(qs[filters.offset : filters.offset + filters.limit]), "count": qs.count()}
 
 
 @router.post("/tasks", response={200: schemas.TaskOut, 201: schemas.TaskOut})
@@ -224,63 +188,53 @@ def tasks_create(request, payload: schemas.TaskIn):
         origin=payload.origin,
         actor=_actor(request),
     )
-    return Status(201 if task.was_created else 200, task_out(_task(task.pk)))
+    return Status(201 if task.was_created else 200, task)
 
 
 @router.get("/tasks/{task_id}", response=schemas.TaskDetailOut)
 def tasks_get(request, task_id: DbId):
     require_scope(request, "read")
-    task = _task(task_id)
-    return {
-        **task_out(task),
-        "events": list(task.events.values("from_status", "to_status", "actor", "reason", "at")),
-    }
+    return _task(task_id)
 
 
 @router.patch("/tasks/{task_id}", response=schemas.TaskOut)
 def tasks_update(request, task_id: DbId, payload: schemas.TaskPatch):
     require_scope(request, "write")
-    services.task_prioritize(task_id, priority=payload.priority, actor=_actor(request))
-    return task_out(_task(task_id))
+    return services.task_prioritize(task_id, priority=payload.priority, actor=_actor(request))
 
 
 @router.post("/tasks/{task_id}/approve", response=schemas.TaskOut)
 def tasks_approve(request, task_id: DbId):
     require_scope(request, "write")
-    services.task_approve(task_id, actor=_actor(request))
-    return task_out(_task(task_id))
+    return services.task_approve(task_id, actor=_actor(request))
 
 
 @router.post("/tasks/{task_id}/retry", response=schemas.TaskOut)
 def tasks_retry(request, task_id: DbId):
     require_scope(request, "write")
-    services.task_retry(task_id, actor=_actor(request))
-    return task_out(_task(task_id))
+    return services.task_retry(task_id, actor=_actor(request))
 
 
 @router.post("/tasks/{task_id}/cancel", response=schemas.TaskOut)
 def tasks_cancel(request, task_id: DbId, payload: schemas.CancelIn | None = None):
     require_scope(request, "write")
-    services.task_cancel(task_id, actor=_actor(request), reason=payload.reason if payload else "")
-    return task_out(_task(task_id))
+    return services.task_cancel(task_id, actor=_actor(request), reason=payload.reason if payload else "")
 
 
 @router.post("/tasks/{task_id}/acknowledge", response=schemas.TaskOut)
 def tasks_acknowledge(request, task_id: DbId):
     """Seen: a failed or escalated task stays as it is but stops asking for attention."""
     require_scope(request, "write")
-    services.task_acknowledge(task_id, actor=_actor(request))
-    return task_out(_task(task_id))
+    return services.task_acknowledge(task_id, actor=_actor(request))
 
 
 @router.post("/tasks/{task_id}/reassign", response=schemas.TaskOut)
 def tasks_reassign(request, task_id: DbId, payload: schemas.ReassignIn | None = None):
     """Back to the queue; with `worker_name`, narrowed to what that worker can do."""
     require_scope(request, "write")
-    services.task_reassign(
+    return services.task_reassign(
         task_id, actor=_actor(request), worker_name=payload.worker_name if payload else None
     )
-    return task_out(_task(task_id))
 
 
 # --- the engine as a whole -------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from django import forms
 from django.db.models import Q
 
-from juggernaut.engine.models import Source, Status, TaskQuerySet
+from juggernaut.engine.models import Source, Status, TaskQuerySet, worker_actor
 
 
 class TaskFilterForm(forms.Form):
@@ -37,7 +37,7 @@ class TaskFilterForm(forms.Form):
             tasks = tasks.filter(kind=data["kind"].strip())
         if data["worker"]:
             name = data["worker"].strip()
-            tasks = tasks.filter(Q(lease_owner__name=name) | Q(events__actor=f"worker:{name}")).distinct()
+            tasks = tasks.filter(Q(lease_owner__name=name) | Q(events__actor=worker_actor(name))).distinct()
         if data["source"]:
             tasks = tasks.filter(source=data["source"])
         if data["attention"]:

@@ -81,6 +81,12 @@ def any_kind() -> list[str]:
     return [ANY_KIND]
 
 
+def worker_actor(name: str) -> str:
+    """How history rows and events name a worker that acted (``worker:builtin``); a person is
+    ``juggernaut.auth.actor_of``."""
+    return f"worker:{name}"
+
+
 class Worker(models.Model):
     """A process that runs tasks. ``incarnation`` changes on every (re)start, which fences old leases.
 

@@ -1,4 +1,8 @@
-"""In/Out schemas of the engine's JSON API."""
+"""In/Out schemas of the engine's JSON API.
+
+Out schemas read the models (``Worker``, ``Task``) directly: operations return what the service
+returned, and a ``resolve_<field>`` says how a field that is not a plain attribute is computed.
+"""
 
 from datetime import datetime
 from typing import Annotated, Any
@@ -6,6 +10,7 @@ from uuid import UUID
 
 from ninja import Field, Schema
 
+from juggernaut.engine.models import Task, Worker
 from juggernaut.engine.services.common import CAPABILITY_RE, KIND_RE
 from juggernaut.inputs import BIGINT_MAX
 from juggernaut.schemas import DbId
@@ -39,6 +44,10 @@ class WorkerOut(Schema):
     started_at: datetime
     stopped_at: datetime | None
     live: bool
+
+    @staticmethod
+    def resolve_live(worker: Worker) -> bool:
+        return worker.is_live()
 
 
 class WorkerRegisteredOut(WorkerOut):
@@ -153,6 +162,15 @@ class TaskOut(Schema):
     started_at: datetime | None
     finished_at: datetime | None
 
+    @staticmethod
+    def resolve_lease_owner(task: Task) -> str | None:
+        """The worker's name (no query when nobody holds the task)."""
+        return task.lease_owner.name if task.lease_owner_id and task.lease_owner else None
+
+    @staticmethod
+    def resolve_depends_on(task: Task) -> int | None:
+        return task.depends_on_id
+
 
 class TaskPageOut(Schema):
     items: list[TaskOut]
@@ -168,7 +186,7 @@ class TaskEventOut(Schema):
 
 
 class TaskDetailOut(TaskOut):
-    events: list[TaskEventOut]
+    events: list[TaskEventOut]  # the task's history, oldest first (``TaskEvent`` ordering)
 
 
 class PauseIn(Schema):

@@ -123,8 +123,8 @@ async def _sse(topic: str, after_seq: int, token_id: int | None):
                 yield ": ping\n\n"
                 continue
             if message["type"] == "token.revoked":
-                revoked = {"code": "token_revoked", "message": "the token of this stream was revoked or expired"}
-                yield f"event: error\ndata: {json.dumps({'error': {**revoked, 'details': None}})}\n\n"
+                revoked = HQError("token_revoked", "the token of this stream was revoked or expired")
+                yield f"event: error\ndata: {json.dumps(revoked.as_dict())}\n\n"
                 return
             await subscriber.on_batch(message["topic"], message["events"])
     finally:

@@ -12,6 +12,7 @@ request asks for ``stream``, else one JSON body), an ``Fail`` (a JSON error befo
 - the usage chunk (``choices: []``, ``usage.cost``) before ``[DONE]``;
 - an error chunk mid-stream (HTTP 200, top-level ``error``, ``finish_reason: "error"``), with or
   without a usage chunk after it;
+- a stream that falls silent or whose connection is cut partway (``silent_after``, ``cut_after``);
 - JSON errors (400/401/402/404/408/429/502/503) with ``Retry-After``;
 - ``GET /models`` (prices as strings, ``openrouter/auto`` at "-1"), ``GET /key``, and
   ``GET /generation?id=`` answering 404 until the generation is "recorded".
@@ -61,6 +62,9 @@ class Reply:
     error_code: int | str = "server_error"
     error_message: str = "Provider disconnected unexpectedly"
     done: bool = True  # send [DONE]
+    silent_after: int | None = None  # events sent before the server falls silent for ``silence`` seconds
+    silence: float = 3.0
+    cut_after: int | None = None  # events sent before the connection is cut (no end of the stream)
     generation_id: str | None = None
     ascii: bool = False  # escape non-ASCII as \\uXXXX (needed for surrogate halves split across fragments)
 
@@ -414,7 +418,12 @@ class FakeOpenRouter:
                 for i in range(0, len(stream), turn.byte_split):
                     self._chunk(h, stream[i : i + turn.byte_split])
             else:
-                for data in events:
+                for n, data in enumerate(events):
+                    if n == turn.cut_after:
+                        h.close_connection = True
+                        return
+                    if n == turn.silent_after:
+                        time.sleep(turn.silence)
                     self._chunk(h, data)
                     if turn.chunk_delay:
                         time.sleep(turn.chunk_delay)

@@ -29,3 +29,8 @@ def test_it_finds_tools_and_handlers_of_an_installed_app():
             assert handlers.lookup("plugin.ping").description == "Answers pong."
     finally:
         handlers.unregister("plugin.ping")
+
+
+def test_it_finds_only_the_declared_extension_modules():
+    with pytest.raises(ValueError, match="not an extension module"):
+        app_modules("views")

@@ -105,3 +105,26 @@ def test_it_repeats_any_method_after_429_and_caps_a_long_retry_after(session):
     assert response.status_code == 201
     assert RateLimited.calls == 2
     assert session.slept == [60.0]
+
+
+def test_a_client_may_repeat_a_post_on_the_statuses_its_api_calls_safe(settings):
+    Flaky.calls = {}
+    s = http_session(timeout=2, max_retries=2, methods=frozenset({"POST"}), statuses=frozenset({503}))
+    s.slept = []
+    s.sleep = s.slept.append
+    with FakeServer(Flaky) as fake:
+        assert s.post(fake.url + "/once", json={}).status_code == 503  # still 503: the last answer
+        assert s.get(fake.url + "/down").status_code == 502  # 502 is not in its list, GET not either
+    assert Flaky.calls == {"/once": 3, "/down": 1} and len(s.slept) == 2
+
+
+def test_without_network_retries_a_dead_server_is_reported_at_once(settings):
+    s = http_session(timeout=2, max_retries=3, network_retries=False)
+    s.slept = []
+    s.sleep = s.slept.append
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(requests.ConnectionError):
+        s.get(f"http://127.0.0.1:{port}/")
+    assert s.slept == []

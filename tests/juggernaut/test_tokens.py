@@ -101,6 +101,32 @@ def test_it_revokes_through_the_api(alice_client, client):
 
 
 @pytest.mark.django_db
+def test_it_answers_each_token_operation_with_the_token_as_stored(alice_client, client):
+    made = alice_client.post(
+        "/api/tokens", {"name": "bot", "scopes": ["read", "write"], "days": 3}, content_type="application/json"
+    )
+    body = made.json()
+    token = ApiToken.objects.get(pk=body["id"])
+
+    def stored() -> dict:  # times in full ISO 8601, as this API has always written them
+        token.refresh_from_db()
+        times = {
+            f: getattr(token, f).isoformat() if getattr(token, f) else None
+            for f in ("created_at", "last_used_at", "expires_at")
+        }
+        fields = {"id": token.pk, "name": "bot", "prefix": token.prefix, "scopes": ["read", "write"]}
+        return {**fields, "status": token.status, **times}
+
+    assert made.status_code == 201 and list(body) == [*stored(), "token"]
+    assert body == {**stored(), "token": body["token"]} and body["created_at"].endswith("+00:00")
+    assert token.key_hash == hash_token(body["token"])
+    client.get("/api/events/hq", HTTP_AUTHORIZATION=f"Bearer {body['token']}")  # records its use
+    assert alice_client.get("/api/tokens").json() == [stored()] and stored()["last_used_at"]
+    revoked = alice_client.delete(f"/api/tokens/{token.pk}").json()
+    assert revoked == stored() and revoked["status"] == "revoked"
+
+
+@pytest.mark.django_db
 def test_it_shows_a_new_token_once_on_the_settings_page(alice_client):
     response = alice_client.post(
         "/settings/tokens/", {"name": "worker-1", "scopes": ["worker"], "days": "7"}, follow=True

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import override_settings
 
+from juggernaut.events import events_after
 from logscrawler.models import ErrorFingerprint, ErrorMinute, ErrorOccurrence, LogLine, LogService
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -151,6 +152,8 @@ def test_it_shows_and_resolves_a_fingerprint_over_the_api(client, bearer, api_se
     assert client.post(f"/api/logs/fingerprints/{fp.pk}/resolve", **bearer("read")).status_code == 403
     resolved = client.post(f"/api/logs/fingerprints/{fp.pk}/resolve", **bearer("write"))
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    [changed] = [e for e in events_after("logs", 0) if e["type"] == "fingerprint_status"]
+    assert changed["data"]["actor"] == "operator:alice (token test)"  # actor_of, as the engine API names it
     assert client.get("/api/logs/alerts", **bearer("read")).json() == []
     bad = client.post(f"/api/logs/fingerprints/{fp.pk}/explode", **bearer("write"))
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "bad_action"

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from juggernaut.events import events_after
 from juggernaut.hq import AREAS
 from logscrawler import services, tools
 from logscrawler.models import FingerprintStatus, LogAlert, LogService
@@ -48,6 +49,8 @@ def test_it_resolves_an_error_and_closes_its_alert(alice_client, api):
     fp.refresh_from_db()
     assert fp.status == FingerprintStatus.RESOLVED
     assert not LogAlert.objects.filter(closed_at__isnull=True).exists()
+    [changed] = [e for e in events_after("logs", 0) if e["type"] == "fingerprint_status"]
+    assert changed["data"]["actor"] == "operator:alice"  # named as every operator action names her
     refused = alice_client.post(
         f"/logs/fingerprints/{fp.pk}/explode/", {"page": "logs"}, HTTP_HX_REQUEST="true"
     )

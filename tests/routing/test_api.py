@@ -150,6 +150,16 @@ def test_complete_reports_model_errors_with_retry_advice(client, bearer, fake_op
     assert Usage.objects.get().error_code == "503"
 
 
+def test_complete_records_a_stream_that_broke_off_as_an_error(client, bearer, fake_openrouter, settings):
+    settings.OPENROUTER_IDLE_TIMEOUT_SECONDS = 0.4
+    fake_openrouter.script(Reply(text="Deploy 42 failed because", fragment=4, silent_after=3, silence=1.0))
+    response = post(client, "/api/routing/complete", {"mode": "ops", "messages": MESSAGES}, bearer("write"))
+    assert response.status_code == 502 and response.json()["error"]["details"]["retryable"] is True
+    usage = Usage.objects.get()
+    assert (usage.finish_reason, usage.error_code) == ("error", "timeout")
+    assert usage.model_used == "openai/gpt-4o-mini"  # from the chunks that came before the silence
+
+
 def test_complete_without_a_key_says_how_to_configure_one(client, bearer, settings):
     settings.OPENROUTER_API_KEY = ""
     settings.OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"

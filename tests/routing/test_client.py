@@ -280,6 +280,41 @@ def test_cancel_stops_a_stream_that_keeps_sending(openrouter, fake_openrouter):
             if len(received) == 5:
                 threading.Thread(target=stream.cancel).start()
     assert caught.value.code == "cancelled" and len(received) < 100
+    # what came before the cancel is kept, and the completion says how it ended
+    completion = stream.completion
+    assert completion.content == "".join(received) and completion.finish_reason == "error"
+    assert completion.error is caught.value
+
+
+ARGUMENTS = '{"city": "Munich", "unit": "celsius"}'
+
+
+def test_a_stream_that_falls_silent_midway_keeps_the_tool_call_it_had(fake_openrouter):
+    # the role event, then three fragments of three characters of the arguments; then silence
+    call = Tool("weather", ARGUMENTS, id="call_w")
+    fake_openrouter.script(Reply(tools=[call], finish_reason=None, silent_after=4, silence=1.0))
+    client = OpenRouterClient(idle_timeout=0.4)
+    stream = client.chat_stream({"model": "m", "messages": MESSAGES, "tools": [WEATHER]})
+    with pytest.raises(OpenRouterError) as caught:
+        stream.collect()
+    completion = stream.completion
+    assert caught.value.code == "timeout" and completion.error is caught.value
+    assert completion.finish_reason == "error"
+    [call] = completion.tool_calls
+    assert (call.id, call.name, call.arguments) == ("call_w", "weather", ARGUMENTS[:9])
+
+
+def test_a_stream_whose_connection_is_cut_keeps_the_text_it_had(openrouter, fake_openrouter):
+    fake_openrouter.script(Reply(text="Sunny, 21 degrees in Munich.", fragment=5, cut_after=3))
+    stream = openrouter.chat_stream({"model": "m", "messages": MESSAGES})
+    received = []
+    with pytest.raises(OpenRouterError) as caught:
+        for piece in stream:
+            received.append(piece)
+    completion = stream.completion
+    assert caught.value.code == "connection_lost" and completion.error is caught.value
+    assert completion.content == "".join(received) == "Sunny, 21 degre"  # three fragments of five
+    assert completion.finish_reason == "error" and completion.tool_calls == []
 
 
 def test_models_reads_string_prices_and_marks_unpriced_models(openrouter):
@@ -308,3 +343,13 @@ def test_generation_gives_up_on_a_generation_that_never_appears(openrouter):
     with pytest.raises(OpenRouterError) as caught:
         openrouter.generation("gen-missing", attempts=3)
     assert caught.value.status == 404 and len(openrouter.slept) == 2
+
+
+def test_a_500_before_the_stream_is_not_repeated_by_the_client(openrouter, fake_openrouter):
+    # OpenRouter documents 408, 429, 502 and 503 as retryable; anything else is the caller's to decide
+    fake_openrouter.script(Fail(500, "Internal error"), Reply(text="never reached"))
+    with pytest.raises(OpenRouterError) as caught:
+        openrouter.chat_stream({"model": "m", "messages": MESSAGES})
+    assert caught.value.status == 500 and not caught.value.permanent and openrouter.slept == []
+    assert len(fake_openrouter.chat_bodies()) == 1
+

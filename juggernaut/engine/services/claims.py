@@ -25,6 +25,7 @@ from juggernaut.engine.models import (
     claimed_fields,
     done_fields,
     released_fields,
+    worker_actor,
 )
 from juggernaut.engine.services.autonomy import tasks_rescue, tasks_unblock_capable
 from juggernaut.engine.services.common import (
@@ -242,7 +243,7 @@ def task_claim(worker: Worker | int, *, incarnation: uuid.UUID | str, limit: int
         record_many(
             [(t.pk, Status.PENDING) for t in tasks],
             Status.RUNNING,
-            f"worker:{name}",
+            worker_actor(name),
             "claimed",
             "task_claimed",
             now,
@@ -362,7 +363,7 @@ def task_complete(
             task = Task.objects.select_related("lease_owner").get(pk=task_id)
             who = task.lease_owner.name if task.lease_owner else str(worker_id)
             wake = Task.objects.filter(depends_on_id=task_id, status=Status.PENDING).exists()
-        record(task, Status.RUNNING, f"worker:{who}", "completed", "task_done", worker=who)
+        record(task, Status.RUNNING, worker_actor(who), "completed", "task_done", worker=who)
         if wake:
             wake_workers()
     return task
@@ -404,7 +405,7 @@ def task_fail(
         record(
             task,
             Status.RUNNING,
-            f"worker:{worker}",
+            worker_actor(worker),
             task.reason,
             event,
             error=error[:300],
@@ -413,26 +414,28 @@ def task_fail(
     return task
 
 
-def _release(task_id: int, worker: Worker, incarnation: uuid.UUID, *, reason: str, now) -> bool:
-    """Back to the queue without using up an attempt (the worker gave it back, it did not fail)."""
+def _release(task_id: int, worker: Worker, incarnation: uuid.UUID, *, reason: str, now) -> Task | None:
+    """Back to the queue without using up an attempt (the worker gave it back, it did not fail).
+
+    Returns the released task, or None when the caller no longer held it."""
     changed = _fenced(task_id, worker.pk, incarnation).move(now=now, **released_fields())
     if changed != 1:
-        return False
+        return None
     task = Task.objects.get(pk=task_id)
-    record(task, Status.RUNNING, f"worker:{worker.name}", reason, "task_released")
+    record(task, Status.RUNNING, worker_actor(worker.name), reason, "task_released")
     wake_workers()
-    return True
+    return task
 
 
 def task_release(
     task_id: int, *, worker_id: int, incarnation: uuid.UUID | str, reason: str = "released", now=None
-) -> None:
+) -> Task:
     """A worker gives a task back (shutting down): pending again, the attempt not counted."""
     worker = Worker.objects.filter(pk=worker_id).first()
     if worker is None:
         raise not_found("worker", worker_id)
     with transaction.atomic():
-        if not _release(
-            task_id, worker, as_incarnation(incarnation), reason=reason, now=now or timezone.now()
-        ):
+        task = _release(task_id, worker, as_incarnation(incarnation), reason=reason, now=now or timezone.now())
+        if task is None:
             raise _lease_lost(task_id)
+    return task
