@@ -1,12 +1,11 @@
 """The Railway client and the crawl cycle against the fake Railway server, quirks included."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from juggernaut.http import http_session
 from logscrawler import crawler
-from logscrawler.clients import RailwayClient, RailwayError
+from logscrawler.clients import RailwayError
 from logscrawler.models import (
     AlertRule,
     CrawlCursor,
@@ -16,30 +15,7 @@ from logscrawler.models import (
     LogLine,
     LogService,
 )
-from tests.fakes.railway import TOKEN, FakeRailway
-
-NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def fake():
-    railway = FakeRailway()
-    with railway.serve() as server:
-        railway.url = server.url
-        yield railway
-
-
-def client_for(fake, **kwargs) -> RailwayClient:
-    session = http_session(max_retries=kwargs.pop("retries", 0), timeout=5)
-    session.sleep = lambda seconds: None
-    return RailwayClient(
-        base_url=fake.url, token=kwargs.pop("token", TOKEN), api_token="", session=session, **kwargs
-    )
-
-
-def errors(fake, count: int, start: datetime, message: str = "charge {n} failed: card declined") -> None:
-    for n in range(count):
-        fake.add_log("env-prod", start + timedelta(seconds=n), message.format(n=n), severity="error")
+from tests.logscrawler.crawling import NOW, client_for, errors
 
 
 def test_it_sends_the_project_token_and_reads_the_rate_limit_headers(fake):
@@ -70,11 +46,12 @@ def test_it_waits_out_a_429_with_retry_after_then_gives_up(fake):
     with pytest.raises(RailwayError, match="rate limit"):
         client.projects()
     assert fake.requests == ["Projects"] * 4  # one allowed, then the first try and two retries of the second
+    assert client.rate_limit.requests == 4  # the session's retries count as requests sent
 
 
 def test_it_keeps_limit_rows_of_the_limit_plus_one_oldest_first(fake):
     errors(fake, 5, NOW)
-    rows = client_for(fake).environment_logs("env-prod", after=NOW, limit=3)
+    rows = client_for(fake).environment_logs("env-prod", after=NOW, until=NOW + timedelta(hours=1), limit=3)
     assert [r.message for r in rows] == [f"charge {n} failed: card declined" for n in range(3)]
 
 
