@@ -18,7 +18,7 @@ from juggernaut.events import publish
 from logscrawler.alerts import alert_open
 from logscrawler.clients import HttpRow, LogRow, RailwayClient, RailwayError
 from logscrawler.models import AlertRule, CrawlCursor, CrawlRun, LogService
-from logscrawler.services import IngestResult, Record, logs_ingest
+from logscrawler.services import IngestResult, Record, logs_ingest, open_event_start
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ DISCOVERY_EVERY = timedelta(hours=1)
 FAILED_DEPLOYMENTS = {"FAILED", "CRASHED"}
 # Lines of one stream sharing one instant that a single request reads (see ``_paged``).
 INSTANT_ROWS = 5000
+# The lines of one event (a stack trace) are written together: a longer silence ends it.
+EVENT_GAP = timedelta(seconds=1)
 
 
 def cycle_budget() -> int:
@@ -150,26 +152,40 @@ def _record(row: LogRow) -> Record:
                   attributes=row.attributes, source_id=row.source_id)  # fmt: skip
 
 
-def _paged(fetch: Callable[..., list], run: CrawlRun, stream: str, position: datetime, now: datetime
-           ) -> Iterator[tuple[list, datetime]]:  # fmt: skip
+def _paged(fetch: Callable[..., list], run: CrawlRun, stream: str, position: datetime, now: datetime,
+           hold_back: Callable[[list], datetime] | None = None) -> Iterator[tuple[list, datetime]]:  # fmt: skip
     """The pages of one stream from ``position`` to ``now``, each with the cursor to keep once it is stored.
 
     Railway pages by time alone (an inclusive anchor, no offset), so each page starts with the last row
     of the one before. A full page of rows that all share one instant cannot move the anchor: that
-    instant is then read whole in one larger request, and the cursor steps just past it.
+    instant is then read whole in one larger request, and the cursor steps just past it. With
+    ``hold_back`` (the instant of the rows the next page may continue), a full page keeps those rows
+    for the next one, so a stack trace across two pages is stored as one event; a page that is all one
+    event is read again, larger, until the event ends in it.
     """
     page = settings.LOGS_CRAWL_PAGE
+    size = page
     while True:
-        rows = fetch(after=position, until=now, limit=page)
+        rows = fetch(after=position, until=now, limit=size)
         if not rows:
             return
         last = rows[-1].timestamp
-        if len(rows) < page:
+        if len(rows) < size:
             yield rows, last
             return
         if last > position:
-            yield rows, last
-            position = last
+            cut = hold_back(rows) if hold_back else last
+            if hold_back and cut == position and size < INSTANT_ROWS:
+                size = min(size * 2, INSTANT_ROWS)  # one event fills the page: read more of it at once
+                continue
+            if hold_back and position < cut <= last:
+                kept = [row for row in rows if row.timestamp < cut]
+                if kept:  # else the open event began the page, after the anchor: re-read from it
+                    yield kept, cut
+            else:  # nothing held back, or one event fills even the largest page: it cannot wait
+                yield rows, last
+                cut = last
+            position, size = cut, page
             continue
         rows = fetch(after=position, until=position, limit=max(INSTANT_ROWS, page))
         if len(rows) >= INSTANT_ROWS:
@@ -192,7 +208,7 @@ def _crawl_environment(run: CrawlRun, client: RailwayClient, environment_id: str
         return client.environment_logs(environment_id, filter=LOG_FILTER, **window)
 
     try:
-        for rows, kept in _paged(fetch, run, stream, position, now):
+        for rows, kept in _paged(fetch, run, stream, position, now, hold_back=_open_events_at):
             if any(row.service_id not in services for row in rows):
                 services = _services_refresh(client, environment_id, rows, services, now)
             with transaction.atomic():
@@ -203,6 +219,24 @@ def _crawl_environment(run: CrawlRun, client: RailwayClient, environment_id: str
             run.window_end = max(run.window_end or rows[-1].timestamp, rows[-1].timestamp)
     except RailwayError as exc:
         run.errors.append(f"{environment_id}: {exc}")
+
+
+def _open_events_at(rows: list[LogRow]) -> datetime:
+    """When the earliest event the next page may still continue began, over the page's services.
+
+    A service silent for a while before the page's end has finished its last event (a program writes
+    the lines of one trace together): it holds nothing back.
+    """
+    end = rows[-1].timestamp
+    by_service: dict[str, list[LogRow]] = {}
+    for row in rows:
+        by_service.setdefault(row.service_id, []).append(row)
+    starts = [
+        lines[open_event_start([_record(row) for row in lines])].timestamp
+        for lines in by_service.values()
+        if end - lines[-1].timestamp <= EVENT_GAP
+    ]
+    return min(starts, default=end)
 
 
 def _services_refresh(client: RailwayClient, environment_id: str, rows: list[LogRow],

@@ -42,6 +42,7 @@ class Command(BaseCommand):
         origin = os.path.realpath(file) if file != "-" else "stdin"
         now = timezone.now()
         accepted = duplicates = rejected = done = 0
+        limit = BATCH
         batch: list[Record] = []
         with source:
             for number, raw in enumerate(source, start=1):
@@ -52,12 +53,19 @@ class Command(BaseCommand):
                     self.stderr.write(f"line {number}: not a log line (invalid UTF-8 or a bad record)")
                 elif record.message.strip():
                     batch.append(record)
-                if len(batch) >= BATCH:
-                    result = services.logs_ingest(target, batch)
+                if len(batch) >= limit:
+                    # the last event may go on in the next lines (a stack trace): it waits for them, and
+                    # a batch that is all one event grows a little (up to twice its size) to finish it
+                    cut = services.open_event_start(batch)
+                    if cut == 0 and limit < 2 * BATCH:
+                        limit += max(BATCH // 4, 1)
+                        continue
+                    cut, limit = cut or len(batch), BATCH
+                    result = services.logs_ingest(target, batch[:cut])
                     accepted, duplicates, batch = (
                         accepted + result.accepted,
                         duplicates + result.duplicates,
-                        [],
+                        batch[cut:],
                     )
                     self._progress(done, total, accepted)
             if batch:
