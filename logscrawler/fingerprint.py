@@ -8,6 +8,7 @@ widens. Stack traces are grouped by exception type and in-app frames (``traces``
 message text. Raw lines lose their header first (``header``).
 """
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -17,9 +18,11 @@ from logscrawler.masking import WILDCARD, mask_tokens
 from logscrawler.traces import parse_trace
 
 # Bump when a change to the rules would regroup stored messages; stored fingerprints carry it.
-GROUPING_VERSION = "1"
+GROUPING_VERSION = "2"
 VARIABLE_AFTER = 4
 MIN_CONSTANTS = 2
+# A variable with at most punctuation around it: "<*>", "<*>,", "(<*>)".
+_BARE_VARIABLE = re.compile(r"^[(\[{<'\"]*<\*>[)\]}>'\".,;:!?]*$")
 
 
 @dataclass(slots=True)
@@ -106,7 +109,29 @@ class TemplateStore:
     def _create(self, key: str, tokens: list[str]) -> Template:
         template = Template(id=fingerprint_id(key), tokens=list(tokens), order=len(self.templates))
         self.add(template)
+        twin = self._partial_twin(template)
+        if twin is not None and self.resolve(template.id) == template.id:
+            self._merge(sorted((twin.id, template.id), key=lambda i: self.templates[i].order))
         return self.templates[self.resolve(template.id)]
+
+    def _partial_twin(self, template: Template) -> Template | None:
+        """A live template alike everywhere except where one has a variable and the other a token that
+        is partly one ("LOCAL(<*>)," where the other has "<*>,"): both hold values of the same slot."""
+        for other in self.templates.values():
+            if other is template or len(other.tokens) != len(template.tokens):
+                continue
+            slots = constants = 0
+            for a, b in zip(other.tokens, template.tokens, strict=True):
+                if a == b:
+                    constants += a != WILDCARD
+                elif WILDCARD in a and WILDCARD in b and (_BARE_VARIABLE.match(a) or _BARE_VARIABLE.match(b)):
+                    slots += 1
+                else:
+                    break
+            else:
+                if slots and constants >= MIN_CONSTANTS:
+                    return other
+        return None
 
     def _index(self, template: Template) -> None:
         tokens = template.tokens
