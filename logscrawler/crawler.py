@@ -256,7 +256,7 @@ def _services_refresh(client: RailwayClient, environment_id: str, rows: list[Log
     for service_id in {row.service_id for row in rows} - set(services):
         services[service_id], _ = LogService.objects.get_or_create(
             railway_service_id=service_id, railway_environment_id=environment_id,
-            defaults={"name": f"Railway service {service_id}"[:120]},
+            defaults={"name": f"Railway service {service_id or 'without an id'}"[:120]},
         )  # fmt: skip
     return services
 

@@ -64,6 +64,7 @@ class TemplateStore:
     _general: dict[int, list[Template]] = field(default_factory=dict)
     _skeletons: dict[tuple, list[str]] = field(default_factory=dict)
     _member_of: dict[str, list[tuple]] = field(default_factory=dict)
+    _shapes: dict[tuple, list[str]] = field(default_factory=dict)  # see _shape
 
     def resolve(self, template_id: str) -> str:
         while template_id in self.aliases:
@@ -82,6 +83,7 @@ class TemplateStore:
         """Load a stored template (its id kept) so matching continues where it left off."""
         self.templates[template.id] = template
         self._exact[template.text] = template.id
+        self._shapes.setdefault(_shape(template.tokens), []).append(template.id)
         if template.general:
             self._general.setdefault(len(template.tokens), []).append(template)
         self._index(template)
@@ -117,9 +119,11 @@ class TemplateStore:
     def _partial_twin(self, template: Template) -> Template | None:
         """A live template alike everywhere except where one has a variable and the other a token that
         is partly one ("LOCAL(<*>)," where the other has "<*>,"): both hold values of the same slot."""
-        for other in self.templates.values():
-            if other is template or len(other.tokens) != len(template.tokens):
-                continue
+        shape = _shape(template.tokens)
+        for other_id in self._shapes.get(shape, ()):
+            other = self.templates.get(other_id)
+            if other is None or other is template or _shape(other.tokens) != shape:
+                continue  # merged away, or widened since
             slots = constants = 0
             for a, b in zip(other.tokens, template.tokens, strict=True):
                 if a == b:
@@ -172,7 +176,13 @@ class TemplateStore:
             self._merge([first, second])
             return
         self._exact[keep.text] = keep.id
+        self._shapes.setdefault(_shape(keep.tokens), []).append(keep.id)
         self._index(keep)
+
+
+def _shape(tokens: list[str]) -> tuple:
+    """The tokens with every token holding a variable alike: partial twins share their shape."""
+    return tuple(WILDCARD if WILDCARD in t else t for t in tokens)
 
 
 def message_tokens(message: str) -> list[str]:
