@@ -14,7 +14,7 @@ from collections.abc import Callable
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InvalidHeader
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -38,13 +38,28 @@ def retry_after_seconds(value: str | None) -> float | None:
 class HouseRetry(Retry):
     """urllib3's ``Retry`` with the house rules of the module docstring."""
 
-    def __init__(self, *args, pause: Callable[[float], None] = time.sleep, **kwargs) -> None:
+    def __init__(
+        self,
+        *args,
+        pause: Callable[[float], None] = time.sleep,
+        may_retry: Callable[[], bool] = lambda: True,
+        on_retry: Callable[[], None] = lambda: None,
+        **kwargs,
+    ) -> None:
         super().__init__(*args, **kwargs)
-        self.pause = pause
+        self.pause, self.may_retry, self.on_retry = pause, may_retry, on_retry
 
     def new(self, **kw) -> "HouseRetry":
         retry = super().new(**kw)  # urllib3 builds each next state with the standard arguments only
-        retry.pause = self.pause
+        retry.pause, retry.may_retry, retry.on_retry = self.pause, self.may_retry, self.on_retry
+        return retry
+
+    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _stacktrace=None):
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if not self.may_retry():  # the caller's budget is spent: hand back what we have
+            reason = error or ResponseError(f"not retried: {response.status if response else 'no answer'}")
+            raise MaxRetryError(_pool, url, reason)
+        self.on_retry()
         return retry
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
@@ -72,6 +87,9 @@ class HttpSession(requests.Session):
     ``backoff`` doubles with up to 50% jitter. A client may widen ``methods`` and narrow ``statuses``
     (the statuses its API documents as safe to repeat), and with ``network_retries=False`` retry only
     on those answers: a connection or read failure is raised at once.
+
+    ``sent`` counts the requests put on the wire, retries included, for callers that spend a request
+    budget; ``may_retry`` (swappable) is asked before each retry, so such a caller can stop them.
     """
 
     def __init__(
@@ -90,6 +108,8 @@ class HttpSession(requests.Session):
         self.max_retries = max_retries
         self.headers["User-Agent"] = user_agent
         self.sleep = time.sleep  # tests can swap this
+        self.sent = 0
+        self.may_retry: Callable[[], bool] = lambda: True
         retry = HouseRetry(
             total=max_retries,
             # 0 connects: the first failure is final (and still a ConnectTimeout); False reads: the
@@ -102,6 +122,8 @@ class HttpSession(requests.Session):
             backoff_jitter=backoff / 2,
             raise_on_status=False,  # after the last retry, hand the caller the server's answer
             pause=lambda seconds: self.sleep(seconds),
+            may_retry=lambda: self.may_retry(),
+            on_retry=self._count,
         )
         adapter = HTTPAdapter(max_retries=retry)
         self.mount("http://", adapter)
@@ -109,7 +131,11 @@ class HttpSession(requests.Session):
 
     def request(self, method: str, url: str, **kwargs) -> requests.Response:  # type: ignore[override]
         kwargs.setdefault("timeout", self.timeout)
+        self._count()
         return super().request(method, url, **kwargs)
+
+    def _count(self) -> None:
+        self.sent += 1
 
 
 def http_session(*, timeout: float | None = None, max_retries: int | None = None, **kwargs) -> HttpSession:

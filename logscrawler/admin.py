@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from logscrawler.models import AlertThresholds, ErrorFingerprint, LogService
+from logscrawler.models import AlertThresholds, CrawlRun, ErrorFingerprint, LogService
 
 
 @admin.register(LogService)
@@ -27,3 +27,32 @@ class AlertThresholdsAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         obj.pk = 1
         super().save_model(request, obj, form, change)
+
+
+@admin.register(CrawlRun)
+class CrawlRunAdmin(admin.ModelAdmin):
+    """What each crawl read and spent; a record of what happened, so nobody edits it."""
+
+    list_display = ["started_at", "status", "window_start", "window_end", "lines", "new_fingerprints",
+                    "requests", "budget", "error_summary"]  # fmt: skip
+    list_filter = ["status"]
+    date_hierarchy = "started_at"
+
+    @admin.display(description="errors")
+    def error_summary(self, run: CrawlRun) -> str:
+        return "; ".join(run.errors)[:160]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_active and request.user.is_staff  # every operator may read it
+
+    def has_module_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

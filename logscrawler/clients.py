@@ -6,8 +6,12 @@ sends. What the API does that a naive client gets wrong, handled here:
 - 429 with ``Retry-After`` (retried by the session, capped) and ``X-RateLimit-*`` headers, read into
   :attr:`RailwayClient.rate_limit` so the crawler can spend its hourly budget evenly;
 - GraphQL errors inside an HTTP 200 (``{"errors": [...]}``), and an HTML 403 page instead of JSON;
-- log queries answering ``limit + 1`` rows, oldest first: the client keeps ``limit`` and the caller's
-  cursor moves only to the last row kept, so the extra row comes back next time (and is deduplicated).
+- log queries paged from an anchor (``anchorDate``, ``afterDate`` as the window's end, ``afterLimit``),
+  as Railway's CLI pages them, answering ``limit + 1`` rows, oldest first: the client keeps ``limit``
+  and the caller's cursor moves only to the last row kept, so that row comes back next time (and is
+  deduplicated);
+- retries spent by the session (a 429 waited out) count against the cycle's request budget, and
+  none is sent once the budget is spent.
 """
 
 import contextlib
@@ -18,7 +22,7 @@ from datetime import UTC, datetime
 import requests
 from django.conf import settings
 
-from juggernaut.http import http_session
+from juggernaut.http import HttpSession, http_session
 
 # The line Railway writes into a log stream when it throttles it.
 DROPPED_MARKER = "rate limit of"
@@ -38,8 +42,10 @@ QUERIES = {
   $afterLimit: Int, $beforeDate: String, $beforeLimit: Int, $anchorDate: String) {{
   environmentLogs(environmentId: $environmentId, filter: $filter, afterDate: $afterDate, afterLimit: $afterLimit,
     beforeDate: $beforeDate, beforeLimit: $beforeLimit, anchorDate: $anchorDate) {{ {_LOG_FIELDS} }} }}""",
-    "HttpLogs": """query HttpLogs($deploymentId: String!, $filter: String, $afterDate: String, $limit: Int) {
-  httpLogs(deploymentId: $deploymentId, filter: $filter, afterDate: $afterDate, limit: $limit) {
+    "HttpLogs": """query HttpLogs($deploymentId: String!, $filter: String, $afterDate: String, $afterLimit: Int,
+  $beforeDate: String, $beforeLimit: Int, $anchorDate: String) {
+  httpLogs(deploymentId: $deploymentId, filter: $filter, afterDate: $afterDate, afterLimit: $afterLimit,
+    beforeDate: $beforeDate, beforeLimit: $beforeLimit, anchorDate: $anchorDate) {
     requestId timestamp method path httpStatus totalDuration srcIp } }""",
     "DeploymentLogs": f"""query DeploymentLogs($deploymentId: String!, $limit: Int, $filter: String) {{
   deploymentLogs(deploymentId: $deploymentId, limit: $limit, filter: $filter) {{ {_LOG_FIELDS} }} }}""",
@@ -109,6 +115,16 @@ class RateLimit:
         self.reset = headers.get("X-RateLimit-Reset", self.reset)
 
 
+def _forward(after: datetime, until: datetime, limit: int) -> dict:
+    """Railway's paging forward in time: ``limit`` rows from the anchor (inclusive) up to ``afterDate``,
+    the *latest* date wanted (not a start), and none before the anchor. Railway stamps lines in
+    nanoseconds; ``until`` is sent as the last nanosecond of its microsecond, so that whole microsecond
+    is in the window."""
+    stamp = until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return {"anchorDate": after.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "afterDate": f"{stamp}999Z", "afterLimit": limit, "beforeLimit": 0}  # fmt: skip
+
+
 def _time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
@@ -143,7 +159,7 @@ class RailwayClient:
     token: str = field(default_factory=lambda: settings.RAILWAY_TOKEN, repr=False)
     api_token: str = field(default_factory=lambda: settings.RAILWAY_API_TOKEN, repr=False)
     budget: int | None = None
-    session: requests.Session = field(default_factory=http_session)
+    session: HttpSession = field(default_factory=http_session)
     rate_limit: RateLimit = field(default_factory=RateLimit)
 
     @property
@@ -161,12 +177,18 @@ class RailwayClient:
             raise RailwayError("no Railway token: set RAILWAY_TOKEN or RAILWAY_API_TOKEN", permanent=True)
         if self.budget is not None and self.rate_limit.requests >= self.budget:
             raise RailwayError(f"this cycle's budget of {self.budget} requests is spent")
-        self.rate_limit.requests += 1
         body = {"operationName": operation, "query": QUERIES[operation], "variables": variables or {}}
+        # every request the session sends counts, its retries included, and none may overdraw the budget
+        before, spent = self.session.sent, self.rate_limit.requests
+        self.session.may_retry = lambda: (
+            self.budget is None or spent + self.session.sent - before < self.budget
+        )
         try:
             response = self.session.post(self.base_url, json=body, headers=self._headers())
         except requests.RequestException as exc:
             raise RailwayError(f"Railway unreachable: {exc.__class__.__name__}") from exc
+        finally:
+            self.rate_limit.requests = spent + self.session.sent - before
         self.rate_limit.read(response.headers)
         if response.status_code == 429:
             raise RailwayError("Railway rate limit reached", status=429)
@@ -224,28 +246,21 @@ class RailwayClient:
         return [e["node"] for e in (data.get("deployments") or {}).get("edges", []) if e.get("node")]
 
     def environment_logs(
-        self, environment_id: str, *, after: datetime, limit: int, filter: str = ""
+        self, environment_id: str, *, after: datetime, until: datetime, limit: int, filter: str = ""
     ) -> list[LogRow]:
-        """Logs of every service of an environment logged after ``after``, oldest first, at most ``limit``."""
-        data = self.execute(
-            "EnvironmentLogs",
-            {
-                "environmentId": environment_id,
-                "afterDate": after.isoformat(),
-                "afterLimit": limit,
-                "filter": filter,
-            },
-        )
+        """Logs of every service of an environment from ``after`` (inclusive) to ``until`` (the whole
+        microsecond), oldest first, at most ``limit``."""
+        data = self.execute("EnvironmentLogs", {"environmentId": environment_id, "filter": filter,
+                                                **_forward(after, until, limit)})  # fmt: skip
         return _log_rows(data.get("environmentLogs"), limit)
 
     def http_logs(
-        self, deployment_id: str, *, after: datetime, limit: int, filter: str = ""
+        self, deployment_id: str, *, after: datetime, until: datetime, limit: int, filter: str = ""
     ) -> list[HttpRow]:
-        """HTTP requests of a deployment after ``after`` (``filter`` e.g. ``@httpStatus:>=500``)."""
-        data = self.execute(
-            "HttpLogs",
-            {"deploymentId": deployment_id, "afterDate": after.isoformat(), "limit": limit, "filter": filter},
-        )
+        """HTTP requests of a deployment from ``after`` to ``until``, oldest first, at most ``limit``
+        (``filter`` e.g. ``@httpStatus:>=500``)."""
+        data = self.execute("HttpLogs", {"deploymentId": deployment_id, "filter": filter,
+                                         **_forward(after, until, limit)})  # fmt: skip
         rows = []
         for item in data.get("httpLogs") or []:
             try:

@@ -7,6 +7,7 @@ plan's hourly request budget; only one cycle runs at a time, however many job cl
 """
 
 import logging
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -15,18 +16,24 @@ from django.utils import timezone
 
 from juggernaut.events import publish
 from logscrawler.alerts import alert_open
-from logscrawler.clients import LogRow, RailwayClient, RailwayError
+from logscrawler.clients import HttpRow, LogRow, RailwayClient, RailwayError
 from logscrawler.models import AlertRule, CrawlCursor, CrawlRun, LogService
-from logscrawler.services import IngestResult, Record, logs_ingest
+from logscrawler.services import IngestResult, Record, logs_ingest, open_event_start
 
 log = logging.getLogger(__name__)
 
-# Errors and warnings from every service's own log lines; HTTP answers come through httpLogs.
-LOG_FILTER = "@level:error OR @level:warn"
+# Errors and warnings from every service's own log lines; HTTP answers come through httpLogs. Railway
+# writes its "rate limit of 500 logs/sec reached ... Messages dropped: N" notice into the stream itself,
+# at a level it does not document (info in what we have seen): the text term keeps it in.
+LOG_FILTER = '@level:error OR @level:warn OR "Messages dropped"'
 STALE_RUN = timedelta(minutes=30)
 FIRST_LOOKBACK = timedelta(hours=1)
 DISCOVERY_EVERY = timedelta(hours=1)
 FAILED_DEPLOYMENTS = {"FAILED", "CRASHED"}
+# Lines of one stream sharing one instant that a single request reads (see ``_paged``).
+INSTANT_ROWS = 5000
+# The lines of one event (a stack trace) are written together: a longer silence ends it.
+EVENT_GAP = timedelta(seconds=1)
 
 
 def cycle_budget() -> int:
@@ -89,13 +96,13 @@ def _run_close(run: CrawlRun, client: RailwayClient, now: datetime) -> CrawlRun:
     return run
 
 
-def _discover(client: RailwayClient, now: datetime) -> list[str]:
-    """Environment ids to crawl; services are (re)read from Railway at most hourly."""
+def _discover(client: RailwayClient, now: datetime, *, force: bool = False) -> list[str]:
+    """Environment ids to crawl; services are (re)read from Railway at most hourly, unless ``force``."""
     known = LogService.objects.exclude(railway_environment_id="")
     recent = CrawlRun.objects.filter(
         started_at__gte=now - DISCOVERY_EVERY, status__in=["ok", "partial"]
     ).exists()
-    if known.exists() and recent:
+    if known.exists() and recent and not force:
         return sorted(set(known.values_list("railway_environment_id", flat=True)))
     environments = []
     for project in client.projects():
@@ -103,11 +110,12 @@ def _discover(client: RailwayClient, now: datetime) -> list[str]:
             environments.append(environment_id)
             for service_id, name in project.services.items():
                 label = name if len(project.environments) == 1 else f"{name} ({environment})"
-                service, _ = LogService.objects.update_or_create(
+                service, created = LogService.objects.update_or_create(
                     railway_service_id=service_id, railway_environment_id=environment_id,
                     defaults={"name": label[:120], "railway_project_id": project.id},
                 )  # fmt: skip
-                _deployment_track(client, service, now)
+                if created or not force:  # a forced refresh is for new services: spend nothing on the rest
+                    _deployment_track(client, service, now)
     return environments
 
 
@@ -144,43 +152,120 @@ def _record(row: LogRow) -> Record:
                   attributes=row.attributes, source_id=row.source_id)  # fmt: skip
 
 
+def _paged(fetch: Callable[..., list], run: CrawlRun, stream: str, position: datetime, now: datetime,
+           hold_back: Callable[[list], datetime] | None = None) -> Iterator[tuple[list, datetime]]:  # fmt: skip
+    """The pages of one stream from ``position`` to ``now``, each with the cursor to keep once it is stored.
+
+    Railway pages by time alone (an inclusive anchor, no offset), so each page starts with the last row
+    of the one before. A full page of rows that all share one instant cannot move the anchor: that
+    instant is then read whole in one larger request, and the cursor steps just past it. With
+    ``hold_back`` (the instant of the rows the next page may continue), a full page keeps those rows
+    for the next one, so a stack trace across two pages is stored as one event; a page that is all one
+    event is read again, larger, until the event ends in it.
+    """
+    page = settings.LOGS_CRAWL_PAGE
+    size = page
+    while True:
+        rows = fetch(after=position, until=now, limit=size)
+        if not rows:
+            return
+        last = rows[-1].timestamp
+        if len(rows) < size:
+            yield rows, last
+            return
+        if last > position:
+            cut = hold_back(rows) if hold_back else last
+            if hold_back and cut == position and size < INSTANT_ROWS:
+                size = min(size * 2, INSTANT_ROWS)  # one event fills the page: read more of it at once
+                continue
+            if hold_back and position < cut <= last:
+                kept = [row for row in rows if row.timestamp < cut]
+                if kept:  # else the open event began the page, after the anchor: re-read from it
+                    yield kept, cut
+            else:  # nothing held back, or one event fills even the largest page: it cannot wait
+                yield rows, last
+                cut = last
+            position, size = cut, page
+            continue
+        rows = fetch(after=position, until=position, limit=max(INSTANT_ROWS, page))
+        if len(rows) >= INSTANT_ROWS:
+            run.errors.append(f"{stream}: more than {INSTANT_ROWS} lines at {position.isoformat()}; "
+                              f"only the first {INSTANT_ROWS} were read")  # fmt: skip
+        position += timedelta(microseconds=1)
+        yield rows, position
+
+
 def _crawl_environment(run: CrawlRun, client: RailwayClient, environment_id: str, now: datetime) -> None:
     stream = f"env:{environment_id}"
     cursor = CrawlCursor.objects.filter(stream=stream).first()
     position = cursor.position if cursor else now - FIRST_LOOKBACK
     run.window_start = min(run.window_start or position, position)
-    page = settings.LOGS_CRAWL_PAGE
     services = {
         s.railway_service_id: s for s in LogService.objects.filter(railway_environment_id=environment_id)
     }
-    while True:
-        try:
-            rows = client.environment_logs(environment_id, after=position, limit=page, filter=LOG_FILTER)
-        except RailwayError as exc:
-            run.errors.append(f"{environment_id}: {exc}")
-            return
-        if not rows:
-            break
-        last = rows[-1].timestamp
-        with transaction.atomic():
-            result = _store_page(services, rows, now)
-            CrawlCursor.objects.update_or_create(stream=stream, defaults={"position": last})
-        run.lines += result.accepted
-        run.new_fingerprints += len(result.new_fingerprints)
-        run.window_end = max(run.window_end or last, last)
-        # a full page may have more behind it; a page stuck on one instant cannot move further
-        if len(rows) < page or last <= position:
-            break
-        position = last
+
+    def fetch(**window) -> list[LogRow]:
+        return client.environment_logs(environment_id, filter=LOG_FILTER, **window)
+
+    try:
+        for rows, kept in _paged(fetch, run, stream, position, now, hold_back=_open_events_at):
+            if any(row.service_id not in services for row in rows):
+                services = _services_refresh(client, environment_id, rows, services, now)
+            with transaction.atomic():
+                result = _store_page(services, rows, now)
+                CrawlCursor.objects.update_or_create(stream=stream, defaults={"position": kept})
+            run.lines += result.accepted
+            run.new_fingerprints += len(result.new_fingerprints)
+            run.window_end = max(run.window_end or rows[-1].timestamp, rows[-1].timestamp)
+    except RailwayError as exc:
+        run.errors.append(f"{environment_id}: {exc}")
+
+
+def _open_events_at(rows: list[LogRow]) -> datetime:
+    """When the earliest event the next page may still continue began, over the page's services.
+
+    A service silent for a while before the page's end has finished its last event (a program writes
+    the lines of one trace together): it holds nothing back.
+    """
+    end = rows[-1].timestamp
+    by_service: dict[str, list[LogRow]] = {}
+    for row in rows:
+        by_service.setdefault(row.service_id, []).append(row)
+    starts = [
+        lines[open_event_start([_record(row) for row in lines])].timestamp
+        for lines in by_service.values()
+        if end - lines[-1].timestamp <= EVENT_GAP
+    ]
+    return min(starts, default=end)
+
+
+def _services_refresh(client: RailwayClient, environment_id: str, rows: list[LogRow],
+                      services: dict[str, LogService], now: datetime) -> dict[str, LogService]:  # fmt: skip
+    """Services of the environment, with those created since discovery that ``rows`` name.
+
+    Railway is asked once for their names; should it not answer, they are stored under their id (the
+    next discovery renames them), so their lines are never skipped while the cursor moves past them.
+    """
+    try:
+        _discover(client, now, force=True)
+    except RailwayError as exc:
+        log.warning("could not name new Railway services: %s", exc)
+    services = {
+        s.railway_service_id: s for s in LogService.objects.filter(railway_environment_id=environment_id)
+    }
+    for service_id in {row.service_id for row in rows} - set(services):
+        services[service_id], _ = LogService.objects.get_or_create(
+            railway_service_id=service_id, railway_environment_id=environment_id,
+            defaults={"name": f"Railway service {service_id or 'without an id'}"[:120]},
+        )  # fmt: skip
+    return services
 
 
 def _store_page(services: dict[str, LogService], rows: list[LogRow], now: datetime) -> IngestResult:
     total = IngestResult()
     by_service: dict[str, list[Record]] = {}
     for row in rows:
-        service = services.get(row.service_id)
-        if service is None:
-            continue  # a service created since discovery: picked up at the next discovery
+        service = services[row.service_id]
         if row.is_drop_notice:
             alert_open(AlertRule.LOGS_DROPPED, service, row.message[:300], now=now)
             continue
@@ -194,30 +279,32 @@ def _store_page(services: dict[str, LogService], rows: list[LogRow], now: dateti
 
 
 def _crawl_http(run: CrawlRun, client: RailwayClient, service: LogService, now: datetime) -> None:
-    """HTTP answers of the service's latest deployment: 5xx become errors, and every answer counts
-    towards the sustained-5xx share."""
+    """HTTP answers of the service's latest deployment, page after page within the cycle's budget: 5xx
+    become errors, and every answer counts towards the sustained-5xx share."""
     stream = f"http:{service.railway_deployment_id}"
     cursor = CrawlCursor.objects.filter(stream=stream).first()
     position = cursor.position if cursor else now - FIRST_LOOKBACK
+
+    def fetch(**window) -> list[HttpRow]:
+        return client.http_logs(service.railway_deployment_id, **window)
+
     try:
-        rows = client.http_logs(service.railway_deployment_id, after=position, limit=settings.LOGS_CRAWL_PAGE)
+        for rows, kept in _paged(fetch, run, stream, position, now):
+            records = [
+                Record(
+                    timestamp=row.timestamp,
+                    message=f"{row.method} {row.path} {row.status}",
+                    severity="error" if row.status >= 500 else "info",
+                    attributes={"httpStatus": row.status, "requestId": row.request_id,
+                                "durationMs": row.duration_ms},
+                    source_id=f"http:{row.request_id}" if row.request_id else "",
+                )  # fmt: skip
+                for row in rows
+            ]
+            with transaction.atomic():
+                result = logs_ingest(service, records, now=now)
+                CrawlCursor.objects.update_or_create(stream=stream, defaults={"position": kept})
+            run.lines += result.accepted
+            run.new_fingerprints += len(result.new_fingerprints)
     except RailwayError as exc:
         run.errors.append(f"{service.name} HTTP logs: {exc}")
-        return
-    if not rows:
-        return
-    records = [
-        Record(
-            timestamp=row.timestamp,
-            message=f"{row.method} {row.path} {row.status}",
-            severity="error" if row.status >= 500 else "info",
-            attributes={"httpStatus": row.status, "requestId": row.request_id, "durationMs": row.duration_ms},
-            source_id=f"http:{row.request_id}" if row.request_id else "",
-        )  # fmt: skip
-        for row in rows
-    ]
-    with transaction.atomic():
-        result = logs_ingest(service, records, now=now)
-        CrawlCursor.objects.update_or_create(stream=stream, defaults={"position": rows[-1].timestamp})
-    run.lines += result.accepted
-    run.new_fingerprints += len(result.new_fingerprints)

@@ -8,6 +8,7 @@ widens. Stack traces are grouped by exception type and in-app frames (``traces``
 message text. Raw lines lose their header first (``header``).
 """
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from hashlib import blake2b
@@ -17,9 +18,11 @@ from logscrawler.masking import WILDCARD, mask_tokens
 from logscrawler.traces import parse_trace
 
 # Bump when a change to the rules would regroup stored messages; stored fingerprints carry it.
-GROUPING_VERSION = "1"
+GROUPING_VERSION = "2"
 VARIABLE_AFTER = 4
 MIN_CONSTANTS = 2
+# A variable with at most punctuation around it: "<*>", "<*>,", "(<*>)".
+_BARE_VARIABLE = re.compile(r"^[(\[{<'\"]*<\*>[)\]}>'\".,;:!?]*$")
 
 
 @dataclass(slots=True)
@@ -61,6 +64,7 @@ class TemplateStore:
     _general: dict[int, list[Template]] = field(default_factory=dict)
     _skeletons: dict[tuple, list[str]] = field(default_factory=dict)
     _member_of: dict[str, list[tuple]] = field(default_factory=dict)
+    _shapes: dict[tuple, list[str]] = field(default_factory=dict)  # see _shape
 
     def resolve(self, template_id: str) -> str:
         while template_id in self.aliases:
@@ -79,6 +83,7 @@ class TemplateStore:
         """Load a stored template (its id kept) so matching continues where it left off."""
         self.templates[template.id] = template
         self._exact[template.text] = template.id
+        self._shapes.setdefault(_shape(template.tokens), []).append(template.id)
         if template.general:
             self._general.setdefault(len(template.tokens), []).append(template)
         self._index(template)
@@ -106,7 +111,31 @@ class TemplateStore:
     def _create(self, key: str, tokens: list[str]) -> Template:
         template = Template(id=fingerprint_id(key), tokens=list(tokens), order=len(self.templates))
         self.add(template)
+        twin = self._partial_twin(template)
+        if twin is not None and self.resolve(template.id) == template.id:
+            self._merge(sorted((twin.id, template.id), key=lambda i: self.templates[i].order))
         return self.templates[self.resolve(template.id)]
+
+    def _partial_twin(self, template: Template) -> Template | None:
+        """A live template alike everywhere except where one has a variable and the other a token that
+        is partly one ("LOCAL(<*>)," where the other has "<*>,"): both hold values of the same slot."""
+        shape = _shape(template.tokens)
+        for other_id in self._shapes.get(shape, ()):
+            other = self.templates.get(other_id)
+            if other is None or other is template or _shape(other.tokens) != shape:
+                continue  # merged away, or widened since
+            slots = constants = 0
+            for a, b in zip(other.tokens, template.tokens, strict=True):
+                if a == b:
+                    constants += a != WILDCARD
+                elif WILDCARD in a and WILDCARD in b and (_BARE_VARIABLE.match(a) or _BARE_VARIABLE.match(b)):
+                    slots += 1
+                else:
+                    break
+            else:
+                if slots and constants >= MIN_CONSTANTS:
+                    return other
+        return None
 
     def _index(self, template: Template) -> None:
         tokens = template.tokens
@@ -147,7 +176,13 @@ class TemplateStore:
             self._merge([first, second])
             return
         self._exact[keep.text] = keep.id
+        self._shapes.setdefault(_shape(keep.tokens), []).append(keep.id)
         self._index(keep)
+
+
+def _shape(tokens: list[str]) -> tuple:
+    """The tokens with every token holding a variable alike: partial twins share their shape."""
+    return tuple(WILDCARD if WILDCARD in t else t for t in tokens)
 
 
 def message_tokens(message: str) -> list[str]:

@@ -1,9 +1,9 @@
 """Split a raw log line into its header (timestamp, level, pid, host, logger) and its message.
 
 No per-source format strings: the header is recognised by the shape of its tokens. Leading tokens
-that look like dates, times, numbers, ids, levels or bracketed fields are header; so is a
-``program[pid]:`` / ``logger:`` field right after them and a ``name -`` separator. The first token
-that is plain text starts the message.
+that look like dates, times, numbers, ids, levels or bracketed fields (spaces inside allowed) are
+header; so is a ``program[pid]:`` / ``logger:`` field right after them and a ``name -`` separator.
+The first token that is plain text starts the message.
 """
 
 import re
@@ -39,6 +39,10 @@ _STAMP = re.compile(r"^[\[(]?[\d:.,/\-+TZ]*\d[\d:.,/\-+TZ]*[\])]?,?$")
 # A component right after the header: "sshd(pam_unix)[19939]:", "dfs.DataNode$PacketResponder:".
 _COMPONENT = re.compile(r"^[\w.$\-/@]+(\([\w.\-]*\))?(\[[\w.\-]*\])?:$")
 _BRACKETED = re.compile(r"^\[[^\]]*\]$")
+# A token carrying an ISO date: a rotated file's name ("api.log.1.2017-05-16_13:53:08") heading a line.
+_DATED = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
+# A dotted logger name ("nova.compute.manager") followed by a bracketed context field.
+_LOGGER = re.compile(r"^[A-Za-z_][\w$]*(\.[\w$]+)+$")
 _PIPE_HEADER = re.compile(r"^[^|\s]*\d[^|\s]*\|")
 _TOKEN = re.compile(r"\S+")
 
@@ -55,12 +59,29 @@ def _word(token: str) -> str:
 
 def _is_stamp(token: str) -> bool:
     word = _word(token)
-    return bool(_STAMP.match(token)) or word in _MONTHS or word in _DAYS or bool(_BRACKETED.match(token))
+    return (
+        bool(_STAMP.match(token) or _DATED.search(token))
+        or word in _MONTHS
+        or word in _DAYS
+        or bool(_BRACKETED.match(token))
+    )
 
 
 def _is_host_or_id(token: str) -> bool:
     """After a timestamp: "R02-M1-N0-C:J12-U11", "calvisitor-10-105-160-95", "148" (a pid)."""
     return bool(_DIGIT.search(token)) and not token.endswith(":") and "=" not in token
+
+
+def _bracket_end(spans: list[tuple[int, str]], i: int, most: int = 8) -> int | None:
+    """The index of the token closing a ``[...]`` field opened at ``i`` and spanning tokens; None if none."""
+    if not spans[i][1].startswith("[") or "]" in spans[i][1]:
+        return None
+    for j in range(i + 1, min(i + most, len(spans))):
+        if "[" in spans[j][1]:
+            return None
+        if spans[j][1].endswith("]"):
+            return j
+    return None
 
 
 def split_header(line: str) -> Header:
@@ -84,6 +105,9 @@ def split_header(line: str) -> Header:
             if i > 0:  # "name - message": the separator ends the header
                 i += 1
                 break
+        elif (stamps or level) and (end := _bracket_end(spans, i)) is not None:
+            i = end  # "[Socket Reader #1 for port 62260]": a bracketed field with spaces (log4j's thread)
+            stamps += 1
         elif _is_stamp(token) or (stamps and _is_host_or_id(token)):
             stamps += 1
         else:
@@ -100,6 +124,11 @@ def split_header(line: str) -> Header:
                 level = LEVELS[lvl]
                 i += ahead + 1
                 break
+    # "INFO nova.compute.manager [req-1 - - -] message": a logger and its bracketed context
+    if level is not None and i + 1 < len(spans) and _LOGGER.match(spans[i][1]):
+        end = i + 1 if _BRACKETED.match(spans[i + 1][1]) else _bracket_end(spans, i + 1)
+        if end is not None:
+            i = end + 1
     # a "program[pid]:" or "logger:" field, after at most one host name
     component = False
     for skip in (0, 1):

@@ -25,6 +25,7 @@ from logscrawler.models import (
 FRAGMENTS = ["attention", "top", "alerts", "crawler"]
 SPARK_BUCKETS = 12  # five-minute buckets in the last hour; hourly buckets in the last day
 ATTENTION_STATUSES = (FingerprintStatus.NEW, FingerprintStatus.REGRESSED)
+RECENT_RUNS = 10
 
 
 def _sparkline(fingerprint_ids: list[int], window: str, now: datetime) -> dict[int, dict]:
@@ -69,13 +70,14 @@ def top_context(now: datetime) -> list[dict]:
 
 
 def crawler_state(now: datetime) -> dict:
-    """The crawler in words: configured or not, last run, next run, budget."""
-    last = CrawlRun.objects.exclude(status=CrawlRun.Status.RUNNING).first()
+    """The crawler in words: configured or not, last run, next run, budget, the recent runs."""
+    recent = list(CrawlRun.objects.exclude(status=CrawlRun.Status.RUNNING)[:RECENT_RUNS])
+    last = recent[0] if recent else None
     running = CrawlRun.objects.filter(status=CrawlRun.Status.RUNNING).first()
     configured = bool(settings.RAILWAY_TOKEN or settings.RAILWAY_API_TOKEN)
     every = timedelta(minutes=settings.LOGS_CRAWL_MINUTES)
-    state = {"last": last, "running": running, "configured": configured, "every": settings.LOGS_CRAWL_MINUTES,
-             "hourly": settings.LOGS_RAILWAY_HOURLY_REQUESTS}  # fmt: skip
+    state = {"last": last, "recent": recent, "running": running, "configured": configured,
+             "every": settings.LOGS_CRAWL_MINUTES, "hourly": settings.LOGS_RAILWAY_HOURLY_REQUESTS}  # fmt: skip
     if last is not None:
         state["next_at"] = last.started_at + every
         state["late"] = configured and now - last.started_at > 3 * every

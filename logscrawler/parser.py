@@ -202,6 +202,11 @@ class TraceFolder:
         self._go = event.text.startswith("panic: ")
         return done
 
+    @property
+    def open_event(self) -> Event | None:
+        """The event the next record may still continue."""
+        return self._open
+
     def flush(self) -> list[Event]:
         done, self._open = self._open, None
         return [done] if done is not None else []

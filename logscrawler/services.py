@@ -102,6 +102,23 @@ def _fold(records: list[Record]) -> list[tuple[Record, Event]]:
     return [(first_record[id(event)], event) for event in out]
 
 
+def open_event_start(records: list[Record], *, look_back: int = 500) -> int:
+    """Index of the first record of the last event of ``records`` (one service's, in time order).
+
+    The records from there on may be continued by the next batch: a source that sends a stream in
+    batches holds them back and sends them with the next one, so a stack trace cut by a batch boundary
+    is still one event. Only the last ``look_back`` records are read (a longer event is cut anyway).
+    """
+    folder, start = TraceFolder(), max(len(records) - look_back, 0)
+    for index in range(start, len(records)):
+        record = records[index]
+        event = parse_record(record.message, severity=record.severity or None, attributes=record.attributes)
+        folder.feed(event, record.timestamp)
+        if folder.open_event is event:
+            start = index
+    return start
+
+
 def logs_ingest(service: LogService, records: list[Record], *, now: datetime | None = None) -> IngestResult:
     """Store one service's records; fingerprint and count the errors among them."""
     now = now or timezone.now()

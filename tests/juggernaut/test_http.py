@@ -55,6 +55,15 @@ def test_it_retries_after_429_honouring_retry_after_then_backs_off(session):
     assert 0 < session.slept[1] <= 1.0  # then our own jittered backoff
 
 
+def test_it_counts_every_request_it_sends_and_stops_retrying_when_told(session):
+    with FakeServer(Flaky) as fake:
+        session.get(fake.url + "/limited")
+        assert session.sent == 3 == Flaky.calls["/limited"]  # the first try and two retries
+        session.may_retry = lambda: session.sent < 5  # a caller with five requests to spend
+        response = session.get(fake.url + "/down")
+    assert response.status_code == 502 and Flaky.calls["/down"] == 2 and session.sent == 5
+
+
 def test_it_gives_up_after_max_retries_and_returns_the_last_answer(session):
     with FakeServer(Flaky) as fake:
         response = session.get(fake.url + "/down")

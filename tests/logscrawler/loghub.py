@@ -1,6 +1,8 @@
 """Reading the Loghub-2k development sets and scoring a grouping against their ground truth.
 
-The data is not part of the repository: ``LOGHUB_DIR`` points at it (see the README).
+The data is not part of the repository: ``LOGHUB_DIR`` points at it (see the README). A set keeps
+its re-labelled ground truth (``_structured_corrected.csv``) when it has one, else Loghub's original
+(``_structured.csv``).
 """
 
 import csv
@@ -21,16 +23,24 @@ class Dataset:
     events: list[str]
 
 
-def loghub_dir() -> Path | None:
-    value = os.environ.get("LOGHUB_DIR", "")
+def loghub_dir(variable: str = "LOGHUB_DIR") -> Path | None:
+    value = os.environ.get(variable, "")
     return Path(value) if value else None
+
+
+def dataset_names(root: Path) -> list[str]:
+    """The Loghub-2k sets under ``root``: folders holding ``<Name>_2k.log``."""
+    return sorted(d.name for d in root.iterdir() if (d / f"{d.name}_2k.log").exists())
 
 
 def load(name: str, root: Path) -> Dataset:
     base = root / name / f"{name}_2k.log"
     with open(base, encoding="utf-8", errors="replace", newline="") as f:
         raw = [line.rstrip("\r\n") for line in f]
-    with open(f"{base}_structured_corrected.csv", encoding="utf-8", errors="replace", newline="") as f:
+    truth = Path(f"{base}_structured_corrected.csv")
+    if not truth.exists():  # the sets Loghub did not re-label keep their original ground truth
+        truth = Path(f"{base}_structured.csv")
+    with open(truth, encoding="utf-8", errors="replace", newline="") as f:
         rows = list(csv.DictReader(f))
     return Dataset(name, raw, [r["Content"] for r in rows], [r["EventId"] for r in rows])
 

@@ -92,6 +92,20 @@ def test_it_keeps_a_few_alternative_words_apart():
     assert fp.fingerprint("cupsd startup succeeded").id == started
 
 
+def test_it_takes_a_partly_variable_token_as_a_value_of_a_variable_slot():
+    fp = Fingerprinter()
+    peers = [fp.fingerprint(f"replica joined peer 10.0.0.{n}, term 3").id for n in range(5)]
+    odd = fp.fingerprint("replica joined peer STANDBY(2), term 9").id
+    assert fp.store.resolve(odd) == fp.store.resolve(peers[0])
+    assert fp.store.templates[fp.store.resolve(odd)].text == "replica joined peer <*> term <*>"
+    # a bare word in the slot is not partly a variable: until the slot is one, it is another message
+    other = Fingerprinter()
+    other.fingerprint("replica joined peer 10.0.0.1, term 3")
+    assert other.fingerprint("replica joined peer quorum, term 9").id != other.fingerprint(
+        "replica joined peer 10.0.0.2, term 3"
+    ).id
+
+
 def test_it_masks_numbers_ids_addresses_paths_and_durations():
     assert message_tokens(
         "GET /api/v1/users/42 from 10.0.0.7:443 took 35 ms req=7f3a9c0e-1b2c-4d5e-8f90-a1b2c3d4e5f6"
@@ -125,6 +139,14 @@ def test_it_finds_the_message_and_level_in_raw_lines():
             "Notification time out: 3200",
         ),
         "03-17 16:13:38.811  1702  2395 E WindowManager: surface lost": ("error", "surface lost"),
+        # log4j's "%d %p [%t] %c: %m", the thread's name with spaces
+        "2024-05-01 12:00:00,123 WARN [pool-2 worker #7] com.acme.jobs.Runner: job 12 took too long": (
+            "warning",
+            "job 12 took too long",
+        ),
+        # Python logging with a logger name and a bracketed request context, from a rotated file
+        "worker.log.3.2024-05-01_12:00:00 2024-05-01 12:00:00.008 3121 ERROR shop.billing.tasks "
+        "[req-9 alice - - -] refund 7 failed": ("error", "refund 7 failed"),
     }
     for line, (level, message) in cases.items():
         header = split_header(line)

@@ -8,8 +8,9 @@ from django.utils import timezone
 
 from juggernaut.events import events_after
 from juggernaut.hq import AREAS
+from juggernaut.timefmt import exact_utc
 from logscrawler import services, tools
-from logscrawler.models import FingerprintStatus, LogAlert, LogService
+from logscrawler.models import CrawlRun, FingerprintStatus, LogAlert, LogService
 from logscrawler.services import Record
 
 
@@ -65,6 +66,39 @@ def test_it_shows_a_fingerprint_with_samples_chart_and_task(alice_client, api):
     html = alice_client.get(f"/logs/fingerprints/{fp.pk}/").content.decode()
     assert "queue 8 stalled" in html and "Occurrences per hour, last 24 hours (UTC)" in html
     assert f"/engine/tasks/{fp.task_id}/" in html
+
+
+def test_it_lists_the_recent_crawl_runs_with_their_window_and_in_the_admin_read_only(alice_client, db):
+    now = timezone.now().replace(microsecond=0)
+    older = CrawlRun.objects.create(
+        started_at=now - timedelta(minutes=10), finished_at=now - timedelta(minutes=10), status="ok",
+        window_start=now - timedelta(minutes=70), window_end=now - timedelta(minutes=11), lines=412,
+        new_fingerprints=3, requests=6, budget=7,
+    )  # fmt: skip
+    CrawlRun.objects.create(
+        started_at=now - timedelta(minutes=5), finished_at=now - timedelta(minutes=5), status="partial",
+        window_start=now - timedelta(minutes=11), lines=0, requests=7, budget=7,
+        errors=["env-prod: this cycle's budget of 7 requests is spent"],
+    )  # fmt: skip
+    html = alice_client.get("/logs/").content.decode()
+    table = html[html.index('id="logs-runs"') :]
+    rows = table[: table.index("</table>")].split("<tr>")[2:]
+    assert len(rows) == 2 and "partial" in rows[0] and "ok" in rows[1]  # newest first
+    assert "7 of 7" in rows[0] and "budget of 7 requests is spent" in rows[0] and "nothing new" in rows[0]
+    assert ">412<" in rows[1] and ">3<" in rows[1] and "6 of 7" in rows[1]
+    # the window in the HQ's one format: an age, the exact UTC time on hover
+    assert f'title="{exact_utc(older.window_start)}"' in rows[1] and "1 h 10 min ago" in rows[1]
+    assert f'title="{exact_utc(older.window_end)}"' in rows[1] and "11 min ago" in rows[1]
+    listing = alice_client.get("/admin/logscrawler/crawlrun/")
+    assert listing.status_code == 200 and "budget of 7 requests is spent" in listing.content.decode()
+    detail = alice_client.get(f"/admin/logscrawler/crawlrun/{older.pk}/change/")
+    assert detail.status_code == 200 and 'name="_save"' not in detail.content.decode()
+    assert alice_client.get("/admin/logscrawler/crawlrun/add/").status_code == 403
+    assert (
+        alice_client.post(f"/admin/logscrawler/crawlrun/{older.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert CrawlRun.objects.count() == 2
 
 
 def test_it_needs_a_signed_in_operator(client, bob, api):

@@ -79,6 +79,27 @@ def test_it_imports_a_file_once(db, tmp_path):
     assert LogLine.objects.count() == 3
 
 
+def test_it_keeps_two_files_of_the_same_name_apart_and_imports_each_once(db, tmp_path):
+    lines = b"2026-05-01 12:00:00 ERROR job 7 crashed\n2026-05-01 12:00:01 ERROR job 8 crashed\n"
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "app.log").write_bytes(lines)
+    (tmp_path / "b" / "app.log").write_bytes(b"2026-05-01 13:00:00 ERROR disk 3 full\n" + lines)
+    out = io.StringIO()
+    for path in (tmp_path / "a" / "app.log", tmp_path / "b" / "app.log", tmp_path / "a" / "app.log"):
+        call_command("import_logs", str(path), "--service", "worker", stdout=out, stderr=io.StringIO())
+    assert out.getvalue().splitlines() == [
+        "worker: 2 stored, 0 duplicates, 0 rejected",
+        "worker: 3 stored, 0 duplicates, 0 rejected",  # same name, another file: nothing in common
+        "worker: 0 stored, 2 duplicates, 0 rejected",
+    ]
+    # the same file with lines appended stores only the new ones
+    with (tmp_path / "a" / "app.log").open("ab") as more:
+        more.write(b"2026-05-01 12:00:02 ERROR job 9 crashed\n")
+    call_command("import_logs", str(tmp_path / "a" / "app.log"), "--service", "worker", stdout=out)
+    assert out.getvalue().splitlines()[-1] == "worker: 1 stored, 2 duplicates, 0 rejected"
+    assert LogLine.objects.count() == 6
+
+
 def test_it_prunes_old_lines_but_keeps_fingerprints(web, settings):
     settings.LOGS_RETENTION_DAYS = 7
     services.logs_ingest(web, [error("old", 0), error("recent", 60 * 24 * 10)])

@@ -1,7 +1,16 @@
 """Stack traces are grouped by exception type and in-app frames, not by message or line numbers."""
 
+import io
+from datetime import timedelta
+
+from django.core.management import call_command
+
+from logscrawler import crawler
 from logscrawler.fingerprint import Fingerprinter
+from logscrawler.management.commands import import_logs
+from logscrawler.models import CrawlRun, ErrorFingerprint, LogLine
 from logscrawler.traces import parse_trace
+from tests.logscrawler.crawling import NOW, client_for
 
 
 def python_trace(message: str, line: int, function: str = "charge") -> str:
@@ -69,3 +78,39 @@ def test_it_tells_different_exceptions_apart():
 def test_it_finds_no_trace_in_a_plain_message():
     assert parse_trace("connection reset by peer") is None
     assert parse_trace("first line\nsecond line") is None
+
+
+TRACE = [
+    "Traceback (most recent call last):",
+    '  File "/app/billing/views.py", line 10, in charge',
+    "    total = order.total()",
+    '  File "/app/billing/models.py", line 33, in total',
+    "    return sum(line.amount for line in self.lines)",
+    "TypeError: unsupported operand type(s) for +: 'int' and 'NoneType'",
+]
+
+
+def test_it_keeps_a_trace_cut_by_a_crawl_page_in_one_event(fake, db, settings):
+    settings.LOGS_CRAWL_PAGE = 4
+    start = NOW - timedelta(minutes=10)
+    fake.add_log("env-prod", start, "charge 1 failed: card declined", severity="error")
+    for n, line in enumerate(TRACE):  # one log row per line, as Railway stores stderr; pages cut it
+        fake.add_log("env-prod", start + timedelta(seconds=2, milliseconds=n), line, severity="error")
+    fake.add_log("env-prod", start + timedelta(seconds=5), "charge 2 failed: card declined", severity="error")
+    run = crawler.crawl_run(client=client_for(fake), now=NOW)
+    assert run.status == CrawlRun.Status.OK, run.errors
+    traces = LogLine.objects.filter(message__startswith="Traceback")
+    assert [line.message for line in traces] == ["\n".join(TRACE)] and run.lines == 8
+    assert LogLine.objects.count() == 3 and not LogLine.objects.filter(message__startswith="  File").exists()
+    assert ErrorFingerprint.objects.filter(exception_type="TypeError").count() == 1
+
+
+def test_it_keeps_a_trace_cut_by_an_import_batch_in_one_event(db, tmp_path, monkeypatch):
+    monkeypatch.setattr(import_logs, "BATCH", 6)  # cuts the trace, which follows its message
+    path = tmp_path / "app.log"
+    path.write_text("\n".join(["worker 1 started", "worker 2 started", *TRACE, "worker 3 started"]) + "\n")
+    out = io.StringIO()
+    call_command("import_logs", str(path), "--service", "app", stdout=out, stderr=io.StringIO())
+    assert out.getvalue().strip() == "app: 9 stored, 0 duplicates, 0 rejected"
+    messages = list(LogLine.objects.order_by("pk").values_list("message", flat=True))
+    assert messages == ["worker 1 started", "\n".join(["worker 2 started", *TRACE]), "worker 3 started"]

@@ -1,5 +1,6 @@
 """``manage.py import_logs FILE --service NAME``: store a log file as if its service had sent it."""
 
+import hashlib
 import json
 import os
 import sys
@@ -18,8 +19,9 @@ class Command(BaseCommand):
     help = (
         "Import FILE ('-' for stdin) into the service NAME (created when new). A line is an NDJSON "
         "record {timestamp, message, severity?, attributes?, id?} or a plain log line; plain lines are "
-        "stamped with the import time and identified by file and line number, so importing the same "
-        "file again stores nothing twice."
+        "stamped with the import time. A line without an id is identified by the file's absolute path, "
+        "its line number and its text, so importing the same file again (or after lines were appended) "
+        "stores nothing twice, while another file of the same name is another source."
     )
 
     def add_arguments(self, parser) -> None:
@@ -37,25 +39,33 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot read {file}: {exc.strerror}") from exc
         target = services.service_for_import(name)
-        label = os.path.basename(file) if file != "-" else "stdin"
+        origin = os.path.realpath(file) if file != "-" else "stdin"
         now = timezone.now()
         accepted = duplicates = rejected = done = 0
+        limit = BATCH
         batch: list[Record] = []
         with source:
             for number, raw in enumerate(source, start=1):
                 done += len(raw)
-                record = self._record(raw, number, label, now)
+                record = self._record(raw, number, origin, now)
                 if record is None:
                     rejected += 1
                     self.stderr.write(f"line {number}: not a log line (invalid UTF-8 or a bad record)")
                 elif record.message.strip():
                     batch.append(record)
-                if len(batch) >= BATCH:
-                    result = services.logs_ingest(target, batch)
+                if len(batch) >= limit:
+                    # the last event may go on in the next lines (a stack trace): it waits for them, and
+                    # a batch that is all one event grows a little (up to twice its size) to finish it
+                    cut = services.open_event_start(batch)
+                    if cut == 0 and limit < 2 * BATCH:
+                        limit += max(BATCH // 4, 1)
+                        continue
+                    cut, limit = cut or len(batch), BATCH
+                    result = services.logs_ingest(target, batch[:cut])
                     accepted, duplicates, batch = (
                         accepted + result.accepted,
                         duplicates + result.duplicates,
-                        [],
+                        batch[cut:],
                     )
                     self._progress(done, total, accepted)
             if batch:
@@ -64,21 +74,24 @@ class Command(BaseCommand):
         self._progress(done, total, accepted, final=True)
         self.stdout.write(f"{name}: {accepted} stored, {duplicates} duplicates, {rejected} rejected")
 
-    def _record(self, raw: bytes, number: int, label: str, now) -> Record | None:
+    def _record(self, raw: bytes, number: int, origin: str, now) -> Record | None:
         try:
             text = raw.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             return None
+        # the text is part of the id: a file rewritten in place (a rotated log) is new lines, not duplicates
+        seed = f"{origin}\x00{number}\x00{text}".encode("utf-8", "replace")
+        source_id = f"import:{hashlib.sha256(seed).hexdigest()[:40]}"
         if text.lstrip().startswith("{"):
             try:
                 data = json.loads(text)
                 if isinstance(data, dict):
                     data.setdefault("service", "-")
-                    data.setdefault("id", f"import:{label}:{number}")
+                    data.setdefault("id", source_id)
                     return record_from_object(data)[1]
             except (ValueError, OverflowError, OSError):
                 return None
-        return Record(timestamp=now, message=text_clean(text), source_id=f"import:{label}:{number}")
+        return Record(timestamp=now, message=text_clean(text), source_id=source_id)
 
     def _progress(self, done: int, total: int, accepted: int, final: bool = False) -> None:
         """A one-line progress bar on a terminal; nothing in a pipe."""
