@@ -89,8 +89,8 @@ def message_send(session: ChatSession, *, content: str, user) -> ChatRun:
 
 def run_resume(run: ChatRun, *, user) -> ChatRun:
     """Go on from where a stopped run ended (an interrupted one above all), in a new run."""
-    if run.is_active:
-        raise ChatError("run_active", f"run {run.pk} is still {run.status.replace('_', ' ')}", status=409)
+    if ChatRun.objects.active().filter(session=run.session).exists():
+        raise _busy(run.session)
     latest = ChatRun.objects.filter(session=run.session).order_by("-id").values_list("pk", flat=True).first()
     if latest != run.pk:
         raise ChatError("not_latest", f"run {run.pk} is not the session's latest run; resume run {latest}",
@@ -145,10 +145,10 @@ def run_dispatch(run: ChatRun, *, user) -> None:
         raise ChatError("bad_runner", f"CHAT_RUNNER must be one of {', '.join(RUNNERS)}", status=503)
 
 
-def run_stop(run: ChatRun, *, user) -> ChatRun:
+def run_stop(run: ChatRun, *, user, actor: str = "") -> ChatRun:
     """Stop a run: at once when no process holds it (queued, waiting for approval); otherwise its loop
     notices within ``CHAT_CANCEL_POLL_SECONDS`` and stops itself, cancelling the stream or the tool wait."""
-    actor = actor_of(user)
+    actor = actor or actor_of(user)
     detail = f"Stopped by {actor}."
     for _ in range(3):  # the run may move between the two while we look
         if runs.run_close(run.pk, reason="cancelled", detail=detail,
@@ -163,9 +163,10 @@ def run_stop(run: ChatRun, *, user) -> ChatRun:
     return run
 
 
-def run_approve(run: ChatRun, *, tool_call_id: str, approve: bool, user) -> ToolExecution:
-    """Approve or deny one call a run waits for; after the last decision the run goes on."""
-    actor = actor_of(user)
+def run_approve(run: ChatRun, *, tool_call_id: str, approve: bool, user, actor: str = "") -> ToolExecution:
+    """Approve or deny one call a run waits for; after the last decision the run goes on. ``actor``
+    names who decided (the user, or their token), as history rows do."""
+    actor = actor or actor_of(user)
     with transaction.atomic():
         if (
             not ChatRun.objects.select_for_update()

@@ -88,8 +88,10 @@ def test_it_refuses_a_message_while_a_run_is_active(chat):
 
 def _approval_script(fake_openrouter):
     fake_openrouter.script(
-        Reply(tools=[Tool("create_task", '{"title": "Check the api", "kind": "echo"}', id="c1")],
-              finish_reason="tool_calls"),  # fmt: skip
+        Reply(
+            tools=[Tool("create_task", '{"title": "Check the api", "kind": "echo"}', id="c1")],
+            finish_reason="tool_calls",
+        ),  # fmt: skip
         Reply(text="Queued it."),
     )
 
@@ -114,9 +116,18 @@ def test_it_waits_for_approval_of_an_unsafe_tool_and_runs_it_once_approved(chat,
     assert stop_of(run)["reason"] == "completed"
     task = Task.objects.get()
     # The tool acted as the session's owner, through the engine's own service.
-    assert (task.title, task.kind, task.source, task.created_by) == ("Check the api", "echo", "chat", "operator:alice")
+    assert (task.title, task.kind, task.source, task.created_by) == (
+        "Check the api",
+        "echo",
+        "chat",
+        "operator:alice",
+    )
     execution = ToolExecution.objects.get()
-    assert (execution.status, execution.decided_by, execution.result["id"]) == ("ok", "operator:alice", task.pk)
+    assert (execution.status, execution.decided_by, execution.result["id"]) == (
+        "ok",
+        "operator:alice",
+        task.pk,
+    )
 
 
 def test_it_tells_the_model_when_the_operator_denies_a_call(chat, fake_openrouter, alice):
@@ -144,7 +155,9 @@ def test_it_stops_a_run_waiting_for_approval_at_once(chat, fake_openrouter, alic
 def test_it_closes_a_silent_run_as_interrupted_by_its_heartbeat(chat):
     run = send(chat)
     beat = timezone.now() - timedelta(seconds=60)
-    ChatRun.objects.filter(pk=run.pk).update(status="running", phase="streaming", heartbeat_at=beat, lease_owner="x")
+    ChatRun.objects.filter(pk=run.pk).update(
+        status="running", phase="streaming", heartbeat_at=beat, lease_owner="x"
+    )
     alive = send_other_alive_run(chat.owner)
     assert services.runs_sweep() == [run.pk]
     run.refresh_from_db()
@@ -174,7 +187,9 @@ def test_it_closes_the_run_of_a_killed_process_as_interrupted_and_resumes_it(cha
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE":
                             "juggernaut.settings"})  # fmt: skip
     try:
-        wait_for(lambda: ChatRun.objects.filter(pk=run.pk, phase="waiting_first_token").exists(), "the model call")
+        wait_for(
+            lambda: ChatRun.objects.filter(pk=run.pk, phase="waiting_first_token").exists(), "the model call"
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:

@@ -16,7 +16,12 @@ def test_it_answers_a_plain_question_and_stops_completed(chat, fake_openrouter):
     assert streamed_text(run) == "Nothing is failing right now."
     stop = stop_of(run)
     assert stop["reason"] == "completed" and stop["action"] and "answered" in stop["detail"]
-    assert (run.status, run.stop_reason, run.iterations, run.tool_calls) == (RunStatus.STOPPED, "completed", 1, 0)
+    assert (run.status, run.stop_reason, run.iterations, run.tool_calls) == (
+        RunStatus.STOPPED,
+        "completed",
+        1,
+        0,
+    )
     roles = list(chat.messages.values_list("role", "content"))
     assert roles == [("user", "What is failing?"), ("assistant", "Nothing is failing right now.")]
     chat.refresh_from_db()
@@ -27,7 +32,10 @@ def test_it_answers_a_plain_question_and_stops_completed(chat, fake_openrouter):
     # The run's cost limit is held by routing's reservations, on the session's total budget.
     assert Budget.objects.get(session=f"chat-{chat.pk}").limit_usd == Decimal("0.5")
     request = fake_openrouter.chat_bodies()[0]
-    assert request["messages"][0]["role"] == "system" and request["messages"][-1]["content"] == "What is failing?"
+    assert (
+        request["messages"][0]["role"] == "system"
+        and request["messages"][-1]["content"] == "What is failing?"
+    )
     assert {"list_tasks", "engine_status", "spend_today", "top_errors"} <= {
         t["function"]["name"] for t in request["tools"]
     }
@@ -73,8 +81,10 @@ def test_it_runs_parallel_tool_calls_of_one_message_at_once(chat, fake_openroute
 
     add_tool(probe)
     fake_openrouter.script(
-        Reply(tools=[Tool("probe", '{"name": "db"}', id="c1"), Tool("probe", '{"name": "queue"}', id="c2")],
-              finish_reason="tool_calls"),  # fmt: skip
+        Reply(
+            tools=[Tool("probe", '{"name": "db"}', id="c1"), Tool("probe", '{"name": "queue"}', id="c2")],
+            finish_reason="tool_calls",
+        ),  # fmt: skip
         Reply(text="Both fine."),
     )
     run = execute(send(chat))
@@ -89,8 +99,10 @@ def test_it_runs_parallel_tool_calls_of_one_message_at_once(chat, fake_openroute
 
 def test_it_returns_a_tool_error_to_the_model_as_its_result(chat, fake_openrouter):
     fake_openrouter.script(
-        Reply(tools=[Tool("no_such_tool", "{}", id="c1"), Tool("list_tasks", '{"limit": "many"}', id="c2")],
-              finish_reason="tool_calls"),  # fmt: skip
+        Reply(
+            tools=[Tool("no_such_tool", "{}", id="c1"), Tool("list_tasks", '{"limit": "many"}', id="c2")],
+            finish_reason="tool_calls",
+        ),  # fmt: skip
         Reply(text="Sorry."),
     )
     run = execute(send(chat))
@@ -135,12 +147,17 @@ def test_it_blocks_a_call_failing_three_times_the_same_way_and_stops_when_asked_
     assert stop["reason"] == "guardrail_blocked" and "failing 3 times" in stop["detail"]
     rows = list(ToolExecution.objects.values_list("status", flat=True))
     assert rows == ["error", "error", "error", "blocked"]
-    fingerprints = set(ToolExecution.objects.exclude(status="blocked").values_list("failure_fingerprint", flat=True))
+    fingerprints = set(
+        ToolExecution.objects.exclude(status="blocked").values_list("failure_fingerprint", flat=True)
+    )
     assert len(fingerprints) == 1 and "" not in fingerprints  # volatile "now" and the numbers do not count
     notes = list(ChatMessage.objects.filter(role=Role.NOTE).values_list("content", flat=True))
     assert len(notes) == 2 and "blocked" in notes[1]
     # The model read the steer and the block as system notes before its next calls.
-    assert any(m["role"] == "system" and "blocked" in m["content"] for m in fake_openrouter.chat_bodies()[3]["messages"])
+    assert any(
+        m["role"] == "system" and "blocked" in m["content"]
+        for m in fake_openrouter.chat_bodies()[3]["messages"]
+    )
     assert (run.guardrail_steers, run.guardrail_blocks, run.tool_errors) == (1, 1, 4)
     assert run.budget.retries_used == {next(iter(fingerprints)): 3}
 

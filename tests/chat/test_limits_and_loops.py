@@ -104,7 +104,9 @@ def test_it_stops_an_a_b_ping_pong_over_six_steps(chat, fake_openrouter, add_too
 def test_it_stops_the_same_assistant_text_three_times(chat, fake_openrouter, add_tool):
     counter = itertools.count()
     status_tool(add_tool, result=lambda service: f"{service}: check {next(counter)}")
-    fake_openrouter.script(*calls('{"service": "a"}', '{"service": "b"}', '{"service": "c"}', text="Let me check."))
+    fake_openrouter.script(
+        *calls('{"service": "a"}', '{"service": "b"}', '{"service": "c"}', text="Let me check.")
+    )
     run = execute(send(chat))
     text_call = ["status:routing", "status:calling_model", "status:waiting_first_token", "status:streaming",
                  "token", "budget"]  # fmt: skip
