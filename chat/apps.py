@@ -7,7 +7,8 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from chat import overview
-        from juggernaut import hq
+        from chat import overview, runs
+        from juggernaut import events, hq
 
         hq.area_register("chat", overview.chat_area_status)
+        events.topic_guard_register("chat.run.", runs.run_topic_readable)

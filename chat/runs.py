@@ -138,3 +138,11 @@ def runs_interrupt_stale(*, now=None) -> list[int]:
                      stale_before=cutoff, now=now):  # fmt: skip
             closed.append(run_id)
     return closed
+
+
+def run_topic_readable(user, topic: str) -> bool:
+    """A run's events are its session owner's, like the run itself (anyone else: no such topic)."""
+    ident = topic.removeprefix("chat.run.")
+    if not ident.isdigit() or len(ident) > 18:
+        return False
+    return ChatRun.objects.filter(pk=int(ident), session__owner=user).exists()
