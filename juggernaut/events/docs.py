@@ -13,7 +13,8 @@ Every live update is an envelope
 * `ws(s)://host/ws/events/` (token in `Authorization` or `?token=`): send
   `{"subscribe": ["topic"], "after_seq": {"topic": N}}`; receive the missed envelopes, then live ones.
 
-Topics: `hq`, `engine`, `selfheal`, `logs`, `codehealth`, `routing`, and `chat.run.<id>` per chat run.
+Topics: `hq`, `engine`, `selfheal`, `logs`, `codehealth`, `routing`, `chat`, and `chat.run.<id>` per chat
+run (readable by the run's session owner only; anyone else gets 404).
 
 ### A chat run's events (topic `chat.run.<id>`)
 

@@ -11,7 +11,8 @@ answers every model call from the fake OpenRouter, and starts the runner as ``ma
 
 then sends BENCH_MESSAGES messages, one at a time, each when the previous run has stopped, at
 random moments. Latency is the ``run_started`` event's time minus the run's creation in the request,
-both read from the database. It prints figures and asserts nothing about time.
+both read from the database. Then it streams 1,000 tokens through one run and counts what was
+written. It prints figures and asserts nothing about time.
 """
 
 import os
@@ -103,6 +104,7 @@ def measure(database_url: str, label: str) -> dict[str, list[float]]:
             finally:
                 proc.terminate()
                 proc.wait(20)
+        streamed_tokens(fake, user, label)
         connections.close_all()
     if database_url.startswith("postgres"):
         pg_admin(database_url, f'DROP DATABASE IF EXISTS "{urlsplit(database_url).path.lstrip("/")}" WITH (FORCE)')
@@ -111,6 +113,31 @@ def measure(database_url: str, label: str) -> dict[str, list[float]]:
         print(f"{label:8} {runner:7} message → run_started over {len(values)} runs: p50 {pct(values, 0.5):7.1f} ms"
               f"  p95 {pct(values, 0.95):7.1f} ms  max {max(values):7.1f} ms")  # fmt: skip
     return figures
+
+
+def streamed_tokens(fake, user, label: str, tokens: int = 1000) -> None:
+    """What 1,000 streamed tokens write: events and rows, next to one row per token."""
+    from django.conf import settings
+
+    from chat import services
+    from chat.loop import run_execute
+    from chat.models import ChatMessage, ChatRun
+    from juggernaut.models import Event
+    from tests.fakes.openrouter import Reply
+
+    settings.CHAT_RUNNER = "manual"
+    fake.script(Reply(text=" tok" * tokens, fragment=4, chunk_delay=0.004))  # one token per chunk, ~250/s
+    session = services.session_create(user, mode="normal", title="bench tokens")
+    events_before, messages_before = Event.objects.count(), ChatMessage.objects.count()
+    run = services.message_send(session, content="stream", user=user)
+    started = time.monotonic()
+    run_execute(run.pk)
+    seconds = time.monotonic() - started
+    token_events = Event.objects.filter(topic=run.topic, type="token").count()
+    print(f"{label:8} {tokens:,} streamed tokens in {seconds:.1f} s: {token_events} token events "
+          f"(one per {seconds * 1000 / max(token_events, 1):.0f} ms), "
+          f"{Event.objects.count() - events_before} events and {ChatMessage.objects.count() - messages_before} "
+          f"messages in all; one row per token would be {tokens:,} (run {ChatRun.objects.get(pk=run.pk).stop_reason})")  # fmt: skip
 
 
 if __name__ == "__main__":
