@@ -1,5 +1,6 @@
 """The Overview's chat line: what the active runs are doing, or why the brain is idle."""
 
+from django.conf import settings
 from django.utils import timezone
 
 from chat.models import ChatRun, Phase, RunStatus, StopReason, ToolExecution, ToolStatus
@@ -7,6 +8,10 @@ from juggernaut.areas import AreaStatus
 from juggernaut.timefmt import duration_text
 
 QUEUED_TOO_LONG_SECONDS = 30
+RUNNER_PROCESS = {
+    "jobs": "the jobs process (manage.py qcluster)",
+    "engine": "an engine worker (manage.py engine_worker)",
+}
 # Stops that are the normal end of a turn, or an operator's own choice: nothing to fix.
 CALM_STOPS = (StopReason.COMPLETED, StopReason.CANCELLED)
 
@@ -37,7 +42,7 @@ def chat_area_status() -> AreaStatus:
                               attention=waiting)  # fmt: skip
         if stale:
             return AreaStatus("warn", text.capitalize() + ".",
-                              "Nothing has picked the run up: is the jobs process (manage.py qcluster) running?")  # fmt: skip
+                              f"Nothing has picked the run up: is {RUNNER_PROCESS.get(settings.CHAT_RUNNER, 'its runner')} running?")  # fmt: skip
         return AreaStatus("busy", text.capitalize() + ".")
     last = ChatRun.objects.filter(status=RunStatus.STOPPED).order_by("-ended_at", "-id").first()
     if last is None:

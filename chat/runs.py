@@ -77,6 +77,7 @@ def budget_for(session: ChatSession, *, policy_iterations: int) -> dict:
 
 
 def budget_emit(run: ChatRun, budget: ChatBudget) -> None:
+    """Tell the run's limits and usage (after each model call and tool step)."""
     emit(run, "budget", budget.as_dict())
 
 
@@ -111,10 +112,12 @@ def run_close(run_id: int, *, reason: str, detail: str, action: str = "", lease:
 
 
 def session_status(session_id: int, status: str) -> None:
+    """The session's status follows its run: running, waiting for approval, idle."""
     ChatSession.objects.filter(pk=session_id).update(status=status, updated_at=timezone.now())
 
 
 def session_spent(session_id: int, *, cost: Decimal, steps: int) -> None:
+    """Add a step's cost and steps to what the session used over all its runs."""
     ChatSession.objects.filter(pk=session_id).update(
         cost_usd=F("cost_usd") + cost, steps_used=F("steps_used") + steps
     )

@@ -45,6 +45,7 @@ def session_get(user, session_id: int) -> ChatSession:
 
 
 def run_get(user, run_id: int) -> ChatRun:
+    """The caller's run (one of their sessions'), or 404."""
     run = ChatRun.objects.select_related("session", "budget").filter(pk=run_id, session__owner=user).first()
     if run is None:
         raise ChatError("not_found", f"no chat run {run_id}", status=404)

@@ -1,6 +1,7 @@
 """The Overview's chat line: what active runs do, a wait for approval as attention, the last stop."""
 
 import re
+from datetime import timedelta
 from html import unescape
 
 from django.test import Client
@@ -56,3 +57,14 @@ def test_it_shows_the_last_stop_and_what_lets_the_work_go_on(chat, alice):
     assert "The model call failed: 502. Send the message again" in text
     services.run_stop(send(chat), user=alice)
     assert chat_line(client)[0] == "idle"  # an operator's own Stop needs nothing more
+
+
+def test_it_warns_when_nothing_picks_a_queued_run_up(chat, alice, settings):
+    run = send(chat)
+    ChatRun.objects.filter(pk=run.pk).update(created_at=run.created_at - timedelta(minutes=2))
+    settings.CHAT_RUNNER = "jobs"
+    client = Client()
+    client.force_login(alice)
+    state, text = chat_line(client)
+    assert state == "warn" and f"Run {run.pk} queued for 2 min" in text
+    assert "is the jobs process (manage.py qcluster) running?" in text
