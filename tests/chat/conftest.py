@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+from django.db import connection
 
 from chat import services
 from chat.loop import run_execute
@@ -67,8 +68,14 @@ class Background:
     def __init__(self, run: ChatRun) -> None:
         self.run = run
         self.outcome: list = []
-        self.thread = threading.Thread(target=lambda: self.outcome.append(run_execute(run.pk)))
+        self.thread = threading.Thread(target=self._target)
         self.thread.start()
+
+    def _target(self) -> None:
+        try:
+            self.outcome.append(run_execute(self.run.pk))
+        finally:
+            connection.close()  # as a runner process's thread would
 
     def join(self) -> ChatRun:
         self.thread.join(20)
