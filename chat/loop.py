@@ -46,19 +46,13 @@ from chat.models import (
     ToolExecution,
     ToolStatus,
 )
+from chat.prompt import prompt_build, prompt_fit
 from chat.tools_registry import ToolArgumentError, tool_get, tool_schemas
 from juggernaut.errors import HQError
 from juggernaut.events import publish
-from routing.services import RoutingError, completion_run
+from routing.services import RoutingError, completion_run, policy_get
 
 log = logging.getLogger(__name__)
-
-SYSTEM_PROMPT = (
-    "You are the brain of Juggernaut HQ, the operator's control plane for an autonomous agent system. "
-    "Answer the operator briefly and precisely. Use the tools to look at the engine, its tasks and "
-    "workers, errors and spend instead of guessing; tools that change something wait for the operator's "
-    "approval. When a tool fails, read its error and change course instead of repeating the same call."
-)
 
 
 def run_execute(run_id: int, *, client=None) -> str:
@@ -138,25 +132,6 @@ def _parse_arguments(raw: str) -> tuple[dict, str]:
     return (value, "") if isinstance(value, dict) else ({}, "the arguments must be a JSON object")
 
 
-def prompt_build(session_id: int) -> list[dict]:
-    """The conversation as the model reads it: the system prompt, then every message in order; a tool
-    call that never got its result (its run stopped) is answered with a note saying so, as the API
-    requires an answer for every call."""
-    messages = [{"role": "system", "content": SYSTEM_PROMPT}]
-    open_calls: list[str] = []
-    for m in ChatMessage.objects.filter(session_id=session_id).order_by("id"):
-        if m.role != Role.TOOL and open_calls:
-            messages += [{"role": "tool", "tool_call_id": c, "content": '{"error": "not run: the run stopped"}'}
-                         for c in open_calls]  # fmt: skip
-            open_calls = []
-        if m.role == Role.TOOL and m.tool_call_id in open_calls:
-            open_calls.remove(m.tool_call_id)
-        messages.append(m.as_prompt())
-        if m.role == Role.ASSISTANT:
-            open_calls = [c["id"] for c in m.tool_calls or []]
-    return messages
-
-
 class Loop:
     """One execution of a run (a run waiting for approval is executed again after the decision)."""
 
@@ -167,6 +142,7 @@ class Loop:
         self.guard = Guard(run.guardrails, max_retries=self.budget.max_retries,
                            no_new_steps=settings.CHAT_NO_NEW_INFO_STEPS)  # fmt: skip
         self.schemas = tool_schemas()
+        self.left_out = 0
 
     def execute(self) -> Stop | Wait:
         while True:
@@ -189,11 +165,12 @@ class Loop:
                         f"The run used all {budget.max_steps} of its steps (model and tool calls).")  # fmt: skip
         attempt = 0
         while True:
-            runs.status_emit(run, Phase.ROUTING)
+            messages, left_out = self._prompt()
+            runs.status_emit(run, Phase.ROUTING, **({"left_out": left_out} if left_out else {}))
             tokens = Tokens(run, run.iterations + 1)
             try:
                 usage, completion = completion_run(
-                    run.mode, prompt_build(self.session.pk), tools=self.schemas or None,
+                    run.mode, messages, tools=self.schemas or None,
                     session=self.session.routing_key, run=str(run.pk), client=self.client,
                     on_delta=tokens.add, on_phase=self._on_phase,
                 )  # fmt: skip
@@ -240,6 +217,19 @@ class Loop:
             return Stop(StopReason.COMPLETED, f"The model answered after {run.iterations} model calls and "
                                               f"{run.tool_calls} tool calls.")  # fmt: skip
         return None
+
+    def _prompt(self) -> tuple[list[dict], int]:
+        """The prompt, fitted to the mode's context; the first time (or more) is left out, a note in
+        the conversation says so."""
+        policy = policy_get(self.run.mode)
+        room = policy.max_context_tokens - min(settings.ROUTING_MIN_USEFUL_TOKENS, policy.max_output_tokens)
+        messages, left_out = prompt_fit(prompt_build(self.session.pk), self.schemas, room=room)
+        if left_out > self.left_out:
+            self.left_out = left_out
+            ChatMessage.objects.create(session=self.session, run=self.run, role=Role.NOTE, content=(
+                f"The {left_out} oldest messages are left out of the prompt to fit the {self.run.mode} mode's "
+                f"context of {policy.max_context_tokens:,} tokens."))  # fmt: skip
+        return messages, left_out
 
     def _on_phase(self, name: str, value) -> None:
         if name == "selected":

@@ -1,11 +1,15 @@
 """Scripted conversations on the fake OpenRouter: a plain answer, tools (one, parallel, failing),
 model errors and finish reasons. Each asserts the exact event sequence and the rows."""
 
+import threading
 from decimal import Decimal
 
 from chat.models import ChatMessage, Role, RunStatus, ToolExecution
-from routing.models import Budget, Usage
-from tests.chat.conftest import TEXT_CALL, TOOL_CALL, execute, send, sequence, stop_of, streamed_text
+from chat.prompt import LEFT_OUT, SYSTEM_PROMPT
+from chat.tools_registry import tool_schemas
+from routing.models import Budget, Policy, Usage
+from routing.services import prompt_token_bounds
+from tests.chat.conftest import TEXT_CALL, TOOL_CALL, events, execute, send, sequence, stop_of, streamed_text
 from tests.fakes.openrouter import Reply, Tool
 
 
@@ -70,8 +74,6 @@ def test_it_runs_a_tool_then_answers_with_its_result(chat, fake_openrouter, add_
 
 
 def test_it_runs_parallel_tool_calls_of_one_message_at_once(chat, fake_openrouter, add_tool):
-    import threading
-
     both_started = threading.Barrier(2, timeout=5)
 
     def probe(name: str) -> str:
@@ -108,18 +110,12 @@ def test_it_returns_a_tool_error_to_the_model_as_its_result(chat, fake_openroute
     run = execute(send(chat))
     rows = list(ToolExecution.objects.values_list("tool_call_id", "status", "error_type"))
     assert rows == [("c1", "error", "unknown_tool"), ("c2", "error", "bad_arguments")]
-    results = [e for e in run_events(run) if e.type == "tool_result"]
+    results = [e for e in events(run) if e.type == "tool_result"]
     assert [r.data["ok"] for r in results] == [False, False]
     assert "argument limit must be integer" in results[1].data["error"]
     answers = fake_openrouter.chat_bodies()[1]["messages"]
     assert [m["role"] for m in answers[-2:]] == ["tool", "tool"] and "no tool named" in answers[-2]["content"]
     assert stop_of(run)["reason"] == "completed" and run.tool_errors == 2
-
-
-def run_events(run):
-    from tests.chat.conftest import events
-
-    return events(run)
 
 
 def test_it_blocks_a_call_failing_three_times_the_same_way_and_stops_when_asked_again(
@@ -189,7 +185,7 @@ def test_it_retries_a_mid_stream_model_error_then_answers(chat, fake_openrouter)
     assert sequence(run) == [
         "run_started", *TEXT_CALL[:-1], "status:retrying", *TEXT_CALL, "stop_reason",
     ]  # fmt: skip
-    retrying = next(e for e in run_events(run) if e.type == "status" and e.data["phase"] == "retrying")
+    retrying = next(e for e in events(run) if e.type == "status" and e.data["phase"] == "retrying")
     assert retrying.data["discard_partial"] is True and "Provider disconnected" in retrying.data["error"]
     assert stop_of(run)["reason"] == "completed" and run.model_retries == 1
     assert ChatMessage.objects.get(role=Role.ASSISTANT).content == "Whole answer."
@@ -209,3 +205,23 @@ def test_it_stops_with_length_and_content_filter_as_the_model_finished(chat, fak
     assert stop_of(execute(send(chat)))["reason"] == "length"
     fake_openrouter.script(Reply(text="", finish_reason="content_filter"))
     assert stop_of(execute(send(chat, "again")))["reason"] == "content_filter"
+
+
+def test_it_leaves_the_oldest_turns_out_when_the_conversation_outgrows_the_context(chat, fake_openrouter):
+    for i in range(3):
+        ChatMessage.objects.create(session=chat, role=Role.USER, content=f"old question {i} " + "x" * 4000)
+        ChatMessage.objects.create(session=chat, role=Role.ASSISTANT, content=f"old answer {i} " + "y" * 4000)
+    newest = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "system", "content": LEFT_OUT},
+              {"role": "user", "content": "And now?"}]  # fmt: skip
+    fits_newest = prompt_token_bounds(newest, tool_schemas())[0] + 256 + 20
+    Policy.objects.filter(mode="normal").update(max_context_tokens=fits_newest)
+    fake_openrouter.script(Reply(text="Now all is well."))
+    run = execute(send(chat, "And now?"))
+    assert stop_of(run)["reason"] == "completed"
+    sent = fake_openrouter.chat_bodies()[0]["messages"]
+    assert [m["content"][:12] for m in sent] == [SYSTEM_PROMPT[:12], LEFT_OUT[:12], "And now?"]
+    note = ChatMessage.objects.get(role=Role.NOTE)
+    assert note.content == (f"The 6 oldest messages are left out of the prompt to fit the normal mode's context of "
+                            f"{fits_newest:,} tokens.")  # fmt: skip
+    routing = next(e for e in events(run) if e.type == "status" and e.data["phase"] == "routing")
+    assert routing.data["left_out"] == 6
