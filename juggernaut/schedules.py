@@ -28,6 +28,7 @@ SCHEDULES: list[Declared] = [
         minutes=1,
         enabled_setting="engine",
     ),
+    Declared("hq:chat-sweep", "chat.tasks.runs_sweep", Schedule.MINUTES, minutes=1, enabled_setting="chat"),
     Declared(
         "hq:routing-sync-models", "routing.tasks.models_sync", Schedule.DAILY, enabled_setting="routing"
     ),

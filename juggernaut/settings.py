@@ -383,6 +383,24 @@ OPENROUTER_EXTENSIONS = envbool("OPENROUTER_EXTENSIONS", True)
 # A call whose worst case does not fit a budget gets max_tokens lowered, down to this, before refusal.
 ROUTING_MIN_USEFUL_TOKENS = envint("ROUTING_MIN_USEFUL_TOKENS", 256)
 
+# Chat (chat/): where runs execute ("jobs": a django-q2 job; "engine": a chat_run engine task;
+# "manual": nobody starts them, for tests that drive the loop), and each run's default limits
+# (a session can override them; a mode's policy gives the iteration limit).
+CHAT_RUNNER = env("CHAT_RUNNER", "jobs")
+CHAT_MAX_STEPS = envint("CHAT_MAX_STEPS", 40)
+CHAT_MAX_WALL_SECONDS = envint("CHAT_MAX_WALL_SECONDS", 240)  # below Q_TIMEOUT: a job is killed after that
+CHAT_MAX_COST_USD = envfloat("CHAT_MAX_COST_USD", 0.5)
+CHAT_MAX_RETRIES_PER_FAILURE = envint("CHAT_MAX_RETRIES_PER_FAILURE", 2)
+CHAT_NO_NEW_INFO_STEPS = envint("CHAT_NO_NEW_INFO_STEPS", 6)
+CHAT_MODEL_RETRIES = envint("CHAT_MODEL_RETRIES", 1)
+# Tokens reach the event log at most this often (one event per this many seconds of streaming).
+CHAT_TOKEN_FLUSH_SECONDS = envfloat("CHAT_TOKEN_FLUSH_SECONDS", 0.075)
+# A running run checks for Stop this often, writes its heartbeat that often, and is closed as
+# interrupted when its heartbeat is older than the lease.
+CHAT_CANCEL_POLL_SECONDS = envfloat("CHAT_CANCEL_POLL_SECONDS", 0.2)
+CHAT_HEARTBEAT_SECONDS = envfloat("CHAT_HEARTBEAT_SECONDS", 2.0)
+CHAT_RUN_LEASE_SECONDS = envint("CHAT_RUN_LEASE_SECONDS", 20)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

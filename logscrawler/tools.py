@@ -1,14 +1,17 @@
 """Chat tools of the logs crawler: the top errors and one error's detail (read-only, safe).
 
-Plain typed functions with docstrings; the chat app builds their JSON schemas.
+Plain typed functions with docstrings, marked by ``juggernaut.tools.tool``; the chat app builds their JSON
+schemas.
 """
 
+from juggernaut.tools import tool
 from logscrawler import services
 from logscrawler.models import ErrorFingerprint
 
 MAX_ITEMS = 20
 
 
+@tool(safe=True)
 def top_errors(window: str = "1h", service: str = "") -> list[dict]:
     """The errors seen most often in the last hour ("1h") or day ("24h"), most first, optionally for one
     service (by name): template, count, status (new, acknowledged, resolved, ignored, regressed), task."""
@@ -34,6 +37,7 @@ def top_errors(window: str = "1h", service: str = "") -> list[dict]:
     ]
 
 
+@tool(safe=True)
 def error_detail(fingerprint_id: int) -> dict:
     """One error (fingerprint) with its template, counts, first and last time seen, status, linked task
     and its five latest raw samples."""

@@ -1,12 +1,15 @@
 """Chat tools of routing: what the brain may ask about spend, budgets and policies (read-only, safe).
 
-Plain typed functions with docstrings; the chat app builds their JSON schemas.
+Plain typed functions with docstrings, marked by ``juggernaut.tools.tool``; the chat app builds their JSON
+schemas.
 """
 
+from juggernaut.tools import tool
 from routing import live
 from routing.models import CatalogModel, Policy
 
 
+@tool(safe=True)
 def spend_today() -> dict:
     """Today's (UTC) and this month's model spend in USD, with call counts and today's spend per mode."""
     s = live.spend()
@@ -20,6 +23,7 @@ def spend_today() -> dict:
     }
 
 
+@tool(safe=True)
 def budgets() -> list[dict]:
     """Every budget: what it limits, its limit and soft limit in USD, what its current period spent and
     reserved, and its state (ok, warn past the soft limit, error when calls are refused)."""
@@ -39,6 +43,7 @@ def budgets() -> list[dict]:
     ]
 
 
+@tool(safe=True)
 def policies() -> list[dict]:
     """Each mode's routing policy: model, fallbacks, price cap (USD per 1k tokens, prompt and completion
     each), context and iteration limits."""

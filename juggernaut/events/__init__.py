@@ -7,6 +7,7 @@ Channels groups its websockets and SSE streams listen on (see docs/architecture.
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -23,6 +24,24 @@ REDACTED = "[redacted]"
 
 class EventError(ValueError):
     """A topic or payload that cannot go into the log."""
+
+
+# Apps whose topics belong to someone decide who may read them: prefix -> guard(user, topic).
+_guards: dict[str, Callable[[Any, str], bool]] = {}
+
+
+def topic_guard_register(prefix: str, guard: Callable[[Any, str], bool]) -> None:
+    """Let an app decide who reads the topics starting with ``prefix`` (``chat.run.``: the run's owner);
+    call from ``AppConfig.ready``. Topics without a guard are every operator's."""
+    _guards[prefix] = guard
+
+
+def topic_readable(user, topic: str) -> bool:
+    """Whether ``user`` may read ``topic`` (replay, SSE, websocket): a stranger's topic is not there."""
+    for prefix, guard in _guards.items():
+        if topic.startswith(prefix):
+            return guard(user, topic)
+    return True
 
 
 def topic_validate(topic: str) -> str:

@@ -17,7 +17,7 @@ from ninja import Path, Query, Router, Schema
 
 from juggernaut.auth import origin_allowed, require_scope
 from juggernaut.errors import HQError
-from juggernaut.events import TOPIC_RE, EventError, events_after, last_seqs, topic_validate
+from juggernaut.events import TOPIC_RE, EventError, events_after, last_seqs, topic_readable, topic_validate
 from juggernaut.events.consumers import EventSubscriber
 from juggernaut.events.relay import get_relay
 from juggernaut.inputs import BIGINT_MAX
@@ -41,11 +41,14 @@ class EventPageOut(Schema):
     events: list[EnvelopeOut]
 
 
-def _topic(topic: str) -> str:
+def _topic(topic: str, user) -> str:
     try:
-        return topic_validate(topic)
+        topic_validate(topic)
     except EventError as exc:
         raise HQError("bad_topic", str(exc), status=400) from exc
+    if not topic_readable(user, topic):
+        raise HQError("not_found", f"no topic {topic}", status=404)
+    return topic
 
 
 Topic = Path(..., pattern=TOPIC_RE.pattern)
@@ -59,8 +62,8 @@ def events_replay(
     limit: int = Query(100, ge=1, le=1000),
 ):
     """Events of a topic with `seq > after_seq`, oldest first (at most `limit`, up to 1000)."""
-    require_scope(request, "read")
-    _topic(topic)
+    principal = require_scope(request, "read")
+    _topic(topic, principal.user)
     return {
         "topic": topic,
         "last_seq": last_seqs([topic]).get(topic, 0),
@@ -73,8 +76,8 @@ async def events_stream(
     request, topic: str = Topic, after_seq: int | None = Query(None, ge=0, le=BIGINT_MAX)
 ):
     """Server-sent events: `id:` is the seq; resume with `Last-Event-ID` or `after_seq`; `: ping` heartbeats."""
-    await sync_to_async(require_scope)(request, "read")
-    _topic(topic)
+    principal = await sync_to_async(require_scope)(request, "read")
+    await sync_to_async(_topic)(topic, principal.user)
     if not origin_allowed(request.headers.get("Origin"), request.get_host()):
         raise HQError("bad_origin", "this origin may not read the event stream", status=403)
     resume = request.headers.get("Last-Event-ID")
@@ -86,7 +89,6 @@ async def events_stream(
             start = -1
         if not 0 <= start <= BIGINT_MAX:
             raise HQError("bad_last_event_id", "Last-Event-ID must be a seq number", status=400)
-    principal = request.auth
     # The stream may last hours: give the pool back the connection that authenticated it.
     await sync_to_async(close_old_connections)()
     token_id = principal.token.pk if principal.token else None

@@ -24,7 +24,7 @@ from django.conf import settings
 
 from juggernaut import hq
 from juggernaut.errors import HQError
-from juggernaut.events import EventError, events_after, group_name, last_seqs, topic_validate
+from juggernaut.events import EventError, events_after, group_name, last_seqs, topic_readable, topic_validate
 from juggernaut.events.relay import get_relay
 from juggernaut.inputs import BIGINT_MAX, json_strict_loads
 
@@ -190,7 +190,11 @@ class EventsConsumer(SubscribingConsumer):
             return
         for topic in drop:
             await self.subscriber.unsubscribe(topic)
+        user = self.scope["principal"].user
         for topic in topics:
+            if not await database_sync_to_async(topic_readable)(user, topic):
+                await self._send_error("not_found", f"no topic {topic}")
+                continue
             try:
                 await self.subscriber.subscribe(topic, seqs[topic])
             except Exception:

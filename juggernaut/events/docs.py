@@ -13,27 +13,47 @@ Every live update is an envelope
 * `ws(s)://host/ws/events/` (token in `Authorization` or `?token=`): send
   `{"subscribe": ["topic"], "after_seq": {"topic": N}}`; receive the missed envelopes, then live ones.
 
-Topics: `hq`, `engine`, `selfheal`, `logs`, `codehealth`, `routing`, and `chat.run.<id>` per chat run.
+Topics: `hq`, `engine`, `selfheal`, `logs`, `codehealth`, `routing`, `chat`, and `chat.run.<id>` per chat
+run (readable by the run's session owner only; anyone else gets 404).
+
+### A chat run's events (topic `chat.run.<id>`)
+
+Every envelope's `data` carries `run_id`. In order, a run publishes `run_started` once, then for each
+step `status`, `token`, `tool_start` / `tool_result`, `budget` and `guardrails` events, and exactly one
+`stop_reason`, always last. `GET /api/chat/runs/{id}` gives the same state in one answer, with
+`last_seq` to replay from.
+
+| `type` | `data` |
+|---|---|
+| `run_started` | `session_id`, `mode`, `resumed_from` (a run id or null) |
+| `status` | `phase`: `routing`, `calling_model` (+ `model`), `waiting_first_token`, `streaming`, `tool_running` (+ `tool_call_ids`), `waiting_approval` (+ `approvals`: `[{tool_call_id, name, args}]`, or a `decision`), `retrying` (+ `attempt`, `error`, `discard_partial`: drop the text streamed so far), `queued` (approved, about to go on); and `status` (the run's) |
+| `token` | `delta` (text, coalesced: about one event per 75 ms of streaming), `iteration` |
+| `tool_start` | `tool_call_id`, `name`, `args`, `needs_approval` |
+| `tool_result` | `tool_call_id`, `name`, `ok`, `output` (when ok) or `error`, `duration_ms` (null when it did not run: denied, blocked, unknown tool) |
+| `budget` | `steps`, `iterations`, `wall_seconds`, `cost_usd`, `retries`: each `{used, limit}` (after every model call and tool step) |
+| `guardrails` | `rule` (`repeated_failure`, `same_result`, `ping_pong`, `repeated_text`, `no_new_info`), `action` (`observe`, `steer`, `block`, `stop`), `fingerprint`, `streak`, `message` |
+| `stop_reason` | `reason` (`completed`, `max_iterations`, `budget_exceeded`, `time_limit`, `stuck_loop`, `guardrail_blocked`, `length`, `content_filter`, `model_error`, `cancelled`, `interrupted`), `detail` (a sentence), `action` (what lets the work go on) |
 
 ### Mapping a chat run to AG-UI events
 
 | envelope `type` | AG-UI event |
 |---|---|
-| `run_started` | `RUN_STARTED` (`threadId` = session, `runId` = `run_id`) |
-| `token` (`data.text`) | `TEXT_MESSAGE_START` once, then `TEXT_MESSAGE_CONTENT` (`delta` = text) |
-| `tool_start` (`data.call_id`, `data.name`, `data.args`) | `TOOL_CALL_START` + `TOOL_CALL_ARGS` |
-| `tool_result` (`data.call_id`, `data.result`) | `TOOL_CALL_END` + `TOOL_CALL_RESULT` |
-| `status`, `budget`, `guardrails` | `STATE_DELTA` / `CUSTOM` (name = type) |
-| `stop_reason` | `TEXT_MESSAGE_END`, then `RUN_FINISHED` (or `RUN_ERROR` when `data.reason` is an error) |
+| `run_started` | `RUN_STARTED` (`threadId` = `data.session_id`, `runId` = `run_id`) |
+| `token` (`data.delta`) | `TEXT_MESSAGE_START` once per `iteration`, then `TEXT_MESSAGE_CONTENT` (`delta`) |
+| `tool_start` (`data.tool_call_id`, `data.name`, `data.args`) | `TEXT_MESSAGE_END` if a message is open, `TOOL_CALL_START` (`toolCallId`, `toolCallName`) + `TOOL_CALL_ARGS` (`delta` = JSON of `args`) + `TOOL_CALL_END` |
+| `tool_result` (`data.tool_call_id`, `data.output` or `data.error`) | `TOOL_CALL_RESULT` (`content` = JSON of the output, or the error) |
+| `status` with `phase` `retrying` and `discard_partial` | `TEXT_MESSAGE_END`, then `CUSTOM` (name `status`); the next tokens start a new message |
+| `status`, `budget`, `guardrails` | `STATE_DELTA` (`/phase`, `/budget`, `/guardrails/<rule>`) or `CUSTOM` (name = type) |
+| `stop_reason` | `TEXT_MESSAGE_END` if open, then `RUN_FINISHED` (`completed`, `cancelled`, `max_iterations`, `length`) or `RUN_ERROR` (`message` = `detail`, `code` = `reason`) for the others |
 
 ### Mapping to the Vercel AI SDK UI message stream
 
 | envelope `type` | stream part |
 |---|---|
 | `run_started` | `{"type": "start", "messageId": run_id}` |
-| `token` | `text-start` once, then `{"type": "text-delta", "id", "delta": data.text}` |
-| `tool_start` | `{"type": "tool-input-available", "toolCallId", "toolName", "input"}` |
-| `tool_result` | `{"type": "tool-output-available", "toolCallId", "output"}` |
-| `status`, `budget`, `guardrails` | `{"type": "data-<type>", "data": data}` |
-| `stop_reason` | `text-end`, `{"type": "finish"}`, then `[DONE]` |
+| `token` | `{"type": "text-start", "id"}` once per `iteration`, then `{"type": "text-delta", "id", "delta": data.delta}` |
+| `tool_start` | `{"type": "tool-input-available", "toolCallId", "toolName", "input": data.args}` |
+| `tool_result` | `{"type": "tool-output-available", "toolCallId", "output"}`, or `{"type": "tool-output-error", "toolCallId", "errorText": data.error}` |
+| `status`, `budget`, `guardrails` | `{"type": "data-<type>", "data": data}` (transient: `status` and `budget` replace the previous one) |
+| `stop_reason` | `text-end` if open; `{"type": "error", "errorText": data.detail}` unless `completed`; `{"type": "finish"}`, then `[DONE]` |
 """

@@ -42,8 +42,14 @@ def completion_run(
     run: str = "",
     client: OpenRouterClient | None = None,
     on_delta: Callable[[str], None] | None = None,
+    on_phase: Callable[[str, object], None] | None = None,
 ) -> tuple[Usage, Completion]:
     """One routed, budgeted, recorded completion (streamed from the server; ``on_delta`` sees the text).
+
+    ``on_phase`` follows the call: ``("selected", selection)`` once the model is chosen and its worst
+    case reserved, ``("stream", stream)`` once the server answered, so a caller can show where the
+    call is and ``stream.cancel()`` it from another thread (it then ends as ``model_error`` with the
+    code ``cancelled``, recorded and settled like any failure).
 
     Raises ``RoutingError``: ``no_model_fits``, ``budget_exceeded``, or ``model_error`` after the failed
     call has been recorded and charged.
@@ -59,8 +65,12 @@ def completion_run(
     completion: Completion | None = None
     error: OpenRouterError | None = None
     try:
+        if on_phase is not None:
+            on_phase("selected", selection)
         stream = client.chat_stream(selection.body(messages, tools=tools, tool_choice=tool_choice))
         completion = stream.completion
+        if on_phase is not None:
+            on_phase("stream", stream)
         for piece in stream:
             if on_delta is not None:
                 on_delta(piece)
@@ -80,6 +90,7 @@ def completion_run(
             f"The model call failed: {failure}",
             status=502,
             details={
+                "code": failure.code,
                 "retryable": not failure.permanent,
                 "retry_after": failure.retry_after,
                 "usage_id": record.pk,

@@ -1,0 +1,20 @@
+"""django-q2 entry points of the chat app (thin: they call services)."""
+
+import logging
+
+from chat import services
+
+log = logging.getLogger(__name__)
+
+
+def run_execute(run_id: int) -> str:
+    """A run, executed by the jobs cluster (``CHAT_RUNNER=jobs``)."""
+    return services.run_execute_job(run_id)
+
+
+def runs_sweep() -> int:
+    """Close runs whose process died as ``interrupted`` (every minute)."""
+    closed = services.runs_sweep()
+    if closed:
+        log.info("closed %d interrupted chat runs: %s", len(closed), closed)
+    return len(closed)

@@ -1,0 +1,82 @@
+"""Chat tools, as apps declare them: plain typed functions with docstrings, marked by ``@tool``.
+
+Apps put them in ``<app>/tools.py``; the chat app finds those modules with
+``juggernaut.discovery.app_modules("tools")`` and builds their JSON schemas from the type hints and
+docstrings. The decorator only records what the schema cannot say:
+
+- ``safe``: a read-only tool runs at once; an unsafe one (it changes something) waits for the
+  operator's approval in the chat;
+- ``volatile``: argument keys whose values change between otherwise equal calls (a timestamp, a
+  random id), left out when repeated calls are compared.
+
+A tool acts as the chat session's owner: ``acting_as(user)`` sets who that is while it runs, and the
+tool asks ``tool_actor()`` (the name history rows use) or ``tool_user()``, then goes through the same
+services and checks an operator's action does.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from juggernaut.auth import actor_of, session_principal
+from juggernaut.errors import HQError
+
+ATTRIBUTE = "__hq_tool__"
+
+_user: ContextVar[Any] = ContextVar("tool_user", default=None)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    safe: bool = True
+    volatile: tuple[str, ...] = ()
+
+
+def tool(func: Callable | None = None, *, safe: bool = True, volatile: tuple[str, ...] | list[str] = ()):
+    """Mark a function as a chat tool: ``@tool`` or ``@tool(safe=False, volatile=("now",))``."""
+
+    def mark(f: Callable) -> Callable:
+        setattr(f, ATTRIBUTE, ToolSpec(safe=safe, volatile=tuple(volatile)))
+        return f
+
+    return mark(func) if func is not None else mark
+
+
+def tool_spec(func: Any) -> ToolSpec | None:
+    """The recorded spec of a tool function, None for anything else."""
+    spec = getattr(func, ATTRIBUTE, None)
+    return spec if isinstance(spec, ToolSpec) else None
+
+
+class ToolRefused(HQError):
+    """The acting user may not do this (no longer an operator, or nobody is acting)."""
+
+    status = 403
+
+
+@contextmanager
+def acting_as(user) -> Iterator[None]:
+    """Run tools as ``user`` (the chat session's owner)."""
+    reset = _user.set(user)
+    try:
+        yield
+    finally:
+        _user.reset(reset)
+
+
+def tool_user():
+    """The operator a tool acts for; refused unless that account is still an active operator,
+    exactly as their own session would be."""
+    user = _user.get()
+    if user is None or session_principal(user) is None:
+        raise ToolRefused(
+            "not_an_operator", "this tool acts for an operator, and the session's owner is not one"
+        )
+    return user
+
+
+def tool_actor() -> str:
+    """The acting operator as history rows and events name them (``operator:alice``)."""
+    return actor_of(tool_user())

@@ -1,0 +1,136 @@
+"""Each limit (steps, model calls, wall time, cost) and each loop pattern the guardrails catch."""
+
+import itertools
+from decimal import Decimal
+
+from chat import services
+from chat.models import ChatMessage, Role, ToolExecution
+from routing.models import Usage
+from tests.chat.conftest import TOOL_CALL, execute, send, sequence, stop_of
+from tests.fakes.openrouter import Reply, Tool
+
+TOOL_STEP = ["tool_start", "status:tool_running", "tool_result", "budget"]
+
+
+def calls(*arguments: str, name: str = "status_of", text: str = "") -> list[Reply]:
+    return [Reply(text=text, tools=[Tool(name, a)], finish_reason="tool_calls") for a in arguments]
+
+
+def status_tool(add_tool, result=lambda service: f"{service}: degraded"):
+    def status_of(service: str) -> str:
+        """A service's status."""
+        return result(service)
+
+    add_tool(status_of)
+
+
+def test_it_stops_when_the_run_has_used_its_steps(chat, fake_openrouter, add_tool):
+    status_tool(add_tool)
+    services.session_limits_set(chat, max_steps=2)
+    fake_openrouter.script(*calls('{"service": "api"}'))
+    run = execute(send(chat))
+    assert sequence(run) == ["run_started", *TOOL_CALL, *TOOL_STEP, "stop_reason"]
+    stop = stop_of(run)
+    assert stop["reason"] == "budget_exceeded" and "2 of its steps" in stop["detail"]
+    assert run.budget.as_dict()["steps"] == {"used": 2, "limit": 2}
+
+
+def test_it_stops_after_the_modes_model_calls(chat, fake_openrouter, add_tool):
+    status_tool(add_tool)
+    services.session_limits_set(chat, max_iterations=2)
+    fake_openrouter.script(*calls('{"service": "api"}', '{"service": "db"}'))
+    run = execute(send(chat))
+    assert sequence(run) == ["run_started", *TOOL_CALL, *TOOL_STEP, *TOOL_CALL, *TOOL_STEP, "stop_reason"]
+    assert stop_of(run)["reason"] == "max_iterations" and run.iterations == 2
+
+
+def test_it_takes_the_model_call_limit_from_the_modes_policy(chat):
+    run = send(chat)
+    assert run.budget.max_iterations == 10  # the normal policy's max_iterations
+
+
+def test_it_stops_at_the_wall_time_limit_even_mid_stream(chat, fake_openrouter):
+    services.session_limits_set(chat, max_wall_seconds=1)
+    fake_openrouter.script(Reply(text="slow " * 200, fragment=5, chunk_delay=0.05))
+    run = execute(send(chat))
+    stop = stop_of(run)
+    assert stop["reason"] == "time_limit" and "1 s of wall time" in stop["detail"]
+    assert run.budget.wall_seconds_used >= 1
+    assert Usage.objects.get().error_code == "cancelled"
+
+
+def test_it_stops_when_the_next_call_could_cost_more_than_is_left(chat, fake_openrouter):
+    services.session_limits_set(chat, max_cost_usd=Decimal("0.000001"))
+    run = execute(send(chat))
+    assert sequence(run) == ["run_started", "status:routing", "stop_reason"]
+    stop = stop_of(run)
+    assert stop["reason"] == "budget_exceeded" and f"session chat-{chat.pk}" in stop["detail"]
+    assert fake_openrouter.chat_bodies() == []  # refused before any call
+
+
+def test_it_stops_the_same_call_returning_the_same_result_four_times(chat, fake_openrouter, add_tool):
+    status_tool(add_tool)
+    fake_openrouter.script(*calls(*['{"service": "api"}'] * 4))
+    run = execute(send(chat))
+    assert sequence(run) == [
+        "run_started",
+        *TOOL_CALL, *TOOL_STEP,
+        *TOOL_CALL, *TOOL_STEP, "guardrails:same_result:observe",
+        *TOOL_CALL, *TOOL_STEP, "guardrails:same_result:steer",
+        *TOOL_CALL, *TOOL_STEP, "guardrails:same_result:stop",
+        "stop_reason",
+    ]  # fmt: skip
+    stop = stop_of(run)
+    assert stop["reason"] == "stuck_loop" and "same result 4 times" in stop["detail"]
+    assert ToolExecution.objects.count() == 4 and run.guardrails["rules"]["same_result"]["streak"] == 4
+    assert ChatMessage.objects.filter(role=Role.NOTE).count() == 1
+
+
+def test_it_stops_an_a_b_ping_pong_over_six_steps(chat, fake_openrouter, add_tool):
+    status_tool(add_tool)
+    fake_openrouter.script(*calls(*['{"service": "api"}', '{"service": "db"}'] * 3))
+    run = execute(send(chat))
+    assert sequence(run) == [
+        "run_started",
+        *TOOL_CALL, *TOOL_STEP, *TOOL_CALL, *TOOL_STEP, *TOOL_CALL, *TOOL_STEP,
+        *TOOL_CALL, *TOOL_STEP, "guardrails:ping_pong:observe",
+        *TOOL_CALL, *TOOL_STEP, "guardrails:ping_pong:steer",
+        *TOOL_CALL, *TOOL_STEP, "guardrails:ping_pong:stop",
+        "stop_reason",
+    ]  # fmt: skip
+    assert stop_of(run)["reason"] == "stuck_loop" and "alternated" in stop_of(run)["detail"]
+
+
+def test_it_stops_the_same_assistant_text_three_times(chat, fake_openrouter, add_tool):
+    counter = itertools.count()
+    status_tool(add_tool, result=lambda service: f"{service}: check {next(counter)}")
+    fake_openrouter.script(
+        *calls('{"service": "a"}', '{"service": "b"}', '{"service": "c"}', text="Let me check.")
+    )
+    run = execute(send(chat))
+    text_call = ["status:routing", "status:calling_model", "status:waiting_first_token", "status:streaming",
+                 "token", "budget"]  # fmt: skip
+    assert sequence(run) == [
+        "run_started",
+        *text_call, *TOOL_STEP,
+        *text_call, "guardrails:repeated_text:steer", *TOOL_STEP,
+        *text_call, "guardrails:repeated_text:stop",
+        "stop_reason",
+    ]  # fmt: skip
+    assert stop_of(run)["reason"] == "stuck_loop" and "same text 3 times" in stop_of(run)["detail"]
+
+
+def test_it_stops_after_k_steps_without_new_information(chat, fake_openrouter, add_tool, settings):
+    settings.CHAT_NO_NEW_INFO_STEPS = 3
+    status_tool(add_tool, result=lambda service: "no data yet")
+    fake_openrouter.script(*calls(*[f'{{"service": "s{i}"}}' for i in range(4)]))
+    run = execute(send(chat))
+    assert sequence(run) == [
+        "run_started",
+        *TOOL_CALL, *TOOL_STEP,
+        *TOOL_CALL, *TOOL_STEP, "guardrails:no_new_info:observe",
+        *TOOL_CALL, *TOOL_STEP, "guardrails:no_new_info:steer",
+        *TOOL_CALL, *TOOL_STEP, "guardrails:no_new_info:stop",
+        "stop_reason",
+    ]  # fmt: skip
+    assert stop_of(run)["reason"] == "stuck_loop" and "3 steps in a row" in stop_of(run)["detail"]
