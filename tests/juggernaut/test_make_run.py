@@ -97,7 +97,9 @@ def test_it_runs_signs_in_and_stops_without_leaving_processes(tmp_path):
     assert "stopped" in (tmp_path / "make-run.log").read_text()
 
 
-def test_it_restarts_a_dying_child_and_stops_only_on_a_crash_loop(tmp_path):
+def start_runhq(tmp_path):
+    """``manage.py runhq`` on a free port with a fresh var/ and a short restart backoff; its output
+    goes to a file the test reads back."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
     env.update(
@@ -117,7 +119,11 @@ def test_it_restarts_a_dying_child_and_stops_only_on_a_crash_loop(tmp_path):
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    return proc, log, f"http://127.0.0.1:{port}"
+
+
+def test_it_restarts_a_dying_child_and_stops_only_on_a_crash_loop(tmp_path):
+    proc, log, url = start_runhq(tmp_path)
 
     def output() -> str:
         log.seek(0)
@@ -165,26 +171,7 @@ def test_it_restarts_a_dying_child_and_stops_only_on_a_crash_loop(tmp_path):
 
 
 def test_it_leaves_a_taken_over_worker_stopped_and_keeps_the_hq_up(tmp_path):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY")}
-    env.update(
-        PORT=str(port),
-        HQ_VAR_DIR=str(tmp_path),
-        DEBUG="1",
-        HQ_ADMIN_USER="ops",
-        HQ_ADMIN_PASSWORD="a-long-enough-password",
-        HQ_RESTART_BACKOFF_SECONDS="0.2",
-    )
-    log = open(tmp_path / "runhq.log", "w+")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "python"), "manage.py", "runhq"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, log, url = start_runhq(tmp_path)
 
     def output() -> str:
         log.seek(0)
