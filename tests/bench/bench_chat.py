@@ -23,27 +23,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests.bench.common import drop_database, pct, recreate_database  # noqa: E402
+
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "20"))
 RUNNERS = {
     "jobs": ["qcluster"],
     "engine": ["engine_worker", "--name", "builtin"],
 }
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
-
-
-def pg_admin(url: str, sql: str) -> None:
-    import psycopg
-
-    admin = urlunsplit(urlsplit(url)._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql)
 
 
 def child_env(database_url: str, var_dir: str, fake_url: str, api_key: str, runner: str) -> dict:
@@ -54,12 +43,9 @@ def child_env(database_url: str, var_dir: str, fake_url: str, api_key: str, runn
 def measure(database_url: str, label: str) -> dict[str, list[float]]:
     var_dir = tempfile.mkdtemp(prefix="bench-chat-")
     if database_url.startswith("postgres"):
-        name = urlsplit(database_url).path.lstrip("/")
-        pg_admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        pg_admin(database_url, f'CREATE DATABASE "{name}"')
+        recreate_database(database_url)
     else:
         database_url = f"sqlite:///{var_dir}/bench.sqlite3"
-    sys.path.insert(0, str(ROOT))
     from tests.fakes.openrouter import FakeOpenRouter, Reply
 
     figures: dict[str, list[float]] = {}
@@ -107,7 +93,7 @@ def measure(database_url: str, label: str) -> dict[str, list[float]]:
         streamed_tokens(fake, user, label)
         connections.close_all()
     if database_url.startswith("postgres"):
-        pg_admin(database_url, f'DROP DATABASE IF EXISTS "{urlsplit(database_url).path.lstrip("/")}" WITH (FORCE)')
+        drop_database(database_url)
     shutil.rmtree(var_dir, ignore_errors=True)
     for runner, values in figures.items():
         print(f"{label:8} {runner:7} message → run_started over {len(values)} runs: p50 {pct(values, 0.5):7.1f} ms"

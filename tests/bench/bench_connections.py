@@ -17,12 +17,15 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests.bench.common import admin_url, drop_database, pct, recreate_database  # noqa: E402
+
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "200"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 PORT = int(os.environ.get("BENCH_PORT", "8150"))
@@ -31,27 +34,6 @@ CONFIGS = [
     ("no pool (one connection per request)", {"DATABASE_POOL_MAX_SIZE": "0"}),
     ("pool (defaults)", {}),
 ]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))] if ordered else float("nan")
-
-
-def admin_url(url: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/postgres"))
-
-
-def recreate_database(url: str) -> None:
-    name = urlsplit(url).path.lstrip("/")
-    with psycopg.connect(admin_url(url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str) -> None:
-    with psycopg.connect(admin_url(url), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
 
 
 def manage(env: dict, *args: str) -> str:

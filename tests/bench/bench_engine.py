@@ -27,9 +27,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests.bench.common import drop_database, pct, recreate_database  # noqa: E402
+
 TASKS = int(os.environ.get("BENCH_TASKS", "3000"))
 WORKER_COUNTS = [int(n) for n in os.environ.get("BENCH_WORKERS", "1,4,16").split(",")]
 # Short lease and tick so the death-to-rescue figure is measured in seconds, not minutes.
@@ -40,39 +42,11 @@ TICK_SECONDS = 1.0
 
 
 def setup_django() -> None:
-    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "juggernaut.settings")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
 
     django.setup()
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 # --- child roles ---------------------------------------------------------------------------------

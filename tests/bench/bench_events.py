@@ -20,14 +20,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests.bench.common import pct, recreate_database  # noqa: E402
+
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/jhq_bench_events")
 EVENTS = 150
 RATE_PER_SECOND = 25
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 def setup_django(database_url: str) -> None:
@@ -168,24 +166,11 @@ def main() -> None:
     if args.db in ("sqlite", "both"):
         targets.append(("SQLite", f"sqlite:///{tempfile.mkdtemp(prefix='hq-bench-')}/bench.sqlite3"))
     if args.db in ("postgres", "both"):
-        dbname = PG_URL.rsplit("/", 1)[1]
-        base = PG_URL.rsplit("/", 1)[0]
-        ok = (
-            subprocess.run(
-                ["psql", base + "/postgres", "-qc", f"DROP DATABASE IF EXISTS {dbname}"], capture_output=True
-            ).returncode
-            == 0
-        )
-        if (
-            ok
-            and subprocess.run(
-                ["psql", base + "/postgres", "-qc", f"CREATE DATABASE {dbname}"], capture_output=True
-            ).returncode
-            == 0
-        ):
+        try:
+            recreate_database(PG_URL)
             targets.append(("PostgreSQL", PG_URL))
-        else:
-            print("PostgreSQL not reachable at", base, "- skipping it")
+        except Exception as exc:  # a missing server skips that half, saying why
+            print(f"PostgreSQL not reachable ({exc}) - skipping it")
     print(
         f"python {sys.version.split()[0]}, {os.cpu_count()} cores; statistics over every (client, event) pair"
     )

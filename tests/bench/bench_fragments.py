@@ -20,9 +20,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests.bench.common import recreate_database  # noqa: E402
+
 PAGES = [1, 20]
 BATCHES = 5
 
@@ -31,20 +33,9 @@ def setup_django(database_url: str) -> None:
     os.environ.update(DEBUG="1", DATABASE_URL=database_url, DJANGO_SETTINGS_MODULE="juggernaut.settings")
     os.environ.setdefault("HQ_VAR_DIR", tempfile.mkdtemp(prefix="hq-bench-"))
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
-
-
-def recreate_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{parts.path.lstrip("/")}"')
 
 
 def seed() -> str:

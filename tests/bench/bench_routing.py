@@ -8,6 +8,8 @@
     DEBUG=1 .venv/bin/python tests/bench/bench_routing.py                        # a fresh SQLite file
     DEBUG=1 DATABASE_URL=postgres://postgres@127.0.0.1:5432/jhq_routing .venv/bin/python tests/bench/bench_routing.py
 
+A PostgreSQL database named in ``DATABASE_URL`` is created fresh for the run and dropped after it.
+
 Needs the bench extra (``pip install -e '.[bench]'``). Nothing here asserts anything about time.
 """
 
@@ -22,15 +24,13 @@ from decimal import Decimal
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+from tests.bench.common import drop_database, pct, recreate_database  # noqa: E402
+
 CALLS = 300
 ROUND_TRIPS = 300
 STREAM_CHUNKS = 20_000
 STREAM_RUNS = 5
-
-
-def pct(values: list[float], q: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
 def serve() -> None:
@@ -176,6 +176,9 @@ def main() -> None:
         url = fake.stdout.readline().strip()
         os.environ["OPENROUTER_BASE_URL"] = url
         os.environ["OPENROUTER_API_KEY"] = "sk-or-test"
+        pg_url = os.environ.get("DATABASE_URL", "")
+        if pg_url.startswith("postgres"):
+            recreate_database(pg_url)
         setup_django()
         print(
             f"python {sys.version.split()[0]}, {os.cpu_count()} cores; fake OpenRouter at {url} (own process)"
@@ -185,6 +188,11 @@ def main() -> None:
     finally:
         fake.stdin.close()
         fake.wait(10)
+        if os.environ.get("DATABASE_URL", "").startswith("postgres"):
+            from django.db import connections
+
+            connections.close_all()
+            drop_database(os.environ["DATABASE_URL"])
 
 
 if __name__ == "__main__":
