@@ -22,7 +22,7 @@ from juggernaut.auth import actor_of, operator_required
 from juggernaut.engine import live, services
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.forms import TaskFilterForm
-from juggernaut.engine.models import Task, Worker
+from juggernaut.engine.models import Task, Worker, worker_actor
 from juggernaut.errors import HQError
 from juggernaut.inputs import json_strict_loads
 
@@ -128,7 +128,7 @@ def worker_detail(request: HttpRequest, worker_id: int) -> HttpResponse:
     if worker is None:
         raise Http404("no such worker")
     tasks = (
-        Task.objects.filter(Q(lease_owner=worker) | Q(events__actor=f"worker:{worker.name}"))
+        Task.objects.filter(Q(lease_owner=worker) | Q(events__actor=worker_actor(worker.name)))
         .select_related("lease_owner")
         .distinct()
         .order_by("-created_at", "-id")

@@ -253,10 +253,11 @@ class HQConsumer(SubscribingConsumer):
         await self._accept_principal(principal)
         # Counters first, then the render: anything committed in between arrives as an event.
         seqs = await database_sync_to_async(last_seqs)(self.topics)
-        await self.send(text_data=await database_sync_to_async(hq.render_resync)(self.page))
+        resync, timed = await database_sync_to_async(_connect_renders)(self.page)
+        await self.send(text_data=resync)
         for topic in self.topics:
             await self.subscriber.subscribe(topic, seqs.get(topic, 0))
-        self.refresher = asyncio.get_running_loop().create_task(self._refresh())
+        self.refresher = asyncio.get_running_loop().create_task(self._refresh(_ageless(timed)))
 
     async def _cleanup(self) -> None:
         refresher = self.__dict__.pop("refresher", None)
@@ -269,12 +270,12 @@ class HQConsumer(SubscribingConsumer):
     async def receive(self, text_data=None, bytes_data=None) -> None:
         """htmx may send form values over the socket; the HQ uses plain HTTP for actions."""
 
-    async def _refresh(self) -> None:
+    async def _refresh(self, last: str | None = None) -> None:
         """Every ``HQ_REFRESH_SECONDS``, the page's time-dependent fragments (one render per page and
-        interval, shared); sent only when they changed beyond the ages in them."""
+        interval, shared); sent only when they changed beyond the ages in them. ``last`` is their
+        state when the resync was sent, so the first refresh does not send them again unchanged."""
         loop = asyncio.get_running_loop()
         interval = settings.HQ_REFRESH_SECONDS
-        last = None
         while True:
             # Wake on the interval's boundary, so every socket of a page asks for the same render.
             bucket = math.floor(loop.time() / interval) + 1
@@ -284,7 +285,7 @@ class HQConsumer(SubscribingConsumer):
             except Exception:  # a failed refresh must not close the page's live connection
                 log.exception("timed refresh of %s failed", self.page)
                 continue
-            key = AGES.sub(r"\1\2", html)
+            key = _ageless(html)
             if html and key != last:
                 last = key
                 await self.send(text_data=html)
@@ -293,6 +294,16 @@ class HQConsumer(SubscribingConsumer):
         html = await SharedRenders.of_running_loop().html(self.page, envelopes)
         if html:
             await self.send(text_data=html)
+
+
+def _ageless(html: str) -> str:
+    """The fragments without the text of their ages, to tell whether anything else changed."""
+    return AGES.sub(r"\1\2", html)
+
+
+def _connect_renders(page: str) -> tuple[str, str]:
+    """On connect: the resync, and the timed fragments' state at the same moment."""
+    return hq.render_resync(page), hq.render_timed(page)
 
 
 class SharedRenders:

@@ -79,3 +79,34 @@ async def test_it_renders_each_new_batch_again(alice, probe_page):
     assert probe_page == [1, 1]
     for comm in sockets:
         await comm.disconnect()
+
+
+@pytest.fixture
+async def timed_page(settings):
+    """A page ``clock`` whose one fragment changes by time alone (``state`` says how it reads now)."""
+    settings.HQ_REFRESH_SECONDS = 0.1
+    state = {"text": "worker quiet for <time datetime='x'>3 s</time>"}
+
+    def timed() -> str:
+        return f'<div id="clock" hx-swap-oob="true">{state["text"]}</div>'
+
+    hq.fragments_register("clock", lambda envelopes: "", resync=timed, page="clock", timed=timed)
+    yield state
+    hq.FRAGMENTS.pop("clock", None)
+    await relays_stop()
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_first_timed_refresh_does_not_resend_what_the_connect_just_sent(alice, timed_page):
+    cookie = await sync_to_async(_session)(alice)
+    comm = await _open(cookie, "clock")
+    # Several refresh intervals pass; only the age in the fragment changed, so nothing is sent.
+    timed_page["text"] = "worker quiet for <time datetime='x'>4 s</time>"
+    assert await comm.receive_nothing(timeout=0.5)
+    timed_page["text"] = "worker silent: restart it"
+    assert (
+        await comm.receive_from(timeout=5)
+        == '<div id="clock" hx-swap-oob="true">worker silent: restart it</div>'
+    )
+    await comm.disconnect()
