@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from chat import runs
-from chat.models import ChatRun, Phase, RunStatus, StopReason, ToolExecution
+from chat.models import ChatBudget, ChatRun, Phase, RunStatus, StopReason, ToolExecution
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +71,34 @@ class Control:
         return Stop(self.reason, self.detail)
 
 
+def _wall_meter(control: Control) -> runs.Thresholds:
+    usage = {"wall_seconds": {"used": control.wall(), "limit": control.wall_limit}}
+    return runs.Thresholds(usage, ("wall_seconds",))
+
+
+def _wall_crossings(control: Control, meter: runs.Thresholds) -> None:
+    """A ``budget`` event when the wall time passes one of the thresholds (between the loop's steps,
+    so the watcher tells it)."""
+    crossed = meter.crossed({"wall_seconds": {"used": round(control.wall(), 3), "limit": control.wall_limit}})
+    if not crossed:
+        return
+    run = ChatRun.objects.filter(pk=control.run_id).first()
+    budget = ChatBudget.objects.filter(run_id=control.run_id).first()
+    if run is None or budget is None:
+        return
+    budget.wall_seconds_used = control.wall()
+    for c in crossed:
+        c["limit"] = int(control.wall_limit)
+    runs.budget_emit(run, budget, crossed)
+
+
 def watch(control: Control, finished: threading.Event) -> None:
     """Heartbeat, Stop, the time limit and the lease, checked until the loop is finished."""
     last_beat = time.monotonic()
+    meter = _wall_meter(control)
     try:
         while not finished.wait(settings.CHAT_CANCEL_POLL_SECONDS):
+            _wall_crossings(control, meter)
             row = (
                 ChatRun.objects.filter(pk=control.run_id)
                 .values_list("lease_owner", "status", "cancel_requested_at", "cancel_requested_by")

@@ -8,6 +8,14 @@
 - ``ping_pong``: two calls alternating A, B, A, B…: observe at 4, steer at 5, stop at 6 steps.
 - ``repeated_text``: the same assistant text: steer at 2, stop at 3.
 - ``no_new_info``: steps whose tool results were all seen before: observe, steer, then stop at K.
+- ``no_tool_calls``: in a run whose task needs tools (its mode is one of ``CHAT_TOOL_MODES``), model
+  answers without a tool call before the run has called any tool: the model is talking to itself.
+  With N = ``CHAT_NO_TOOL_TURNS``: observe below N-2, steer at N-2, block at N-1 (the next call must
+  call a tool: ``tool_choice: required``), stop at N.
+- ``model_error``: the same error from the model provider (fingerprint: error code + first line,
+  normalised as above), counted per fingerprint in the retries budget: each retry blocks the model
+  that failed for the rest of the run (routing falls back to the policy's next model), and one
+  failure more than ``max_retries`` stops the run (``model_error``).
 
 The state lives in the run's ``guardrails`` JSON, so a run resumed by another process keeps it.
 """
@@ -66,6 +74,7 @@ class Finding:
     streak: int
     message: str
     stop_reason: str = ""  # set when action is "stop"
+    note: bool = True  # a steer or block is told to the model (a provider's error is not its doing)
 
     def event(self) -> dict:
         return {
@@ -84,11 +93,15 @@ class Guard:
     state: dict = field(default_factory=dict)
     max_retries: int = 2  # per failure fingerprint: the next failure blocks the call
     no_new_steps: int = 6
+    no_tool_turns: int = 4
+    needs_tools: bool = False
 
     def __post_init__(self) -> None:
         for key, empty in (("failures", {}), ("blocked", {}), ("calls", []), ("texts", {}), ("seen", []),
-                           ("rules", {}), ("last", ["", "", 0]), ("no_new", 0)):  # fmt: skip
+                           ("rules", {}), ("last", ["", "", 0]), ("no_new", 0), ("no_tools", 0),
+                           ("avoid_models", [])):  # fmt: skip
             self.state.setdefault(key, empty)
+        self.state["needs_tools"] = self.needs_tools
 
     @property
     def failures(self) -> dict[str, int]:
@@ -194,3 +207,46 @@ class Guard:
             return [self._note("repeated_text", STOP, key, n, f"The model wrote the same text {n} times.",
                                "stuck_loop")]  # fmt: skip
         return []
+
+    def model_answer(self, *, tool_calls: int, tools_used: int) -> list[Finding]:
+        """After a model answer: in a run that needs tools, text without a tool call (before any tool
+        ran) is the model talking to itself. ``force_tools`` then says whether the next call must
+        call a tool."""
+        if not self.needs_tools or tool_calls or tools_used:
+            self.state["no_tools"] = 0
+            return []
+        streak = self.state["no_tools"] = self.state["no_tools"] + 1
+        n = self.no_tool_turns
+        step = STOP if streak >= n else BLOCK if streak == n - 1 else STEER if streak == n - 2 else OBSERVE
+        text = {OBSERVE: f"The model answered {streak} time(s) without calling a tool; this task needs tools.",
+                STEER: f"You answered {streak} times without calling a tool, and this task needs them: "
+                       "call the tool that gives the facts, or say which one is missing.",
+                BLOCK: f"You answered {streak} times without calling a tool: the next answer must call one.",
+                STOP: f"The model answered {streak} times without calling a tool, and this task needs tools."}[step]  # fmt: skip
+        return [self._note("no_tool_calls", step, "", streak, text, "stuck_loop" if step == STOP else "")]
+
+    @property
+    def force_tools(self) -> bool:
+        return self.needs_tools and self.state["no_tools"] >= self.no_tool_turns - 1
+
+    @property
+    def avoid_models(self) -> list[str]:
+        return self.state["avoid_models"]
+
+    def model_failure(self, *, code: str, message: str, model: str) -> Finding:
+        """A failed model call: the same provider error more than ``max_retries`` times stops the run;
+        before that the model that failed is avoided for the rest of the run and the call retried."""
+        fp = _digest("model_error", str(code), error_first_line(message))
+        n = self.failures[fp] = self.failures.get(fp, 0) + 1
+        first = error_first_line(message)
+        if n > self.max_retries:
+            finding = self._note("model_error", STOP, fp, n,
+                                 f"the model provider returned the same error {n} times ({first}).", "model_error")  # fmt: skip
+        else:
+            if model and model not in self.avoid_models:
+                self.avoid_models.append(model)
+            finding = self._note("model_error", BLOCK, fp, n,
+                                 f"{model or 'the model'} failed ({first}); it is avoided for the rest of the run "
+                                 f"and the call is retried ({n} of {self.max_retries} retries for this error).")  # fmt: skip
+        finding.note = False
+        return finding

@@ -50,6 +50,7 @@ from chat.prompt import prompt_build, prompt_fit
 from chat.tools_registry import ToolArgumentError, tool_get, tool_schemas
 from juggernaut.errors import HQError
 from juggernaut.events import publish
+from routing.models import Usage
 from routing.services import RoutingError, completion_run, policy_get
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,9 @@ class Loop:
         self.session = run.session
         self.budget = run.budget
         self.guard = Guard(run.guardrails, max_retries=self.budget.max_retries,
-                           no_new_steps=settings.CHAT_NO_NEW_INFO_STEPS)  # fmt: skip
+                           no_new_steps=settings.CHAT_NO_NEW_INFO_STEPS, no_tool_turns=settings.CHAT_NO_TOOL_TURNS,
+                           needs_tools=run.mode in settings.CHAT_TOOL_MODES)  # fmt: skip
+        self.meters = runs.Thresholds(self.budget.as_dict(), runs.LOOP_METERS)
         self.schemas = tool_schemas()
         self.left_out = 0
 
@@ -170,30 +173,45 @@ class Loop:
             tokens = Tokens(run, run.iterations + 1)
             try:
                 usage, completion = completion_run(
-                    run.mode, messages, tools=self.schemas or None,
-                    session=self.session.routing_key, run=str(run.pk), client=self.client,
-                    on_delta=tokens.add, on_phase=self._on_phase,
+                    run.mode, messages, tools=self.schemas or None, session=self.session.routing_key,
+                    run=str(run.pk), client=self.client, on_delta=tokens.add, on_phase=self._on_phase,
+                    tool_choice="required" if self.schemas and self.guard.force_tools else None,
+                    avoid_models=self.guard.avoid_models,
                 )  # fmt: skip
             except RoutingError as exc:
                 tokens.flush()
                 self.control.set_stream(None)
+                details = exc.details or {}
+                record = (
+                    Usage.objects.filter(pk=details["usage_id"]).first() if details.get("usage_id") else None
+                )
+                retry = exc.code == "model_error" and details.get("retryable") and not self.control.reason
+                if retry:
+                    finding = self.guard.model_failure(code=str(details.get("code") or ""), message=exc.message,
+                                                       model=record.model_requested if record else "")  # fmt: skip
+                    self.budget.retries_used = dict(self.guard.failures)
+                if record is not None:  # what routing charged for the failed call is spent like an answer
+                    self._spend(steps=0, cost=record.cost_usd)
                 if self.control.reason:
                     return self.control.stop()
-                details = exc.details or {}
-                if (
-                    exc.code == "model_error"
-                    and details.get("retryable")
-                    and attempt < settings.CHAT_MODEL_RETRIES
-                ):
-                    attempt += 1
-                    run.model_retries += 1
-                    run.save(update_fields=["model_retries"])
-                    runs.status_emit(run, Phase.RETRYING, attempt=attempt, error=exc.message,
-                                     discard_partial=tokens.sent > 0)  # fmt: skip
-                    if self.control.stopped.wait(min(float(details.get("retry_after") or 0.5), 5.0)):
-                        return self.control.stop()
-                    continue
-                return self._routing_stop(exc)
+                if not retry:
+                    return self._routing_stop(exc)
+                if finding.action != STOP and attempt >= settings.CHAT_MODEL_RETRIES:
+                    finding.action, finding.stop_reason = STOP, StopReason.MODEL_ERROR
+                    finding.message = f"the call failed {attempt + 1} times in a row ({exc.message})."
+                if self._findings([finding]):
+                    return Stop(StopReason.MODEL_ERROR, f"The model call failed and was not retried again: "
+                                f"{finding.message[0].upper()}{finding.message[1:]} Last error: {exc.message}",
+                                f"Check the provider's state on the Routing page, or give the {run.mode} policy "
+                                "another fallback model; then send the message again.")  # fmt: skip
+                attempt += 1
+                run.model_retries += 1
+                run.save(update_fields=["model_retries"])
+                runs.status_emit(run, Phase.RETRYING, attempt=attempt, error=exc.message,
+                                 discard_partial=tokens.sent > 0, avoid_models=list(self.guard.avoid_models))  # fmt: skip
+                if self.control.stopped.wait(min(float(details.get("retry_after") or 0.5), 5.0)):
+                    return self.control.stop()
+                continue
             tokens.flush()
             self.control.set_stream(None)
             break
@@ -204,7 +222,9 @@ class Loop:
             run.model = completion.model or usage.model_requested
             run.save(update_fields=["iterations", "model"])
             self._spend(steps=1, cost=usage.cost_usd)
-        stop = self._findings(self.guard.assistant_text(completion.content))
+        findings = self.guard.assistant_text(completion.content)
+        talking = self.guard.model_answer(tool_calls=len(completion.tool_calls), tools_used=run.tool_calls)
+        stop = self._findings(findings + talking)
         if stop:
             return stop
         if completion.finish_reason == "length":
@@ -213,6 +233,8 @@ class Loop:
             )
         if completion.finish_reason == "content_filter":
             return Stop(StopReason.CONTENT_FILTER, "The provider's content filter stopped the answer.")
+        if talking:  # the task needs tools and none was called: the model is asked again
+            return None
         if not completion.tool_calls:
             return Stop(StopReason.COMPLETED, f"The model answered after {run.iterations} model calls and "
                                               f"{run.tool_calls} tool calls.")  # fmt: skip
@@ -253,9 +275,11 @@ class Loop:
         budget.steps_used += steps
         budget.cost_usd_used += cost
         budget.wall_seconds_used = self.control.wall()
-        budget.save(update_fields=["steps_used", "cost_usd_used", "wall_seconds_used", "updated_at"])
+        budget.save(
+            update_fields=["steps_used", "cost_usd_used", "wall_seconds_used", "retries_used", "updated_at"]
+        )
         runs.session_spent(self.session.pk, cost=cost, steps=steps)
-        runs.budget_emit(self.run, budget)
+        runs.budget_emit(self.run, budget, self.meters.crossed(budget.as_dict()))
 
     # --- tools --------------------------------------------------------------------------------
 
@@ -409,7 +433,7 @@ class Loop:
         with transaction.atomic():
             for f in findings:
                 runs.emit(self.run, "guardrails", f.event())
-                if f.action in (STEER, BLOCK):
+                if f.action in (STEER, BLOCK) and f.note:
                     ChatMessage.objects.create(session=self.session, run=self.run, role=Role.NOTE,
                                                content=f"Guardrail ({f.rule.replace('_', ' ')}): {f.message}")  # fmt: skip
                 self.run.guardrail_steers += f.action == STEER

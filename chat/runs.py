@@ -29,6 +29,7 @@ from chat.models import (
 from juggernaut.events import publish
 
 TOPIC = "chat"
+LOOP_METERS = ("steps", "iterations", "cost_usd", "retries")  # the watcher thread meters wall time
 
 # What lets the work go on, per stop reason (a stop may say something more precise).
 ACTIONS = {
@@ -76,9 +77,45 @@ def budget_for(session: ChatSession, *, policy_iterations: int) -> dict:
     return defaults
 
 
-def budget_emit(run: ChatRun, budget: ChatBudget) -> None:
-    """Tell the run's limits and usage (after each model call and tool step)."""
-    emit(run, "budget", budget.as_dict())
+def budget_emit(run: ChatRun, budget: ChatBudget, crossed: list[dict] | None = None) -> None:
+    """Tell the run's limits and usage (after each model call and tool step); ``crossed`` names the
+    thresholds (``CHAT_BUDGET_THRESHOLDS``) this change passed, each told once."""
+    data = budget.as_dict()
+    if crossed:
+        data["crossed"] = crossed
+    emit(run, "budget", data)
+
+
+class Thresholds:
+    """Which of a budget's thresholds (percent of a limit) a change of usage crossed, each exactly once.
+
+    Usage only grows, so a threshold is crossed by the change that takes usage from below it to at
+    or above it; what was already passed when the meter starts (a run resumed after an approval)
+    is not told again. ``meters`` picks the limits this one watches (the watcher thread owns wall
+    time, the loop the others)."""
+
+    def __init__(self, usage: dict, meters: tuple[str, ...]) -> None:
+        self.meters = meters
+        self.percents = sorted(settings.CHAT_BUDGET_THRESHOLDS)
+        self.last = {m: self._fraction(usage, m) for m in meters}
+
+    @staticmethod
+    def _fraction(usage: dict, meter: str) -> float:
+        used, limit = usage[meter]["used"], usage[meter]["limit"]
+        if limit is None or Decimal(str(limit)) <= 0:
+            return 0.0
+        return float(Decimal(str(used)) / Decimal(str(limit)))
+
+    def crossed(self, usage: dict) -> list[dict]:
+        out = []
+        for meter in self.meters:
+            before, now = self.last[meter], self._fraction(usage, meter)
+            self.last[meter] = max(before, now)
+            for p in self.percents:
+                if before < p / 100 <= now:
+                    out.append({"meter": meter, "percent": p, "used": usage[meter]["used"],
+                                "limit": usage[meter]["limit"]})  # fmt: skip
+        return out
 
 
 def run_close(run_id: int, *, reason: str, detail: str, action: str = "", lease: str | None = None,

@@ -392,7 +392,15 @@ CHAT_MAX_WALL_SECONDS = envint("CHAT_MAX_WALL_SECONDS", 240)  # below Q_TIMEOUT:
 CHAT_MAX_COST_USD = envfloat("CHAT_MAX_COST_USD", 0.5)
 CHAT_MAX_RETRIES_PER_FAILURE = envint("CHAT_MAX_RETRIES_PER_FAILURE", 2)
 CHAT_NO_NEW_INFO_STEPS = envint("CHAT_NO_NEW_INFO_STEPS", 6)
-CHAT_MODEL_RETRIES = envint("CHAT_MODEL_RETRIES", 1)
+# Retries of one model call in a row (any errors); the same provider error also counts, per fingerprint,
+# in the run's retries budget (CHAT_MAX_RETRIES_PER_FAILURE).
+CHAT_MODEL_RETRIES = envint("CHAT_MODEL_RETRIES", 3)
+# Modes whose tasks need tools: there, N answers in a row without a tool call (before any tool ran) climb
+# the no-tool-calls guardrail (observe, steer, force a tool call, stop as stuck_loop at N).
+CHAT_TOOL_MODES = envlist("CHAT_TOOL_MODES", "ops")
+CHAT_NO_TOOL_TURNS = envint("CHAT_NO_TOOL_TURNS", 4)
+# Percent of each limit (steps, model calls, wall time, cost, retries) at which a budget event says so.
+CHAT_BUDGET_THRESHOLDS = [int(p) for p in envlist("CHAT_BUDGET_THRESHOLDS", "50,80,100")]
 # Tokens reach the event log at most this often (one event per this many seconds of streaming).
 CHAT_TOKEN_FLUSH_SECONDS = envfloat("CHAT_TOKEN_FLUSH_SECONDS", 0.075)
 # A running run checks for Stop this often, writes its heartbeat that often, and is closed as

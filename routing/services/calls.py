@@ -1,7 +1,7 @@
 """A routed completion end to end, the catalog sync, the key check and policy edits."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -43,6 +43,7 @@ def completion_run(
     client: OpenRouterClient | None = None,
     on_delta: Callable[[str], None] | None = None,
     on_phase: Callable[[str, object], None] | None = None,
+    avoid_models: Collection[str] = (),
 ) -> tuple[Usage, Completion]:
     """One routed, budgeted, recorded completion (streamed from the server; ``on_delta`` sees the text).
 
@@ -51,13 +52,20 @@ def completion_run(
     call is and ``stream.cancel()`` it from another thread (it then ends as ``model_error`` with the
     code ``cancelled``, recorded and settled like any failure).
 
+    ``avoid_models`` go last among the policy's models (the caller's fallback after they failed).
+
     Raises ``RoutingError``: ``no_model_fits``, ``budget_exceeded``, or ``model_error`` after the failed
     call has been recorded and charged.
     """
     key_required()
     estimate, upper = prompt_token_bounds(messages, tools)
     selection = route_select(
-        mode, prompt_tokens=estimate, prompt_tokens_max=upper, max_tokens=max_tokens, needs_tools=bool(tools)
+        mode,
+        prompt_tokens=estimate,
+        prompt_tokens_max=upper,
+        max_tokens=max_tokens,
+        needs_tools=bool(tools),
+        avoid_models=avoid_models,
     )
     reservation = budget_reserve(selection, session=session, run=run)
     client = client or OpenRouterClient()

@@ -2,6 +2,7 @@
 
 import json
 import math
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -111,9 +112,11 @@ def route_select(
     prompt_tokens_max: int | None = None,
     max_tokens: int | None = None,
     needs_tools: bool = False,
+    avoid_models: Collection[str] = (),
 ) -> Selection:
     """Pick the policy's first model that fits price, context and tool support, with the others that
-    fit as fallbacks; refuse with ``no_model_fits`` and a sentence when none does."""
+    fit as fallbacks; refuse with ``no_model_fits`` and a sentence when none does. ``avoid_models``
+    (models that just failed for the caller) go last: the next model that fits is tried first."""
     policy = policy_get(mode)
     wanted = max_tokens or policy.max_output_tokens
     useful = min(settings.ROUTING_MIN_USEFUL_TOKENS, wanted)
@@ -147,6 +150,10 @@ def route_select(
             status=422,
             details={"skipped": skipped},
         )
+    avoided = [m.model_id for m in fits if m.model_id in avoid_models]
+    fits = [m for m in fits if m.model_id not in avoid_models] + [
+        m for m in fits if m.model_id in avoid_models
+    ]
     room = [policy.max_context_tokens] + [m.context_length for m in fits if m.context_length]
     room += [m.max_completion_tokens + prompt_tokens for m in fits if m.max_completion_tokens]
     cap = policy.max_price_per_token
@@ -156,6 +163,8 @@ def route_select(
     )
     if skipped:
         reason += " (" + "; ".join(skipped) + ")"
+    if avoided:
+        reason += f" (avoiding {', '.join(avoided)} after an error)"
     return Selection(
         policy=policy,
         models=[m.model_id for m in fits],

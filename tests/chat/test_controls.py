@@ -38,14 +38,18 @@ def test_it_stops_mid_stream_and_settles_the_call(chat, fake_openrouter, alice):
     wait_for(lambda: any(e.type == "token" for e in events(run)), "the first tokens")
     services.run_stop(run, user=alice)
     run = background.join()
-    assert sequence(run) == ["run_started", *TEXT_CALL[:-1], "stop_reason"]
+    # The cut call's settled cost is the run's spend too: one budget event before the stop.
+    assert sequence(run) == ["run_started", *TEXT_CALL, "stop_reason"]
     stop = stop_of(run)
     assert stop["reason"] == "cancelled" and stop["detail"] == "Stopped by operator:alice."
     assert run.cancel_requested_at is not None and run.ended_at is not None
     assert not ChatMessage.objects.filter(role=Role.ASSISTANT).exists()
     # The call was cut short: recorded as cancelled, its reservation settled.
-    assert Usage.objects.get().error_code == "cancelled"
+    usage = Usage.objects.get()
+    assert usage.error_code == "cancelled"
     assert not Reservation.objects.filter(settled_at__isnull=True).exists()
+    chat.refresh_from_db()
+    assert run.budget.cost_usd_used == usage.cost_usd == chat.cost_usd
 
 
 def test_it_stops_mid_tool_without_waiting_for_the_tool(chat, fake_openrouter, add_tool, alice):

@@ -176,28 +176,57 @@ def test_it_recovers_when_the_model_changes_course_after_a_block(chat, fake_open
     assert list(ToolExecution.objects.values_list("status", flat=True)) == ["error", "error", "error", "ok"]
 
 
-def test_it_retries_a_mid_stream_model_error_then_answers(chat, fake_openrouter):
+def test_it_retries_a_mid_stream_model_error_on_the_next_model_and_spends_what_it_cost(chat, fake_openrouter):
     fake_openrouter.script(
-        Reply(text="Partial answer that breaks", error_after=2),
-        Reply(text="Whole answer."),
+        Reply(text="Partial answer that breaks", error_after=2, cost=Decimal("0.0004")),  # usage after the error
+        Reply(text="Whole answer.", cost=Decimal("0.0002")),
     )
     run = execute(send(chat))
     assert sequence(run) == [
-        "run_started", *TEXT_CALL[:-1], "status:retrying", *TEXT_CALL, "stop_reason",
+        "run_started", *TEXT_CALL, "guardrails:model_error:block", "status:retrying", *TEXT_CALL, "stop_reason",
     ]  # fmt: skip
     retrying = next(e for e in events(run) if e.type == "status" and e.data["phase"] == "retrying")
     assert retrying.data["discard_partial"] is True and "Provider disconnected" in retrying.data["error"]
     assert stop_of(run)["reason"] == "completed" and run.model_retries == 1
     assert ChatMessage.objects.get(role=Role.ASSISTANT).content == "Whole answer."
-    assert list(Usage.objects.order_by("id").values_list("error_code", flat=True)) == ["server_error", ""]
+    usages = list(Usage.objects.order_by("id").values_list("error_code", "cost_usd"))
+    assert usages == [("server_error", Decimal("0.0004")), ("", Decimal("0.0002"))]
+    # The failed call's cost is spent by the run and the session, like the answer's.
+    chat.refresh_from_db()
+    assert run.budget.cost_usd_used == chat.cost_usd == Decimal("0.0006")
+    failed_budget = [e.data for e in events(run) if e.type == "budget"][0]
+    assert failed_budget["cost_usd"]["used"] == "0.0004" and failed_budget["retries"]["used"] == 1
+    # The model that failed is avoided: the retry goes to the policy's next model that fits.
+    first, second = (b["model"] for b in fake_openrouter.chat_bodies())
+    assert first != second and second in Policy.objects.get(mode="normal").candidates
+    guard = next(e.data for e in events(run) if e.type == "guardrails")
+    assert guard["streak"] == 1 and guard["fingerprint"] and first in guard["message"]
+    assert run.guardrails["avoid_models"] == [first]
+    assert not ChatMessage.objects.filter(role=Role.NOTE).exists()  # the provider's error is not the model's
 
 
-def test_it_stops_with_model_error_when_the_retry_fails_too(chat, fake_openrouter):
-    fake_openrouter.script(Reply(text="abc", error_after=1), Reply(text="abc", error_after=1))
+def test_it_stops_with_model_error_after_the_same_provider_error_passes_its_retries(chat, fake_openrouter):
+    fake_openrouter.script(*[Reply(text="abc", error_after=1, cost=Decimal("0.0001")) for _ in range(3)])
     run = execute(send(chat))
+    failed = [*TEXT_CALL]
+    assert sequence(run) == [
+        "run_started",
+        *failed, "guardrails:model_error:block", "status:retrying",
+        *failed, "guardrails:model_error:block", "status:retrying",
+        *failed, "guardrails:model_error:stop",
+        "stop_reason",
+    ]  # fmt: skip
     stop = stop_of(run)
-    assert stop["reason"] == "model_error" and "Provider disconnected" in stop["detail"] and stop["action"]
+    assert stop["reason"] == "model_error" and "same error 3 times" in stop["detail"]
+    assert "Provider disconnected" in stop["detail"] and "Routing page" in stop["action"]
     assert not ChatMessage.objects.filter(role=Role.ASSISTANT).exists()
+    streaks = [e.data["streak"] for e in events(run) if e.type == "guardrails"]
+    fingerprints = {e.data["fingerprint"] for e in events(run) if e.type == "guardrails"}
+    assert streaks == [1, 2, 3] and len(fingerprints) == 1
+    # Counted in the retries budget, per fingerprint, with the three calls' cost.
+    assert run.budget.retries_used == {next(iter(fingerprints)): 3}
+    assert run.budget.cost_usd_used == Decimal("0.0003") and Usage.objects.count() == 3
+    assert (run.model_retries, ToolExecution.objects.count()) == (2, 0)
 
 
 def test_it_stops_with_length_and_content_filter_as_the_model_finished(chat, fake_openrouter):
