@@ -178,7 +178,9 @@ def test_it_recovers_when_the_model_changes_course_after_a_block(chat, fake_open
 
 def test_it_retries_a_mid_stream_model_error_on_the_next_model_and_spends_what_it_cost(chat, fake_openrouter):
     fake_openrouter.script(
-        Reply(text="Partial answer that breaks", error_after=2, cost=Decimal("0.0004")),  # usage after the error
+        Reply(
+            text="Partial answer that breaks", error_after=2, cost=Decimal("0.0004")
+        ),  # usage after the error
         Reply(text="Whole answer.", cost=Decimal("0.0002")),
     )
     run = execute(send(chat))
@@ -227,6 +229,13 @@ def test_it_stops_with_model_error_after_the_same_provider_error_passes_its_retr
     assert run.budget.retries_used == {next(iter(fingerprints)): 3}
     assert run.budget.cost_usd_used == Decimal("0.0003") and Usage.objects.count() == 3
     assert (run.model_retries, ToolExecution.objects.count()) == (2, 0)
+    told = [
+        (c["meter"], c["percent"])
+        for e in events(run)
+        if e.type == "budget"
+        for c in e.data.get("crossed", [])
+    ]
+    assert told == [("retries", 50), ("retries", 80), ("retries", 100)]  # 1, then 2 of 2 retries: each once
 
 
 def test_it_stops_with_length_and_content_filter_as_the_model_finished(chat, fake_openrouter):

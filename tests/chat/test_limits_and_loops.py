@@ -6,7 +6,7 @@ from decimal import Decimal
 from chat import services
 from chat.models import ChatMessage, Role, ToolExecution
 from routing.models import Usage
-from tests.chat.conftest import TOOL_CALL, execute, send, sequence, stop_of
+from tests.chat.conftest import TEXT_CALL, TOOL_CALL, events, execute, send, sequence, stop_of
 from tests.fakes.openrouter import Reply, Tool
 
 TOOL_STEP = ["tool_start", "status:tool_running", "tool_result", "budget"]
@@ -134,3 +134,99 @@ def test_it_stops_after_k_steps_without_new_information(chat, fake_openrouter, a
         "stop_reason",
     ]  # fmt: skip
     assert stop_of(run)["reason"] == "stuck_loop" and "3 steps in a row" in stop_of(run)["detail"]
+
+
+def crossings(run) -> list[tuple[str, int]]:
+    """Every threshold crossing the run's budget events told, in order."""
+    return [
+        (c["meter"], c["percent"])
+        for e in events(run)
+        if e.type == "budget"
+        for c in e.data.get("crossed", [])
+    ]
+
+
+def test_it_tells_each_threshold_of_a_limit_once_as_usage_crosses_it(chat, fake_openrouter, add_tool):
+    status_tool(add_tool)
+    services.session_limits_set(chat, max_steps=4)
+    fake_openrouter.script(*calls('{"service": "api"}', '{"service": "db"}'))
+    run = execute(send(chat))
+    assert sequence(run) == ["run_started", *TOOL_CALL, *TOOL_STEP, *TOOL_CALL, *TOOL_STEP, "stop_reason"]
+    budgets = [e.data for e in events(run) if e.type == "budget"]
+    assert [b["steps"]["used"] for b in budgets] == [1, 2, 3, 4]
+    assert [b.get("crossed", []) for b in budgets] == [
+        [],
+        [{"meter": "steps", "percent": 50, "used": 2, "limit": 4}],
+        [],
+        [{"meter": "steps", "percent": 80, "used": 4, "limit": 4},
+         {"meter": "steps", "percent": 100, "used": 4, "limit": 4}],
+    ]  # fmt: skip
+    assert stop_of(run)["reason"] == "budget_exceeded"
+    assert ToolExecution.objects.filter(run=run, status="ok").count() == 2
+
+
+def test_it_tells_the_wall_time_thresholds_while_the_model_streams(chat, fake_openrouter):
+    services.session_limits_set(chat, max_wall_seconds=1)
+    fake_openrouter.script(Reply(text="slow " * 200, fragment=5, chunk_delay=0.05))
+    run = execute(send(chat))
+    assert [c for c in crossings(run) if c[0] == "wall_seconds"] == [
+        ("wall_seconds", 50), ("wall_seconds", 80), ("wall_seconds", 100),
+    ]  # fmt: skip
+    assert stop_of(run)["reason"] == "time_limit"
+    hundred = next(
+        e for e in events(run) if e.type == "budget" and e.data.get("crossed", [{}])[0].get("percent") == 100
+    )
+    assert hundred.data["wall_seconds"]["used"] >= 1 and hundred.data["wall_seconds"]["limit"] == 1
+
+
+def test_it_steers_blocks_and_stops_a_model_talking_to_itself_when_the_task_needs_tools(
+    chat, fake_openrouter, add_tool, settings
+):
+    """The ops mode's tasks need tools (CHAT_TOOL_MODES): answers without a tool call climb the ladder."""
+    assert settings.CHAT_TOOL_MODES == ["ops"] and settings.CHAT_NO_TOOL_TURNS == 4
+    status_tool(add_tool)
+    ops = services.session_create(chat.owner, mode="ops", title="Ops work")
+    fake_openrouter.script(*[Reply(text=f"I think the api is fine ({i}).") for i in range(4)])
+    run = execute(send(ops, "Restart whatever is failing."))
+    assert sequence(run) == [
+        "run_started",
+        *TEXT_CALL, "guardrails:no_tool_calls:observe",
+        *TEXT_CALL, "guardrails:no_tool_calls:steer",
+        *TEXT_CALL, "guardrails:no_tool_calls:block",
+        *TEXT_CALL, "guardrails:no_tool_calls:stop",
+        "stop_reason",
+    ]  # fmt: skip
+    stop = stop_of(run)
+    assert stop["reason"] == "stuck_loop" and "4 times without calling a tool" in stop["detail"]
+    # The block: the call after it must call a tool.
+    assert [b.get("tool_choice") for b in fake_openrouter.chat_bodies()] == [None, None, None, "required"]
+    notes = list(ChatMessage.objects.filter(session=ops, role=Role.NOTE).values_list("content", flat=True))
+    assert len(notes) == 2 and "call the tool" in notes[0] and "must call one" in notes[1]
+    assert (run.iterations, run.guardrail_steers, run.guardrail_blocks) == (4, 1, 1)
+    assert run.guardrails["rules"]["no_tool_calls"] == {"streak": 4, "action": "stop", "fingerprint": ""}
+    assert ToolExecution.objects.filter(run=run).count() == 0
+
+
+def test_a_run_that_needs_tools_completes_once_it_called_one(chat, fake_openrouter, add_tool):
+    status_tool(add_tool)
+    ops = services.session_create(chat.owner, mode="ops", title="Ops work")
+    fake_openrouter.script(
+        Reply(text="Let me think."), *calls('{"service": "api"}'), Reply(text="The api is degraded.")
+    )
+    run = execute(send(ops, "What is failing?"))
+    assert sequence(run) == [
+        "run_started", *TEXT_CALL, "guardrails:no_tool_calls:observe", *TOOL_CALL, *TOOL_STEP, *TEXT_CALL,
+        "stop_reason",
+    ]  # fmt: skip
+    assert stop_of(run)["reason"] == "completed"
+    assert list(ToolExecution.objects.filter(run=run).values_list("tool", "status")) == [("status_of", "ok")]
+
+
+def test_a_run_in_a_mode_without_tools_needed_completes_on_a_plain_answer(chat, fake_openrouter, settings):
+    assert chat.mode not in settings.CHAT_TOOL_MODES
+    fake_openrouter.script(Reply(text="Hello."))
+    run = execute(send(chat))
+    assert run.guardrails["needs_tools"] is False
+    assert (
+        sequence(run) == ["run_started", *TEXT_CALL, "stop_reason"] and stop_of(run)["reason"] == "completed"
+    )
