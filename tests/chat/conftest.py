@@ -127,3 +127,15 @@ def stop_of(run: ChatRun) -> dict:
 CALL = ["status:routing", "status:calling_model", "status:waiting_first_token"]
 TEXT_CALL = [*CALL, "status:streaming", "token", "budget"]
 TOOL_CALL = [*CALL, "budget"]
+
+
+def assert_timeline(run: ChatRun, statuses: list[str]) -> None:
+    """The run's rows in ``tool_executions`` have the given statuses, and each is on the timeline:
+    one ``tool_start`` and one ``tool_result`` per row, none without a row."""
+    from chat.models import ToolExecution
+
+    rows = list(ToolExecution.objects.filter(run=run).order_by("id").values_list("tool_call_id", "status"))
+    assert [status for _, status in rows] == statuses
+    ids = [call_id for call_id, _ in rows]
+    for kind in ("tool_start", "tool_result"):
+        assert [e.data["tool_call_id"] for e in events(run) if e.type == kind] == ids, kind

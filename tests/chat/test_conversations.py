@@ -9,7 +9,17 @@ from chat.prompt import LEFT_OUT, SYSTEM_PROMPT
 from chat.tools_registry import tool_schemas
 from routing.models import Budget, Policy, Usage
 from routing.services import prompt_token_bounds
-from tests.chat.conftest import TEXT_CALL, TOOL_CALL, events, execute, send, sequence, stop_of, streamed_text
+from tests.chat.conftest import (
+    TEXT_CALL,
+    TOOL_CALL,
+    assert_timeline,
+    events,
+    execute,
+    send,
+    sequence,
+    stop_of,
+    streamed_text,
+)
 from tests.fakes.openrouter import Reply, Tool
 
 
@@ -141,8 +151,7 @@ def test_it_blocks_a_call_failing_three_times_the_same_way_and_stops_when_asked_
     ]  # fmt: skip
     stop = stop_of(run)
     assert stop["reason"] == "guardrail_blocked" and "failing 3 times" in stop["detail"]
-    rows = list(ToolExecution.objects.values_list("status", flat=True))
-    assert rows == ["error", "error", "error", "blocked"]
+    assert_timeline(run, ["error", "error", "error", "blocked"])
     fingerprints = set(
         ToolExecution.objects.exclude(status="blocked").values_list("failure_fingerprint", flat=True)
     )
@@ -173,7 +182,7 @@ def test_it_recovers_when_the_model_changes_course_after_a_block(chat, fake_open
     )
     run = execute(send(chat))
     assert stop_of(run)["reason"] == "completed"
-    assert list(ToolExecution.objects.values_list("status", flat=True)) == ["error", "error", "error", "ok"]
+    assert_timeline(run, ["error", "error", "error", "ok"])
 
 
 def test_it_retries_a_mid_stream_model_error_on_the_next_model_and_spends_what_it_cost(chat, fake_openrouter):

@@ -6,7 +6,16 @@ from decimal import Decimal
 from chat import services
 from chat.models import ChatMessage, Role, ToolExecution
 from routing.models import Usage
-from tests.chat.conftest import TEXT_CALL, TOOL_CALL, events, execute, send, sequence, stop_of
+from tests.chat.conftest import (
+    TEXT_CALL,
+    TOOL_CALL,
+    assert_timeline,
+    events,
+    execute,
+    send,
+    sequence,
+    stop_of,
+)
 from tests.fakes.openrouter import Reply, Tool
 
 TOOL_STEP = ["tool_start", "status:tool_running", "tool_result", "budget"]
@@ -83,6 +92,7 @@ def test_it_stops_the_same_call_returning_the_same_result_four_times(chat, fake_
     stop = stop_of(run)
     assert stop["reason"] == "stuck_loop" and "same result 4 times" in stop["detail"]
     assert ToolExecution.objects.count() == 4 and run.guardrails["rules"]["same_result"]["streak"] == 4
+    assert_timeline(run, ["ok"] * 4)
     assert ChatMessage.objects.filter(role=Role.NOTE).count() == 1
 
 
@@ -99,6 +109,10 @@ def test_it_stops_an_a_b_ping_pong_over_six_steps(chat, fake_openrouter, add_too
         "stop_reason",
     ]  # fmt: skip
     assert stop_of(run)["reason"] == "stuck_loop" and "alternated" in stop_of(run)["detail"]
+    assert_timeline(run, ["ok"] * 6)
+    args = [e.arguments["service"] for e in ToolExecution.objects.filter(run=run).order_by("id")]
+    assert args == ["api", "db"] * 3 and run.guardrail_steers == 1
+    assert run.guardrails["rules"]["ping_pong"]["streak"] == 6
 
 
 def test_it_stops_the_same_assistant_text_three_times(chat, fake_openrouter, add_tool):
@@ -118,6 +132,9 @@ def test_it_stops_the_same_assistant_text_three_times(chat, fake_openrouter, add
         "stop_reason",
     ]  # fmt: skip
     assert stop_of(run)["reason"] == "stuck_loop" and "same text 3 times" in stop_of(run)["detail"]
+    assert_timeline(run, ["ok", "ok"])  # the third answer's call never ran: the run stopped first
+    assert ChatMessage.objects.filter(run=run, role=Role.ASSISTANT, content="Let me check.").count() == 3
+    assert run.guardrails["rules"]["repeated_text"]["streak"] == 3 and run.guardrail_steers == 1
 
 
 def test_it_stops_after_k_steps_without_new_information(chat, fake_openrouter, add_tool, settings):
@@ -134,6 +151,8 @@ def test_it_stops_after_k_steps_without_new_information(chat, fake_openrouter, a
         "stop_reason",
     ]  # fmt: skip
     assert stop_of(run)["reason"] == "stuck_loop" and "3 steps in a row" in stop_of(run)["detail"]
+    assert_timeline(run, ["ok"] * 4)
+    assert run.guardrails["rules"]["no_new_info"]["streak"] == 3 and run.guardrail_steers == 1
 
 
 def crossings(run) -> list[tuple[str, int]]:
@@ -162,7 +181,7 @@ def test_it_tells_each_threshold_of_a_limit_once_as_usage_crosses_it(chat, fake_
          {"meter": "steps", "percent": 100, "used": 4, "limit": 4}],
     ]  # fmt: skip
     assert stop_of(run)["reason"] == "budget_exceeded"
-    assert ToolExecution.objects.filter(run=run, status="ok").count() == 2
+    assert_timeline(run, ["ok", "ok"])
 
 
 def test_it_tells_the_wall_time_thresholds_while_the_model_streams(chat, fake_openrouter):
@@ -204,7 +223,7 @@ def test_it_steers_blocks_and_stops_a_model_talking_to_itself_when_the_task_need
     assert len(notes) == 2 and "call the tool" in notes[0] and "must call one" in notes[1]
     assert (run.iterations, run.guardrail_steers, run.guardrail_blocks) == (4, 1, 1)
     assert run.guardrails["rules"]["no_tool_calls"] == {"streak": 4, "action": "stop", "fingerprint": ""}
-    assert ToolExecution.objects.filter(run=run).count() == 0
+    assert_timeline(run, [])
 
 
 def test_a_run_that_needs_tools_completes_once_it_called_one(chat, fake_openrouter, add_tool):
@@ -219,7 +238,7 @@ def test_a_run_that_needs_tools_completes_once_it_called_one(chat, fake_openrout
         "stop_reason",
     ]  # fmt: skip
     assert stop_of(run)["reason"] == "completed"
-    assert list(ToolExecution.objects.filter(run=run).values_list("tool", "status")) == [("status_of", "ok")]
+    assert_timeline(run, ["ok"])
 
 
 def test_a_run_in_a_mode_without_tools_needed_completes_on_a_plain_answer(chat, fake_openrouter, settings):
