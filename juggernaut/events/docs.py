@@ -30,8 +30,8 @@ step `status`, `token`, `tool_start` / `tool_result`, `budget` and `guardrails` 
 | `token` | `delta` (text, coalesced: about one event per 75 ms of streaming), `iteration` |
 | `tool_start` | `tool_call_id`, `name`, `args`, `needs_approval` |
 | `tool_result` | `tool_call_id`, `name`, `ok`, `output` (when ok) or `error`, `duration_ms` (null when it did not run: denied, blocked, unknown tool) |
-| `budget` | `steps`, `iterations`, `wall_seconds`, `cost_usd`, `retries`: each `{used, limit}` (after every model call and tool step) |
-| `guardrails` | `rule` (`repeated_failure`, `same_result`, `ping_pong`, `repeated_text`, `no_new_info`), `action` (`observe`, `steer`, `block`, `stop`), `fingerprint`, `streak`, `message` |
+| `budget` | `steps`, `iterations`, `wall_seconds`, `cost_usd`, `retries`: each `{used, limit}` (after every model call, failed call and tool step); `crossed` (when this change passed thresholds of `CHAT_BUDGET_THRESHOLDS`): `[{meter, percent, used, limit}]`, each crossing told once; wall-time crossings come in a `budget` event of their own |
+| `guardrails` | `rule` (`repeated_failure`, `same_result`, `ping_pong`, `repeated_text`, `no_new_info`, `no_tool_calls`, `model_error`), `action` (`observe`, `steer`, `block`, `stop`), `fingerprint`, `streak`, `message` |
 | `stop_reason` | `reason` (`completed`, `max_iterations`, `budget_exceeded`, `time_limit`, `stuck_loop`, `guardrail_blocked`, `length`, `content_filter`, `model_error`, `cancelled`, `interrupted`), `detail` (a sentence), `action` (what lets the work go on) |
 
 ### Mapping a chat run to AG-UI events
