@@ -198,6 +198,7 @@ class Loop:
                     return self._routing_stop(exc)
                 if finding.action != STOP and attempt >= settings.CHAT_MODEL_RETRIES:
                     finding.action, finding.stop_reason = STOP, StopReason.MODEL_ERROR
+                    self.guard.state["rules"]["model_error"]["action"] = STOP
                     finding.message = f"the call failed {attempt + 1} times in a row ({exc.message})."
                 if self._findings([finding]):
                     return Stop(StopReason.MODEL_ERROR, f"The model call failed and was not retried again: "

@@ -247,6 +247,24 @@ def test_it_stops_with_model_error_after_the_same_provider_error_passes_its_retr
     assert told == [("retries", 50), ("retries", 80), ("retries", 100)]  # 1, then 2 of 2 retries: each once
 
 
+def test_it_stops_when_one_call_keeps_failing_with_different_errors(chat, fake_openrouter, settings):
+    settings.CHAT_MODEL_RETRIES = 1
+    fake_openrouter.script(
+        Reply(text="abc", error_after=1, error_message="Provider disconnected"),
+        Reply(text="abc", error_after=1, error_message="Upstream overloaded"),
+    )
+    run = execute(send(chat))
+    assert sequence(run) == [
+        "run_started", *TEXT_CALL, "guardrails:model_error:block", "status:retrying", *TEXT_CALL,
+        "guardrails:model_error:stop", "stop_reason",
+    ]  # fmt: skip
+    stop = stop_of(run)
+    assert stop["reason"] == "model_error" and "failed 2 times in a row" in stop["detail"]
+    assert "Upstream overloaded" in stop["detail"] and len(run.budget.retries_used) == 2
+    assert run.guardrails["rules"]["model_error"]["action"] == "stop"
+    assert_timeline(run, [])
+
+
 def test_it_stops_with_length_and_content_filter_as_the_model_finished(chat, fake_openrouter):
     fake_openrouter.script(Reply(text="Cut", finish_reason="length"))
     assert stop_of(execute(send(chat)))["reason"] == "length"

@@ -68,6 +68,20 @@ def test_selection_takes_the_first_choice_and_keeps_the_fitting_fallbacks():
     assert body["models"] == selection.models and body["max_tokens"] == 8192
 
 
+def test_models_that_just_failed_for_the_caller_go_last_without_being_dropped():
+    selection = services.route_select("code", prompt_tokens=1000, avoid_models=["openai/gpt-4o"])
+    assert selection.models == ["anthropic/claude-sonnet-4", "openai/gpt-4o"]
+    assert selection.reason.startswith(
+        "anthropic/claude-sonnet-4: the code policy's first fallback that fits"
+    )
+    assert "(avoiding openai/gpt-4o after an error)" in selection.reason
+    # A policy with nothing else that fits still answers, with the model it has.
+    only = services.route_select(
+        "code", prompt_tokens=1000, avoid_models=["openai/gpt-4o", "anthropic/claude-sonnet-4"]
+    )
+    assert only.models == ["openai/gpt-4o", "anthropic/claude-sonnet-4"]
+
+
 def test_a_prompt_too_long_for_the_first_model_falls_back_to_a_larger_context():
     selection = services.route_select("deep_research", prompt_tokens=150_000)
     assert selection.model == "anthropic/claude-sonnet-4"
