@@ -60,7 +60,7 @@ CONVENTIONAL_MODULES = {
     "models", "admin", "apps", "urls", "views", "tests", "conftest", "settings", "wsgi", "asgi", "manage",
     "setup", "signals", "handlers", "receivers", "tasks", "checks", "context_processors", "middleware",
     "routing", "consumers", "tools", "api", "schemas", "forms", "serializers", "translation", "search_indexes",
-    "sitemaps", "feeds", "templatetags", "apps", "__main__", "noxfile", "fabfile", "conf", "celery", "lookups",
+    "sitemaps", "feeds", "templatetags", "__main__", "noxfile", "fabfile", "conf", "celery", "lookups",
     "converters", "panels", "urls_test", "test_settings", "__init__", "backends", "default_settings",
 }
 
@@ -260,10 +260,8 @@ def _templates(index: Index) -> list[Finding]:
         if parts[parts.index("templates") + 1] in ("admin", "registration", "django", "account", "socialaccount",
                                                     "rest_framework", "debug_toolbar", "ninja"):
             continue  # overrides of templates a framework renders by its own name
-        if re.search(r"_(list|detail|form|confirm_delete|archive\w*)\.html$", base):
-            confidence = 40  # the default name of a generic class-based view
-        else:
-            confidence = 75
+        # the default name of a generic class-based view is rendered without being named
+        confidence = 40 if re.search(r"_(list|detail|form|confirm_delete|archive\w*)\.html$", base) else 75
         findings.append(Finding(kind="stale", category="template", path=path, line=None, name=name,
                                 confidence=confidence,
                                 reason=f"template '{name}' is never rendered, included or extended"))

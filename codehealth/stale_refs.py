@@ -210,7 +210,7 @@ class _Collector(ast.NodeVisitor):
         self.class_stack.pop()
 
     def visit_Name(self, node: ast.Name) -> None:
-        if isinstance(node.ctx, ast.Load) or isinstance(node.ctx, ast.Del):
+        if isinstance(node.ctx, (ast.Load, ast.Del)):
             self.module.loads.add(node.id)
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
