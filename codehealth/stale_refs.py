@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist", ".mypy_cache",
-             ".ruff_cache", ".pytest_cache", "site-packages", ".next"}
+             ".ruff_cache", ".pytest_cache", "site-packages", ".next", "fixtures"}
 TEXT_SUFFIXES = {".html", ".txt", ".js", ".ts", ".tsx", ".jsx", ".md", ".cfg", ".toml", ".ini", ".yml",
                  ".yaml", ".json", ".xml", ".rst", ".j2", ".jinja"}
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
