@@ -55,6 +55,7 @@ REGISTERING_DECORATORS = ("receiver", "register", "admin.register", "admin.displ
                           "simple_tag", "inclusion_tag", "filter", "tag", "stringfilter", "deconstructible")
 HTTP_DECORATORS = {"get", "post", "put", "patch", "delete", "api_operation", "route", "websocket", "head",
                    "options", "register", "connect", "on"}
+SIDE_EFFECT_MODULES = {"signals", "receivers", "handlers", "checks", "admin", "models", "tasks", "hooks"}
 # Modules Django, pytest and packaging load by convention, not by import.
 CONVENTIONAL_MODULES = {
     "models", "admin", "apps", "urls", "views", "tests", "conftest", "settings", "wsgi", "asgi", "manage",
@@ -96,8 +97,10 @@ def _unused_imports(index: Index) -> list[Finding]:
         module = _module_by_path(index, d.path)
         if d.name in module.loads or d.name in module.all_names or (module.name, d.name) in index.from_imported:
             continue
-        if d.name == "_" or d.name.startswith("__"):
+        if d.name == "_" or d.name.startswith("__") or d.line in module.noqa_lines:
             continue
+        if d.imported_from.rsplit(".", 1)[-1] in SIDE_EFFECT_MODULES:
+            continue  # imported to connect receivers or register checks
         if d.path.endswith("conftest.py"):
             continue  # fixtures imported into a conftest are used by name in test arguments
         if d.path.endswith("__init__.py"):

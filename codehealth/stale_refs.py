@@ -40,6 +40,7 @@ class Module:
     all_names: set[str] = field(default_factory=set)
     strings: set[str] = field(default_factory=set)  # string literals of this module
     is_script: bool = False
+    noqa_lines: set[int] = field(default_factory=set)  # lines that silence the unused-import rule
 
 
 @dataclass
@@ -251,6 +252,8 @@ def build_index(root: Path) -> Index:
                 continue
             index.lines += source.count("\n") + 1
             module = Module(path=rel, name=module_name(rel), tree=tree)
+            module.noqa_lines = {n for n, line in enumerate(source.splitlines(), 1)
+                                 if re.search(r"#\s*noqa(?!:)|#\s*noqa:[^#]*F401", line)}
             index.modules[module.name] = module
             index.by_path[rel] = module
             _Collector(index, module, file.name == "__init__.py").visit(tree)
