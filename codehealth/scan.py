@@ -26,6 +26,8 @@ def scan_path(path: Path | str, *, kinds: set[str] | list[str] | tuple[str, ...]
     names executed in the review period, when the caller knows them.
     """
     root = Path(path).resolve()
+    if not root.is_dir():
+        raise FileNotFoundError(f"not a directory: {path}")
     wanted = set(kinds or KINDS)
     unknown = wanted - set(KINDS)
     if unknown:
