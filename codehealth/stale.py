@@ -128,8 +128,10 @@ def _definition_finding(index: Index, d: Definition, tools: set[int]) -> Finding
         return None
     if index.referenced(name):
         return None
-    if id(d) in tools or _is_framework_module(d.path):
+    if id(d) in tools or "migrations" in d.path.split("/"):
         return None
+    if name == "Command" and "commands" in d.path.split("/"):
+        return None  # a management command, run by its module's name
     test_path = _is_test_path(d.path)
     if test_path and (name.startswith(("test", "Test", "pytest_")) or d.category == "method"):
         return None

@@ -257,6 +257,8 @@ def build_index(root: Path) -> Index:
             index.modules[module.name] = module
             index.by_path[rel] = module
             _Collector(index, module, file.name == "__init__.py").visit(tree)
+            for comment in re.findall(r"#\s*type:([^\n#]*)", source):  # PEP 484 type comments
+                module.loads.update(IDENT.findall(comment))
             for name in module.loads:
                 index.name_counts[name] = index.name_counts.get(name, 0) + 1
             index.text_words.update(module.all_names)

@@ -149,8 +149,8 @@ def plant(root: Path, rng: random.Random) -> tuple[list[tuple[str, str, str]], s
         if urlconfs:
             urls = urlconfs[rng.randrange(len(urlconfs))]
             with urls.open("a", encoding="utf-8") as f:
-                f.write(f"\n\nfrom django.urls import path as path_{tag}  # noqa: E402\n\n"
-                        f"urlpatterns += [path_{tag}('zz-{tag}/', lambda request: None, name='route-{tag}')]\n")
+                f.write(f"\n\nfrom django.urls import path  # noqa: E402,F811\n\n"
+                        f"urlpatterns += [path('zz-{tag}/', lambda request: None, name='route-{tag}')]\n")
             planted.append(("route", f"route-{tag}", urls.relative_to(root).as_posix()))
     return planted, new_files
 
