@@ -77,7 +77,7 @@ def _decorated_by(definition: Definition, prefixes: tuple[str, ...]) -> bool:
 def _is_test_path(path: str) -> bool:
     parts = path.split("/")
     return (any(p in ("tests", "test", "testing") for p in parts[:-1]) or parts[-1].startswith("test_")
-            or parts[-1].endswith("_test.py") or parts[-1] == "conftest.py")
+            or parts[-1].endswith("_test.py") or parts[-1] in ("conftest.py", "tests.py", "test.py"))
 
 
 def _is_framework_module(path: str) -> bool:
@@ -133,8 +133,9 @@ def _definition_finding(index: Index, d: Definition, tools: set[int]) -> Finding
     if name == "Command" and "commands" in d.path.split("/"):
         return None  # a management command, run by its module's name
     test_path = _is_test_path(d.path)
-    if test_path and (name.startswith(("test", "Test", "pytest_")) or d.category == "method"):
-        return None
+    if test_path and (name.startswith(("test", "Test", "pytest_")) or d.category == "method"
+                      or "Test" in name or any("Test" in b for b in d.bases)):
+        return None  # collected by the test runner
     if _decorated_by(d, REGISTERING_DECORATORS):
         return None
     if d.category == "method":
@@ -251,6 +252,8 @@ def _templates(index: Index) -> list[Finding]:
                 referenced.add(part)
     for text in index.text_blobs.values():
         referenced.update(_TEMPLATE_REF.findall(text))
+    prefixes = {s for s in index.strings if "/" in s and len(s) >= 4 and " " not in s and not s.startswith("/")
+                and not s.endswith((".html", ".txt", ".xml"))}
     findings = []
     for path in index.text_blobs:
         parts = path.split("/")
@@ -265,8 +268,11 @@ def _templates(index: Index) -> list[Finding]:
         if parts[parts.index("templates") + 1] in ("admin", "registration", "django", "account", "socialaccount",
                                                     "rest_framework", "debug_toolbar", "ninja"):
             continue  # overrides of templates a framework renders by its own name
-        # the default name of a generic class-based view is rendered without being named
-        confidence = 40 if re.search(r"_(list|detail|form|confirm_delete|archive\w*)\.html$", base) else 75
+        # the default name of a generic class-based view is rendered without being named, and a name
+        # built from a literal prefix (f"app/elements/{name}.html", prefix + "_message.txt") may be this one
+        computed = any(name.startswith(prefix) for prefix in prefixes)
+        generic = re.search(r"_(list|detail|form|confirm_delete|archive\w*)\.html$", base)
+        confidence = 40 if generic or computed else 75
         findings.append(Finding(kind="stale", category="template", path=path, line=None, name=name,
                                 confidence=confidence,
                                 reason=f"template '{name}' is never rendered, included or extended"))
