@@ -252,7 +252,7 @@ def _templates(index: Index) -> list[Finding]:
                 referenced.add(part)
     for text in index.text_blobs.values():
         referenced.update(_TEMPLATE_REF.findall(text))
-    prefixes = {s for s in index.strings if "/" in s and len(s) >= 4 and " " not in s and not s.startswith("/")
+    prefixes = {s for s in index.strings if "/" in s.rstrip("/") and len(s) >= 4 and " " not in s and not s.startswith("/")
                 and not s.endswith((".html", ".txt", ".xml"))}
     findings = []
     for path in index.text_blobs:
