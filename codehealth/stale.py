@@ -1,0 +1,345 @@
+"""Stale-code detection: a whole-program reference analysis of a checkout with ``ast``.
+
+A definition is stale when nothing in the project names it: no load or attribute in any Python file,
+no identifier in any string literal, template or frontend file. Framework entry points (Django hooks,
+registrations, migrations, management commands, test functions and fixtures) are never flagged.
+Each finding carries a confidence; ``scan_path`` reports those at or above ``MIN_CONFIDENCE``.
+"""
+
+import re
+from pathlib import Path
+
+from codehealth.findings import Finding
+from codehealth.stale_refs import Definition, Index, build_index
+
+MIN_CONFIDENCE = 60
+
+# Methods that frameworks call by name: Django, DRF, django-ninja, pytest, unittest, asyncio, logging.
+HOOKS = {
+    "ready", "save", "delete", "clean", "full_clean", "validate_unique", "get_queryset", "get_object",
+    "get_context_data", "get_form", "get_form_class", "get_form_kwargs", "get_success_url", "form_valid",
+    "form_invalid", "dispatch", "setup", "get", "post", "put", "patch", "head", "options", "trace",
+    "get_absolute_url", "natural_key", "get_by_natural_key", "handle", "add_arguments", "run_from_argv",
+    "execute", "check", "render", "value_from_datadict", "format_value", "get_context", "to_python",
+    "from_db_value", "get_prep_value", "get_db_prep_value", "deconstruct", "contribute_to_class",
+    "formfield", "db_type", "has_add_permission", "has_change_permission", "has_delete_permission",
+    "has_view_permission", "has_module_permission", "get_list_display", "get_readonly_fields",
+    "get_fieldsets", "get_urls", "changelist_view", "change_view", "add_view", "delete_view",
+    "save_model", "delete_model", "save_formset", "response_add", "response_change", "lookups",
+    "queryset", "choices", "get_template_names", "get_redirect_url", "process_request",
+    "process_response", "process_view", "process_exception", "process_template_response",
+    "authenticate", "get_user", "has_perm", "has_module_perms", "user_can_authenticate", "connect",
+    "disconnect", "receive", "receive_json", "websocket_connect", "websocket_receive",
+    "websocket_disconnect", "setUp", "tearDown", "setUpClass", "tearDownClass", "setUpTestData",
+    "asyncSetUp", "asyncTearDown", "emit", "filter", "format", "run", "close", "flush", "write",
+    "read", "readline", "as_view", "get_serializer", "get_serializer_class", "perform_create",
+    "perform_update", "perform_destroy", "create", "update", "validate", "to_representation",
+    "to_internal_value", "list", "retrieve", "destroy", "partial_update", "has_permission",
+    "has_object_permission", "get_paginated_response", "paginate_queryset", "serialize", "deserialize",
+    "get_prep_lookup", "as_sql", "resolve_expression", "get_urlpatterns", "urls", "label_from_instance",
+    "allow_migrate", "db_for_read", "db_for_write", "allow_relation", "get_params", "get_value",
+    "auth", "authenticate_header", "model_post_init", "model_dump", "get_fields", "get_initial",
+    "get_prefix", "get_success_message", "test_func", "handle_no_permission", "get_login_url",
+    "get_permission_required", "get_template", "get_template_sources", "get_contents", "load_template",
+    "parse_body", "parse_querydict", "authorize", "timeout", "teardown", "setup_method", "teardown_method", "setup_class", "teardown_class",
+}
+HOOK_PREFIXES = ("clean_", "test_", "visit_", "depart_", "do_", "validate_", "resolve_", "get_", "has_",
+                 "render_", "value_", "handle_", "on_", "pytest_", "assert", "process_", "should_")
+REGISTERING_DECORATORS = ("receiver", "register", "admin.register", "admin.display", "admin.action",
+                          "pytest.fixture", "fixture", "property", "cached_property", "route", "api.",
+                          "router.", "app.", "task", "shared_task", "hookimpl", "hook", "click.", "command",
+                          "validator", "field_validator", "model_validator", "root_validator",
+                          "setter", "getter", "deleter", "contextmanager", "asynccontextmanager",
+                          "overload", "abstractmethod", "singledispatch", "lru_cache", "cache",
+                          "staticmethod", "classmethod", "login_required", "require_", "csrf_",
+                          "simple_tag", "inclusion_tag", "filter", "tag", "stringfilter", "deconstructible")
+HTTP_DECORATORS = {"get", "post", "put", "patch", "delete", "api_operation", "route", "websocket", "head",
+                   "options", "register", "connect", "on"}
+SIDE_EFFECT_MODULES = {"signals", "receivers", "handlers", "checks", "admin", "models", "tasks", "hooks"}
+# Modules Django, pytest and packaging load by convention, not by import.
+CONVENTIONAL_MODULES = {
+    "models", "admin", "apps", "urls", "views", "tests", "conftest", "settings", "wsgi", "asgi", "manage",
+    "setup", "signals", "handlers", "receivers", "tasks", "checks", "context_processors", "middleware",
+    "routing", "consumers", "tools", "api", "schemas", "forms", "serializers", "translation", "search_indexes",
+    "sitemaps", "feeds", "templatetags", "__main__", "noxfile", "fabfile", "conf", "celery", "lookups",
+    "converters", "panels", "urls_test", "test_settings", "__init__", "backends", "default_settings",
+}
+
+
+def _decorated_by(definition: Definition, prefixes: tuple[str, ...]) -> bool:
+    for decorator in definition.decorators:
+        base = decorator.rsplit(".", 1)[-1]
+        if any(decorator == p or decorator.startswith(p) or base == p or base.startswith(p) for p in prefixes):
+            return True
+    return False
+
+
+def _is_test_path(path: str) -> bool:
+    parts = path.split("/")
+    return (any(p in ("tests", "test", "testing") for p in parts[:-1]) or parts[-1].startswith("test_")
+            or parts[-1].endswith("_test.py") or parts[-1] in ("conftest.py", "tests.py", "test.py"))
+
+
+def _is_framework_module(path: str) -> bool:
+    parts = path.split("/")
+    return "migrations" in parts or ("management" in parts and "commands" in parts) or "templatetags" in parts
+
+
+def _tool_names(index: Index) -> list[Definition]:
+    return [d for d in index.definitions if d.category == "function" and _decorated_by(d, ("tool",))]
+
+
+def _unused_imports(index: Index) -> list[Finding]:
+    findings = []
+    for d in index.definitions:
+        if d.category != "import":
+            continue
+        module = _module_by_path(index, d.path)
+        if d.name in module.loads or d.name in module.all_names or (module.name, d.name) in index.from_imported:
+            continue
+        if d.name == "_" or d.name.startswith("__") or d.line in module.noqa_lines:
+            continue
+        if d.imported_from.rsplit(".", 1)[-1] in SIDE_EFFECT_MODULES:
+            continue  # imported to connect receivers or register checks
+        if d.path.endswith("conftest.py"):
+            continue  # fixtures imported into a conftest are used by name in test arguments
+        if d.path.endswith("__init__.py"):
+            confidence, reason = 40, "imported in a package __init__ and not used there; may be a re-export"
+        elif d.name in index.text_words and d.name in _module_strings(index, module):
+            continue
+        else:
+            confidence, reason = 95, f"'{d.imported_from}' is imported but never used in this module"
+        findings.append(Finding(kind="stale", category="import", path=d.path, line=d.line, name=d.name,
+                                confidence=confidence, reason=reason, fixable=confidence >= 90))
+    return findings
+
+
+def _module_strings(index: Index, module) -> set[str]:
+    return {w for s in module.strings for w in re.findall(r"[A-Za-z_]\w*", s)}
+
+
+def _module_by_path(index: Index, path: str):
+    return index.by_path[path]
+
+
+def _definition_finding(index: Index, d: Definition, tools: set[int]) -> Finding | None:
+    name = d.name
+    if name.startswith("__") and name.endswith("__"):
+        return None
+    if index.referenced(name):
+        return None
+    if id(d) in tools or "migrations" in d.path.split("/"):
+        return None
+    if name == "Command" and "commands" in d.path.split("/"):
+        return None  # a management command, run by its module's name
+    test_path = _is_test_path(d.path)
+    if test_path and (name.startswith(("test", "Test", "pytest_")) or d.category == "method"
+                      or "Test" in name or any("Test" in b for b in d.bases)):
+        return None  # collected by the test runner
+    if _decorated_by(d, REGISTERING_DECORATORS):
+        return None
+    if d.category == "method":
+        if name in HOOKS or name.startswith(HOOK_PREFIXES) or _decorated_by(d, ("override",)):
+            return None
+        reason = f"method '{d.owner}.{name}' is never called or named anywhere in the project"
+        if d.bases:
+            reason += " (its class has a base class, which might call it by name)"
+        confidence = 60 if d.bases else 85
+        return Finding(kind="stale", category="method", path=d.path, line=d.line, name=f"{d.owner}.{name}",
+                       confidence=confidence, reason=reason)
+    if d.category == "function" and any(
+            dec.split("(")[0].rsplit(".", 1)[-1] in HTTP_DECORATORS for dec in d.decorators):
+        return None  # an API operation registered on a router
+    if d.category == "class" and (d.path.endswith("apps.py") or any("AppConfig" in b for b in d.bases)):
+        return None  # Django finds an app's config class by itself
+    if d.category == "class" and d.module.endswith("models") and name[:1].isupper():
+        # a model is alive through migrations and the ORM even when nothing names it
+        return None
+    category = d.category
+    if d.path.rsplit("/", 1)[-1] in ("views.py",) or "/views/" in d.path:
+        category = "view"
+    confidence = 70 if test_path else (85 if not name.startswith("_") else 90)
+    where = "function" if d.category == "function" else "class"
+    reason = f"{where} '{name}' is defined but never called, imported or named anywhere in the project"
+    if category == "view":
+        reason = f"view '{name}' is not routed by any URLconf nor referenced anywhere"
+    return Finding(kind="stale", category=category, path=d.path, line=d.line, name=name,
+                   confidence=confidence, reason=reason)
+
+
+def _unused_variables(index: Index) -> list[Finding]:
+    return [Finding(kind="stale", category="variable", path=d.path, line=d.line, name=d.name, confidence=75,
+                    reason=f"local variable '{d.name}' in '{d.owner}' is assigned but never read")
+            for d in index.definitions if d.category == "variable"]
+
+
+_PATH_CALL = re.compile(r"""\b(?:re_)?path\(\s*[rR]?["']([^"']*)["']\s*,(.*?)\)\s*,?\s*$""", re.M | re.S)
+_ROUTE_NAME = re.compile(r"""name\s*=\s*["']([\w\-.:]+)["']""")
+
+
+def _routes(index: Index) -> list[Finding]:
+    """Named URL routes whose name is never reversed, redirected to or used by a ``{% url %}`` tag."""
+    import ast
+
+    used_names: set[str] = set()
+    for text in index.text_blobs.values():
+        used_names.update(re.findall(r"""\{%\s*url\s+["']([\w\-.:]+)["']""", text))
+    for s in index.strings:
+        used_names.add(s.split(":")[-1])
+    findings = []
+    for module in index.modules.values():
+        if not module.path.endswith("urls.py"):
+            continue
+        route_literals: set[str] = set()
+        for node in ast.walk(module.tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id in ("path", "re_path", "url")):
+                continue
+            route = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+            name_kw = next((k.value.value for k in node.keywords if k.arg == "name"
+                            and isinstance(k.value, ast.Constant)), None)
+            if not name_kw or not isinstance(name_kw, str):
+                continue
+            route_literals.add(name_kw)
+            if _name_used_elsewhere(index, name_kw, module.path) or name_kw in _template_url_names(index):
+                continue
+            if route and _literal_path_used(index, str(route)):
+                continue
+            findings.append(Finding(
+                kind="stale", category="route", path=module.path, line=node.lineno, name=name_kw, confidence=70,
+                reason=f"URL route '{name_kw}' ({route!r}) is never reversed, redirected to or linked by "
+                       "{% url %} in code or templates"))
+    return findings
+
+
+def _template_url_names(index: Index) -> set[str]:
+    names = set()
+    for text in index.text_blobs.values():
+        for match in re.findall(r"""\{%\s*url\s+["']([\w\-.:]+)["']""", text):
+            names.add(match.split(":")[-1])
+    return names
+
+
+def _name_used_elsewhere(index: Index, route_name: str, urls_path: str) -> bool:
+    """The name as a string literal in any Python file other than the URLconf that defines it."""
+    for module in index.modules.values():
+        if module.path == urls_path:
+            continue
+        if route_name in module.strings or any(s.endswith(":" + route_name) for s in module.strings):
+            return True
+    return False
+
+
+def _literal_path_used(index: Index, route: str) -> bool:
+    literal = route.strip("^$").split("<")[0].split("(")[0].strip("/")
+    if len(literal) < 3:
+        return False
+    for path, text in index.text_blobs.items():
+        if f"/{literal}" in text and not path.endswith((".md", ".rst")):
+            return True
+    return False
+
+
+_TEMPLATE_REF = re.compile(r"""["']([\w\-./]+\.(?:html|txt|xml|j2|jinja|svg))["']""")
+
+
+def _templates(index: Index) -> list[Finding]:
+    """Templates that no view, include, extends or string literal names."""
+    referenced: set[str] = set()
+    for s in index.strings:
+        for part in re.split(r"[#\s]", s):
+            if part.endswith((".html", ".txt", ".xml", ".j2", ".jinja", ".svg")):
+                referenced.add(part)
+    for text in index.text_blobs.values():
+        referenced.update(_TEMPLATE_REF.findall(text))
+    prefixes = {s for s in index.strings if "/" in s.rstrip("/") and len(s) >= 4 and " " not in s and not s.startswith("/")
+                and not s.endswith((".html", ".txt", ".xml"))}
+    findings = []
+    for path in index.text_blobs:
+        parts = path.split("/")
+        if "templates" not in parts or not path.endswith((".html", ".txt", ".xml")):
+            continue
+        name = "/".join(parts[parts.index("templates") + 1:])
+        if name in referenced or any(r.endswith("/" + name) for r in referenced):
+            continue
+        base = parts[-1]
+        if base in ("404.html", "500.html", "403.html", "400.html", "403_csrf.html", "base.html", "base_site.html"):
+            continue
+        if parts[parts.index("templates") + 1] in ("admin", "registration", "django", "account", "socialaccount",
+                                                    "rest_framework", "debug_toolbar", "ninja"):
+            continue  # overrides of templates a framework renders by its own name
+        # the default name of a generic class-based view is rendered without being named, and a name
+        # built from a literal prefix (f"app/elements/{name}.html", prefix + "_message.txt") may be this one
+        computed = any(name.startswith(prefix) for prefix in prefixes)
+        generic = re.search(r"_(list|detail|form|confirm_delete|archive\w*)\.html$", base)
+        confidence = 40 if generic or computed else 75
+        findings.append(Finding(kind="stale", category="template", path=path, line=None, name=name,
+                                confidence=confidence,
+                                reason=f"template '{name}' is never rendered, included or extended"))
+    return findings
+
+
+def _files(index: Index) -> list[Finding]:
+    """Python modules that nothing imports and nothing names in a string (dotted path, app label)."""
+    imported: set[str] = set()
+    for module in index.modules.values():
+        for target in module.imports:
+            parts = target.split(".")
+            imported.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    dotted_strings = {s for s in index.strings if "." in s or "/" in s}
+    findings = []
+    for module in index.modules.values():
+        stem = module.path.rsplit("/", 1)[-1][:-3]
+        if module.name in imported or module.is_script or stem in CONVENTIONAL_MODULES:
+            continue
+        if _is_test_path(module.path) or _is_framework_module(module.path) or module.path.count("/") == 0:
+            continue
+        if any(module.name in s or s.startswith(module.name) for s in dotted_strings) or (
+                stem in index.text_words and any(stem in s for s in index.strings)):
+            continue
+        if any(f"{module.name}:" in text or module.path in text for text in index.text_blobs.values()):
+            continue  # an entry point in pyproject.toml, a Procfile, a Makefile
+        findings.append(Finding(kind="stale", category="file", path=module.path, line=None, name=module.name,
+                                confidence=65, reason=f"module '{module.name}' is imported by nothing and named "
+                                                      "by no setting, string or config file"))
+    return findings
+
+
+def stale_tools(index: Index, called: set[str] | None) -> list[Finding]:
+    """Functions registered with ``@tool``; with ``called`` (names seen in tool executions for N days)
+    every tool outside it is stale, without it only tools nothing else in the project names."""
+    findings = []
+    for d in _tool_names(index):
+        if called is not None:
+            if d.name in called:
+                continue
+            confidence, reason = 85, f"tool '{d.name}' is registered but was never called in the period"
+        else:
+            if index.referenced(d.name):
+                continue
+            confidence = 60
+            reason = (f"tool '{d.name}' is registered but nothing in the project names it; "
+                      "its execution history was not consulted")
+        findings.append(Finding(kind="stale", category="tool", path=d.path, line=d.line, name=d.name,
+                                confidence=confidence, reason=reason))
+    return findings
+
+
+def find_stale(root: Path | str, *, called_tools: set[str] | None = None,
+               min_confidence: int = MIN_CONFIDENCE, index: Index | None = None) -> list[Finding]:
+    """Every stale item of the checkout at ``root`` with at least ``min_confidence``.
+
+    ``called_tools``: names of tools executed in the period under review (from ``tool_executions``);
+    None when that history is not available.
+    """
+    index = index or build_index(Path(root))
+    tools = {id(d) for d in _tool_names(index)}
+    findings = _unused_imports(index) + _unused_variables(index)
+    for d in index.definitions:
+        if d.category in ("function", "class", "method"):
+            finding = _definition_finding(index, d, tools)
+            if finding:
+                findings.append(finding)
+    findings += _routes(index) + _templates(index) + _files(index) + stale_tools(index, called_tools)
+    findings = [f for f in findings if f.confidence >= min_confidence]
+    return sorted(findings, key=lambda f: (f.path, f.line or 0, f.category, f.name))
