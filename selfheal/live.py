@@ -1,0 +1,55 @@
+"""What the Overview and the Self-Heal page say: the last diagnosis, its age, its worst finding."""
+
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from juggernaut.areas import Action, AreaStatus
+from juggernaut.timefmt import duration_text
+from selfheal import services
+from selfheal.models import Execution
+
+GROUPS = ("critical", "warning", "info")
+
+
+def selfheal_area_status() -> AreaStatus:
+    last = services.last_diagnosis()
+    diagnose = Action("Diagnose", post="/selfheal/diagnose/")
+    if last is None:
+        return AreaStatus("idle", "No diagnosis yet.", actions=[diagnose])
+    age = duration_text(timezone.now() - last.started_at)
+    findings = last.report.get("findings", [])
+    worst = last.worst()
+    breaker = services.breaker_state()
+    detail = f"Auto-heal stopped: {breaker}." if breaker else ""
+    if not findings:
+        return AreaStatus("ok", f"Last diagnosis {age} ago: all {len(last.report.get('checks', []))} checks clean.",
+                          detail=detail, actions=[diagnose])  # fmt: skip
+    top = findings[0]
+    state = {"critical": "error", "warning": "warn"}.get(worst, "ok")
+    critical = sum(f["severity"] == "critical" for f in findings)
+    return AreaStatus(state, f"Last diagnosis {age} ago: {top['title']}", detail=detail,
+                      actions=[Action("Open Self-Heal", href="/selfheal/"), diagnose], attention=critical)  # fmt: skip
+
+
+def context() -> dict:
+    last = services.last_diagnosis()
+    findings = last.report.get("findings", []) if last else []
+    return {
+        "last": last,
+        "groups": [(g, [f for f in findings if f["severity"] == g]) for g in GROUPS],
+        "history": list(Execution.objects.exclude(kind=Execution.Kind.DIAGNOSE)[:15]),
+        "breaker": services.breaker_state(),
+    }
+
+
+def render_fragments() -> str:
+    ctx = context() | {"oob": True}
+    return render_to_string("selfheal/_report.html", ctx) + render_to_string("selfheal/_history.html", ctx)
+
+
+def render_events(envelopes: list[dict]) -> str:
+    steps = [e for e in envelopes if e["type"] == "step"]
+    progress = render_to_string("selfheal/_progress.html", {"steps": [e["data"] for e in steps], "oob": True})
+    if any(e["type"].endswith("_finished") for e in envelopes):
+        return progress + render_fragments()
+    return progress
