@@ -110,26 +110,28 @@ def diagnose_run(*, trigger: str = "operator", actor: str = "", now: datetime | 
     return _finish(execution, status=Execution.Status.SUCCEEDED, report=report, steps=report["checks"])
 
 
-def _hour_usage(now: datetime) -> tuple[int, int]:
-    """(runs, rows touched) by repairs and auto-heal in the last hour (dry runs change nothing)."""
+def _hour_usage(now: datetime, *, exclude: int | None = None) -> tuple[int, int]:
+    """(auto-heal runs, rows touched by any repair) in the last hour, not counting run ``exclude``
+    (dry runs change nothing)."""
     recent = Execution.objects.filter(
         kind__in=[Execution.Kind.REPAIR, Execution.Kind.AUTO_HEAL], dry_run=False,
         started_at__gte=now - timedelta(hours=1),
-    )  # fmt: skip
+    ).exclude(pk=exclude)  # fmt: skip
     rows = recent.aggregate(n=Sum("touched"))["n"] or 0
     return recent.filter(kind=Execution.Kind.AUTO_HEAL).count(), rows
 
 
-def breaker_state(*, now: datetime | None = None) -> str:
+def breaker_state(*, now: datetime | None = None, exclude: int | None = None) -> str:
     """Why auto-heal must not run now, in words; empty when it may."""
     now = now or timezone.now()
-    runs, rows = _hour_usage(now)
+    runs, rows = _hour_usage(now, exclude=exclude)
     if runs >= settings.SELFHEAL_MAX_RUNS_PER_HOUR:
         return f"{runs} auto-heal runs in the last hour (limit {settings.SELFHEAL_MAX_RUNS_PER_HOUR})"
     if rows >= settings.SELFHEAL_MAX_ROWS_PER_HOUR:
         return f"{rows} rows touched in the last hour (limit {settings.SELFHEAL_MAX_ROWS_PER_HOUR})"
     last = (
         Execution.objects.filter(kind=Execution.Kind.AUTO_HEAL, dry_run=False, started_at__gte=now - timedelta(hours=1))
+        .exclude(pk=exclude)
         .exclude(status=Execution.Status.RUNNING)
         .exclude(steps__0__name="circuit_breaker")
         .first()
@@ -184,7 +186,7 @@ def repair_run(
     execution = Execution.objects.create(kind=kind, trigger=trigger, actor=actor, dry_run=dry_run)
     publish(TOPIC, f"{kind}_started", {"id": execution.pk, "message": f"{kind.replace('_', '-')} started"})
     if auto:
-        why = breaker_state(now=now)
+        why = breaker_state(now=now, exclude=execution.pk)
         if why:
             step = {"name": "circuit_breaker", "status": "open", "output": why, "touched": 0}
             publish(TOPIC, "breaker_open", {"id": execution.pk, "message": f"auto-heal stopped: {why}"})
@@ -198,7 +200,7 @@ def repair_run(
     targets = {k for k, f in zip(before["keys"], before["findings"], strict=True)
                if f["action"] and f["action"]["name"] in chosen}  # fmt: skip
     caps = _playbook_caps(chosen)
-    _, rows_hour = _hour_usage(now or timezone.now())
+    _, rows_hour = _hour_usage(now or timezone.now(), exclude=execution.pk)
     budget = min(settings.SELFHEAL_MAX_ROWS_PER_RUN, max(settings.SELFHEAL_MAX_ROWS_PER_HOUR - rows_hour, 0))
     steps, touched, failed = [], 0, 0
     for name in chosen:
