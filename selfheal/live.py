@@ -34,7 +34,10 @@ def selfheal_area_status() -> AreaStatus:
 def context() -> dict:
     last = services.last_diagnosis()
     findings = last.report.get("findings", []) if last else []
+    latest = services.last_execution()
     return {
+        "progress_run": latest,
+        "progress_steps": latest.steps if latest else [],
         "last": last,
         "groups": [(g, [f for f in findings if f["severity"] == g]) for g in GROUPS],
         "history": list(Execution.objects.exclude(kind=Execution.Kind.DIAGNOSE)[:15]),
@@ -42,14 +45,20 @@ def context() -> dict:
     }
 
 
+def render_progress() -> str:
+    """The latest run's steps so far (each check or action as it finishes)."""
+    latest = services.last_execution()
+    return render_to_string("selfheal/_progress.html", {"run": latest, "steps": latest.steps if latest else [],
+                                                        "oob": True})  # fmt: skip
+
+
 def render_fragments() -> str:
     ctx = context() | {"oob": True}
-    return render_to_string("selfheal/_report.html", ctx) + render_to_string("selfheal/_history.html", ctx)
+    return (render_progress() + render_to_string("selfheal/_report.html", ctx)
+            + render_to_string("selfheal/_history.html", ctx))  # fmt: skip
 
 
 def render_events(envelopes: list[dict]) -> str:
-    steps = [e for e in envelopes if e["type"] == "step"]
-    progress = render_to_string("selfheal/_progress.html", {"steps": [e["data"] for e in steps], "oob": True})
     if any(e["type"].endswith("_finished") for e in envelopes):
-        return progress + render_fragments()
-    return progress
+        return render_fragments()
+    return render_progress()

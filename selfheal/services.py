@@ -50,7 +50,7 @@ def _check_names() -> list[str]:
     return sorted(checks)
 
 
-def checks_run(names: list[str] | None = None, *, now: datetime | None = None) -> dict:
+def checks_run(names: list[str] | None = None, *, now: datetime | None = None, on_result=None) -> dict:
     """The report ``{findings, checks}``: each check concurrently, each bounded by its timeout."""
     checks, _ = registry_load()
     now = now or timezone.now()
@@ -74,6 +74,8 @@ def checks_run(names: list[str] | None = None, *, now: datetime | None = None) -
             status, error = "error", exc.__class__.__name__
         elapsed = int((time.monotonic() - started) * 1000)
         results.append({"name": name, "status": status, "duration_ms": elapsed} | ({"error": error} if error else {}))
+        if on_result:
+            on_result(results)
     pool.shutdown(wait=False, cancel_futures=True)
     findings.sort(key=lambda f: SEVERITY_ORDER[f.severity])
     return {"findings": as_plain(findings), "checks": results, "keys": [f.key for f in findings]}
@@ -104,9 +106,12 @@ def diagnose_run(*, trigger: str = "operator", actor: str = "", now: datetime | 
     """Run the diagnosis and record it as an execution (its report inline)."""
     execution = Execution.objects.create(kind=Execution.Kind.DIAGNOSE, trigger=trigger, actor=actor)
     publish(TOPIC, "diagnose_started", {"id": execution.pk, "message": "diagnosis started"})
-    report = checks_run(now=now)
-    for c in report["checks"]:
-        publish(TOPIC, "step", {"id": execution.pk, **c})
+
+    def progress(results: list[dict]) -> None:
+        Execution.objects.filter(pk=execution.pk).update(steps=results)
+        publish(TOPIC, "step", {"id": execution.pk, **results[-1]})
+
+    report = checks_run(now=now, on_result=progress)
     return _finish(execution, status=Execution.Status.SUCCEEDED, report=report, steps=report["checks"])
 
 
@@ -257,5 +262,10 @@ def execution_get(execution_id: int) -> Execution:
     return execution
 
 
+def last_execution() -> Execution | None:
+    return Execution.objects.first()
+
+
 def last_diagnosis() -> Execution | None:
-    return Execution.objects.filter(kind=Execution.Kind.DIAGNOSE).exclude(status=Execution.Status.RUNNING).first()
+    """The newest finished run that diagnosed: a diagnosis, or a repair's verification."""
+    return Execution.objects.exclude(status=Execution.Status.RUNNING).exclude(dry_run=True).exclude(report={}).first()
