@@ -14,7 +14,6 @@ Nothing asserts about time; it prints its figures.
 import json
 import os
 import sys
-import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
