@@ -4,7 +4,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import F, Min
+from django.db.models import Count, F, Min
 
 from juggernaut.engine import services
 from juggernaut.engine.models import EngineState, Status, Task, Worker
@@ -56,9 +56,9 @@ def workers_check(now: datetime) -> list[Finding]:
             code=f"silent:{w.name}",
         ))  # fmt: skip
     pending = Task.objects.filter(status__in=[Status.PENDING, Status.BLOCKED])
-    groups = Counter(
-        (kind, tuple(sorted(req or []))) for kind, req in pending.values_list("kind", "required_capabilities")[:5000]
-    )
+    groups: Counter = Counter()
+    for row in pending.values("kind", "required_capabilities").annotate(n=Count("id")).order_by():
+        groups[(row["kind"], tuple(sorted(row["required_capabilities"] or [])))] += row["n"]
     if groups and not live:
         n = sum(groups.values())
         found.append(Finding(
