@@ -34,10 +34,12 @@ REPAIR_PLAYBOOK = "RepairCommonIssues"
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
 
-def _in_thread(func, now: datetime):
-    """Run a check on its own connection, closed afterwards (threads do not share Django's)."""
+def _in_thread(func, now: datetime) -> tuple[list[Finding], int]:
+    """Run a check on its own connection, closed afterwards (threads do not share Django's); its
+    findings and its own duration in ms."""
+    started = time.monotonic()
     try:
-        return func(now)
+        return func(now), int((time.monotonic() - started) * 1000)
     finally:
         connection.close()
 
@@ -63,16 +65,16 @@ def checks_run(names: list[str] | None = None, *, now: datetime | None = None, o
     for name, future in futures.items():
         timeout = checks[name].timeout or settings.SELFHEAL_CHECK_TIMEOUT_SECONDS
         try:
-            found = future.result(timeout=max(0.0, started + timeout - time.monotonic()))
+            found, elapsed = future.result(timeout=max(0.0, started + timeout - time.monotonic()))
             status = "finding" if found else "ok"
             findings += found
             error = ""
         except FutureTimeout:
-            status, error = "timeout", f"no answer within {timeout:g} s"
+            status, error, elapsed = "timeout", f"no answer within {timeout:g} s", int(timeout * 1000)
         except Exception as exc:  # a broken check is a result, not a crash of the diagnosis
             log.exception("self-heal check %s failed", name)
             status, error = "error", exc.__class__.__name__
-        elapsed = int((time.monotonic() - started) * 1000)
+            elapsed = int((time.monotonic() - started) * 1000)
         results.append({"name": name, "status": status, "duration_ms": elapsed} | ({"error": error} if error else {}))
         if on_result:
             on_result(results)

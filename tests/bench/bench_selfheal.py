@@ -172,7 +172,7 @@ def main() -> None:
         print(f"diagnosis ({len(statuses)} checks, fakes answering after {SLOW_SECONDS} s):")
         print(f"  concurrent  p50 {pct(concurrent, .5) * 1000:7.0f} ms  p95 {pct(concurrent, .95) * 1000:7.0f} ms")
         print(f"  sequential  p50 {pct(serial, .5) * 1000:7.0f} ms  p95 {pct(serial, .95) * 1000:7.0f} ms  (peer)")
-        print("  each check's finish time in the concurrent run, p50 (ms): "
+        print("  each check's own time in the concurrent run, p50 (ms): "
               + ", ".join(f"{n} {pct(v, .5):.0f}" for n, v in sorted(checks.items())))  # fmt: skip
         print(f"  statuses: {statuses}; {before} findings")
         ex = services.repair_run(actor="bench")
