@@ -13,7 +13,7 @@ GROUPS = ("critical", "warning", "info")
 
 def selfheal_area_status() -> AreaStatus:
     last = services.last_diagnosis()
-    diagnose = Action("Diagnose", post="/selfheal/diagnose/")
+    diagnose = Action("Open Self-Heal to diagnose", href="/selfheal/")
     if last is None:
         return AreaStatus("idle", "No diagnosis yet.", actions=[diagnose])
     age = duration_text(timezone.now() - last.started_at)
@@ -28,7 +28,7 @@ def selfheal_area_status() -> AreaStatus:
     state = {"critical": "error", "warning": "warn"}.get(worst, "ok")
     critical = sum(f["severity"] == "critical" for f in findings)
     return AreaStatus(state, f"Last diagnosis {age} ago: {top['title']}", detail=detail,
-                      actions=[Action("Open Self-Heal", href="/selfheal/"), diagnose], attention=critical)  # fmt: skip
+                      actions=[Action("Open Self-Heal", href="/selfheal/")], attention=critical)  # fmt: skip
 
 
 def context() -> dict:
