@@ -2,7 +2,8 @@
 
 An installed app plugs in by having a module of a known name: ``api.py`` (a ninja ``router``, mounted
 at ``/api/<app label>``), ``handlers.py`` (engine task handlers, registered as it is imported),
-``tools.py`` (chat tools). ``app_modules(name)`` imports them with Django's ``autodiscover_modules``,
+``tools.py`` (chat tools), ``selfheal.py`` (self-heal checks and safe actions, see
+``juggernaut.healing``). ``app_modules(name)`` imports them with Django's ``autodiscover_modules``,
 the way the admin finds ``admin.py``, so the core never names a feature app.
 """
 
@@ -14,7 +15,7 @@ from django.utils.module_loading import autodiscover_modules, module_has_submodu
 
 # Every extension point; ``app_modules`` finds only these, so adding one is a change here, not a new
 # name some caller invents.
-EXTENSION_MODULES = ("api", "handlers", "tools")
+EXTENSION_MODULES = ("api", "handlers", "tools", "selfheal")
 
 
 def app_modules(name: str) -> list[tuple[AppConfig, ModuleType]]:

@@ -1,6 +1,6 @@
 """The django-q2 schedules, declared once; ``manage.py sync_schedules`` makes the database match."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.utils import timezone
@@ -15,6 +15,7 @@ class Declared:
     minutes: int | None = None
     cron: str | None = None
     enabled_setting: str | None = None  # a FEATURE_APPS key
+    minutes_setting: str | None = None  # the interval is this setting, read at sync; 0 switches it off
 
 
 PREFIX = "hq:"
@@ -46,13 +47,28 @@ SCHEDULES: list[Declared] = [
         enabled_setting="logscrawler",
     ),
     Declared("hq:logs-prune", "logscrawler.tasks.logs_prune", Schedule.DAILY, enabled_setting="logscrawler"),
+    Declared(
+        "hq:selfheal-auto",
+        "selfheal.tasks.auto_heal",
+        Schedule.MINUTES,
+        enabled_setting="selfheal",
+        minutes_setting="SELFHEAL_AUTO_MINUTES",
+    ),
 ]
 
 
 def declared() -> list[Declared]:
-    return [
-        d for d in SCHEDULES if not d.enabled_setting or settings.FEATURE_APPS.get(d.enabled_setting, True)
-    ]
+    found = []
+    for d in SCHEDULES:
+        if d.enabled_setting and not settings.FEATURE_APPS.get(d.enabled_setting, True):
+            continue
+        if d.minutes_setting:
+            minutes = getattr(settings, d.minutes_setting)
+            if minutes <= 0:
+                continue
+            d = replace(d, minutes=minutes)
+        found.append(d)
+    return found
 
 
 def schedules_sync() -> dict[str, list[str]]:

@@ -371,6 +371,17 @@ HTTP_MAX_RETRIES = envint("HTTP_MAX_RETRIES", 3)
 DEFAULT_EXCEPTION_REPORTER_FILTER = "juggernaut.redaction.SecretsFilter"
 DEFAULT_EXCEPTION_REPORTER = "juggernaut.redaction.SecretsReporter"
 # LLM routing (routing app): OpenRouter or any OpenAI-compatible server.
+# Self-heal: diagnosis, bounded repairs and the auto-heal schedule (0: off until the operator turns it on).
+SELFHEAL_AUTO_MINUTES = envint("SELFHEAL_AUTO_MINUTES", 0)
+SELFHEAL_CHECK_TIMEOUT_SECONDS = envfloat("SELFHEAL_CHECK_TIMEOUT_SECONDS", 3.0)
+SELFHEAL_MAX_ROWS_PER_RUN = envint("SELFHEAL_MAX_ROWS_PER_RUN", 500)
+SELFHEAL_MAX_ROWS_PER_HOUR = envint("SELFHEAL_MAX_ROWS_PER_HOUR", 2000)
+SELFHEAL_MAX_RUNS_PER_HOUR = envint("SELFHEAL_MAX_RUNS_PER_HOUR", 6)
+SELFHEAL_EVENT_BACKLOG = envint("SELFHEAL_EVENT_BACKLOG", 200_000)
+SELFHEAL_STALE_PAUSE_HOURS = envint("SELFHEAL_STALE_PAUSE_HOURS", 24)
+# GitHub's REST API; empty: the reachability check says "not configured".
+GITHUB_API_URL = env("GITHUB_API_URL", "")
+
 OPENROUTER_BASE_URL = env("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
 OPENROUTER_API_KEY = env("OPENROUTER_API_KEY")
 OPENROUTER_APP_URL = env("OPENROUTER_APP_URL", "https://github.com/juggernaut-hq")  # sent as HTTP-Referer

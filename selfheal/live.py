@@ -1,0 +1,64 @@
+"""What the Overview and the Self-Heal page say: the last diagnosis, its age, its worst finding."""
+
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from juggernaut.areas import Action, AreaStatus
+from juggernaut.timefmt import duration_text
+from selfheal import services
+from selfheal.models import Execution
+
+GROUPS = ("critical", "warning", "info")
+
+
+def selfheal_area_status() -> AreaStatus:
+    last = services.last_diagnosis()
+    diagnose = Action("Open Self-Heal to diagnose", href="/selfheal/")
+    if last is None:
+        return AreaStatus("idle", "No diagnosis yet.", actions=[diagnose])
+    age = duration_text(timezone.now() - last.started_at)
+    findings = last.report.get("findings", [])
+    worst = last.worst()
+    breaker = services.breaker_state()
+    detail = f"Auto-heal stopped: {breaker}." if breaker else ""
+    if not findings:
+        return AreaStatus("ok", f"Last diagnosis {age} ago: all {len(last.report.get('checks', []))} checks clean.",
+                          detail=detail, actions=[diagnose])  # fmt: skip
+    top = findings[0]
+    state = {"critical": "error", "warning": "warn"}.get(worst, "ok")
+    critical = sum(f["severity"] == "critical" for f in findings)
+    return AreaStatus(state, f"Last diagnosis {age} ago: {top['title']}", detail=detail,
+                      actions=[Action("Open Self-Heal", href="/selfheal/")], attention=critical)  # fmt: skip
+
+
+def context() -> dict:
+    last = services.last_diagnosis()
+    findings = last.report.get("findings", []) if last else []
+    latest = services.last_execution()
+    return {
+        "progress_run": latest,
+        "progress_steps": latest.steps if latest else [],
+        "last": last,
+        "groups": [(g, [f for f in findings if f["severity"] == g]) for g in GROUPS],
+        "history": list(Execution.objects.exclude(kind=Execution.Kind.DIAGNOSE)[:15]),
+        "breaker": services.breaker_state(),
+    }
+
+
+def render_progress() -> str:
+    """The latest run's steps so far (each check or action as it finishes)."""
+    latest = services.last_execution()
+    return render_to_string("selfheal/_progress.html", {"run": latest, "steps": latest.steps if latest else [],
+                                                        "oob": True})  # fmt: skip
+
+
+def render_fragments() -> str:
+    ctx = context() | {"oob": True}
+    return (render_progress() + render_to_string("selfheal/_report.html", ctx)
+            + render_to_string("selfheal/_history.html", ctx))  # fmt: skip
+
+
+def render_events(envelopes: list[dict]) -> str:
+    if any(e["type"].endswith("_finished") for e in envelopes):
+        return render_fragments()
+    return render_progress()

@@ -1,0 +1,58 @@
+from typing import Literal
+
+from ninja import Field, Schema
+
+
+class FixOut(Schema):
+    kind: Literal["safe", "manual"]
+    name: str
+    description: str
+
+
+class FindingOut(Schema):
+    check: str
+    severity: Literal["critical", "warning", "info"]
+    title: str
+    evidence: dict
+    action: FixOut | None
+
+
+class CheckOut(Schema):
+    name: str
+    status: Literal["ok", "finding", "timeout", "error"]
+    duration_ms: int
+
+
+class DiagnosisOut(Schema):
+    id: int
+    status: str
+    duration_ms: int
+    findings: list[FindingOut] = Field(..., alias="report.findings")
+    checks: list[CheckOut] = Field(..., alias="report.checks")
+
+
+class StepOut(Schema):
+    name: str
+    status: str
+    output: str
+    touched: int
+
+
+class VerificationOut(Schema):
+    fixed: list[FindingOut] = []
+    remaining: list[FindingOut] = []
+    new: list[FindingOut] = []
+
+
+class ExecutionOut(Schema):
+    id: int
+    kind: str
+    status: Literal["running", "succeeded", "partial", "failed"]
+    dry_run: bool
+    steps: list[StepOut]
+    verification: VerificationOut
+
+
+class RepairIn(Schema):
+    actions: list[str] | None = Field(None, max_length=20)
+    dry_run: bool = False
