@@ -7,6 +7,7 @@ shape. Sessions are their owner's, as in the JSON API: anyone else's is a 404.
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
@@ -19,7 +20,20 @@ from routing.models import Policy
 
 
 def _refused(request: HttpRequest, exc: ChatError) -> HttpResponse:
+    if request.htmx:  # htmx swaps nothing on a 4xx: the flash line says why (the form page gets the 4xx)
+        return HttpResponse(
+            render_to_string("juggernaut/_flash.html", {"error": f"Refused: {exc.message}", "oob": True})
+        )
     return refusal_response(request, exc)
+
+
+def _done(request: HttpRequest, session_id: int, ok: str) -> HttpResponse:
+    """Back to the session; from htmx, a flash line plus the fresh fragments (the socket redraws the rest)."""
+    if not request.htmx:
+        return redirect("chat:session", session_id=session_id)
+    session = services.ChatSession.objects.get(pk=session_id)
+    flash = render_to_string("juggernaut/_flash.html", {"ok": ok, "oob": True})
+    return HttpResponse(flash + live.render_fragments(session))
 
 
 @operator_required
@@ -61,10 +75,10 @@ def session_create(request: HttpRequest) -> HttpResponse:
 def message_send(request: HttpRequest, session_id: int) -> HttpResponse:
     try:
         session = services.session_get(request.user, session_id)
-        services.message_send(session, content=request.POST.get("content", ""), user=request.user)
+        run = services.message_send(session, content=request.POST.get("content", ""), user=request.user)
     except ChatError as exc:
         return _refused(request, exc)
-    return redirect("chat:session", session_id=session.pk)
+    return _done(request, session.pk, f"Sent: run {run.pk} started.")
 
 
 @operator_required
@@ -72,10 +86,10 @@ def message_send(request: HttpRequest, session_id: int) -> HttpResponse:
 def run_stop(request: HttpRequest, run_id: int) -> HttpResponse:
     try:
         run = services.run_get(request.user, run_id)
-        services.run_stop(run, user=request.user, actor=actor_of(request.user))
+        run = services.run_stop(run, user=request.user, actor=actor_of(request.user))
     except ChatError as exc:
         return _refused(request, exc)
-    return redirect("chat:session", session_id=run.session_id)
+    return _done(request, run.session_id, f"Stop asked: run {run.pk} stops within a second.")
 
 
 @operator_required
@@ -90,7 +104,7 @@ def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
                              user=request.user, actor=actor_of(request.user))  # fmt: skip
     except ChatError as exc:
         return _refused(request, exc)
-    return redirect("chat:session", session_id=run.session_id)
+    return _done(request, run.session_id, "Approved." if approve == "1" else "Denied.")
 
 
 @operator_required
@@ -98,7 +112,7 @@ def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_resume(request: HttpRequest, run_id: int) -> HttpResponse:
     try:
         run = services.run_get(request.user, run_id)
-        services.run_resume(run, user=request.user)
+        new = services.run_resume(run, user=request.user)
     except ChatError as exc:
         return _refused(request, exc)
-    return redirect("chat:session", session_id=run.session_id)
+    return _done(request, run.session_id, f"Resumed in run {new.pk}.")
