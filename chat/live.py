@@ -17,7 +17,8 @@ from routing.live import key_state
 
 PAGE_PREFIX = "chat-"
 FRAGMENTS = ["status", "messages", "timeline", "budget", "whyidle", "controls", "guardrails"]
-TIMELINE_RUNS = 5  # the timeline shows the tool executions of the session's latest runs
+TIMELINE_RUNS = 5
+ANSWERING = (Phase.CALLING_MODEL, Phase.WAITING_FIRST_TOKEN, Phase.STREAMING)  # a message is being written  # the timeline shows the tool executions of the session's latest runs
 
 
 def page_name(session_id: int) -> str:
@@ -126,8 +127,9 @@ def context(session: ChatSession, *, now=None, upto_seq: int | None = None) -> d
         "session": session,
         "run": run,
         "running": run is not None and run.is_active,
-        "messages": messages,
+        "conversation": messages,
         "streaming": streaming_text(run, upto_seq),
+        "answering": run is not None and run.is_active and run.phase in ANSWERING,
         "executions": executions,
         "waiting": waiting,
         "meters": meters(budget),
