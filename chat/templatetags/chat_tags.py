@@ -1,6 +1,8 @@
 """Assistant messages as sanitised Markdown: the model's text is untrusted, so the HTML Markdown makes
 of it goes through an allow-list (nh3) before it reaches the page."""
 
+import json
+
 import markdown as md
 import nh3
 from django import template
@@ -18,3 +20,9 @@ def markdown(text: str | None) -> str:
     clean = nh3.clean(html, tags=TAGS, attributes={"a": {"href", "title"}}, url_schemes={"http", "https", "mailto"},
                       link_rel="noopener noreferrer nofollow")  # fmt: skip
     return mark_safe(clean)  # sanitised by nh3 just above
+
+
+@register.filter
+def pretty_json(value) -> str:
+    """A tool's arguments or result as the model sent or received them (JSON, indented)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
