@@ -7,8 +7,9 @@ class ChatConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from chat import overview, runs
+        from chat import live, overview, runs
         from juggernaut import events, hq
 
-        hq.area_register("chat", overview.chat_area_status)
+        hq.area_register("chat", overview.chat_area_status, url_name="chat:index")
+        live.register()
         events.topic_guard_register("chat.run.", runs.run_topic_readable)

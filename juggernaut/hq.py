@@ -91,9 +91,36 @@ class FragmentRenderer:
     resync: Callable[[], str] | None = None
     page: str | None = None  # the page (nav key) whose fragments these are; None: every page
     timed: Callable[[], str] | None = None  # fragments that can change by the clock alone
+    # A family of pages and topics: ``topic`` and ``page`` are prefixes (``chat.run.``, ``chat-``) and
+    # every callable gets the page's name as its last argument (``render(envelopes, page)``).
+    family: bool = False
+
+    def serves(self, page: str | None) -> bool:
+        if self.family:
+            return bool(page and self.page and page.startswith(self.page))
+        return self.page is None or self.page == page
+
+    def for_topic(self, topic: str) -> bool:
+        return topic.startswith(self.topic) if self.family else topic == self.topic
 
 
 FRAGMENTS: dict[str, list[FragmentRenderer]] = {}
+# Pages that follow topics of their own (a chat session's runs): page prefix -> topics(user, page).
+PAGE_TOPICS: dict[str, Callable[[object, str], list[str]]] = {}
+
+
+def page_topics_register(prefix: str, topics: Callable[[object, str], list[str]]) -> None:
+    """Let the pages named ``prefix…`` follow topics that depend on the page and its viewer (call from
+    ``ready``). The HQ websocket asks again whenever an event arrives on another of its topics, so a
+    page starts following a new run as soon as the run is announced."""
+    PAGE_TOPICS[prefix] = topics
+
+
+def page_topics(user, page: str | None) -> list[str]:
+    for prefix, topics in PAGE_TOPICS.items():
+        if page and page.startswith(prefix):
+            return topics(user, page)
+    return []
 
 
 def fragments_register(
@@ -103,6 +130,7 @@ def fragments_register(
     resync: Callable[[], str] | None = None,
     page: str | None = None,
     timed: Callable[[], str] | None = None,
+    family: bool = False,
 ) -> None:
     """Let an app re-render its own page's fragments for events on ``topic`` (call from ``ready``).
 
@@ -111,15 +139,20 @@ def fragments_register(
     for another page's queries. ``resync()`` returns the same fragments in their current state,
     sent on every (re)connect. ``timed()`` returns the fragments whose truth can change by time
     alone (a worker falling silent); open pages re-render them every ``HQ_REFRESH_SECONDS``.
+    With ``family``, ``topic`` and ``page`` are prefixes and each callable also gets the page's name.
     """
     FRAGMENTS.setdefault(topic, [])
     FRAGMENTS[topic] = [r for r in FRAGMENTS[topic] if r.render is not render] + [
-        FragmentRenderer(topic, render, resync, page, timed)
+        FragmentRenderer(topic, render, resync, page, timed, family)
     ]
 
 
 def _renderers(topic: str, page: str | None) -> list[FragmentRenderer]:
-    return [r for r in FRAGMENTS.get(topic, []) if r.page is None or r.page == page]
+    return [r for r in FRAGMENTS.get(topic, []) if r.serves(page)]
+
+
+def _call(r: FragmentRenderer, fn: Callable, page: str | None, *args) -> Callable[[], str]:
+    return (lambda: fn(*args, page)) if r.family else (lambda: fn(*args))
 
 
 def _fragments_safe(call: Callable[[], str], topic: str) -> str:
@@ -131,7 +164,7 @@ def _fragments_safe(call: Callable[[], str], topic: str) -> str:
 
 
 def live_topics() -> list[str]:
-    topics = {ACTIVITY_TOPIC} | set(FRAGMENTS)
+    topics = {ACTIVITY_TOPIC} | {t for t, rs in FRAGMENTS.items() if not all(r.family for r in rs)}
     for area in AREAS.values():
         topics.update(area.topics)
     return sorted(topics)
@@ -171,7 +204,7 @@ def render_resync(page: str | None = OVERVIEW) -> str:
             render_to_string("juggernaut/_activity.html", {"events": recent_activity(), "oob": True})
         )
     for topic in FRAGMENTS:
-        parts += [_fragments_safe(r.resync, topic) for r in _renderers(topic, page) if r.resync]
+        parts += [_fragments_safe(_call(r, r.resync, page), topic) for r in _renderers(topic, page) if r.resync]
     return "".join(parts)
 
 
@@ -179,7 +212,7 @@ def render_timed(page: str | None = OVERVIEW) -> str:
     """The fragments of ``page`` that can change with the clock alone (no event announces them)."""
     parts = [render_lines()] if page == OVERVIEW else []
     for topic in FRAGMENTS:
-        parts += [_fragments_safe(r.timed, topic) for r in _renderers(topic, page) if r.timed]
+        parts += [_fragments_safe(_call(r, r.timed, page), topic) for r in _renderers(topic, page) if r.timed]
     return "".join(parts)
 
 
@@ -193,9 +226,8 @@ def render_events(envelopes: list[dict], page: str | None = OVERVIEW) -> str:
         items = feed_items(list(reversed(envelopes[-ACTIVITY_LIMIT:])))
         parts.append(render_to_string("juggernaut/_activity_items.html", {"events": items}))
     for topic in FRAGMENTS:
-        mine = [e for e in envelopes if e["topic"] == topic]
-        if mine:
-            parts += [
-                _fragments_safe(lambda r=r, m=mine: r.render(m), topic) for r in _renderers(topic, page)
-            ]
+        for r in _renderers(topic, page):
+            mine = [e for e in envelopes if r.for_topic(e["topic"])]
+            if mine:
+                parts.append(_fragments_safe(_call(r, r.render, page, mine), topic))
     return "".join(parts)

@@ -23,4 +23,5 @@ urlpatterns = [
     path("routing/", include("routing.urls")),
     path("logs/", include("logscrawler.urls")),
     path("selfheal/", include("selfheal.urls")),
+    path("chat/", include("chat.urls")),
 ]

@@ -248,11 +248,15 @@ class HQConsumer(SubscribingConsumer):
             return
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         self.page = (query.get("page") or [hq.OVERVIEW])[0][:40]
-        self.topics = hq.live_topics()
+        self.user = principal.user
+        own = await database_sync_to_async(self._page_topics)()
+        self.topics = hq.live_topics() + [t for t in own if t not in hq.live_topics()]
         self.subscriber = EventSubscriber(self.channel_layer, self.channel_name, self._render)
         await self._accept_principal(principal)
         # Counters first, then the render: anything committed in between arrives as an event.
-        seqs = await database_sync_to_async(last_seqs)(self.topics)
+        # The page's own topics are replayed from their start: their fragments render from the database
+        # up to each replayed batch, so nothing between the page's render and this connect is lost.
+        seqs = await database_sync_to_async(last_seqs)([t for t in self.topics if t not in own])
         resync, timed = await database_sync_to_async(_connect_renders)(self.page)
         await self.send(text_data=resync)
         for topic in self.topics:
@@ -290,10 +294,23 @@ class HQConsumer(SubscribingConsumer):
                 last = key
                 await self.send(text_data=html)
 
+    def _page_topics(self) -> list[str]:
+        """The page's own topics (a chat session's runs), each checked against the viewer."""
+        return [t for t in hq.page_topics(self.user, self.page) if topic_readable(self.user, t)]
+
+    async def _follow_page_topics(self) -> None:
+        """Subscribe to page topics that appeared since (a run started in the page's session)."""
+        for topic in await database_sync_to_async(self._page_topics)():
+            if topic not in self.subscriber.sent:
+                await self.subscriber.subscribe(topic, 0)
+
     async def _render(self, envelopes: list[dict]) -> None:
         html = await SharedRenders.of_running_loop().html(self.page, envelopes)
         if html:
             await self.send(text_data=html)
+        own = any(self.page.startswith(prefix) for prefix in hq.PAGE_TOPICS)
+        if own and envelopes and envelopes[0]["topic"] in hq.live_topics():
+            await self._follow_page_topics()
 
 
 def _ageless(html: str) -> str:

@@ -9,7 +9,7 @@ from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["/", "/engine/", "/settings/", "/areas/chat/", "/admin/", "/admin/auth/user/", "/api/docs"]
+PAGES = ["/", "/engine/", "/settings/", "/areas/chat/", "/chat/", "/admin/", "/admin/auth/user/", "/api/docs"]
 
 
 def watch(page) -> list[str]:
