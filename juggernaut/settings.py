@@ -359,6 +359,19 @@ LOGS_5XX_MIN_REQUESTS = envint("LOGS_5XX_MIN_REQUESTS", 20)
 # "SECRET" in the name hides it on debug pages (Django masks such settings).
 LOGS_ALERT_WEBHOOK_SECRET_URL = env("LOGS_ALERT_WEBHOOK_URL")
 
+# Code health (codehealth/): GitHub's REST API and the scans, reports and auto-PRs built on it.
+GITHUB_API_URL = env("GITHUB_API_URL", "https://api.github.com")
+GITHUB_TOKEN = env("GITHUB_TOKEN")  # a secret: sent only as a header, never in URLs, pages or logs
+# A rate-limit wait longer than this is not slept through: the call fails, retryable, with its reset time.
+GITHUB_MAX_WAIT_SECONDS = envint("GITHUB_MAX_WAIT_SECONDS", 60)
+GITHUB_MAX_PAGES = envint("GITHUB_MAX_PAGES", 20)
+# Artifact downloads: the zip itself, and what it may unpack to (a zip bomb stops at the cap).
+GITHUB_ARTIFACT_MAX_BYTES = envint("GITHUB_ARTIFACT_MAX_BYTES", 50 * 1024 * 1024)
+GITHUB_ARTIFACT_MAX_UNZIPPED_BYTES = envint("GITHUB_ARTIFACT_MAX_UNZIPPED_BYTES", 200 * 1024 * 1024)
+CODEHEALTH_MAX_OPEN_PRS = envint("CODEHEALTH_MAX_OPEN_PRS", 3)
+CODEHEALTH_CLONE_TIMEOUT_SECONDS = envint("CODEHEALTH_CLONE_TIMEOUT_SECONDS", 300)
+CODEHEALTH_CLONE_DIR = env("CODEHEALTH_CLONE_DIR", str(BASE_DIR / "var" / "codehealth"))
+
 # API tokens: bearer tokens are shown once and stored as a SHA-256 hash.
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
 
