@@ -368,7 +368,10 @@ GITHUB_MAX_PAGES = envint("GITHUB_MAX_PAGES", 20)
 # Artifact downloads: the zip itself, and what it may unpack to (a zip bomb stops at the cap).
 GITHUB_ARTIFACT_MAX_BYTES = envint("GITHUB_ARTIFACT_MAX_BYTES", 50 * 1024 * 1024)
 GITHUB_ARTIFACT_MAX_UNZIPPED_BYTES = envint("GITHUB_ARTIFACT_MAX_UNZIPPED_BYTES", 200 * 1024 * 1024)
+GITHUB_CLONE_URL = env("GITHUB_CLONE_URL", "https://github.com")  # where repositories are cloned from
 CODEHEALTH_MAX_OPEN_PRS = envint("CODEHEALTH_MAX_OPEN_PRS", 3)
+# Stale findings at least this sure become stale_code_items for review.
+CODEHEALTH_STALE_MIN_CONFIDENCE = envint("CODEHEALTH_STALE_MIN_CONFIDENCE", 80)
 CODEHEALTH_CLONE_TIMEOUT_SECONDS = envint("CODEHEALTH_CLONE_TIMEOUT_SECONDS", 300)
 CODEHEALTH_CLONE_DIR = env("CODEHEALTH_CLONE_DIR", str(BASE_DIR / "var" / "codehealth"))
 
