@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from codehealth.checkout import repository_checkout
 from codehealth.errors import CodehealthError
@@ -124,6 +125,16 @@ def _bucket(row: CodeFinding | Finding) -> str | None:
     if row.kind == "stale" and row.confidence < settings.CODEHEALTH_STALE_MIN_CONFIDENCE:
         return None  # not sure enough to count against anyone
     return row.kind
+
+
+def scan_request(repository: Repository) -> None:
+    """Queue a scan on the jobs process (a clone can take minutes: never in a web request)."""
+    transaction.on_commit(
+        lambda: async_task(
+            "codehealth.tasks.repository_scan", repository.pk, task_name=f"codehealth-scan-{repository.pk}"
+        )
+    )
+    publish(TOPIC, "scan_queued", {"repository_id": repository.pk})
 
 
 def repository_scan(

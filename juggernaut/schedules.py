@@ -46,6 +46,10 @@ SCHEDULES: list[Declared] = [
         enabled_setting="logscrawler",
     ),
     Declared("hq:logs-prune", "logscrawler.tasks.logs_prune", Schedule.DAILY, enabled_setting="logscrawler"),
+    Declared("hq:codehealth-scans", "codehealth.tasks.scans_due", Schedule.HOURLY, enabled_setting="codehealth"),
+    Declared(
+        "hq:codehealth-weekly-report", "codehealth.tasks.reports_weekly", Schedule.WEEKLY, enabled_setting="codehealth"
+    ),
 ]
 
 

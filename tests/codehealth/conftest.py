@@ -13,7 +13,7 @@ def github():
 
 
 @pytest.fixture
-def client(github, settings):
+def gh(github, settings):
     """A client of the fake whose pauses are recorded in ``client.waits`` instead of slept."""
     settings.GITHUB_API_URL = github.url
     settings.GITHUB_TOKEN = TOKEN

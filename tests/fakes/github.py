@@ -107,8 +107,12 @@ class FakeGitHub:
         """The next request hits the secondary rate limit."""
         self._secondary.append(retry_after)
 
-    def file_at(self, branch: str, path: str) -> bytes | None:
-        tree = self.trees[self.commits[self.refs[f"heads/{branch}"]]["tree"]]
+    def file_at(self, ref: str, path: str) -> bytes | None:
+        """A file's bytes at a branch or commit sha; None when the ref or the file is unknown."""
+        sha = ref if ref in self.commits else self.refs.get(f"heads/{ref}")
+        if sha is None:
+            return None
+        tree = self.trees[self.commits[sha]["tree"]]
         entry = tree.get(path)
         return self.blobs[entry[1]] if entry else None
 
