@@ -22,4 +22,5 @@ urlpatterns = [
     path("engine/", include("juggernaut.engine.urls")),
     path("routing/", include("routing.urls")),
     path("logs/", include("logscrawler.urls")),
+    path("codehealth/", include("codehealth.urls")),
 ]
