@@ -23,9 +23,10 @@ def score_chart(repository: Repository) -> dict:
     return chart_build(
         f"Score of {repository.name}, last {len(scans) or TREND_SCANS} scans",
         labels=[s.started_at.strftime("%d %b") for s in scans],
+        # bars first, so the score's line is drawn over them
         series=[
-            Series("score", "0-100", [s.score or 0 for s in scans], kind="line"),
             Series("open findings", "findings", [s.findings_count for s in scans], axis="right"),
+            Series("score", "0-100", [s.score or 0 for s in scans], kind="line"),
         ],
     )
 
