@@ -1,12 +1,17 @@
 """The Code Health page's read models and the Overview's code-health line."""
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.db.models import Q
+from django.utils import timezone
 
 from codehealth.models import ContractViolation, Repository, ReviewStatus, Scan, ScanStatus
 from juggernaut.areas import AreaStatus
 from juggernaut.charts import Series, chart_build
 
 TREND_SCANS = 20
+STUCK_AFTER = timedelta(minutes=30)
 
 
 def latest_scans(repositories) -> dict[int, Scan]:
@@ -39,6 +44,15 @@ def codehealth_area_status(repositories=None) -> AreaStatus:
         return AreaStatus("idle", "No repository is registered: nothing is analysed.",
                           "Add one with POST /api/codehealth/repositories or in the admin.")  # fmt: skip
     latest = latest_scans(repositories)
+    # a scan is bounded by its clone's timeout plus the analysis; one still "running" long after that
+    # was cut off (the jobs process stopped) and will never finish by itself
+    cutoff = timezone.now() - timedelta(seconds=settings.CODEHEALTH_CLONE_TIMEOUT_SECONDS) - STUCK_AFTER
+    stuck = Scan.objects.filter(repository__in=repositories, status=ScanStatus.RUNNING, started_at__lt=cutoff)
+    if stuck.exists():
+        scan = stuck.select_related("repository").first()
+        return AreaStatus("warn", f"A scan of {scan.repository.name} started long ago and never finished.",
+                          "Check that the jobs process is up (manage.py qcluster), then press Scan now.",
+                          attention=stuck.count())  # fmt: skip
     failed = [r for r in repositories if r.pk in latest and latest[r.pk].status == ScanStatus.FAILED]
     if failed:
         scan = latest[failed[0].pk]

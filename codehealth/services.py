@@ -149,6 +149,8 @@ def repository_scan(
             findings = (analyse or _default_analyse)(path)
     except CodehealthError as exc:
         return _scan_failed(scan, exc.message)
+    except ImportError as exc:
+        return _scan_failed(scan, f"the analysers are not installed ({exc.name or 'codehealth.scan'})")
     except (OSError, ValueError, UnicodeError, SyntaxError) as exc:  # an analyser tripping over a checkout
         return _scan_failed(scan, f"the analysis failed: {exc.__class__.__name__}")
     scan.commit_sha = sha

@@ -87,6 +87,13 @@ def test_the_overview_line_tells_the_worst_first(repository):
     assert failed and area.status().state == "error" and "git clone failed" in area.status().text
 
 
+def test_a_scan_cut_off_mid_way_is_not_a_calm_line(repository):
+    scan(repository, UNUSED)
+    Scan.objects.create(repository=repository, started_at=timezone.now() - timedelta(hours=2))
+    status = AREAS["codehealth"].status()
+    assert status.state == "warn" and "never finished" in status.text and "qcluster" in status.detail
+
+
 def test_no_repository_is_an_honest_idle_line(db):
     status = AREAS["codehealth"].status()
     assert status.state == "idle" and "No repository" in status.text

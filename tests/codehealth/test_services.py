@@ -102,6 +102,15 @@ def test_a_failing_analyser_is_a_failed_scan_not_a_crash(repository):
     assert scan.status == ScanStatus.FAILED and "SyntaxError" in scan.error
 
 
+def test_missing_analysers_are_a_failed_scan_that_says_so(repository, monkeypatch):
+    def missing(path):
+        raise ModuleNotFoundError("No module named 'codehealth.scan'", name="codehealth.scan")
+
+    monkeypatch.setattr(services, "_default_analyse", missing)
+    scan = services.repository_scan(repository)
+    assert scan.status == ScanStatus.FAILED and "analysers are not installed (codehealth.scan)" in scan.error
+
+
 def test_a_vanished_local_path_is_a_failed_scan(repository, checkout_dir):
     subprocess.run(["rm", "-rf", str(checkout_dir)], check=True)
     scan = services.repository_scan(repository, analyse=analyser())
