@@ -8,7 +8,16 @@ from dataclasses import asdict, dataclass, field
 
 KINDS = ("stale", "lint", "contract", "dependency")
 STALE_CATEGORIES = (
-    "import", "variable", "function", "class", "method", "route", "view", "template", "file", "tool",
+    "import",
+    "variable",
+    "function",
+    "class",
+    "method",
+    "route",
+    "view",
+    "template",
+    "file",
+    "tool",
 )
 
 

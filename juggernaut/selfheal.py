@@ -1,9 +1,8 @@
-"""The core's self-heal checks (database, jobs cluster and schedules, GitHub reachability) and actions."""
+"""The core's self-heal checks (database, jobs cluster and schedules) and actions."""
 
 import time
 from datetime import datetime, timedelta
 
-import requests
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.migrations.executor import MigrationExecutor
@@ -11,7 +10,6 @@ from django_q.models import Schedule
 
 from juggernaut import schedules, services
 from juggernaut.healing import Finding, Fix, Outcome, action, check
-from juggernaut.http import http_session
 from juggernaut.models import Event
 from juggernaut.timefmt import duration_text
 
@@ -84,33 +82,6 @@ def jobs_check(now: datetime) -> list[Finding]:
                              {"schedules": stopped},
                              Fix.safe("restart_schedules", "Put the declared schedules back."), code="stopped"))  # fmt: skip
     return found
-
-
-@check("github")
-def github_check(now: datetime) -> list[Finding]:
-    """GitHub's API reachable at GITHUB_API_URL, with rate-limit headroom."""
-    base = settings.GITHUB_API_URL.rstrip("/")
-    if not base:
-        return [Finding("github", "info", "GitHub is not configured.", {},
-                        Fix.manual("GITHUB_API_URL", "Set it to reach GitHub (code health needs it)."),
-                        code="not_configured")]  # fmt: skip
-    try:
-        response = http_session(timeout=settings.SELFHEAL_CHECK_TIMEOUT_SECONDS, max_retries=0).get(
-            f"{base}/rate_limit"
-        )
-    except requests.RequestException as exc:
-        return [Finding("github", "critical", f"GitHub is unreachable at {base}: {exc.__class__.__name__}.",
-                        {"base_url": base}, Fix.manual("GITHUB_API_URL", "Check the URL and the network."),
-                        code="unreachable")]  # fmt: skip
-    remaining = response.headers.get("X-RateLimit-Remaining")
-    if response.status_code >= 500:
-        return [Finding("github", "critical", f"GitHub answers {response.status_code}.", {"base_url": base},
-                        Fix.manual("https://www.githubstatus.com", "Wait for GitHub."), code="unreachable")]  # fmt: skip
-    if remaining is not None and remaining.isdigit() and int(remaining) < 50:
-        return [Finding("github", "warning", f"GitHub rate limit nearly spent ({remaining} left).",
-                        {"remaining": int(remaining)}, Fix.manual("GITHUB_TOKEN", "Wait for the reset."),
-                        code="rate_limit")]  # fmt: skip
-    return []
 
 
 @action("prune_events", touches="events", cap=1_000_000, reversible=False, auto=True)

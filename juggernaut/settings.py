@@ -359,6 +359,22 @@ LOGS_5XX_MIN_REQUESTS = envint("LOGS_5XX_MIN_REQUESTS", 20)
 # "SECRET" in the name hides it on debug pages (Django masks such settings).
 LOGS_ALERT_WEBHOOK_SECRET_URL = env("LOGS_ALERT_WEBHOOK_URL")
 
+# Code health (codehealth/): GitHub's REST API and the scans, reports and auto-PRs built on it.
+GITHUB_API_URL = env("GITHUB_API_URL", "https://api.github.com")
+GITHUB_TOKEN = env("GITHUB_TOKEN")  # a secret: sent only as a header, never in URLs, pages or logs
+# A rate-limit wait longer than this is not slept through: the call fails, retryable, with its reset time.
+GITHUB_MAX_WAIT_SECONDS = envint("GITHUB_MAX_WAIT_SECONDS", 60)
+GITHUB_MAX_PAGES = envint("GITHUB_MAX_PAGES", 20)
+# Artifact downloads: the zip itself, and what it may unpack to (a zip bomb stops at the cap).
+GITHUB_ARTIFACT_MAX_BYTES = envint("GITHUB_ARTIFACT_MAX_BYTES", 50 * 1024 * 1024)
+GITHUB_ARTIFACT_MAX_UNZIPPED_BYTES = envint("GITHUB_ARTIFACT_MAX_UNZIPPED_BYTES", 200 * 1024 * 1024)
+GITHUB_CLONE_URL = env("GITHUB_CLONE_URL", "https://github.com")  # where repositories are cloned from
+CODEHEALTH_MAX_OPEN_PRS = envint("CODEHEALTH_MAX_OPEN_PRS", 3)
+# Stale findings at least this sure become stale_code_items for review.
+CODEHEALTH_STALE_MIN_CONFIDENCE = envint("CODEHEALTH_STALE_MIN_CONFIDENCE", 80)
+CODEHEALTH_CLONE_TIMEOUT_SECONDS = envint("CODEHEALTH_CLONE_TIMEOUT_SECONDS", 300)
+CODEHEALTH_CLONE_DIR = env("CODEHEALTH_CLONE_DIR", str(BASE_DIR / "var" / "codehealth"))
+
 # API tokens: bearer tokens are shown once and stored as a SHA-256 hash.
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
 
@@ -379,8 +395,6 @@ SELFHEAL_MAX_ROWS_PER_HOUR = envint("SELFHEAL_MAX_ROWS_PER_HOUR", 2000)
 SELFHEAL_MAX_RUNS_PER_HOUR = envint("SELFHEAL_MAX_RUNS_PER_HOUR", 6)
 SELFHEAL_EVENT_BACKLOG = envint("SELFHEAL_EVENT_BACKLOG", 200_000)
 SELFHEAL_STALE_PAUSE_HOURS = envint("SELFHEAL_STALE_PAUSE_HOURS", 24)
-# GitHub's REST API; empty: the reachability check says "not configured".
-GITHUB_API_URL = env("GITHUB_API_URL", "")
 
 OPENROUTER_BASE_URL = env("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
 OPENROUTER_API_KEY = env("OPENROUTER_API_KEY")

@@ -24,4 +24,5 @@ urlpatterns = [
     path("logs/", include("logscrawler.urls")),
     path("selfheal/", include("selfheal.urls")),
     path("chat/", include("chat.urls")),
+    path("codehealth/", include("codehealth.urls")),
 ]

@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from codehealth.models import Repository
 from juggernaut.models import Event
 from juggernaut.tools import acting_as, tool_spec
 from logscrawler.models import ErrorFingerprint, ErrorMinute, LogService
@@ -39,10 +40,10 @@ def test_it_queues_an_investigation_for_a_new_error_and_verifies():
     assert ex.status == "succeeded" and ex.verification["targets_remaining"] == []
 
 
-def test_it_finds_github_unreachable_or_not_configured(settings):
-    settings.GITHUB_API_URL = ""
-    assert services.checks_run(["github"])["findings"][0]["title"] == "GitHub is not configured."
+def test_it_finds_github_unreachable_or_not_configured(settings, alice):
     settings.GITHUB_API_URL = "http://127.0.0.1:9"
+    assert services.checks_run(["github"])["findings"][0]["title"] == "GitHub is not configured."
+    Repository.objects.create(name="acme/shop", github_owner="acme", github_name="shop", owner=alice)
     found = services.checks_run(["github"])["findings"][0]
     assert found["severity"] == "critical" and "unreachable" in found["title"]
 

@@ -1,0 +1,86 @@
+from django.contrib import admin
+
+from codehealth.models import (
+    AutoPullRequest,
+    CodeFinding,
+    CodeHealthReport,
+    ContractViolation,
+    Repository,
+    Scan,
+    StaleCodeItem,
+)
+
+
+@admin.register(Repository)
+class RepositoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "github_owner", "github_name", "local_path", "default_branch", "scan_every_days",
+                    "owner", "last_scanned_at"]  # fmt: skip
+    search_fields = ["name", "github_owner", "github_name"]
+    readonly_fields = ["last_scanned_at", "created_at"]
+
+
+@admin.register(Scan)
+class ScanAdmin(admin.ModelAdmin):
+    """What each scan found; a record of what happened, so nobody edits it."""
+
+    list_display = [
+        "repository",
+        "status",
+        "score",
+        "findings_count",
+        "new_count",
+        "fixed_count",
+        "started_at",
+    ]
+    list_filter = ["status", "repository"]
+    date_hierarchy = "started_at"
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(CodeFinding)
+class CodeFindingAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "kind",
+        "category",
+        "path",
+        "line",
+        "confidence",
+        "fixable",
+        "repository",
+        "fixed_scan",
+    ]
+    list_filter = ["kind", "fixable", "repository"]
+    search_fields = ["name", "path", "reason"]
+    readonly_fields = ["fingerprint", "first_scan", "last_scan", "fixed_scan", "task"]
+
+
+@admin.register(StaleCodeItem)
+class StaleCodeItemAdmin(admin.ModelAdmin):
+    list_display = ["name", "category", "path", "line", "confidence", "status", "repository"]
+    list_filter = ["status", "category", "repository"]
+    search_fields = ["name", "path"]
+    readonly_fields = ["finding"]
+
+
+@admin.register(ContractViolation)
+class ContractViolationAdmin(admin.ModelAdmin):
+    list_display = ["category", "method", "endpoint", "frontend_path", "backend_path", "status", "repository"]
+    list_filter = ["status", "category", "repository"]
+    readonly_fields = ["finding"]
+
+
+@admin.register(CodeHealthReport)
+class CodeHealthReportAdmin(admin.ModelAdmin):
+    list_display = ["repository", "week_start", "score", "previous_score", "new_count", "fixed_count",
+                    "dependencies_audited", "prs_opened"]  # fmt: skip
+    list_filter = ["repository"]
+
+
+@admin.register(AutoPullRequest)
+class AutoPullRequestAdmin(admin.ModelAdmin):
+    list_display = ["repository", "number", "title", "status", "branch", "created_at"]
+    list_filter = ["status", "repository"]
+    readonly_fields = ["number", "url", "branch", "commit_sha", "changes", "body"]

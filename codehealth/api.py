@@ -1,0 +1,108 @@
+"""The code health JSON API, mounted at ``/api/codehealth``: repositories, scans, findings, reports,
+tasks per finding and auto-PRs.
+
+Scopes: ``write`` to register repositories, ask for scans, create tasks and open auto-PRs; ``read``
+for listings. Each caller sees only the repositories it registered (an admin sees all); anyone
+else's is a 404, as if it did not exist. A signed-in session has every scope.
+"""
+
+from django.http import HttpRequest
+from ninja import Query, Router, Status
+
+from codehealth import autopr, schemas, services
+from codehealth.errors import CodehealthError
+from codehealth.models import CodeFinding, Repository
+from juggernaut.auth import require_scope
+from juggernaut.schemas import DbId
+
+router = Router(tags=["codehealth"])
+
+
+def _repository(request: HttpRequest, scope: str, repository_id: int) -> Repository:
+    """The one scoped lookup: the caller's repository, or 404."""
+    principal = require_scope(request, scope)
+    repository = Repository.objects.for_user(principal.user).filter(pk=repository_id).first()
+    if repository is None:
+        raise CodehealthError("not_found", f"no repository {repository_id}", status=404)
+    return repository
+
+
+@router.get("/repositories", response=list[schemas.RepositoryOut])
+def repositories_list(request):
+    """The caller's repositories."""
+    principal = require_scope(request, "read")
+    return Repository.objects.for_user(principal.user)
+
+
+@router.post("/repositories", response={201: schemas.RepositoryOut})
+def repositories_create(request, payload: schemas.RepositoryIn):
+    """Register a repository: `github` (owner/name) or `local_path` (an absolute directory)."""
+    principal = require_scope(request, "write")
+    repository = services.repository_create(principal.user, **payload.dict())
+    return Status(201, repository)
+
+
+@router.get("/repositories/{repository_id}", response=schemas.RepositoryOut)
+def repositories_detail(request, repository_id: DbId):
+    return _repository(request, "read", repository_id)
+
+
+@router.post("/repositories/{repository_id}/scans", response={202: schemas.ScanQueuedOut})
+def scans_request(request, repository_id: DbId):
+    """Queue a scan (the jobs process clones and analyses); its progress arrives on the `codehealth` topic."""
+    repository = _repository(request, "write", repository_id)
+    services.scan_request(repository)
+    return Status(202, {"repository_id": repository.pk, "queued": True})
+
+
+@router.get("/repositories/{repository_id}/scans", response=list[schemas.ScanOut])
+def scans_list(request, repository_id: DbId):
+    """The latest 50 scans, newest first."""
+    return _repository(request, "read", repository_id).scans.all()[:50]
+
+
+@router.get("/repositories/{repository_id}/findings", response=list[schemas.FindingOut])
+def findings_list(request, repository_id: DbId, query: Query[schemas.FindingsQuery]):
+    """Findings of the repository: open (default), fixed or all, optionally of one kind."""
+    rows = CodeFinding.objects.filter(repository=_repository(request, "read", repository_id))
+    if query.kind:
+        rows = rows.filter(kind=query.kind)
+    if query.state == "open":
+        rows = rows.filter(fixed_scan__isnull=True)
+    elif query.state == "fixed":
+        rows = rows.filter(fixed_scan__isnull=False)
+    return rows[: query.limit]
+
+
+@router.get("/repositories/{repository_id}/reports", response=list[schemas.ReportOut])
+def reports_list(request, repository_id: DbId):
+    """Weekly reports, newest first (up to a year)."""
+    return _repository(request, "read", repository_id).reports.all()[:52]
+
+
+@router.get("/repositories/{repository_id}/pull-requests", response=list[schemas.PullRequestOut])
+def pull_requests_list(request, repository_id: DbId):
+    return _repository(request, "read", repository_id).pull_requests.all()[:100]
+
+
+@router.post("/repositories/{repository_id}/pull-requests", response={201: schemas.PullRequestOut})
+def pull_requests_open(request, repository_id: DbId):
+    """Open one auto-PR with the open mechanical fixes (at most `CODEHEALTH_MAX_OPEN_PRS` open at once)."""
+    repository = _repository(request, "write", repository_id)
+    return Status(201, autopr.pull_request_open(repository))
+
+
+@router.post("/findings/{finding_id}/task", response={200: schemas.TaskOut, 201: schemas.TaskOut})
+def findings_task(request, finding_id: DbId):
+    """Queue the engine task for a finding (201), or return the open one it already has (200)."""
+    principal = require_scope(request, "write")
+    finding = (
+        CodeFinding.objects.select_related("repository")
+        .filter(pk=finding_id, repository__in=Repository.objects.for_user(principal.user))
+        .first()
+    )
+    if finding is None:
+        raise CodehealthError("not_found", f"no finding {finding_id}", status=404)
+    task = services.finding_task_create(finding, actor=principal.actor)
+    created = bool(getattr(task, "was_created", False))
+    return Status(201 if created else 200, {"task_id": task.pk, "created": created})

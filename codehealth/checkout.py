@@ -1,0 +1,100 @@
+"""A repository's files on disk: its local path, or a shallow clone of its default branch.
+
+The token goes to git as an ``http.extraheader`` through git's environment configuration
+(``GIT_CONFIG_COUNT``/``GIT_CONFIG_KEY_n``/``GIT_CONFIG_VALUE_n``), so it is never in the clone URL,
+the command line (``ps``), the clone's ``.git/config`` or an error message.
+"""
+
+import base64
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+from codehealth.errors import CodehealthError
+from codehealth.models import Repository
+from juggernaut.redaction import scrub
+
+
+def _git_env(token: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_CONFIG")}
+    env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"})
+    if token:
+        basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraheader",
+                    "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})  # fmt: skip
+    return env
+
+
+def _clean(text: str, token: str) -> str:
+    text = scrub(text)
+    return text.replace(token, "[redacted]") if token else text
+
+
+def head_sha(path: Path) -> str:
+    """The checkout's commit, or "" when it is not a git repository."""
+    try:
+        result = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
+                                text=True, timeout=30, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def clone(url: str, dest: Path, *, branch: str, token: str = "") -> str:
+    """A shallow, single-branch clone of ``branch`` into ``dest``; its commit sha."""
+    command = [
+        "git",
+        "clone",
+        "--depth",
+        "1",
+        "--single-branch",
+        "--no-tags",
+        "--branch",
+        branch,
+        url,
+        str(dest),
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=_git_env(token),
+                                timeout=settings.CODEHEALTH_CLONE_TIMEOUT_SECONDS, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise CodehealthError(
+            "clone_failed", "the clone did not finish within the timeout", status=502
+        ) from exc
+    except OSError as exc:
+        raise CodehealthError(
+            "clone_failed", f"git could not run: {exc.__class__.__name__}", status=502
+        ) from exc
+    if result.returncode != 0:
+        detail = _clean(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "", token)
+        raise CodehealthError("clone_failed", f"git clone failed: {detail[:300]}", status=502)
+    return head_sha(dest)
+
+
+@contextmanager
+def repository_checkout(repository: Repository) -> Iterator[tuple[Path, str]]:
+    """``(path, commit sha)`` of the repository's files for as long as the block runs; a clone is
+    removed afterwards, a local path is left as it is."""
+    if repository.local_path:
+        path = Path(repository.local_path)
+        if not path.is_dir():
+            raise CodehealthError(
+                "no_checkout", f"{repository.local_path[:300]} is not a directory", status=422
+            )
+        yield path, head_sha(path)
+        return
+    base = Path(settings.CODEHEALTH_CLONE_DIR)
+    base.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="clone-", dir=base))
+    try:
+        dest = workdir / "repo"
+        sha = clone(repository.clone_url, dest, branch=repository.default_branch, token=settings.GITHUB_TOKEN)
+        yield dest, sha
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,111 @@
+"""In/Out schemas of the code health API."""
+
+from datetime import date, datetime
+from typing import Literal
+
+from ninja import Field, Schema
+
+from codehealth.findings import KINDS
+
+
+class RepositoryIn(Schema):
+    github: str = Field("", max_length=200, description="owner/name on GitHub")
+    local_path: str = Field(
+        "", max_length=1000, description="an absolute path to a checkout on the HQ's machine"
+    )
+    name: str = Field("", max_length=200)
+    default_branch: str = Field("main", max_length=200)
+    frontend_root: str = Field("", max_length=300)
+    backend_root: str = Field("", max_length=300)
+    scan_every_days: int = Field(7, ge=0, le=365)
+
+
+class RepositoryOut(Schema):
+    id: int
+    name: str
+    github_owner: str
+    github_name: str
+    local_path: str
+    default_branch: str
+    frontend_root: str
+    backend_root: str
+    scan_every_days: int
+    created_at: datetime
+    last_scanned_at: datetime | None
+
+
+class ScanOut(Schema):
+    id: int
+    repository_id: int
+    status: str
+    commit_sha: str
+    started_at: datetime
+    finished_at: datetime | None
+    score: int | None
+    findings_count: int
+    new_count: int
+    fixed_count: int
+    counts: dict
+    error: str
+
+
+class ScanQueuedOut(Schema):
+    repository_id: int
+    queued: bool
+
+
+class FindingsQuery(Schema):
+    kind: Literal[KINDS] | None = None  # type: ignore[valid-type]
+    state: Literal["open", "fixed", "all"] = "open"
+    limit: int = Field(200, ge=1, le=1000)
+
+
+class FindingOut(Schema):
+    id: int
+    repository_id: int
+    kind: str
+    category: str
+    path: str
+    line: int | None
+    name: str
+    confidence: int
+    reason: str
+    fixable: bool
+    is_open: bool
+    task_id: int | None
+
+
+class TaskOut(Schema):
+    task_id: int
+    created: bool
+
+
+class ReportOut(Schema):
+    id: int
+    repository_id: int
+    week_start: date
+    score: int | None
+    previous_score: int | None
+    trend: int | None
+    new_count: int
+    fixed_count: int
+    stale_count: int
+    contract_count: int
+    vulnerable_count: int
+    outdated_count: int
+    dependencies_audited: bool
+    prs_opened: int
+    prs_merged: int
+    data: dict
+
+
+class PullRequestOut(Schema):
+    id: int
+    repository_id: int
+    number: int
+    url: str
+    branch: str
+    title: str
+    status: str
+    changes: list
+    created_at: datetime

@@ -1,0 +1,370 @@
+"""Code health's workflows: register a repository, scan it into rows, queue a task for a finding,
+build the weekly report. Auto-PRs are ``codehealth.autopr``.
+
+A scan hands the checkout to an analyser, ``analyse(path) -> list[Finding]``, by default
+``codehealth.scan.scan_path``; callers (and tests) may pass any other.
+"""
+
+import re
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from codehealth.checkout import repository_checkout
+from codehealth.errors import CodehealthError
+from codehealth.findings import Finding
+from codehealth.models import (
+    AutoPullRequest,
+    CodeFinding,
+    CodeHealthReport,
+    ContractViolation,
+    PullStatus,
+    Repository,
+    ReviewStatus,
+    Scan,
+    ScanStatus,
+    StaleCodeItem,
+    fingerprint_of,
+)
+from juggernaut.engine import services as engine
+from juggernaut.engine.models import Source, Task
+from juggernaut.events import publish
+
+TOPIC = "codehealth"
+TASK_KIND = "codehealth.fix"
+GITHUB_REPO = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/([A-Za-z0-9._-]{1,100})$")
+# Penalty points per open finding; the score is 100 x 50 / (50 + penalty): 100 when clean, 50 at 50
+# points, never below 0. Vulnerabilities and contract breaks weigh most: they ship bugs.
+WEIGHTS = {"lint": 1.0, "stale": 0.5, "contract": 5.0, "vulnerable": 10.0, "outdated": 1.0}
+
+Analyser = Callable[[Path], list[Finding]]
+
+
+def _default_analyse(path: Path) -> list[Finding]:
+    from codehealth.scan import scan_path  # the analysers are optional at import time: a lazy seam
+
+    return scan_path(path)
+
+
+# --- repositories --------------------------------------------------------------------------------
+
+
+def _root(value: str, field: str) -> str:
+    value = (value or "").strip().strip("/")
+    if value and (value.startswith(".") or ".." in PurePosixPath(value).parts or "\x00" in value):
+        raise CodehealthError("bad_root", f"{field} must be a path inside the repository", status=422)
+    return value[:300]
+
+
+def repository_create(
+    owner,
+    *,
+    github: str = "",
+    local_path: str = "",
+    name: str = "",
+    default_branch: str = "main",
+    frontend_root: str = "",
+    backend_root: str = "",
+    scan_every_days: int = 7,
+) -> Repository:
+    """Register a repository: ``github`` as ``owner/name``, or an absolute ``local_path`` to a directory."""
+    github, local_path = (github or "").strip(), (local_path or "").strip()
+    if bool(github) == bool(local_path):
+        raise CodehealthError("bad_source", "give either github (owner/name) or local_path", status=422)
+    gh_owner = gh_name = ""
+    if github:
+        match = GITHUB_REPO.match(github)
+        if not match:
+            raise CodehealthError("bad_github", "github must look like owner/name", status=422)
+        gh_owner, gh_name = match.groups()
+    elif not Path(local_path).is_absolute() or not Path(local_path).is_dir():
+        raise CodehealthError(
+            "bad_local_path", "local_path must be an absolute path to a directory", status=422
+        )
+    branch = (default_branch or "main").strip()
+    if not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) or ".." in branch or branch.startswith("-"):
+        raise CodehealthError("bad_branch", "default_branch is not a valid branch name", status=422)
+    if not 0 <= scan_every_days <= 365:
+        raise CodehealthError(
+            "bad_schedule", "scan_every_days must be 0 (only when asked) to 365", status=422
+        )
+    name = (name or github or Path(local_path).name).strip()[:200]
+    if Repository.objects.filter(name=name).exists():
+        raise CodehealthError("exists", f"a repository named {name!r} exists", status=409)
+    repository = Repository.objects.create(
+        name=name, github_owner=gh_owner, github_name=gh_name, local_path=local_path,
+        default_branch=branch, frontend_root=_root(frontend_root, "frontend_root"),
+        backend_root=_root(backend_root, "backend_root"), scan_every_days=scan_every_days, owner=owner,
+    )  # fmt: skip
+    publish(TOPIC, "repository_added", {"repository_id": repository.pk, "name": repository.name})
+    return repository
+
+
+# --- scans ---------------------------------------------------------------------------------------
+
+
+def score_of(counts: dict) -> int:
+    """The 0-100 score of a scan's open-finding counts (``WEIGHTS``)."""
+    penalty = sum(WEIGHTS.get(kind, 1.0) * count for kind, count in counts.items() if kind in WEIGHTS)
+    return round(100 * 50 / (50 + penalty))
+
+
+def _bucket(row: CodeFinding | Finding) -> str | None:
+    """The score's bucket of a finding; dependencies split into vulnerable and outdated."""
+    if row.kind == "dependency":
+        if row.category == "not_run":
+            return None
+        return "vulnerable" if row.category.startswith("vuln") else "outdated"
+    if row.kind == "stale" and row.confidence < settings.CODEHEALTH_STALE_MIN_CONFIDENCE:
+        return None  # not sure enough to count against anyone
+    return row.kind
+
+
+def scan_request(repository: Repository) -> None:
+    """Queue a scan on the jobs process (a clone can take minutes: never in a web request)."""
+    transaction.on_commit(
+        lambda: async_task(
+            "codehealth.tasks.repository_scan", repository.pk, task_name=f"codehealth-scan-{repository.pk}"
+        )
+    )
+    publish(TOPIC, "scan_queued", {"repository_id": repository.pk})
+
+
+def repository_scan(
+    repository: Repository, *, analyse: Analyser | None = None, now: datetime | None = None
+) -> Scan:
+    """Check the repository out, run the analyser and record what it found (a failure is recorded too)."""
+    now = now or timezone.now()
+    scan = Scan.objects.create(repository=repository, started_at=now)
+    publish(TOPIC, "scan_started", {"repository_id": repository.pk, "scan_id": scan.pk})
+    try:
+        with repository_checkout(repository) as (path, sha):
+            findings = (analyse or _default_analyse)(path)
+    except CodehealthError as exc:
+        return _scan_failed(scan, exc.message)
+    except ImportError as exc:
+        return _scan_failed(scan, f"the analysers are not installed ({exc.name or 'codehealth.scan'})")
+    except (OSError, ValueError, UnicodeError, SyntaxError) as exc:  # an analyser tripping over a checkout
+        return _scan_failed(scan, f"the analysis failed: {exc.__class__.__name__}")
+    scan.commit_sha = sha
+    return scan_record(scan, findings, now=now)
+
+
+def _scan_failed(scan: Scan, message: str) -> Scan:
+    with transaction.atomic():
+        Scan.objects.filter(pk=scan.pk).update(status=ScanStatus.FAILED, error=message[:500],
+                                               finished_at=timezone.now())  # fmt: skip
+        publish(
+            TOPIC,
+            "scan_failed",
+            {"repository_id": scan.repository_id, "scan_id": scan.pk, "error": message[:500]},
+        )
+    scan.refresh_from_db()
+    return scan
+
+
+@transaction.atomic
+def scan_record(scan: Scan, findings: list[Finding], *, now: datetime | None = None) -> Scan:
+    """Turn a scan's findings into rows: new ones created (or reopened), seen ones updated, open ones
+    not seen this time marked fixed; stale items and contract violations follow their findings."""
+    now = now or timezone.now()
+    repository = scan.repository
+    known = {row.fingerprint: row for row in CodeFinding.objects.filter(repository=repository)}
+    seen: dict[str, Finding] = {}
+    for finding in findings:
+        seen.setdefault(fingerprint_of(finding.kind, finding.category, finding.path, finding.name), finding)
+    created, updated, new = [], [], 0
+    for fp, f in seen.items():
+        values = {"line": f.line, "confidence": max(0, min(100, int(f.confidence))), "reason": f.reason[:5000],
+                  "fixable": f.fixable, "extra": f.extra or {}}  # fmt: skip
+        row = known.get(fp)
+        if row is None:
+            created.append(CodeFinding(repository=repository, fingerprint=fp, kind=f.kind, category=f.category[:40],
+                                       path=f.path[:1000], name=f.name[:300], first_scan=scan, last_scan=scan,
+                                       **values))  # fmt: skip
+            new += 1
+            continue
+        if row.fixed_scan_id is not None:  # back again: new in this scan
+            row.fixed_scan, row.first_scan = None, scan
+            new += 1
+        for key, value in values.items():
+            setattr(row, key, value)
+        row.last_scan = scan
+        updated.append(row)
+    CodeFinding.objects.bulk_create(created, batch_size=500)
+    CodeFinding.objects.bulk_update(updated, ["line", "confidence", "reason", "fixable", "extra", "last_scan",
+                                              "fixed_scan", "first_scan"], batch_size=500)  # fmt: skip
+    gone = [row.pk for fp, row in known.items() if fp not in seen and row.fixed_scan_id is None]
+    CodeFinding.objects.filter(pk__in=gone).update(fixed_scan=scan)
+    _review_rows_sync(repository)
+    open_rows = list(CodeFinding.objects.open().filter(repository=repository))
+    counts = Counter(b for b in map(_bucket, open_rows) if b)
+    counts_by_kind = dict(Counter(row.kind for row in open_rows))
+    audited = not any(r.kind == "dependency" and r.category == "not_run" for r in open_rows)
+    scan.status, scan.finished_at = ScanStatus.DONE, timezone.now()
+    scan.score = score_of(counts)
+    scan.findings_count, scan.new_count, scan.fixed_count = len(open_rows), new, len(gone)
+    scan.counts = {
+        **counts_by_kind,
+        **{f"score_{k}": v for k, v in counts.items()},
+        "dependencies_audited": audited,
+    }
+    scan.save()
+    Repository.objects.filter(pk=repository.pk).update(last_scanned_at=now)
+    publish(TOPIC, "scan_finished", {"repository_id": repository.pk, "scan_id": scan.pk, "score": scan.score,
+                                     "new": new, "fixed": len(gone)})  # fmt: skip
+    return scan
+
+
+def _review_rows_sync(repository: Repository) -> None:
+    """Stale items for confident open stale findings, contract violations for open contract findings;
+    those whose finding was fixed are marked removed."""
+    threshold = settings.CODEHEALTH_STALE_MIN_CONFIDENCE
+    rows = CodeFinding.objects.open().filter(repository=repository)
+    has_item = set(StaleCodeItem.objects.filter(repository=repository).values_list("finding_id", flat=True))
+    StaleCodeItem.objects.bulk_create([
+        StaleCodeItem(finding=f, repository=repository, category=f.category[:20], path=f.path, line=f.line,
+                      name=f.name, confidence=f.confidence, reason=f.reason)
+        for f in rows.filter(kind="stale", confidence__gte=threshold) if f.pk not in has_item
+    ])  # fmt: skip
+    has_violation = set(
+        ContractViolation.objects.filter(repository=repository).values_list("finding_id", flat=True)
+    )
+    violations = []
+    for f in rows.filter(kind="contract"):
+        if f.pk in has_violation:
+            continue
+        x = f.extra or {}
+        violations.append(ContractViolation(
+            finding=f, repository=repository, category=f.category, method=str(x.get("method") or "")[:10],
+            endpoint=str(x.get("endpoint") or f.name)[:500], frontend_path=str(x.get("frontend_path") or f.path)[:1000],
+            frontend_line=x.get("frontend_line") or f.line, backend_path=str(x.get("backend_path") or "")[:1000],
+            backend_line=x.get("backend_line"), message=f.reason,
+        ))  # fmt: skip
+    ContractViolation.objects.bulk_create(violations)
+    fixed = Q(finding__fixed_scan__isnull=False)
+    StaleCodeItem.objects.filter(fixed, repository=repository).exclude(status=ReviewStatus.REMOVED).update(
+        status=ReviewStatus.REMOVED
+    )
+    ContractViolation.objects.filter(fixed, repository=repository).exclude(
+        status=ReviewStatus.REMOVED
+    ).update(status=ReviewStatus.REMOVED)
+    # a finding back again reopens its review row
+    reopened = Q(finding__fixed_scan__isnull=True, status=ReviewStatus.REMOVED)
+    StaleCodeItem.objects.filter(reopened, repository=repository).update(status=ReviewStatus.OPEN)
+    ContractViolation.objects.filter(reopened, repository=repository).update(status=ReviewStatus.OPEN)
+
+
+def repositories_due(*, now: datetime | None = None) -> list[Repository]:
+    """Repositories whose schedule says a scan is due."""
+    now = now or timezone.now()
+    return [
+        r for r in Repository.objects.filter(scan_every_days__gt=0)
+        if r.last_scanned_at is None or now - r.last_scanned_at >= timedelta(days=r.scan_every_days)
+    ]  # fmt: skip
+
+
+# --- tasks ---------------------------------------------------------------------------------------
+
+
+def finding_task_create(finding: CodeFinding, *, actor: str) -> Task:
+    """Queue (or find) the one open engine task for a finding and link it back."""
+    if not finding.is_open:
+        raise CodehealthError("fixed", "this finding was fixed; there is nothing to do", status=409)
+    where = f"{finding.path}:{finding.line}" if finding.line else finding.path
+    task = engine.task_create(
+        f"Code health: {finding.kind} {finding.category} {finding.name[:80]} in {where[:80]}",
+        kind=TASK_KIND,
+        payload={
+            "repository": finding.repository.name,
+            "finding_id": finding.pk,
+            "kind": finding.kind,
+            "category": finding.category,
+            "path": finding.path,
+            "line": finding.line,
+            "name": finding.name,
+            "reason": finding.reason[:2000],
+            "fixable": finding.fixable,
+        },  # fmt: skip
+        source=Source.CODEHEALTH,
+        dedupe_key=finding.dedupe_key,
+        origin={"type": "codehealth_finding", "id": finding.pk},
+        actor=actor,
+    )
+    if finding.task_id != task.pk:
+        CodeFinding.objects.filter(pk=finding.pk).update(task=task)
+        finding.task_id = task.pk
+    return task
+
+
+# --- reports -------------------------------------------------------------------------------------
+
+
+def week_of(moment: datetime) -> datetime:
+    """The Monday 00:00 UTC that starts ``moment``'s week."""
+    start = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return start - timedelta(days=start.weekday())
+
+
+def report_build(repository: Repository, *, now: datetime | None = None) -> CodeHealthReport:
+    """The repository's report for the week of ``now`` (rebuilt when it exists)."""
+    now = now or timezone.now()
+    start = week_of(now)
+    end = start + timedelta(days=7)
+    scan = repository.scans.filter(status=ScanStatus.DONE, started_at__lt=end).first()
+    previous = repository.reports.filter(week_start__lt=start.date()).first()
+    findings = CodeFinding.objects.filter(repository=repository)
+    new = findings.filter(
+        first_scan__started_at__gte=start, first_scan__started_at__lt=end, fixed_scan__isnull=True
+    )
+    fixed = findings.filter(fixed_scan__started_at__gte=start, fixed_scan__started_at__lt=end)
+    open_rows = list(findings.open())
+    buckets = Counter(b for b in map(_bucket, open_rows) if b)
+    pulls = AutoPullRequest.objects.filter(repository=repository, created_at__gte=start, created_at__lt=end)
+    merged = AutoPullRequest.objects.filter(repository=repository, status=PullStatus.MERGED,
+                                            created_at__lt=end, created_at__gte=start - timedelta(days=28))  # fmt: skip
+    audited = bool(scan and scan.counts.get("dependencies_audited"))
+    data = {
+        "new": [_brief(f) for f in new[:50]],
+        "fixed": [_brief(f) for f in fixed[:50]],
+        "stale": [
+            _brief(i.finding)
+            for i in repository.stale_items.filter(status=ReviewStatus.OPEN).select_related("finding")[:50]
+        ],  # fmt: skip
+        "contract": [
+            _brief(v.finding)
+            for v in repository.contract_violations.filter(status=ReviewStatus.OPEN).select_related(
+                "finding"
+            )[:50]
+        ],  # fmt: skip
+        "pull_requests": [{"number": p.number, "url": p.url, "status": p.status} for p in pulls],
+    }
+    report, _ = CodeHealthReport.objects.update_or_create(
+        repository=repository, week_start=start.date(),
+        defaults={
+            "scan": scan, "score": scan.score if scan else None,
+            "previous_score": previous.score if previous else None,
+            "new_count": new.count(), "fixed_count": fixed.count(),
+            "stale_count": repository.stale_items.filter(status=ReviewStatus.OPEN).count(),
+            "contract_count": repository.contract_violations.filter(status=ReviewStatus.OPEN).count(),
+            "vulnerable_count": buckets.get("vulnerable", 0), "outdated_count": buckets.get("outdated", 0),
+            "dependencies_audited": audited, "prs_opened": pulls.count(), "prs_merged": merged.count(),
+            "data": data,
+        },
+    )  # fmt: skip
+    publish(
+        TOPIC, "report_built", {"repository_id": repository.pk, "report_id": report.pk, "score": report.score}
+    )
+    return report
+
+
+def _brief(finding: CodeFinding) -> dict:
+    return {"id": finding.pk, "kind": finding.kind, "category": finding.category, "path": finding.path,
+            "line": finding.line, "name": finding.name}  # fmt: skip

@@ -1,0 +1,34 @@
+"""django-q2 entry points of code health (thin: they call the scan and report workflows)."""
+
+import logging
+
+from codehealth import services
+from codehealth.models import Repository
+
+log = logging.getLogger(__name__)
+
+
+def repository_scan(repository_id: int) -> str:
+    repository = Repository.objects.filter(pk=repository_id).first()
+    if repository is None:
+        return "gone"
+    scan = services.repository_scan(repository)
+    log.info("scan of %s: %s, score %s", repository.name, scan.status, scan.score)
+    return scan.status
+
+
+def scans_due() -> int:
+    """Scan every repository whose schedule says so."""
+    due = services.repositories_due()
+    for repository in due:
+        services.repository_scan(repository)
+    return len(due)
+
+
+def reports_weekly() -> int:
+    """Build this week's report of every repository."""
+    count = 0
+    for repository in Repository.objects.all():
+        services.report_build(repository)
+        count += 1
+    return count

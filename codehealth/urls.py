@@ -1,0 +1,11 @@
+from django.urls import path
+
+from codehealth import views
+
+app_name = "codehealth"
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("<int:pk>/", views.repository_detail, name="repository"),
+    path("<int:pk>/scan/", views.repository_scan, name="scan"),
+    path("findings/<int:pk>/task/", views.finding_task, name="finding-task"),
+]

@@ -1,0 +1,117 @@
+"""Auto-PRs end to end against the fake GitHub: only mechanical fixes, every change listed, the cap."""
+
+import pytest
+from django.utils import timezone
+
+from codehealth import autopr, services
+from codehealth.errors import CodehealthError
+from codehealth.findings import Finding
+from codehealth.models import AutoPullRequest, PullStatus, Scan
+
+pytestmark = pytest.mark.django_db
+
+VIEWS = "import os\nimport sys\n\nprint(sys.argv)\n"
+INIT = "import os\n"
+APPS = "import shop.signals\nimport sys\n\nprint(sys.path)\n"
+
+
+def remove_line(row: int) -> list[dict]:
+    """Ruff's fix for an unused import on its own line: delete the whole line."""
+    return [
+        {"content": "", "location": {"row": row, "column": 1}, "end_location": {"row": row + 1, "column": 1}}
+    ]
+
+
+def unused(path: str, row: int, module: str, *, edits=True) -> Finding:
+    return Finding("lint", "ruff", path, row, "F401", 100, f"`{module}` imported but unused", fixable=True,
+                   extra={"edits": remove_line(row)} if edits else {})  # fmt: skip
+
+
+@pytest.fixture
+def repository(alice, github, gh, settings):
+    github.commit_files({"app/views.py": VIEWS.encode(), "app/__init__.py": INIT.encode(),
+                         "app/apps.py": APPS.encode()}, message="app")  # fmt: skip
+    settings.CODEHEALTH_MAX_OPEN_PRS = 1
+    repository = services.repository_create(alice, github="acme/shop")
+    return repository
+
+
+def scan_with(repository, github, *findings: Finding) -> Scan:
+    head = github.refs["heads/main"]
+    scan = Scan.objects.create(repository=repository, started_at=timezone.now(), commit_sha=head)
+    return services.scan_record(scan, list(findings))
+
+
+def test_it_opens_a_pull_request_with_only_mechanical_fixes(repository, github, gh):
+    not_mechanical = Finding("lint", "ruff", "app/views.py", 4, "T201", 100, "`print` found", fixable=True,
+                             extra={"edits": remove_line(4)})  # fmt: skip
+    scan_with(
+        repository, github,
+        unused("app/views.py", 1, "os"),
+        unused("app/__init__.py", 1, "os"),  # a re-export: never
+        unused("app/apps.py", 1, "shop.signals"),  # imported for its receivers: never
+        unused("app/apps.py", 2, "sys", edits=False),  # no edits: nothing to apply
+        not_mechanical,
+    )  # fmt: skip
+    row = autopr.pull_request_open(repository, client=gh)
+    branch = row.branch
+    assert github.file_at(branch, "app/views.py") == b"import sys\n\nprint(sys.argv)\n"
+    assert github.file_at(branch, "app/__init__.py") == INIT.encode()
+    assert github.file_at(branch, "app/apps.py") == APPS.encode()
+    assert github.file_at("main", "app/views.py") == VIEWS.encode()  # the default branch is untouched
+    (pull,) = github.pulls
+    assert pull["head"]["ref"] == branch and pull["base"]["ref"] == "main"
+    assert "| `app/views.py` | 1 | F401 | remove an unused import: `F401` |" in pull["body"]
+    assert pull["body"].count("| `app/") == 1  # every change listed, nothing more
+    assert [c["path"] for c in row.changes] == ["app/views.py"]
+    # the sequence GitHub saw, in order
+    writes = [p.rsplit("/", 1)[-1] for m, p in github.requests if m == "POST"]
+    assert writes == ["blobs", "trees", "commits", "refs", "pulls"]
+
+
+def test_it_refuses_more_than_the_open_cap(repository, github, gh):
+    scan_with(repository, github, unused("app/views.py", 1, "os"))
+    autopr.pull_request_open(repository, client=gh)
+    with pytest.raises(CodehealthError) as info:
+        autopr.pull_request_open(repository, client=gh)
+    assert info.value.code == "too_many_prs" and info.value.status == 409
+    assert len(github.pulls) == 1
+
+
+def test_a_merged_pull_request_frees_its_place(repository, github, gh):
+    scan_with(repository, github, unused("app/views.py", 1, "os"))
+    first = autopr.pull_request_open(repository, client=gh)
+    github.pulls[0].update(state="closed", merged_at="2026-12-01T10:00:00Z")
+    second = autopr.pull_request_open(repository, client=gh)
+    first.refresh_from_db()
+    assert first.status == PullStatus.MERGED and second.number == 2
+
+
+def test_nothing_mechanical_means_no_pull_request(repository, github, gh):
+    scan_with(repository, github, unused("app/__init__.py", 1, "os"))
+    with pytest.raises(CodehealthError) as info:
+        autopr.pull_request_open(repository, client=gh)
+    assert info.value.code == "nothing_to_fix"
+    assert github.pulls == [] and AutoPullRequest.objects.count() == 0
+
+
+def test_a_local_repository_gets_no_pull_request(alice, tmp_path):
+    repository = services.repository_create(alice, local_path=str(tmp_path))
+    with pytest.raises(CodehealthError) as info:
+        autopr.pull_request_open(repository)
+    assert info.value.code == "not_on_github"
+
+
+def test_github_refusing_is_a_clear_error(repository, github, gh):
+    scan_with(repository, github, unused("app/views.py", 1, "os"))
+    gh.token = "revoked"
+    with pytest.raises(CodehealthError) as info:
+        autopr.pull_request_open(repository, client=gh)
+    assert info.value.code == "github_refused" and "Bad credentials" in info.value.message
+
+
+def test_edits_apply_refuses_overlaps():
+    edits = remove_line(1) + [{"content": "x", "location": {"row": 1, "column": 3},
+                               "end_location": {"row": 1, "column": 4}}]  # fmt: skip
+    with pytest.raises(ValueError):
+        autopr.edits_apply("import os\n", edits)

@@ -1,0 +1,47 @@
+"""Code Health in Chromium against a live daphne: the drill-down, its chart, and one-click "Create task"."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from codehealth import services
+from codehealth.findings import Finding
+from codehealth.models import Scan
+from juggernaut.engine.models import Task
+from tests.conftest import screenshot
+
+pytestmark = pytest.mark.browser
+
+
+def test_it_drills_down_and_creates_a_task_in_one_click(signed_in_page, hq_server, alice, tmp_path):
+    page = signed_in_page
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    repository = services.repository_create(alice, local_path=str(tmp_path), name="acme/shop")
+    for days, findings in ((14, 6), (7, 3), (0, 2)):
+        scan = Scan.objects.create(repository=repository, started_at=timezone.now() - timedelta(days=days))
+        services.scan_record(scan, [
+            Finding("lint", "ruff", f"shop/module_{i}.py", i + 1, "F401", 100, f"`os` imported but unused ({i})",
+                    fixable=True)
+            for i in range(findings)
+        ], now=scan.started_at)  # fmt: skip
+    services.report_build(repository)
+    page.goto(hq_server + "/codehealth/")
+    expect(page.locator(f"#codehealth-repository-{repository.pk}")).to_contain_text("acme/shop")
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        screenshot(page, f"codehealth-{width}")
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.get_by_role("link", name="acme/shop").click()
+    expect(page.locator(".chart-svg")).to_be_visible()
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        screenshot(page, f"codehealth-detail-{width}")
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.locator("#codehealth-findings").get_by_role("button", name="Create task").first.click()
+    expect(page.locator("body")).to_contain_text("is open for F401")
+    assert Task.objects.filter(source="codehealth").count() == 1
+    expect(page.locator("#codehealth-findings").get_by_role("link", name="Task #")).to_have_count(1)
+    assert errors == []

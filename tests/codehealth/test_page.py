@@ -1,0 +1,115 @@
+"""The Code Health pages as an operator uses them, the Overview's line, and the chat tools."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from codehealth import services, tools
+from codehealth.findings import Finding
+from codehealth.models import CodeFinding, Scan
+from juggernaut.engine.models import Task
+from juggernaut.hq import AREAS
+from juggernaut.tools import acting_as
+
+pytestmark = pytest.mark.django_db
+
+UNUSED = Finding("lint", "ruff", "app/x.py", 1, "F401", 100, "`os` imported but unused", fixable=True)
+VULN = Finding("dependency", "vulnerable", "pyproject.toml", 3, "django", 100, "GHSA-1234: upgrade to 5.2.1")
+
+
+def scan(repository, *findings, at=None) -> Scan:
+    row = Scan.objects.create(repository=repository, started_at=at or timezone.now())
+    return services.scan_record(row, list(findings), now=at)
+
+
+@pytest.fixture
+def repository(alice, tmp_path):
+    return services.repository_create(alice, local_path=str(tmp_path), name="shop")
+
+
+def test_it_lists_repositories_with_score_and_scan_button(alice_client, repository):
+    scan(repository, UNUSED)
+    page = alice_client.get("/codehealth/").content.decode()
+    assert f'id="codehealth-repository-{repository.pk}"' in page
+    assert "shop" in page and "Scan now" in page
+    assert str(services.score_of({"lint": 1})) in page
+
+
+def test_the_drill_down_shows_the_chart_findings_and_create_task(alice_client, repository):
+    earlier = timezone.now() - timedelta(days=7)
+    scan(repository, at=earlier)
+    scan(repository, UNUSED)
+    page = alice_client.get(f"/codehealth/{repository.pk}/").content.decode()
+    assert 'class="chart-svg"' in page and "Score of shop" in page
+    finding = CodeFinding.objects.get()
+    assert f'id="codehealth-finding-{finding.pk}"' in page and "Create task" in page
+    response = alice_client.post(f"/codehealth/findings/{finding.pk}/task/", follow=True)
+    task = Task.objects.get()
+    assert task.source == "codehealth"
+    assert f"Task #{task.pk} is open" in response.content.decode()
+    assert f"Task #{task.pk}</a>" in alice_client.get(f"/codehealth/{repository.pk}/").content.decode()
+
+
+def test_a_stranger_operators_repository_is_a_404(client, django_user_model, repository):
+    dave = django_user_model.objects.create_user("dave", "d@example.com", "pw-dave-123456", is_staff=True)
+    client.force_login(dave)
+    assert client.get(f"/codehealth/{repository.pk}/").status_code == 404
+    assert "shop" not in client.get("/codehealth/").content.decode()
+
+
+def test_it_needs_a_signed_in_operator(client, bob, repository):
+    assert client.get("/codehealth/").status_code in (302, 403)
+    client.force_login(bob)
+    assert client.get("/codehealth/").status_code in (302, 403)
+
+
+def test_scan_now_queues_a_scan(alice_client, repository, monkeypatch, django_capture_on_commit_callbacks):
+    queued = []
+    monkeypatch.setattr(services, "async_task", lambda *a, **kw: queued.append(a))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.post(f"/codehealth/{repository.pk}/scan/", follow=True)
+    assert queued == [("codehealth.tasks.repository_scan", repository.pk)]
+    assert "is queued" in response.content.decode()
+    assert alice_client.get(f"/codehealth/{repository.pk}/scan/").status_code == 405
+
+
+def test_the_overview_line_tells_the_worst_first(repository):
+    area = AREAS["codehealth"]
+    assert area.status().state == "idle" and "never been scanned" in area.status().text
+    scan(repository, UNUSED)
+    assert area.status().state == "ok" and "lowest score" in area.status().text
+    scan(repository, UNUSED, VULN)
+    status = area.status()
+    assert status.state == "warn" and "1 vulnerable dependency" in status.text and status.attention == 1
+    failed = Scan.objects.create(repository=repository, started_at=timezone.now(), status="failed",
+                                 error="git clone failed: not found")  # fmt: skip
+    assert failed and area.status().state == "error" and "git clone failed" in area.status().text
+
+
+def test_a_scan_cut_off_mid_way_is_not_a_calm_line(repository):
+    scan(repository, UNUSED)
+    Scan.objects.create(repository=repository, started_at=timezone.now() - timedelta(hours=2))
+    status = AREAS["codehealth"].status()
+    assert status.state == "warn" and "never finished" in status.text and "qcluster" in status.detail
+
+
+def test_no_repository_is_an_honest_idle_line(db):
+    status = AREAS["codehealth"].status()
+    assert status.state == "idle" and "No repository" in status.text
+
+
+def test_the_chat_tools_act_as_the_operator(alice, repository, django_user_model):
+    scan(repository, UNUSED)
+    with acting_as(alice):
+        (repo,) = tools.codehealth_repositories()
+        assert repo["name"] == "shop" and repo["open_findings"] == 1
+        (finding,) = tools.codehealth_findings("shop")
+        assert finding["name"] == "F401"
+        assert tools.codehealth_findings("shop", kind="bogus")[0]["error"].startswith("kind must be")
+        created = tools.codehealth_create_task(finding["finding_id"])
+        assert created["created"] is True and Task.objects.count() == 1
+    dave = django_user_model.objects.create_user("dave", "d@example.com", "pw-dave-123456", is_staff=True)
+    with acting_as(dave):
+        assert tools.codehealth_repositories() == []
+        assert "error" in tools.codehealth_create_task(finding["finding_id"])

@@ -1,0 +1,216 @@
+"""Scans of a local fixture git repository into rows, tasks per finding, weekly reports, the clone."""
+
+import subprocess
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from codehealth import checkout, services
+from codehealth.errors import CodehealthError
+from codehealth.findings import Finding
+from codehealth.models import CodeFinding, ContractViolation, ReviewStatus, ScanStatus, StaleCodeItem
+from juggernaut.engine.models import Task
+
+pytestmark = pytest.mark.django_db
+
+
+def git(path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def checkout_dir(tmp_path):
+    """A small git repository with an unused import planted in it."""
+    repo = tmp_path / "shop"
+    (repo / "app").mkdir(parents=True)
+    (repo / "app" / "views.py").write_text("import os\nimport sys\n\nprint(sys.argv)\n")
+    (repo / "app" / "__init__.py").write_text("from app.views import sys\n")
+    git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    git(repo, "-c", "user.email=a@b", "-c", "user.name=a", "add", ".")
+    git(repo, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "init")
+    return repo
+
+
+def analyser(*findings: Finding):
+    """A stand-in analyser: returns ``findings``, recording the path it was given."""
+
+    def analyse(path):
+        analyse.paths.append(path)
+        return list(findings)
+
+    analyse.paths = []
+    return analyse
+
+
+UNUSED_OS = Finding("lint", "ruff", "app/views.py", 1, "F401", 100, "`os` imported but unused", fixable=True)
+STALE_FN = Finding("stale", "function", "app/views.py", 9, "old_helper", 95, "no reference anywhere")
+UNSURE = Finding("stale", "method", "app/views.py", 12, "maybe", 40, "only a getattr with a variable")
+CONTRACT = Finding("contract", "missing_field", "web/api.ts", 7, "GET /api/orders", 90, "reads `total`",
+                   extra={"method": "GET", "endpoint": "/api/orders", "backend_path": "orders/api.py",
+                          "backend_line": 20})  # fmt: skip
+
+
+@pytest.fixture
+def repository(alice, checkout_dir):
+    return services.repository_create(alice, local_path=str(checkout_dir), name="shop")
+
+
+def test_it_scans_a_local_checkout_into_rows(repository, checkout_dir):
+    analyse = analyser(UNUSED_OS, STALE_FN, UNSURE, CONTRACT)
+    scan = services.repository_scan(repository, analyse=analyse)
+    assert analyse.paths == [checkout_dir]
+    assert scan.status == ScanStatus.DONE
+    assert scan.commit_sha == git(checkout_dir, "rev-parse", "HEAD").strip()
+    assert (scan.findings_count, scan.new_count, scan.fixed_count) == (4, 4, 0)
+    # the unsure stale finding is a row but not a review item, and does not cost score
+    assert list(StaleCodeItem.objects.values_list("name", flat=True)) == ["old_helper"]
+    violation = ContractViolation.objects.get()
+    assert (violation.endpoint, violation.frontend_line, violation.backend_path) == (
+        "/api/orders",
+        7,
+        "orders/api.py",
+    )
+    assert scan.score == services.score_of({"lint": 1, "stale": 1, "contract": 1})
+    assert scan.score < 100
+
+
+def test_a_second_scan_tells_new_from_fixed(repository):
+    first = services.repository_scan(repository, analyse=analyser(UNUSED_OS, STALE_FN))
+    moved = Finding("stale", "function", "app/views.py", 30, "old_helper", 95, "no reference anywhere")
+    second = services.repository_scan(repository, analyse=analyser(moved, CONTRACT))
+    assert (second.new_count, second.fixed_count, second.findings_count) == (1, 1, 2)
+    lint = CodeFinding.objects.get(name="F401")
+    assert lint.fixed_scan == second and lint.first_scan == first
+    helper = CodeFinding.objects.get(name="old_helper")
+    assert helper.line == 30 and helper.first_scan == first and helper.is_open  # moved, same finding
+    # the lint finding comes back: new again, open again
+    third = services.repository_scan(repository, analyse=analyser(UNUSED_OS, moved))
+    assert third.new_count == 1
+    assert CodeFinding.objects.get(name="F401").is_open
+    assert ContractViolation.objects.get().status == ReviewStatus.REMOVED
+
+
+def test_a_clean_scan_scores_100(repository):
+    assert services.repository_scan(repository, analyse=analyser()).score == 100
+
+
+def test_a_failing_analyser_is_a_failed_scan_not_a_crash(repository):
+    def broken(path):
+        raise SyntaxError("bad file")
+
+    scan = services.repository_scan(repository, analyse=broken)
+    assert scan.status == ScanStatus.FAILED and "SyntaxError" in scan.error
+
+
+def test_missing_analysers_are_a_failed_scan_that_says_so(repository, monkeypatch):
+    def missing(path):
+        raise ModuleNotFoundError("No module named 'codehealth.scan'", name="codehealth.scan")
+
+    monkeypatch.setattr(services, "_default_analyse", missing)
+    scan = services.repository_scan(repository)
+    assert scan.status == ScanStatus.FAILED and "analysers are not installed (codehealth.scan)" in scan.error
+
+
+def test_a_vanished_local_path_is_a_failed_scan(repository, checkout_dir):
+    subprocess.run(["rm", "-rf", str(checkout_dir)], check=True)
+    scan = services.repository_scan(repository, analyse=analyser())
+    assert scan.status == ScanStatus.FAILED and "not a directory" in scan.error
+
+
+def test_it_refuses_bad_repositories(alice, tmp_path):
+    for kwargs, code in [
+        ({}, "bad_source"),
+        ({"github": "acme/shop", "local_path": str(tmp_path)}, "bad_source"),
+        ({"github": "not a repo"}, "bad_github"),
+        ({"local_path": "relative/dir"}, "bad_local_path"),
+        ({"github": "acme/shop", "default_branch": "--upload-pack=x"}, "bad_branch"),
+        ({"github": "acme/shop", "frontend_root": "../etc"}, "bad_root"),
+    ]:
+        with pytest.raises(CodehealthError) as info:
+            services.repository_create(alice, **kwargs)
+        assert info.value.code == code and info.value.status == 422
+
+
+def test_it_clones_shallowly_with_the_token_only_in_a_header(alice, checkout_dir, settings, tmp_path):
+    # A file:// remote stands in for GitHub: the same clone, offline.
+    settings.GITHUB_CLONE_URL = f"file://{checkout_dir.parent}"
+    settings.GITHUB_TOKEN = "ghp_secret_token_value"
+    settings.CODEHEALTH_CLONE_DIR = str(tmp_path / "clones")
+    repository = services.repository_create(alice, github="acme/shop")
+    (checkout_dir.parent / "acme").mkdir()
+    (checkout_dir.parent / "acme" / "shop.git").symlink_to(checkout_dir)  # what clone_url names
+    seen = {}
+
+    def analyse(path):
+        seen["config"] = (path / ".git" / "config").read_text()
+        seen["depth"] = git(path, "rev-list", "--count", "HEAD").strip()
+        return [UNUSED_OS]
+
+    scan = services.repository_scan(repository, analyse=analyse)
+    assert scan.status == ScanStatus.DONE, scan.error
+    assert seen["depth"] == "1"
+    assert "ghp_secret" not in seen["config"] and "extraheader" not in seen["config"]
+    assert not list((tmp_path / "clones").iterdir())  # the clone is gone afterwards
+
+
+def test_a_failed_clone_never_shows_the_token(alice, settings, tmp_path):
+    settings.GITHUB_CLONE_URL = f"file://{tmp_path}/nowhere"
+    settings.GITHUB_TOKEN = "ghp_secret_token_value"
+    settings.CODEHEALTH_CLONE_DIR = str(tmp_path / "clones")
+    repository = services.repository_create(alice, github="acme/shop")
+    scan = services.repository_scan(repository, analyse=analyser())
+    assert scan.status == ScanStatus.FAILED and "git clone failed" in scan.error
+    assert "ghp_secret" not in scan.error
+
+
+def test_git_gets_the_token_through_its_environment_not_argv():
+    env = checkout._git_env("ghp_abc")
+    assert env["GIT_CONFIG_KEY_0"] == "http.extraheader"
+    assert env["GIT_CONFIG_VALUE_0"].startswith("Authorization: Basic ")
+    assert "ghp_abc" not in env["GIT_CONFIG_VALUE_0"]  # base64 of x-access-token:TOKEN
+
+
+def test_create_task_queues_one_deduplicated_engine_task(repository):
+    services.repository_scan(repository, analyse=analyser(UNUSED_OS))
+    finding = CodeFinding.objects.get()
+    task = services.finding_task_create(finding, actor="operator:alice")
+    again = services.finding_task_create(finding, actor="operator:alice")
+    assert task.pk == again.pk and Task.objects.count() == 1
+    assert task.source == "codehealth" and task.dedupe_key == finding.dedupe_key
+    assert task.payload["path"] == "app/views.py"
+    finding.refresh_from_db()
+    assert finding.task_id == task.pk
+
+
+def test_a_fixed_finding_gets_no_task(repository):
+    services.repository_scan(repository, analyse=analyser(UNUSED_OS))
+    services.repository_scan(repository, analyse=analyser())
+    with pytest.raises(CodehealthError) as info:
+        services.finding_task_create(CodeFinding.objects.get(), actor="operator:alice")
+    assert info.value.status == 409
+
+
+def test_the_weekly_report_has_score_trend_new_fixed_and_audit_state(repository):
+    last_week = datetime(2026, 11, 24, 9, tzinfo=UTC)
+    services.repository_scan(repository, analyse=analyser(UNUSED_OS, STALE_FN), now=last_week)
+    before = services.report_build(repository, now=last_week)
+    assert before.previous_score is None and before.trend is None
+    not_run = Finding("dependency", "not_run", "pyproject.toml", None, "osv", 100, "no advisory snapshot")
+    vuln = Finding("dependency", "vulnerable", "pyproject.toml", 3, "django", 100, "GHSA-xxxx")
+    now = last_week + timedelta(days=7)
+    services.repository_scan(repository, analyse=analyser(STALE_FN, vuln, not_run), now=now)
+    report = services.report_build(repository, now=now)
+    assert report.week_start.isoformat() == "2026-11-30"
+    assert report.previous_score == before.score and report.trend == report.score - before.score < 0
+    assert (report.new_count, report.fixed_count, report.vulnerable_count) == (2, 1, 1)
+    assert report.dependencies_audited is False  # "not run", never clean
+    assert [f["name"] for f in report.data["fixed"]] == ["F401"]
+    assert services.report_build(repository, now=now).pk == report.pk  # rebuilt, not duplicated
+
+
+def test_repositories_due_follow_their_schedule(repository):
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    assert services.repositories_due(now=now) == [repository]
+    services.repository_scan(repository, analyse=analyser(), now=now)
+    assert services.repositories_due(now=now + timedelta(days=6)) == []
+    assert services.repositories_due(now=now + timedelta(days=7)) == [repository]
