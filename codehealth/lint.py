@@ -46,7 +46,9 @@ def parse_ruff_json(text: str, *, root: str | Path | None = None) -> list[Findin
             line=(item.get("location") or {}).get("row"), name=code, confidence=100,
             reason=item.get("message", ""), fixable=fix.get("applicability") == "safe",
             extra={"column": (item.get("location") or {}).get("column"), "url": item.get("url")}
-            | ({"fix": fix.get("message")} if fix else {})))
+            | ({"fix": fix.get("message")} if fix else {})
+            # The safe fix's edits travel with the finding: an auto-PR applies exactly these.
+            | ({"edits": fix["edits"]} if fix.get("applicability") == "safe" and fix.get("edits") else {})))
     return findings
 
 

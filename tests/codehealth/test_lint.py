@@ -46,3 +46,13 @@ def test_ruff_runs_on_a_checkout(tmp_path):
     (tmp_path / "m.py").write_text("import os\n")
     (finding,) = run_ruff(tmp_path)
     assert (finding.path, finding.line, finding.name, finding.fixable) == ("m.py", 1, "F401", True)
+
+
+def test_a_safe_fix_carries_the_edits_an_auto_pr_applies(tmp_path):
+    from codehealth.autopr import edits_apply
+
+    source = "import os\nimport sys\n\nprint(sys.argv)\n"
+    (tmp_path / "m.py").write_text(source)
+    (finding,) = run_ruff(tmp_path)
+    assert finding.extra["edits"], "ruff's safe fix should travel with the finding"
+    assert edits_apply(source, finding.extra["edits"]) == "import sys\n\nprint(sys.argv)\n"
