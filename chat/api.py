@@ -46,6 +46,13 @@ def sessions_limits(request, session_id: DbId, payload: schemas.LimitsIn):
     return session
 
 
+@router.put("/sessions/{session_id}/mode", response=schemas.SessionDetailOut)
+def sessions_mode(request, session_id: DbId, payload: schemas.ModeIn):
+    """Switch the session's mode (a routing policy); a running run keeps its model, the next run uses it."""
+    principal = require_scope(request, "write")
+    return services.session_mode_set(services.session_get(principal.user, session_id), payload.mode)
+
+
 @router.post("/sessions/{session_id}/messages", response={202: schemas.RunStartedOut})
 def messages_send(request, session_id: DbId, payload: schemas.MessageIn):
     """Send a message: a run starts for it in the background. While a run of the session is active

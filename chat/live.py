@@ -14,6 +14,7 @@ from chat.models import ChatBudget, ChatRun, ChatSession, Phase, Role, RunStatus
 from juggernaut import hq
 from juggernaut.models import Event
 from routing.live import key_state
+from routing.models import Policy
 
 PAGE_PREFIX = "chat-"
 FRAGMENTS = ["status", "messages", "timeline", "budget", "whyidle", "controls", "guardrails"]
@@ -137,6 +138,7 @@ def context(session: ChatSession, *, now=None, upto_seq: int | None = None) -> d
         "run_counters": run,
         "why": why_idle(session, run),
         "key": key_state(),
+        "modes": list(Policy.objects.values_list("mode", flat=True)),
         "phase_label": Phase(run.phase).label if run else "",
         "since": (run.started_at or run.created_at) if run else None,
     }

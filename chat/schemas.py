@@ -35,6 +35,10 @@ class SessionIn(Schema):
     limits: LimitsIn | None = None
 
 
+class ModeIn(Schema):
+    mode: str = Mode
+
+
 class MessageIn(Schema):
     content: str = Field(..., min_length=1, max_length=100_000)
 

@@ -66,6 +66,14 @@ def session_create(user, *, mode: str, title: str = "") -> ChatSession:
     return ChatSession.objects.create(owner=user, mode=mode, title=title)
 
 
+def session_mode_set(session: ChatSession, mode: str) -> ChatSession:
+    """Switch the session's routing mode; a run already going keeps its model, the next run uses the new one."""
+    _policy(mode)
+    session.mode = mode
+    session.save(update_fields=["mode"])
+    return session
+
+
 def session_limits_set(session: ChatSession, **limits) -> ChatBudget:
     """Override the session's run limits (``None`` falls back to the mode's default)."""
     unknown = set(limits) - set(ChatBudget.LIMITS)

@@ -83,6 +83,17 @@ def message_send(request: HttpRequest, session_id: int) -> HttpResponse:
 
 @operator_required
 @require_POST
+def session_mode(request: HttpRequest, session_id: int) -> HttpResponse:
+    try:
+        session = services.session_get(request.user, session_id)
+        services.session_mode_set(session, request.POST.get("mode", "").strip()[:40])
+    except ChatError as exc:
+        return _refused(request, exc)
+    return _done(request, session.pk, f"Mode: {session.mode}, from the next run.")
+
+
+@operator_required
+@require_POST
 def run_stop(request: HttpRequest, run_id: int) -> HttpResponse:
     try:
         run = services.run_get(request.user, run_id)

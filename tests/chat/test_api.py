@@ -116,6 +116,15 @@ def test_it_sets_a_sessions_limits(client, rw, stranger, session):
     assert_error(call(client, "put", f"/sessions/{session.pk}/limits", {"max_iterations": 3}, stranger), 404)
 
 
+def test_it_switches_a_sessions_mode(client, rw, stranger, session):
+    answer = call(client, "put", f"/sessions/{session.pk}/mode", {"mode": "ops"}, rw)
+    assert answer.status_code == 200 and answer.json()["mode"] == "ops", answer.content
+    assert_error(call(client, "put", f"/sessions/{session.pk}/mode", {"mode": "nope"}, rw), 422)
+    assert_error(call(client, "put", f"/sessions/{session.pk}/mode", {"mode": "normal"}, stranger), 404)
+    session.refresh_from_db()
+    assert session.mode == "ops"
+
+
 @pytest.mark.django_db(transaction=True)
 def test_it_shows_a_runs_whole_state(client, rw, stranger, chat, fake_openrouter, add_tool):
     def uptime() -> str:

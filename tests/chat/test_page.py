@@ -89,6 +89,19 @@ def test_sending_a_message_starts_a_run_and_a_second_is_refused_clearly(client, 
     assert "Stopped by operator:alice" in client.get(f"/chat/sessions/{chat.pk}/").content.decode()
 
 
+def test_the_mode_selector_switches_the_next_runs_mode(client, chat):
+    page = client.get(f"/chat/sessions/{chat.pk}/").content.decode()
+    assert 'id="chat-mode"' in page and '<option value="ops"' in page
+    assert client.post(f"/chat/sessions/{chat.pk}/mode/", {"mode": "ops"}).status_code == 302
+    chat.refresh_from_db()
+    assert chat.mode == "ops"
+    assert re.search(r'<option value="ops" selected>', client.get(f"/chat/sessions/{chat.pk}/").content.decode())
+    assert send(chat, "which mode?").mode == "ops", "the next run is in the new mode"
+    assert client.post(f"/chat/sessions/{chat.pk}/mode/", {"mode": "no-such-mode"}).status_code == 422
+    chat.refresh_from_db()
+    assert chat.mode == "ops", "a refused switch changes nothing"
+
+
 @pytest.mark.parametrize(
     "path,data,status",
     [
