@@ -11,8 +11,9 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from chat.models import ChatBudget, ChatRun, ChatSession, Phase, Role, RunStatus, StopReason, ToolStatus
-from juggernaut import hq
+from juggernaut import hq, schedules
 from juggernaut.models import Event
+from juggernaut.timefmt import exact_utc
 from routing.live import key_state
 from routing.models import Policy
 
@@ -112,6 +113,14 @@ def why_idle(session: ChatSession, run: ChatRun | None) -> dict:
         status = area.status()
         items.append({"state": status.state, "text": f"{area.label}: {status.text}", "action": status.detail,
                       "url": area.url})  # fmt: skip
+    due = schedules.next_due()
+    items.append(
+        {"state": "ok", "text": f"Next scheduled work: {due.name.removeprefix(schedules.PREFIX)} at "
+                                f"{exact_utc(due.next_run)}.", "action": "", "url": ""}
+        if due else
+        {"state": "warn", "text": "No scheduled work is set up.", "action": "Run manage.py sync_schedules.",
+         "url": ""}
+    )  # fmt: skip
     return {"items": items}
 
 

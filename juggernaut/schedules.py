@@ -101,3 +101,13 @@ def schedules_sync() -> dict[str, list[str]]:
     result["deleted"] = sorted(stale.values_list("name", flat=True))
     stale.delete()
     return result
+
+
+def next_due() -> Schedule | None:
+    """The declared schedule that fires next (None when none repeats: the jobs cluster has nothing to do)."""
+    return (
+        Schedule.objects.filter(name__startswith=PREFIX, next_run__isnull=False)
+        .exclude(repeats=0)
+        .order_by("next_run")
+        .first()
+    )

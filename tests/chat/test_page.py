@@ -89,6 +89,20 @@ def test_sending_a_message_starts_a_run_and_a_second_is_refused_clearly(client, 
     assert "Stopped by operator:alice" in client.get(f"/chat/sessions/{chat.pk}/").content.decode()
 
 
+def test_why_idle_says_when_the_next_scheduled_work_runs(client, chat):
+    from django_q.models import Schedule
+
+    from juggernaut import schedules
+
+    Schedule.objects.all().delete()
+    idle = client.get(f"/chat/sessions/{chat.pk}/").content.decode()
+    assert "No scheduled work is set up." in idle and "Run manage.py sync_schedules." in idle
+    schedules.schedules_sync()
+    due = schedules.next_due()
+    page = client.get(f"/chat/sessions/{chat.pk}/").content.decode()
+    assert f"Next scheduled work: {due.name.removeprefix('hq:')} at " in page
+
+
 def test_the_mode_selector_switches_the_next_runs_mode(client, chat):
     page = client.get(f"/chat/sessions/{chat.pk}/").content.decode()
     assert 'id="chat-mode"' in page and '<option value="ops"' in page
