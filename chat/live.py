@@ -143,7 +143,7 @@ def context(session: ChatSession, *, now=None, upto_seq: int | None = None) -> d
         "executions": executions,
         "waiting": waiting,
         "meters": meters(budget),
-        "guardrails": sorted((run.guardrails if run else {}).items()),
+        "guardrails": sorted(((run.guardrails or {}).get("rules") or {}).items()) if run else [],
         "run_counters": run,
         "why": why_idle(session, run),
         "key": key_state(),

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from chat import services
 from chat.models import ChatRun
 from tests.chat.conftest import Background, wait_for
-from tests.conftest import DaphneServer, sign_in
+from tests.conftest import DaphneServer, screenshot, sign_in
 from tests.fakes.openrouter import FakeOpenRouter, Reply, Tool
 
 pytestmark = pytest.mark.browser
@@ -91,4 +91,8 @@ def test_a_message_streams_shows_its_tool_and_stops_with_its_reason(
     assert page.locator("#chat-timeline").inner_text() == timeline
     expect(page.locator("#chat-whyidle")).to_contain_text("Stopped by operator:alice")
     print(f"stop pressed -> reason shown: {shown_after:.2f} s")  # the figure is the bench's
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        screenshot(page, f"chat-session-stopped-{width}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, f"no sideways scroll at {width} px"
     assert problems == []

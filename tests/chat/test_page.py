@@ -58,6 +58,24 @@ def test_a_session_page_after_a_run_shows_messages_timeline_budget_and_why_idle(
     assert re.sub(volatile, "", first) == re.sub(volatile, "", again)
 
 
+def test_the_guardrails_panel_counts_the_rules_that_fired(client, chat, fake_openrouter, add_tool):
+    def restart(service: str) -> str:
+        """Restarts a service."""
+        raise RuntimeError(f"deploy of {service} not found")
+
+    add_tool(restart)
+    assert "No rule has fired" in client.get(f"/chat/sessions/{chat.pk}/").content.decode()
+    fake_openrouter.script(*[Reply(tools=[Tool("restart", '{"service": "api"}', id=f"c{i}")],
+                                   finish_reason="tool_calls") for i in range(4)])  # fmt: skip
+    run = execute(send(chat))
+    html = client.get(f"/chat/sessions/{chat.pk}/").content.decode()
+    panel = html[html.index('id="chat-guardrails"'):]
+    panel = panel[: panel.index("</section>")]
+    assert f"1 steer, 1 block in run {run.pk}." in panel
+    assert re.search(r"<strong>repeated_failure</strong> <span class=\"badge\">stop</span>", panel), panel
+    assert "needs_tools" not in panel and "seen" not in panel, "the rules, not the run's internal state"
+
+
 def test_a_script_in_a_message_is_never_html(client, chat):
     run = ChatRun.objects.create(
         session=chat, mode="normal", status="stopped", stop_reason="completed", phase="done"
