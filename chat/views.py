@@ -108,9 +108,9 @@ def run_stop(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
     approve = request.POST.get("approve", "")
     try:
+        run = services.run_get(request.user, run_id)  # an unknown run is a 404 whatever the form says
         if approve not in ("0", "1"):
             raise ChatError("bad_input", "approve must be 1 (approve) or 0 (deny)", status=422)
-        run = services.run_get(request.user, run_id)
         services.run_approve(run, tool_call_id=request.POST.get("tool_call_id", "")[:100], approve=approve == "1",
                              user=request.user, actor=actor_of(request.user))  # fmt: skip
     except ChatError as exc:

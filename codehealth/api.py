@@ -61,7 +61,7 @@ def scans_list(request, repository_id: DbId):
     return _repository(request, "read", repository_id).scans.all()[:50]
 
 
-@router.get("/repositories/{repository_id}/findings", response=list[schemas.FindingOut])
+@router.get("/repositories/{repository_id}/findings", response=list[schemas.CodeFindingOut])
 def findings_list(request, repository_id: DbId, query: Query[schemas.FindingsQuery]):
     """Findings of the repository: open (default), fixed or all, optionally of one kind."""
     rows = CodeFinding.objects.filter(repository=_repository(request, "read", repository_id))
@@ -92,7 +92,7 @@ def pull_requests_open(request, repository_id: DbId):
     return Status(201, autopr.pull_request_open(repository))
 
 
-@router.post("/findings/{finding_id}/task", response={200: schemas.TaskOut, 201: schemas.TaskOut})
+@router.post("/findings/{finding_id}/task", response={200: schemas.FindingTaskOut, 201: schemas.FindingTaskOut})
 def findings_task(request, finding_id: DbId):
     """Queue the engine task for a finding (201), or return the open one it already has (200)."""
     principal = require_scope(request, "write")

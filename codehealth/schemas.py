@@ -60,7 +60,7 @@ class FindingsQuery(Schema):
     limit: int = Field(200, ge=1, le=1000)
 
 
-class FindingOut(Schema):
+class CodeFindingOut(Schema):
     id: int
     repository_id: int
     kind: str
@@ -75,7 +75,7 @@ class FindingOut(Schema):
     task_id: int | None
 
 
-class TaskOut(Schema):
+class FindingTaskOut(Schema):
     task_id: int
     created: bool
 

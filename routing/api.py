@@ -107,7 +107,7 @@ def budgets_set(request, payload: schemas.BudgetIn):
 
 
 @router.post("/complete", response=schemas.CompleteOut)
-def complete(request, payload: schemas.CompleteIn):
+def complete(request, payload: schemas.CompletionIn):
     """A routed completion: the mode's policy picks the model, the budgets are reserved, the call is
     recorded. Refusals: `no_model_fits` (422), `budget_exceeded` (402), `model_error` (502, with
     `details.retryable`), `not_configured` (503, no key)."""

@@ -86,7 +86,7 @@ class BudgetOut(Schema):
     state: str = Field(description="ok, warn (past the soft limit) or error (limit reached)")
 
 
-class MessageIn(Schema):
+class CompletionMessageIn(Schema):
     role: Literal["system", "user", "assistant", "tool"]
     content: str | list[dict[str, Any]] | None = None
     name: str | None = Field(None, max_length=100)
@@ -94,9 +94,9 @@ class MessageIn(Schema):
     tool_call_id: str | None = Field(None, max_length=200)
 
 
-class CompleteIn(Schema):
+class CompletionIn(Schema):
     mode: str = Field(..., min_length=1, max_length=40)
-    messages: list[MessageIn] = Field(..., min_length=1, max_length=1000)
+    messages: list[CompletionMessageIn] = Field(..., min_length=1, max_length=1000)
     tools: list[dict[str, Any]] | None = Field(None, max_length=128)
     tool_choice: str | dict[str, Any] | None = None
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)

@@ -142,7 +142,7 @@ def test_the_mode_selector_switches_the_next_runs_mode(client, chat):
         ("/chat/sessions/", {"mode": "no-such-mode"}, 422),
         ("/chat/runs/999999/stop/", {}, 404),
         ("/chat/runs/999999/approve/", {"approve": "1", "tool_call_id": "x"}, 404),
-        ("/chat/runs/999999/approve/", {"approve": "maybe", "tool_call_id": "x"}, 422),
+        ("/chat/runs/999999/approve/", {"approve": "maybe", "tool_call_id": "x"}, 404),
     ],
 )
 def test_bad_input_gets_a_4xx_page_never_a_500(client, chat, path, data, status):

@@ -63,3 +63,23 @@ def test_it_answers_a_wrong_method_in_the_error_shape(alice_client):
     assert response.status_code == 405
     assert response.json()["error"]["code"] == "method_not_allowed"
     assert "GET" in response.json()["error"]["details"]["allowed"]
+
+
+def test_no_two_api_schemas_share_a_name():
+    """The OpenAPI document names a component by its class name: two apps' ``TaskOut`` would make one
+    operation be documented (and checked) with the other's shape."""
+    from collections import Counter
+
+    from ninja import Schema
+
+    import juggernaut.api  # noqa: F401 - mounts every app's router, importing its schemas
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    ours = {c for c in subclasses(Schema) if c.__module__.split(".")[0] in
+            {"juggernaut", "chat", "selfheal", "logscrawler", "codehealth", "routing"}}  # fmt: skip
+    twice = [name for name, n in Counter(c.__name__ for c in ours).items() if n > 1]
+    assert twice == [], twice
