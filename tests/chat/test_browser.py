@@ -2,7 +2,6 @@
 tool shows in the timeline (expandable), the meters move, Stop shows its reason within a second, and a
 reload shows the same timeline. Zero console errors."""
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -23,17 +22,7 @@ def chat_server(django_db_setup, django_db_blocker, transactional_db) -> Iterato
     """A daphne whose routing points at a fake OpenRouter; runs are executed by the test itself."""
     with FakeOpenRouter() as fake:
         env = {"OPENROUTER_BASE_URL": fake.url, "OPENROUTER_API_KEY": fake.api_key, "CHAT_RUNNER": "manual"}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        server = DaphneServer()
-        try:
-            server.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        server = DaphneServer(env=env).start()
         try:
             yield server.url, fake
         finally:

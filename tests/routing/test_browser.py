@@ -1,7 +1,6 @@
 """The Routing & Costs page in Chromium against a live daphne: a call made through the API appears live
 with its cost and moves the budget meter, without a reload."""
 
-import os
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -22,17 +21,7 @@ def routed_server(
 ) -> Iterator[tuple[str, FakeOpenRouter]]:
     """A daphne whose routing points at a fake OpenRouter in this process."""
     with FakeOpenRouter() as fake:
-        saved = {k: os.environ.get(k) for k in ("OPENROUTER_BASE_URL", "OPENROUTER_API_KEY")}
-        os.environ.update(OPENROUTER_BASE_URL=fake.url, OPENROUTER_API_KEY=fake.api_key)
-        server = DaphneServer()
-        try:
-            server.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        server = DaphneServer(env={"OPENROUTER_BASE_URL": fake.url, "OPENROUTER_API_KEY": fake.api_key}).start()
         try:
             yield server.url, fake
         finally:
