@@ -32,10 +32,13 @@ class DiagnosisOut(Schema):
 
 
 class StepOut(Schema):
+    """A repair step, or one check of a diagnosis (which has no output and touches nothing)."""
+
     name: str
     status: str
-    output: str
-    touched: int
+    output: str = ""
+    touched: int = 0
+    duration_ms: int | None = None
 
 
 class VerificationOut(Schema):

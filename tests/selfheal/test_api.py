@@ -33,6 +33,13 @@ def test_it_diagnoses_with_the_report_inline(client, bearer):
     assert f["action"]["kind"] == "safe"
     assert {c["name"] for c in body["checks"]} >= {"workers", "queue", "jobs", "errors", "database", "budgets"}
     assert all(set(c) == {"name", "status", "duration_ms"} for c in body["checks"])
+    listed = client.get("/api/self-heal/executions", **bearer("read"))
+    assert listed.status_code == 200
+    steps = listed.json()[0]["steps"]
+    assert {s["name"] for s in steps} == {c["name"] for c in body["checks"]}
+    assert all(s["touched"] == 0 and s["duration_ms"] is not None for s in steps)
+    one = client.get(f"/api/self-heal/executions/{body['id']}", **bearer("read")).json()
+    assert one["kind"] == "diagnose" and one["steps"] == steps
 
 
 def test_it_repairs_dry_run_first_then_for_real(client, bearer):
