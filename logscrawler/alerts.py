@@ -79,16 +79,6 @@ def alert_open(
     return alert
 
 
-def alert_close(alert: LogAlert, *, now: datetime | None = None) -> bool:
-    """Close an open alert; False when it was closed already."""
-    closed = LogAlert.objects.filter(pk=alert.pk, closed_at__isnull=True).update(
-        closed_at=now or timezone.now()
-    )
-    if closed:
-        publish("logs", "alert_closed", {"alert_id": alert.pk, "rule": alert.rule})
-    return bool(closed)
-
-
 def _webhook_send(text: str) -> None:
     """Post a Slack-compatible message; a failing webhook is logged, never raised."""
     try:

@@ -6,7 +6,7 @@ nothing twice (``LogLine.dedupe`` is unique per service).
 """
 
 import hashlib
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -357,13 +357,6 @@ def service_for_import(name: str) -> LogService:
 
 def services_by_name(names: set[str]) -> dict[str, LogService]:
     return {s.name: s for s in LogService.objects.filter(name__in=names)}
-
-
-def group_by_service(items: list[tuple[str, Record]]) -> dict[str, list[Record]]:
-    grouped: dict[str, list[Record]] = defaultdict(list)
-    for name, record in items:
-        grouped[name].append(record)
-    return grouped
 
 
 ACTIONS = {

@@ -10,7 +10,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import connections, transaction
 
 from juggernaut.events.wake import wake_all
@@ -97,11 +96,6 @@ def publish(topic: str, type: str, data: dict | None = None, *, run_id: int | No
                 cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, topic])
         transaction.on_commit(lambda: _wake_local_relays(topic))
     return event
-
-
-async def apublish(topic: str, type: str, data: dict | None = None, *, run_id: int | None = None) -> Event:
-    """``publish()`` for async code (its own transaction)."""
-    return await sync_to_async(publish)(topic, type, data, run_id=run_id)
 
 
 def _wake_local_relays(topic: str) -> None:
