@@ -20,8 +20,8 @@ from packaging.version import InvalidVersion, Version
 from codehealth.findings import Finding
 from codehealth.stale_refs import iter_files
 
-PYPI_URL = "https://pypi.org/pypi/{name}/json"
-NPM_URL = "https://registry.npmjs.org/{name}"
+PYPI_URL = "https://pypi.org/pypi"  # + /<name>/json
+NPM_URL = "https://registry.npmjs.org"  # + /<name>
 ADVISORY_FILES = ("osv.json", ".osv.json", "advisories.json")
 Fetcher = Callable[[str], dict | None]  # URL -> parsed JSON, None when unreachable or unknown
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;#]*)")
@@ -234,9 +234,17 @@ class RegistryCache:
         return data
 
 
-def latest_version(dep: Dependency, fetcher: Fetcher, cache: RegistryCache | None = None) -> str | None:
+def registry_url(dep: Dependency, *, pypi: str = PYPI_URL, npm: str = NPM_URL) -> str:
+    """Where a registry describes ``dep`` (a scoped npm name keeps its ``@`` and escapes its ``/``)."""
+    if dep.ecosystem == "PyPI":
+        return f"{pypi.rstrip('/')}/{dep.name}/json"
+    return f"{npm.rstrip('/')}/{dep.name.replace('/', '%2F')}"
+
+
+def latest_version(dep: Dependency, fetcher: Fetcher, cache: RegistryCache | None = None,
+                   urls: dict[str, str] | None = None) -> str | None:
     """The registry's newest release of ``dep``; None when the registry could not be asked."""
-    url = (PYPI_URL if dep.ecosystem == "PyPI" else NPM_URL).format(name=dep.name)
+    url = registry_url(dep, **(urls or {}))
     data = cache.fetch(url, fetcher) if cache else fetcher(url)
     if not data:
         return None
@@ -245,17 +253,19 @@ def latest_version(dep: Dependency, fetcher: Fetcher, cache: RegistryCache | Non
     return (data.get("dist-tags") or {}).get("latest")
 
 
-def outdated(deps: list[Dependency], fetcher: Fetcher, cache: RegistryCache | None = None
-             ) -> tuple[list[Finding], list[str]]:
+def outdated(deps: list[Dependency], fetcher: Fetcher, cache: RegistryCache | None = None,
+             urls: dict[str, str] | None = None) -> tuple[list[Finding], list[str]]:
     """Dependencies behind the registry's latest release, and the names the registry did not answer for."""
-    findings, unanswered = [], []
+    findings, unanswered, answered = [], [], 0
     for dep in deps:
         if not dep.version:
             continue
-        latest = latest_version(dep, fetcher, cache)
+        # A registry that has not answered the first few asks is down: do not wait on every package.
+        latest = None if not answered and len(unanswered) >= 3 else latest_version(dep, fetcher, cache, urls)
         if latest is None:
             unanswered.append(dep.name)
             continue
+        answered += 1
         if parse_version(latest) > parse_version(dep.version):
             major = parse_version(latest).major > parse_version(dep.version).major
             findings.append(Finding(
@@ -267,9 +277,11 @@ def outdated(deps: list[Dependency], fetcher: Fetcher, cache: RegistryCache | No
 
 
 def audit_dependencies(root: Path | str, *, advisories: list[dict] | Path | str | None = None,
-                       fetcher: Fetcher | None = None, cache: RegistryCache | None = None) -> AuditResult:
+                       fetcher: Fetcher | None = None, cache: RegistryCache | None = None,
+                       urls: dict[str, str] | None = None) -> AuditResult:
     """Vulnerabilities (from ``advisories``, else a snapshot file in the checkout) and, with a
-    ``fetcher``, outdated packages. Each part's status is "ok" or "not run: <why>"."""
+    ``fetcher``, outdated packages (``urls``: the registries' base URLs, ``pypi`` and ``npm``). Each part's
+    status is "ok" or "not run: <why>"."""
     root = Path(root)
     result = AuditResult()
     deps = declared_dependencies(root)
@@ -290,7 +302,7 @@ def audit_dependencies(root: Path | str, *, advisories: list[dict] | Path | str 
     if fetcher is None:
         result.status["outdated"] = "not run: registries not consulted (offline)"
     else:
-        found, unanswered = outdated(deps, fetcher, cache)
+        found, unanswered = outdated(deps, fetcher, cache, urls)
         result.findings += found
         if unanswered and len(unanswered) == len([d for d in deps if d.version]):
             result.status["outdated"] = "not run: no registry answered"

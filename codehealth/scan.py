@@ -17,13 +17,18 @@ def _frontend_roots(root: Path) -> list[Path]:
 
 def scan_path(path: Path | str, *, kinds: set[str] | list[str] | tuple[str, ...] | None = None,
               schema: dict | Path | str | None = None, advisories: list[dict] | Path | str | None = None,
-              called_tools: set[str] | None = None, run_ruff: bool = True) -> list[Finding]:
+              called_tools: set[str] | None = None, run_ruff: bool = True,
+              fetcher: dependencies.Fetcher | None = None,
+              cache: dependencies.RegistryCache | None = None,
+              registry_urls: dict[str, str] | None = None) -> list[Finding]:
     """Every finding of the checkout at ``path``, without network and without the database.
 
     ``kinds``: a subset of ``KINDS`` (default all). ``schema``: the backend's OpenAPI document (default
     an exported ``openapi.json`` in the checkout; without one contract validation is reported not run).
     ``advisories``: an OSV snapshot (default a snapshot file in the checkout). ``called_tools``: tool
-    names executed in the review period, when the caller knows them.
+    names executed in the review period, when the caller knows them. ``fetcher`` (and its ``cache``):
+    how registry answers are fetched for the outdated-packages part; without one that part is not run;
+    ``registry_urls``: the registries' base URLs (``pypi``, ``npm``) when not the public ones.
     """
     root = Path(path).resolve()
     if not root.is_dir():
@@ -43,7 +48,8 @@ def scan_path(path: Path | str, *, kinds: set[str] | list[str] | tuple[str, ...]
     if "contract" in wanted:
         findings += _contracts(root, schema)
     if "dependency" in wanted:
-        result = dependencies.audit_dependencies(root, advisories=advisories)
+        result = dependencies.audit_dependencies(root, advisories=advisories, fetcher=fetcher, cache=cache,
+                                                     urls=registry_urls)
         findings += result.findings + dependencies.not_run_findings(result)
     return findings
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
+import requests
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -36,6 +37,7 @@ from codehealth.models import (
 from juggernaut.engine import services as engine
 from juggernaut.engine.models import Source, Task
 from juggernaut.events import publish
+from juggernaut.http import http_session
 
 TOPIC = "codehealth"
 TASK_KIND = "codehealth.fix"
@@ -48,9 +50,38 @@ Analyser = Callable[[Path], list[Finding]]
 
 
 def _default_analyse(path: Path) -> list[Finding]:
-    from codehealth.scan import scan_path  # the analysers are optional at import time: a lazy seam
+    from codehealth import dependencies  # the analysers are optional at import time: a lazy seam
+    from codehealth.scan import scan_path
 
-    return scan_path(path)
+    snapshot = Path(settings.CODEHEALTH_OSV_SNAPSHOT) if settings.CODEHEALTH_OSV_SNAPSHOT else None
+    lookups = settings.CODEHEALTH_REGISTRY_LOOKUPS
+    cache_file = Path(settings.CODEHEALTH_CLONE_DIR) / "registry-cache.json"
+    if lookups:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+    return scan_path(
+        path,
+        advisories=snapshot if snapshot and snapshot.is_file() else None,
+        fetcher=registry_fetch if lookups else None,
+        cache=dependencies.RegistryCache(cache_file, ttl=settings.CODEHEALTH_REGISTRY_CACHE_HOURS * 3600)
+        if lookups else None,
+        registry_urls={"pypi": settings.CODEHEALTH_PYPI_URL, "npm": settings.CODEHEALTH_NPM_URL},
+    )
+
+
+def registry_fetch(url: str) -> dict | None:
+    """One registry answer as JSON; None when the package is unknown or the registry is unreachable
+    (the audit then reports that part as not run or partial, never as clean)."""
+    try:
+        response = http_session(max_retries=1, timeout=10).get(url, headers={"Accept": "application/json"})
+    except requests.RequestException:
+        return None
+    if response.status_code != 200:
+        return None
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 # --- repositories --------------------------------------------------------------------------------

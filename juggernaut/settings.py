@@ -374,6 +374,14 @@ CODEHEALTH_MAX_OPEN_PRS = envint("CODEHEALTH_MAX_OPEN_PRS", 3)
 CODEHEALTH_STALE_MIN_CONFIDENCE = envint("CODEHEALTH_STALE_MIN_CONFIDENCE", 80)
 CODEHEALTH_CLONE_TIMEOUT_SECONDS = envint("CODEHEALTH_CLONE_TIMEOUT_SECONDS", 300)
 CODEHEALTH_CLONE_DIR = env("CODEHEALTH_CLONE_DIR", str(BASE_DIR / "var" / "codehealth"))
+# Dependency audit. Vulnerabilities come from an OSV-format snapshot (a JSON list of OSV records, or the
+# querybatch shape), else from one committed in the checkout; without either the part is "not run".
+CODEHEALTH_OSV_SNAPSHOT = env("CODEHEALTH_OSV_SNAPSHOT", str(BASE_DIR / "var" / "codehealth-osv.json"))
+# Outdated packages: the registries' JSON APIs, each answer cached for a day.
+CODEHEALTH_REGISTRY_LOOKUPS = envbool("CODEHEALTH_REGISTRY_LOOKUPS", True)
+CODEHEALTH_PYPI_URL = env("CODEHEALTH_PYPI_URL", "https://pypi.org/pypi")
+CODEHEALTH_NPM_URL = env("CODEHEALTH_NPM_URL", "https://registry.npmjs.org")
+CODEHEALTH_REGISTRY_CACHE_HOURS = envint("CODEHEALTH_REGISTRY_CACHE_HOURS", 24)
 
 # API tokens: bearer tokens are shown once and stored as a SHA-256 hash.
 API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)

@@ -62,6 +62,14 @@ def pytest_collection_modifyitems(items) -> None:
 
 
 @pytest.fixture(autouse=True)
+def no_package_registries(settings) -> None:
+    """The suite never asks the public package registries: tests that audit dependencies point
+    ``CODEHEALTH_PYPI_URL``/``CODEHEALTH_NPM_URL`` at the fake in ``tests/fakes/registries.py``."""
+    settings.CODEHEALTH_REGISTRY_LOOKUPS = False
+    settings.CODEHEALTH_OSV_SNAPSHOT = ""
+
+
+@pytest.fixture(autouse=True)
 def hq_just_started(monkeypatch) -> None:
     """Each test is an HQ that has just started: the autonomy loop's start-up grace (a loop that never
     ran is not yet news) counts from the test's start, not from the session's."""
@@ -170,6 +178,8 @@ class DaphneServer:
             HQ_VAR_DIR=self.var_dir,
             DATABASE_URL=database_url_for_subprocess(),
             EVENTS_POLL_SECONDS="0.1",
+            CODEHEALTH_REGISTRY_LOOKUPS="0",
+            CODEHEALTH_OSV_SNAPSHOT="",
             **self.extra_env,
         )
         with open(Path(self.var_dir) / "daphne.log", "a") as log:

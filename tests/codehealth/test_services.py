@@ -1,5 +1,7 @@
 """Scans of a local fixture git repository into rows, tasks per finding, weekly reports, the clone."""
 
+import json
+import socket
 import subprocess
 from datetime import UTC, datetime, timedelta
 
@@ -10,6 +12,7 @@ from codehealth.errors import CodehealthError
 from codehealth.findings import Finding
 from codehealth.models import CodeFinding, ContractViolation, ReviewStatus, ScanStatus, StaleCodeItem
 from juggernaut.engine.models import Task
+from tests.fakes.registries import FakeRegistries
 
 pytestmark = pytest.mark.django_db
 
@@ -214,3 +217,65 @@ def test_repositories_due_follow_their_schedule(repository):
     services.repository_scan(repository, analyse=analyser(), now=now)
     assert services.repositories_due(now=now + timedelta(days=6)) == []
     assert services.repositories_due(now=now + timedelta(days=7)) == [repository]
+
+
+OSV = [{"id": "PYSEC-2099-1", "summary": "header injection",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
+                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.32.0"}]}]}]}]
+
+
+@pytest.fixture
+def manifests(checkout_dir, tmp_path, settings):
+    """The fixture repository declares Python and npm dependencies; an OSV snapshot is configured."""
+    (checkout_dir / "requirements.txt").write_text("requests==2.31.0\nDjango_Ninja==1.3.0\n")
+    (checkout_dir / "package.json").write_text('{"dependencies": {"@acme/ui": "1.0.0", "react": "18.2.0"}}')
+    git(checkout_dir, "-c", "user.email=a@b", "-c", "user.name=a", "add", ".")
+    git(checkout_dir, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "deps")
+    snapshot = tmp_path / "osv.json"
+    snapshot.write_text(json.dumps(OSV))
+    settings.CODEHEALTH_OSV_SNAPSHOT = str(snapshot)
+    settings.CODEHEALTH_CLONE_DIR = str(tmp_path / "clones")
+    settings.CODEHEALTH_REGISTRY_LOOKUPS = True
+    return checkout_dir
+
+
+def dependency_rows(scan) -> dict[tuple[str, str], str]:
+    rows = CodeFinding.objects.filter(repository=scan.repository, kind="dependency")
+    return {(r.category, r.name): r.reason for r in rows}
+
+
+def test_a_scan_audits_dependencies_against_the_registries_and_the_osv_snapshot(repository, manifests,
+                                                                                 settings):
+    fake = FakeRegistries(pypi={"requests": "2.32.3", "django-ninja": "1.3.0"},
+                          npm={"@acme/ui": "2.1.0", "react": "18.2.0"})
+    with fake.serve():
+        settings.CODEHEALTH_PYPI_URL = f"{fake.url}/pypi"
+        settings.CODEHEALTH_NPM_URL = fake.url
+        scan = services.repository_scan(repository)
+        again = services.repository_scan(repository)
+    assert scan.status == ScanStatus.DONE, scan.error
+    rows = dependency_rows(scan)
+    assert set(rows) == {("vulnerable", "requests"), ("outdated", "requests"), ("outdated", "@acme/ui")}
+    assert "PYSEC-2099-1" in rows[("vulnerable", "requests")]
+    assert "2.1.0 (a new major version)" in rows[("outdated", "@acme/ui")]
+    assert scan.counts["dependencies_audited"] is True
+    # the second scan within the cache's lifetime asks the registries nothing new
+    assert sorted(fake.hits) == sorted({h for h in fake.hits}) and len(fake.hits) == 4
+    assert "/@acme%2Fui" in fake.hits
+    assert again.counts["dependencies_audited"] is True
+
+
+def test_a_dead_registry_and_no_snapshot_are_not_run_never_clean(repository, manifests, settings):
+    settings.CODEHEALTH_OSV_SNAPSHOT = ""
+    settings.CODEHEALTH_PYPI_URL = settings.CODEHEALTH_NPM_URL = f"http://127.0.0.1:{closed_port()}"
+    scan = services.repository_scan(repository)
+    rows = dependency_rows(scan)
+    assert set(rows) == {("not_run", "outdated"), ("not_run", "vulnerabilities")}
+    assert "no registry answered" in rows[("not_run", "outdated")]
+    assert scan.counts["dependencies_audited"] is False
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
