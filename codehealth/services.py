@@ -178,6 +178,13 @@ def repository_scan(
     try:
         with repository_checkout(repository) as (path, sha):
             findings = (analyse or _default_analyse)(path)
+        ci = None
+        if repository.on_github:
+            from codehealth.ci import ci_findings
+
+            ci = ci_findings(repository.github_owner, repository.github_name, sha=sha,
+                             branch=repository.default_branch)  # fmt: skip
+            findings += ci.findings  # after the local ones: the same finding keeps the checkout's fix edits
     except CodehealthError as exc:
         return _scan_failed(scan, exc.message)
     except ImportError as exc:
@@ -185,7 +192,8 @@ def repository_scan(
     except (OSError, ValueError, UnicodeError, SyntaxError) as exc:  # an analyser tripping over a checkout
         return _scan_failed(scan, f"the analysis failed: {exc.__class__.__name__}")
     scan.commit_sha = sha
-    return scan_record(scan, findings, now=now)
+    notes = {"ci": ci.source, "ci_note": ci.note} if ci else {}
+    return scan_record(scan, findings, now=now, notes=notes)
 
 
 def _scan_failed(scan: Scan, message: str) -> Scan:
@@ -202,9 +210,11 @@ def _scan_failed(scan: Scan, message: str) -> Scan:
 
 
 @transaction.atomic
-def scan_record(scan: Scan, findings: list[Finding], *, now: datetime | None = None) -> Scan:
+def scan_record(scan: Scan, findings: list[Finding], *, now: datetime | None = None,
+                notes: dict | None = None) -> Scan:
     """Turn a scan's findings into rows: new ones created (or reopened), seen ones updated, open ones
-    not seen this time marked fixed; stale items and contract violations follow their findings."""
+    not seen this time marked fixed; stale items and contract violations follow their findings.
+    ``notes`` (where CI results came from) are kept in the scan's counts."""
     now = now or timezone.now()
     repository = scan.repository
     known = {row.fingerprint: row for row in CodeFinding.objects.filter(repository=repository)}
@@ -246,6 +256,7 @@ def scan_record(scan: Scan, findings: list[Finding], *, now: datetime | None = N
         **counts_by_kind,
         **{f"score_{k}": v for k, v in counts.items()},
         "dependencies_audited": audited,
+        **(notes or {}),
     }
     scan.save()
     Repository.objects.filter(pk=repository.pk).update(last_scanned_at=now)

@@ -38,6 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 PASSWORD = "correct horse battery staple"
+CLOSED_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, a connection is refused at once
 
 
 def pytest_itemcollected(item) -> None:
@@ -63,10 +64,11 @@ def pytest_collection_modifyitems(items) -> None:
 
 @pytest.fixture(autouse=True)
 def no_package_registries(settings) -> None:
-    """The suite never asks the public package registries: tests that audit dependencies point
+    """The suite never asks the public package registries or GitHub: tests that audit dependencies point
     ``CODEHEALTH_PYPI_URL``/``CODEHEALTH_NPM_URL`` at the fake in ``tests/fakes/registries.py``."""
     settings.CODEHEALTH_REGISTRY_LOOKUPS = False
     settings.CODEHEALTH_OSV_SNAPSHOT = ""
+    settings.GITHUB_API_URL = CLOSED_URL  # nor GitHub: the code-health tests serve tests/fakes/github.py
 
 
 @pytest.fixture(autouse=True)
@@ -180,8 +182,8 @@ class DaphneServer:
             EVENTS_POLL_SECONDS="0.1",
             CODEHEALTH_REGISTRY_LOOKUPS="0",
             CODEHEALTH_OSV_SNAPSHOT="",
-            **self.extra_env,
-        )
+            GITHUB_API_URL=CLOSED_URL,
+        ) | self.extra_env
         with open(Path(self.var_dir) / "daphne.log", "a") as log:
             self.proc = subprocess.Popen(
                 [

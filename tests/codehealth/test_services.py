@@ -12,6 +12,7 @@ from codehealth.errors import CodehealthError
 from codehealth.findings import Finding
 from codehealth.models import CodeFinding, ContractViolation, ReviewStatus, ScanStatus, StaleCodeItem
 from juggernaut.engine.models import Task
+from tests.fakes.github import TOKEN
 from tests.fakes.registries import FakeRegistries
 
 pytestmark = pytest.mark.django_db
@@ -279,3 +280,62 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+RUFF_JSON = json.dumps([{"code": "F401", "filename": "/home/runner/work/shop/shop/app/models.py",
+                         "location": {"row": 2, "column": 1}, "message": "`re` imported but unused",
+                         "fix": {"applicability": "safe", "message": "Remove unused import", "edits": []}}])
+ESLINT_JSON = json.dumps([{"filePath": "/home/runner/work/shop/shop/web/page.tsx",
+                           "messages": [{"ruleId": "no-unused-vars", "line": 4, "column": 7, "severity": 2,
+                                         "message": "'x' is assigned a value but never used."}]}])
+TSC_TXT = b"web/api.ts(12,3): error TS2339: Property 'total' does not exist on type 'Order'.\n"
+
+
+@pytest.fixture
+def on_github(alice, checkout_dir, settings, tmp_path, github):
+    """A GitHub repository cloned over file:// (offline) whose CI lives on the fake GitHub API."""
+    settings.GITHUB_CLONE_URL = f"file://{checkout_dir.parent}"
+    settings.GITHUB_API_URL, settings.GITHUB_TOKEN = github.url, TOKEN
+    settings.CODEHEALTH_CLONE_DIR = str(tmp_path / "clones")
+    (checkout_dir.parent / "acme").mkdir()
+    (checkout_dir.parent / "acme" / "shop.git").symlink_to(checkout_dir)
+    sha = git(checkout_dir, "rev-parse", "HEAD").strip()
+    github.runs = [{"id": 8, "name": "CI", "head_branch": "main", "head_sha": "0" * 40, "status": "completed",
+                    "conclusion": "success"},
+                   {"id": 9, "name": "CI", "head_branch": "main", "head_sha": sha, "status": "completed",
+                    "conclusion": "failure"}]  # fmt: skip
+    return services.repository_create(alice, github="acme/shop"), sha
+
+
+def test_a_scan_reads_the_ci_artifacts_of_its_commit(on_github, github):
+    repository, _ = on_github
+    github.add_artifact(8, 80, "lint", {"ruff.json": json.dumps([]).encode()})  # another commit's run
+    github.add_artifact(9, 90, "lint-results", {"ruff.json": RUFF_JSON.encode(), "eslint.json": ESLINT_JSON.encode(),
+                                                "tsc.txt": TSC_TXT, "coverage.xml": b"<coverage/>"})
+    scan = services.repository_scan(repository, analyse=analyser())
+    assert scan.status == ScanStatus.DONE, scan.error
+    rows = {(r.category, r.path, r.line, r.name) for r in CodeFinding.objects.filter(repository=repository)}
+    assert rows == {("ruff", "app/models.py", 2, "F401"), ("eslint", "web/page.tsx", 4, "no-unused-vars"),
+                    ("tsc", "web/api.ts", 12, "TS2339")}
+    assert scan.counts["ci"] == "artifacts" and "CI run 9" in scan.counts["ci_note"]
+    assert "/repos/acme/shop/actions/artifacts/80/zip" not in {p for _, p in github.requests}
+
+
+def test_without_artifacts_annotations_stand_in_ten_per_check(on_github, github):
+    repository, sha = on_github
+    github.check_runs[sha] = [{"id": 77, "name": "mypy", "status": "completed", "conclusion": "failure",
+                               "output": {"annotations_count": 12}}]  # fmt: skip
+    github.annotations[77] = [{"path": "app/views.py", "start_line": n, "end_line": n, "annotation_level": "failure",
+                               "message": f"error {n}", "title": f"E{n}"} for n in range(1, 13)]  # fmt: skip
+    scan = services.repository_scan(repository, analyse=analyser())
+    assert scan.counts["ci"] == "annotations"
+    assert CodeFinding.objects.filter(repository=repository, category="mypy").count() == 10
+
+
+def test_an_unreachable_ci_is_a_note_not_a_failed_scan(on_github, settings):
+    repository, _ = on_github
+    settings.GITHUB_API_URL = "http://127.0.0.1:9"
+    scan = services.repository_scan(repository, analyse=analyser(UNUSED_OS))
+    assert scan.status == ScanStatus.DONE
+    assert scan.counts["ci"] == "none" and scan.counts["ci_note"].startswith("CI results not read")
+    assert CodeFinding.objects.filter(repository=repository).count() == 1

@@ -138,6 +138,8 @@ class FakeGitHub:
         get = method == "GET"
         if get and rest == "/actions/runs":
             runs = [r for r in self.runs if not query.get("branch") or r["head_branch"] == query["branch"]]
+            if query.get("status"):  # GitHub's filter takes a status or a conclusion
+                runs = [r for r in runs if query["status"] in (r.get("status"), r.get("conclusion"))]
             return "workflow_runs", runs
         if get and (m := re.fullmatch(r"/actions/runs/(\d+)/jobs", rest)):
             return "jobs", self.jobs.get(int(m[1]), [])
