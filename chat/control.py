@@ -132,6 +132,7 @@ class Tokens:
     def __init__(self, run: ChatRun, iteration: int) -> None:
         self.run, self.iteration = run, iteration
         self.pieces: list[str] = []
+        self.shown: list[str] = []  # every piece sent so far: what the operator has read
         self.last = 0.0
         self.sent = 0
 
@@ -145,6 +146,7 @@ class Tokens:
     def flush(self) -> None:
         if self.pieces:
             text, self.pieces = "".join(self.pieces), []
+            self.shown.append(text)
             self.last = time.monotonic()
             runs.emit(self.run, "token", {"delta": text, "iteration": self.iteration})
             self.sent += 1

@@ -158,6 +158,14 @@ class Loop:
 
     # --- the model ----------------------------------------------------------------------------
 
+    def _keep_cut_off(self, tokens: Tokens) -> None:
+        """An answer stopped mid-stream stays in the conversation as far as it was shown, so the page
+        reads the same after a reload (and the model sees next time what the operator saw)."""
+        text = "".join(tokens.shown)
+        if text.strip():
+            ChatMessage.objects.create(session=self.session, run=self.run, role=Role.ASSISTANT,
+                                       content=f"{text}\n\n*(cut off: the run was stopped)*")  # fmt: skip
+
     def _model_call(self) -> Stop | None:
         run, budget = self.run, self.budget
         if run.iterations >= budget.max_iterations:
@@ -193,6 +201,7 @@ class Loop:
                 if record is not None:  # what routing charged for the failed call is spent like an answer
                     self._spend(steps=0, cost=record.cost_usd)
                 if self.control.reason:
+                    self._keep_cut_off(tokens)
                     return self.control.stop()
                 if not retry:
                     return self._routing_stop(exc)

@@ -74,10 +74,15 @@ def test_a_message_streams_shows_its_tool_and_stops_with_its_reason(
     expect(page.locator("#chat-status")).to_contain_text("cancelled", timeout=5000)
     shown_after = time.monotonic() - started
     background.join()
+    # The answer cut off by Stop stays in the conversation as far as it was shown, marked as such.
+    expect(page.locator("#chat-messages")).to_contain_text("cut off: the run was stopped", timeout=5000)
     timeline = page.locator("#chat-timeline").inner_text()
+    conversation = page.locator("#chat-messages").inner_text()
+    assert "The api service is failing." in conversation
     page.reload()
     page.wait_for_selector("#live-indicator.live-open")
     assert page.locator("#chat-timeline").inner_text() == timeline
+    assert page.locator("#chat-messages").inner_text() == conversation
     expect(page.locator("#chat-whyidle")).to_contain_text("Stopped by operator:alice")
     print(f"stop pressed -> reason shown: {shown_after:.2f} s")  # the figure is the bench's
     for width in (1440, 390):

@@ -43,7 +43,10 @@ def test_it_stops_mid_stream_and_settles_the_call(chat, fake_openrouter, alice):
     stop = stop_of(run)
     assert stop["reason"] == "cancelled" and stop["detail"] == "Stopped by operator:alice."
     assert run.cancel_requested_at is not None and run.ended_at is not None
-    assert not ChatMessage.objects.filter(role=Role.ASSISTANT).exists()
+    # What was shown stays in the conversation, marked as cut off (the page reads the same after a reload).
+    (kept,) = ChatMessage.objects.filter(role=Role.ASSISTANT)
+    shown = "".join(e.data["delta"] for e in events(run) if e.type == "token")
+    assert shown.startswith("word ") and kept.content == f"{shown}\n\n*(cut off: the run was stopped)*"
     # The call was cut short: recorded as cancelled, its reservation settled.
     usage = Usage.objects.get()
     assert usage.error_code == "cancelled"
