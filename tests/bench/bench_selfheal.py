@@ -115,13 +115,16 @@ def load() -> None:
         "count": str(OCCURRENCES // FINGERPRINTS), "first_seen": "now() - interval '1 day'", "last_seen": "now()",
     }, FINGERPRINTS)  # fmt: skip
     per_minute = max(OCCURRENCES // (FINGERPRINTS * 1440), 1)
+    # the remainder spread one each over a fingerprint's first minutes, so the rows sum to OCCURRENCES
+    extra = max(OCCURRENCES - per_minute * FINGERPRINTS * 1440, 0) // FINGERPRINTS
     with connection.cursor() as c:
         c.execute(f"""INSERT INTO error_rollups_minute (fingerprint_id, service_id, minute, count)
-            SELECT f.id, f.service_id, date_trunc('minute', now()) - (m || ' minutes')::interval, {per_minute}
+            SELECT f.id, f.service_id, date_trunc('minute', now()) - (m || ' minutes')::interval,
+                   {per_minute} + CASE WHEN m <= {extra} THEN 1 ELSE 0 END
             FROM error_fingerprints f, generate_series(1, 1440) AS m""")  # fmt: skip
         c.execute("ANALYZE")
     print(f"loaded {TASKS:,} tasks, {WORKERS} workers, {FINGERPRINTS * 1440:,} rollup rows standing for "
-          f"{FINGERPRINTS * 1440 * per_minute:,} occurrences in {time.perf_counter() - started:.0f} s")  # fmt: skip
+          f"{FINGERPRINTS * (1440 * per_minute + extra):,} occurrences in {time.perf_counter() - started:.0f} s")  # fmt: skip
 
 
 def inject() -> None:
