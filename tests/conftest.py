@@ -304,7 +304,10 @@ class BrowserProblems:
             "console", lambda m: m.type == "error" and self.items.append(f"console on {page.url}: {m.text}")
         )
         page.on("pageerror", lambda e: self.items.append(f"exception on {page.url}: {e}"))
-        page.on("requestfailed", lambda r: self.items.append(f"failed: {r.url} {r.failure}"))
+        # ERR_ABORTED is the browser cancelling a request itself (a navigation or a reload leaving the
+        # favicon behind), not a server failing it: those show as other net:: errors or HTTP statuses.
+        page.on("requestfailed", lambda r: r.failure != "net::ERR_ABORTED"
+                and self.items.append(f"failed: {r.url} {r.failure}"))  # fmt: skip
         page.on("response", lambda r: r.status >= 400 and self.items.append(f"HTTP {r.status}: {r.url}"))
 
 
