@@ -19,6 +19,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from codehealth.checkout import repository_checkout
+from codehealth.ci import ci_findings
 from codehealth.errors import CodehealthError
 from codehealth.findings import Finding
 from codehealth.models import (
@@ -54,34 +55,41 @@ def _default_analyse(path: Path) -> list[Finding]:
     from codehealth.scan import scan_path
 
     snapshot = Path(settings.CODEHEALTH_OSV_SNAPSHOT) if settings.CODEHEALTH_OSV_SNAPSHOT else None
-    lookups = settings.CODEHEALTH_REGISTRY_LOOKUPS
-    cache_file = Path(settings.CODEHEALTH_CLONE_DIR) / "registry-cache.json"
-    if lookups:
+    fetch = cache = None
+    if settings.CODEHEALTH_REGISTRY_LOOKUPS:
+        cache_file = Path(settings.CODEHEALTH_CLONE_DIR) / "registry-cache.json"
         cache_file.parent.mkdir(parents=True, exist_ok=True)
+        fetch = registry_fetcher()
+        cache = dependencies.RegistryCache(cache_file, ttl=settings.CODEHEALTH_REGISTRY_CACHE_HOURS * 3600)
     return scan_path(
         path,
         advisories=snapshot if snapshot and snapshot.is_file() else None,
-        fetcher=registry_fetch if lookups else None,
-        cache=dependencies.RegistryCache(cache_file, ttl=settings.CODEHEALTH_REGISTRY_CACHE_HOURS * 3600)
-        if lookups else None,
+        fetcher=fetch,
+        cache=cache,
         registry_urls={"pypi": settings.CODEHEALTH_PYPI_URL, "npm": settings.CODEHEALTH_NPM_URL},
     )
 
 
-def registry_fetch(url: str) -> dict | None:
-    """One registry answer as JSON; None when the package is unknown or the registry is unreachable
-    (the audit then reports that part as not run or partial, never as clean)."""
-    try:
-        response = http_session(max_retries=1, timeout=10).get(url, headers={"Accept": "application/json"})
-    except requests.RequestException:
-        return None
-    if response.status_code != 200:
-        return None
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+def registry_fetcher() -> Callable[[str], dict | None]:
+    """A fetcher of registry answers as JSON over one session (a scan asks once per package);
+    None when the package is unknown or the registry unreachable (the audit then reports that part
+    as not run or partial, never as clean)."""
+    session = http_session(max_retries=1, timeout=10)
+
+    def fetch(url: str) -> dict | None:
+        try:
+            response = session.get(url, headers={"Accept": "application/json"})
+        except requests.RequestException:
+            return None
+        if response.status_code != 200:
+            return None
+        try:
+            data = response.json()
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    return fetch
 
 
 # --- repositories --------------------------------------------------------------------------------
@@ -180,8 +188,6 @@ def repository_scan(
             findings = (analyse or _default_analyse)(path)
         ci = None
         if repository.on_github:
-            from codehealth.ci import ci_findings
-
             ci = ci_findings(repository.github_owner, repository.github_name, sha=sha,
                              branch=repository.default_branch)  # fmt: skip
             findings += ci.findings  # after the local ones: the same finding keeps the checkout's fix edits

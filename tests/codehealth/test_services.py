@@ -12,6 +12,7 @@ from codehealth.errors import CodehealthError
 from codehealth.findings import Finding
 from codehealth.models import CodeFinding, ContractViolation, ReviewStatus, ScanStatus, StaleCodeItem
 from juggernaut.engine.models import Task
+from tests.conftest import CLOSED_URL
 from tests.fakes.github import TOKEN
 from tests.fakes.registries import FakeRegistries
 
@@ -334,7 +335,7 @@ def test_without_artifacts_annotations_stand_in_ten_per_check(on_github, github)
 
 def test_an_unreachable_ci_is_a_note_not_a_failed_scan(on_github, settings):
     repository, _ = on_github
-    settings.GITHUB_API_URL = "http://127.0.0.1:9"
+    settings.GITHUB_API_URL = CLOSED_URL
     scan = services.repository_scan(repository, analyse=analyser(UNUSED_OS))
     assert scan.status == ScanStatus.DONE
     assert scan.counts["ci"] == "none" and scan.counts["ci_note"].startswith("CI results not read")

@@ -10,6 +10,7 @@ from juggernaut.models import Event
 from juggernaut.tools import acting_as, tool_spec
 from logscrawler.models import ErrorFingerprint, ErrorMinute, LogService
 from selfheal import services, tools
+from tests.conftest import CLOSED_URL
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,7 +42,7 @@ def test_it_queues_an_investigation_for_a_new_error_and_verifies():
 
 
 def test_it_finds_github_unreachable_or_not_configured(settings, alice):
-    settings.GITHUB_API_URL = "http://127.0.0.1:9"
+    settings.GITHUB_API_URL = CLOSED_URL
     assert services.checks_run(["github"])["findings"][0]["title"] == "GitHub is not configured."
     Repository.objects.create(name="acme/shop", github_owner="acme", github_name="shop", owner=alice)
     found = services.checks_run(["github"])["findings"][0]
