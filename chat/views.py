@@ -7,12 +7,12 @@ shape. Sessions are their owner's, as in the JSON API: anyone else's is a 404.
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from chat import live, services
 from chat.errors import ChatError
+from juggernaut import hq
 from juggernaut.auth import actor_of, operator_required
 from juggernaut.middleware import refusal_response
 from routing.live import key_state
@@ -22,7 +22,7 @@ from routing.models import Policy
 def _refused(request: HttpRequest, exc: ChatError) -> HttpResponse:
     if request.htmx:  # htmx swaps nothing on a 4xx: the flash line says why (the form page gets the 4xx)
         return HttpResponse(
-            render_to_string("juggernaut/_flash.html", {"error": f"Refused: {exc.message}", "oob": True})
+            hq.render_flash(error=f"Refused: {exc.message}")
         )
     return refusal_response(request, exc)
 
@@ -32,7 +32,7 @@ def _done(request: HttpRequest, session_id: int, ok: str) -> HttpResponse:
     if not request.htmx:
         return redirect("chat:session", session_id=session_id)
     session = services.ChatSession.objects.get(pk=session_id)
-    flash = render_to_string("juggernaut/_flash.html", {"ok": ok, "oob": True})
+    flash = hq.render_flash(ok=ok)
     return HttpResponse(flash + live.render_fragments(session))
 
 

@@ -1,17 +1,28 @@
-"""The Code Health page's read models and the Overview's code-health line."""
+"""The Code Health pages' read models and live fragments, and the Overview's code-health line.
+
+Repositories belong to their owners, so every line and fragment here is rendered for its viewer:
+the index (page ``codehealth``) and one repository's page (``codehealth-<id>`` or
+``codehealth-<id>-<kind>`` when its findings are filtered) follow the ``codehealth`` topic.
+"""
 
 from datetime import timedelta
 
 from django.conf import settings
 from django.db.models import Q
+from django.template.loader import render_to_string
 from django.utils import timezone
 
-from codehealth.models import ContractViolation, Repository, ReviewStatus, Scan, ScanStatus
+from codehealth.findings import KINDS
+from codehealth.models import CodeFinding, ContractViolation, Repository, ReviewStatus, Scan, ScanStatus
 from juggernaut.areas import AreaStatus
 from juggernaut.charts import Series, chart_build
 
 TREND_SCANS = 20
 STUCK_AFTER = timedelta(minutes=30)
+QUEUED_TOO_LONG = timedelta(minutes=5)  # the hourly schedule aside, a queued scan starts within seconds
+FINDINGS_SHOWN = 200
+INDEX_PAGE = "codehealth"
+PAGE_PREFIX = "codehealth-"
 
 
 def latest_scans(repositories) -> dict[int, Scan]:
@@ -36,17 +47,24 @@ def score_chart(repository: Repository) -> dict:
     )
 
 
-def codehealth_area_status(repositories=None) -> AreaStatus:
-    """The Overview's line (every repository) or the page's headline (``repositories``, the operator's):
-    the worst thing first, in words, with what to do."""
-    repositories = list(Repository.objects.all() if repositories is None else repositories)
+def codehealth_area_status(viewer=None) -> AreaStatus:
+    """The line about the repositories ``viewer`` may see (None: every one), on the Overview and atop
+    the Code Health page: the worst thing first, in words, with what to do."""
+    repositories = list(Repository.objects.for_user(viewer) if viewer is not None else Repository.objects.all())
     if not repositories:
-        return AreaStatus("idle", "No repository is registered: nothing is analysed.",
+        whose = "of yours " if viewer is not None and not viewer.is_superuser else ""
+        return AreaStatus("idle", f"No repository {whose}is registered: nothing is analysed.",
                           "Add one with POST /api/codehealth/repositories or in the admin.")  # fmt: skip
+    now = timezone.now()
+    waiting = [r for r in repositories if r.scan_requested_at and now - r.scan_requested_at > QUEUED_TOO_LONG]
+    if waiting:
+        return AreaStatus("warn", f"A scan of {waiting[0].name} was queued long ago and has not started.",
+                          "Start the jobs process (manage.py qcluster); the scan then runs by itself.",
+                          attention=len(waiting))  # fmt: skip
     latest = latest_scans(repositories)
     # a scan is bounded by its clone's timeout plus the analysis; one still "running" long after that
     # was cut off (the jobs process stopped) and will never finish by itself
-    cutoff = timezone.now() - timedelta(seconds=settings.CODEHEALTH_CLONE_TIMEOUT_SECONDS) - STUCK_AFTER
+    cutoff = now - timedelta(seconds=settings.CODEHEALTH_CLONE_TIMEOUT_SECONDS) - STUCK_AFTER
     stuck = Scan.objects.filter(repository__in=repositories, status=ScanStatus.RUNNING, started_at__lt=cutoff)
     if stuck.exists():
         scan = stuck.select_related("repository").first()
@@ -79,3 +97,69 @@ def codehealth_area_status(repositories=None) -> AreaStatus:
     detail = f"Dependency audit not run on {', '.join(not_audited[:3])}." if not_audited else ""
     return AreaStatus("ok", f"{len(repositories)} repositor{'y' if len(repositories) == 1 else 'ies'}; lowest score "
                       f"{latest[worst.pk].score} ({worst.name}).", detail)  # fmt: skip
+
+
+# --- live fragments ------------------------------------------------------------------------------
+
+
+def index_context(viewer) -> dict:
+    repositories = list(Repository.objects.for_user(viewer))
+    latest = latest_scans(repositories)
+    running = dict(Scan.objects.filter(repository__in=repositories, status=ScanStatus.RUNNING)
+                   .values_list("repository_id", "started_at"))  # fmt: skip
+    rows = [{"repository": r, "scan": latest.get(r.pk), "report": r.reports.first(), "running": running.get(r.pk)}
+            for r in repositories]  # fmt: skip
+    return {"rows": rows, "status": codehealth_area_status(viewer), "now": timezone.now()}
+
+
+def render_index(envelopes: list[dict] | None = None, *, viewer) -> str:
+    """The index's headline and repository table, out-of-band."""
+    ctx = index_context(viewer) | {"oob": True}
+    return render_to_string("codehealth/_status.html", ctx) + render_to_string("codehealth/_repositories.html", ctx)
+
+
+def page_name(repository_id: int, kind: str = "") -> str:
+    return f"{PAGE_PREFIX}{repository_id}" + (f"-{kind}" if kind in KINDS else "")
+
+
+def repository_of_page(viewer, page: str) -> tuple[Repository | None, str]:
+    """The viewer's repository a page name points at (None: not theirs, or no such page) and its filter."""
+    ident, _, kind = page.removeprefix(PAGE_PREFIX).partition("-")
+    if not ident.isdigit() or len(ident) > 18 or (kind and kind not in KINDS):
+        return None, ""
+    return Repository.objects.for_user(viewer).filter(pk=int(ident)).first(), kind
+
+
+def detail_context(repository: Repository, kind: str = "") -> dict:
+    findings = CodeFinding.objects.open().filter(repository=repository).order_by("kind", "-confidence", "path")
+    if kind in KINDS:
+        findings = findings.filter(kind=kind)
+    return {
+        "repository": repository,
+        "scan": repository.scans.first(),
+        "report": repository.reports.first(),
+        "chart": score_chart(repository),
+        "findings": findings[:FINDINGS_SHOWN],
+        "kinds": KINDS,
+        "kind": kind if kind in KINDS else "",
+        "pulls": repository.pull_requests.all()[:10],
+        "now": timezone.now(),
+    }
+
+
+def render_detail(page: str, *, viewer) -> str:
+    """One repository's summary, trend, findings and auto-PRs, out-of-band ("" for a page not theirs)."""
+    repository, kind = repository_of_page(viewer, page)
+    if repository is None:
+        return ""
+    ctx = detail_context(repository, kind) | {"oob": True}
+    return "".join(render_to_string(f"codehealth/_{part}.html", ctx) for part in ("summary", "trend", "findings",
+                                                                                   "pulls"))  # fmt: skip
+
+
+def render_detail_events(envelopes: list[dict], page: str, *, viewer) -> str:
+    """Only events about the page's repository redraw it."""
+    repository, _ = repository_of_page(viewer, page)
+    if repository is None or not any(e["data"].get("repository_id") == repository.pk for e in envelopes):
+        return ""
+    return render_detail(page, viewer=viewer)

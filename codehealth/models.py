@@ -33,6 +33,10 @@ class Repository(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     last_scanned_at = models.DateTimeField(null=True, blank=True)
+    scan_requested_at = models.DateTimeField(null=True, blank=True)  # a scan queued and not started yet
+    # A running instance's OpenAPI document (django-ninja's /api/openapi.json), fetched at each scan;
+    # blank: a schema exported in the checkout
+    schema_url = models.URLField(max_length=500, blank=True, default="")
 
     objects = RepositoryQuerySet.as_manager()
 

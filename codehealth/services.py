@@ -167,7 +167,9 @@ def _bucket(row: CodeFinding | Finding) -> str | None:
 
 
 def scan_request(repository: Repository) -> None:
-    """Queue a scan on the jobs process (a clone can take minutes: never in a web request)."""
+    """Queue a scan on the jobs process (a clone can take minutes: never in a web request). The
+    repository remembers when, so a scan that never starts (no jobs process) is seen and said."""
+    Repository.objects.filter(pk=repository.pk).update(scan_requested_at=timezone.now())
     transaction.on_commit(
         lambda: async_task(
             "codehealth.tasks.repository_scan", repository.pk, task_name=f"codehealth-scan-{repository.pk}"
@@ -182,6 +184,7 @@ def repository_scan(
     """Check the repository out, run the analyser and record what it found (a failure is recorded too)."""
     now = now or timezone.now()
     scan = Scan.objects.create(repository=repository, started_at=now)
+    Repository.objects.filter(pk=repository.pk).update(scan_requested_at=None)
     publish(TOPIC, "scan_started", {"repository_id": repository.pk, "scan_id": scan.pk})
     try:
         with repository_checkout(repository) as (path, sha):

@@ -1,18 +1,19 @@
-"""The Code Health pages: every repository with its score, and one repository's drill-down."""
+"""The Code Health pages: every repository with its score, and one repository's drill-down.
+
+Both are live (see ``codehealth.live``); an action from either answers htmx with the flash line and the
+page's fresh fragments, a plain form post with a redirect.
+"""
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from codehealth import live, services
 from codehealth.errors import CodehealthError
-from codehealth.findings import KINDS
 from codehealth.models import CodeFinding, Repository
+from juggernaut import hq
 from juggernaut.auth import actor_of, operator_required
-
-FINDINGS_SHOWN = 200
 
 
 def _repository(request: HttpRequest, pk: int) -> Repository:
@@ -23,17 +24,19 @@ def _repository(request: HttpRequest, pk: int) -> Repository:
     return repository
 
 
+def _answer(request: HttpRequest, repository: Repository, *, ok: str = "", error: str = "") -> HttpResponse:
+    if not request.htmx:
+        (messages.error if error else messages.success)(request, error or ok)
+        return redirect("codehealth:repository", pk=repository.pk)
+    page = request.POST.get("page", "")
+    fragments = (live.render_index(viewer=request.user) if page == live.INDEX_PAGE
+                 else live.render_detail(page, viewer=request.user))  # fmt: skip
+    return HttpResponse(hq.render_flash(ok=ok, error=error) + fragments)
+
+
 @operator_required
 def index(request: HttpRequest) -> HttpResponse:
-    repositories = list(Repository.objects.for_user(request.user))
-    latest = live.latest_scans(repositories)
-    rows = [{"repository": r, "scan": latest.get(r.pk), "report": r.reports.first()} for r in repositories]
-    ctx = {
-        "rows": rows,
-        "status": live.codehealth_area_status(repositories),
-        "now": timezone.now(),
-        "active": "codehealth",
-    }
+    ctx = live.index_context(request.user) | {"active": "codehealth", "live_page": live.INDEX_PAGE}
     return render(request, "codehealth/index.html", ctx)
 
 
@@ -41,22 +44,9 @@ def index(request: HttpRequest) -> HttpResponse:
 def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
     repository = _repository(request, pk)
     kind = request.GET.get("kind") or ""
-    findings = (
-        CodeFinding.objects.open().filter(repository=repository).order_by("kind", "-confidence", "path")
-    )
-    if kind in KINDS:
-        findings = findings.filter(kind=kind)
-    ctx = {
-        "repository": repository,
-        "scan": repository.scans.first(),
-        "report": repository.reports.first(),
-        "chart": live.score_chart(repository),
-        "findings": findings[:FINDINGS_SHOWN],
-        "kinds": KINDS,
-        "kind": kind if kind in KINDS else "",
-        "pulls": repository.pull_requests.all()[:10],
-        "now": timezone.now(),
+    ctx = live.detail_context(repository, kind) | {
         "active": "codehealth",
+        "live_page": live.page_name(repository.pk, kind),
     }
     return render(request, "codehealth/repository.html", ctx)
 
@@ -66,8 +56,7 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def repository_scan(request: HttpRequest, pk: int) -> HttpResponse:
     repository = _repository(request, pk)
     services.scan_request(repository)
-    messages.success(request, f"A scan of {repository.name} is queued; the jobs process runs it.")
-    return redirect("codehealth:repository", pk=repository.pk)
+    return _answer(request, repository, ok=f"A scan of {repository.name} is queued; the jobs process runs it.")
 
 
 @operator_required
@@ -82,7 +71,6 @@ def finding_task(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404(f"no finding {pk}")
     try:
         task = services.finding_task_create(finding, actor=actor_of(request.user))
-        messages.success(request, f"Task #{task.pk} is open for {finding.name}.")
     except CodehealthError as exc:
-        messages.error(request, f"Refused: {exc.message}")
-    return redirect("codehealth:repository", pk=finding.repository_id)
+        return _answer(request, finding.repository, error=f"Refused: {exc.message}")
+    return _answer(request, finding.repository, ok=f"Task #{task.pk} is open for {finding.name}.")

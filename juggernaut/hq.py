@@ -24,8 +24,9 @@ class Area:
     topics: list[str]
     empty_text: str
     feature: str | None = None
-    provider: Callable[[], AreaStatus] | None = None
+    provider: Callable[..., AreaStatus] | None = None
     url_name: str | None = None
+    per_viewer: bool = False  # the provider takes the viewer: the line says what is theirs
 
     @property
     def url(self) -> str:
@@ -36,13 +37,14 @@ class Area:
                 pass
         return reverse("area", kwargs={"key": self.key})
 
-    def status(self) -> AreaStatus:
+    def status(self, viewer=None) -> AreaStatus:
+        """The line as ``viewer`` may see it (None: the whole system, for internal callers)."""
         if self.feature and not settings.FEATURE_APPS.get(self.feature, True):
             return AreaStatus("off", f"Switched off ({self.feature.upper()}_ENABLED=0).")
         if self.provider is None:
             return AreaStatus("empty", self.empty_text)
         try:
-            return self.provider()
+            return self.provider(viewer) if self.per_viewer else self.provider()
         except Exception as exc:  # a broken area must not take the Overview down with it
             return AreaStatus("error", f"Status unavailable: {exc.__class__.__name__}")
 
@@ -71,14 +73,19 @@ ACTIVITY_LIMIT = 25
 
 def area_register(
     key: str,
-    provider: Callable[[], AreaStatus],
+    provider: Callable[..., AreaStatus],
     *,
     url_name: str | None = None,
     topics: list[str] | None = None,
+    per_viewer: bool = False,
 ) -> None:
-    """Give an area its live status line and page (call from ``AppConfig.ready``)."""
+    """Give an area its live status line and page (call from ``AppConfig.ready``).
+
+    With ``per_viewer``, ``provider(viewer)`` gets the user looking (None for internal callers), for
+    an area whose objects belong to their owners; the Overview is then rendered per viewer."""
     area = AREAS[key]
     area.provider = provider
+    area.per_viewer = per_viewer
     area.url_name = url_name or area.url_name
     if topics:
         area.topics = sorted(set(area.topics) | set(topics))
@@ -94,6 +101,9 @@ class FragmentRenderer:
     # A family of pages and topics: ``topic`` and ``page`` are prefixes (``chat.run.``, ``chat-``) and
     # every callable gets the page's name as its last argument (``render(envelopes, page)``).
     family: bool = False
+    # The fragments show what belongs to the viewer: every callable gets ``viewer=<user>``, and the
+    # page is rendered once per viewer instead of once for all.
+    per_viewer: bool = False
 
     def serves(self, page: str | None) -> bool:
         if self.family:
@@ -131,6 +141,7 @@ def fragments_register(
     page: str | None = None,
     timed: Callable[[], str] | None = None,
     family: bool = False,
+    per_viewer: bool = False,
 ) -> None:
     """Let an app re-render its own page's fragments for events on ``topic`` (call from ``ready``).
 
@@ -140,10 +151,11 @@ def fragments_register(
     sent on every (re)connect. ``timed()`` returns the fragments whose truth can change by time
     alone (a worker falling silent); open pages re-render them every ``HQ_REFRESH_SECONDS``.
     With ``family``, ``topic`` and ``page`` are prefixes and each callable also gets the page's name.
+    With ``per_viewer``, each callable also gets ``viewer=`` (the user looking at the page).
     """
     FRAGMENTS.setdefault(topic, [])
     FRAGMENTS[topic] = [r for r in FRAGMENTS[topic] if r.render is not render] + [
-        FragmentRenderer(topic, render, resync, page, timed, family)
+        FragmentRenderer(topic, render, resync, page, timed, family, per_viewer)
     ]
 
 
@@ -151,8 +163,18 @@ def _renderers(topic: str, page: str | None) -> list[FragmentRenderer]:
     return [r for r in FRAGMENTS.get(topic, []) if r.serves(page)]
 
 
-def _call(r: FragmentRenderer, fn: Callable, page: str | None, *args) -> Callable[[], str]:
-    return (lambda: fn(*args, page)) if r.family else (lambda: fn(*args))
+def _call(r: FragmentRenderer, fn: Callable, page: str | None, viewer, *args) -> Callable[[], str]:
+    args = (*args, page) if r.family else args
+    kwargs = {"viewer": viewer} if r.per_viewer else {}
+    return lambda: fn(*args, **kwargs)
+
+
+def viewer_key(page: str | None, viewer) -> int | None:
+    """Whom a render of ``page`` is for: None when every viewer sees the same (one render shared by
+    every socket of the page), else the viewer's id."""
+    mine = page == OVERVIEW and any(area.per_viewer for area in AREAS.values())
+    mine = mine or any(r.per_viewer for rs in FRAGMENTS.values() for r in rs if r.serves(page))
+    return getattr(viewer, "pk", None) if mine else None
 
 
 def _fragments_safe(call: Callable[[], str], topic: str) -> str:
@@ -170,19 +192,25 @@ def live_topics() -> list[str]:
     return sorted(topics)
 
 
-def areas_context() -> list[dict]:
-    return [{"area": area, "status": area.status()} for area in AREAS.values()]
+def areas_context(viewer=None) -> list[dict]:
+    return [{"area": area, "status": area.status(viewer)} for area in AREAS.values()]
 
 
-def render_line(area: Area, *, oob: bool = False) -> str:
+def render_line(area: Area, *, oob: bool = False, viewer=None) -> str:
     return render_to_string(
-        "juggernaut/_area_line.html", {"item": {"area": area, "status": area.status()}, "oob": oob}
+        "juggernaut/_area_line.html", {"item": {"area": area, "status": area.status(viewer)}, "oob": oob}
     )
 
 
-def render_lines() -> str:
+def render_flash(*, ok: str | None = None, error: str | None = None) -> str:
+    """The flash line, out-of-band: what an htmx action answers (htmx swaps nothing on a 4xx, so a
+    refusal is a 200 whose flash says why; the JSON API gives the real 4xx)."""
+    return render_to_string("juggernaut/_flash.html", {"ok": ok or None, "error": error or None, "oob": True})
+
+
+def render_lines(viewer=None) -> str:
     """Every area's status line, out-of-band (an action's answer on the Overview)."""
-    return "".join(render_line(area, oob=True) for area in AREAS.values())
+    return "".join(render_line(area, oob=True, viewer=viewer) for area in AREAS.values())
 
 
 def recent_activity(limit: int = ACTIVITY_LIMIT) -> list[dict]:
@@ -195,39 +223,43 @@ def recent_activity(limit: int = ACTIVITY_LIMIT) -> list[dict]:
 OVERVIEW = "overview"
 
 
-def render_resync(page: str | None = OVERVIEW) -> str:
+def render_resync(page: str | None = OVERVIEW, viewer=None) -> str:
     """Every live fragment of ``page``, as out-of-band swaps (sent on each ws connect)."""
     parts = []
     if page == OVERVIEW:
-        parts = [render_lines()]
+        parts = [render_lines(viewer)]
         parts.append(
             render_to_string("juggernaut/_activity.html", {"events": recent_activity(), "oob": True})
         )
     for topic in FRAGMENTS:
-        parts += [_fragments_safe(_call(r, r.resync, page), topic) for r in _renderers(topic, page) if r.resync]
+        parts += [
+            _fragments_safe(_call(r, r.resync, page, viewer), topic) for r in _renderers(topic, page) if r.resync
+        ]
     return "".join(parts)
 
 
-def render_timed(page: str | None = OVERVIEW) -> str:
+def render_timed(page: str | None = OVERVIEW, viewer=None) -> str:
     """The fragments of ``page`` that can change with the clock alone (no event announces them)."""
-    parts = [render_lines()] if page == OVERVIEW else []
+    parts = [render_lines(viewer)] if page == OVERVIEW else []
     for topic in FRAGMENTS:
-        parts += [_fragments_safe(_call(r, r.timed, page), topic) for r in _renderers(topic, page) if r.timed]
+        parts += [
+            _fragments_safe(_call(r, r.timed, page, viewer), topic) for r in _renderers(topic, page) if r.timed
+        ]
     return "".join(parts)
 
 
-def render_events(envelopes: list[dict], page: str | None = OVERVIEW) -> str:
+def render_events(envelopes: list[dict], page: str | None = OVERVIEW, viewer=None) -> str:
     """Fragments of ``page`` for a batch of events (on the Overview: touched area lines once each,
     plus new activity items)."""
     parts = []
     if page == OVERVIEW:
         touched = [a for a in AREAS.values() if any(e["topic"] in a.topics for e in envelopes)]
-        parts = [render_line(area, oob=True) for area in touched]
+        parts = [render_line(area, oob=True, viewer=viewer) for area in touched]
         items = feed_items(list(reversed(envelopes[-ACTIVITY_LIMIT:])))
         parts.append(render_to_string("juggernaut/_activity_items.html", {"events": items}))
     for topic in FRAGMENTS:
         for r in _renderers(topic, page):
             mine = [e for e in envelopes if r.for_topic(e["topic"])]
             if mine:
-                parts.append(_fragments_safe(_call(r, r.render, page, mine), topic))
+                parts.append(_fragments_safe(_call(r, r.render, page, viewer, mine), topic))
     return "".join(parts)

@@ -34,7 +34,7 @@ def hq_context(request: HttpRequest) -> dict:
 
 @operator_required
 def overview(request: HttpRequest) -> HttpResponse:
-    ctx = {"areas": hq.areas_context(), "events": hq.recent_activity(), "active": "overview"}
+    ctx = {"areas": hq.areas_context(request.user), "events": hq.recent_activity(), "active": "overview"}
     return render(request, "juggernaut/overview.html", ctx)
 
 
@@ -44,7 +44,7 @@ def area(request: HttpRequest, key: str) -> HttpResponse:
     found = hq.AREAS.get(key)
     if found is None:
         raise Http404("no such area")
-    return render(request, "juggernaut/area.html", {"area": found, "status": found.status(), "active": key})
+    return render(request, "juggernaut/area.html", {"area": found, "status": found.status(request.user), "active": key})
 
 
 @operator_required

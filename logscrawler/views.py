@@ -9,10 +9,10 @@ from datetime import timedelta
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from juggernaut import hq
 from juggernaut.auth import actor_of, operator_required
 from juggernaut.charts import Series, chart_build
 from logscrawler import live, services
@@ -91,8 +91,5 @@ def fingerprint_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
         response["HX-Refresh"] = "true"
         return response
     # htmx swaps nothing on a 4xx, so a refusal is a 200 whose flash says why.
-    flash = render_to_string(
-        "juggernaut/_flash.html",
-        {"ok": None if error else text, "error": text if error else None, "oob": True},
-    )
+    flash = hq.render_flash(ok=None if error else text, error=text if error else None)
     return HttpResponse(flash + live.render_fragments())

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_POST
 
+from juggernaut import hq
 from juggernaut.auth import actor_of, operator_required
 from juggernaut.healing import registry_load
 from selfheal import live, services
@@ -18,7 +19,7 @@ from selfheal.errors import SelfHealError
 def _answer(request: HttpRequest, *, ok: str = "", error: str = "", extra: str = "") -> HttpResponse:
     if not request.htmx:
         return redirect("selfheal:index")
-    flash = render_to_string("juggernaut/_flash.html", {"ok": ok or None, "error": error or None, "oob": True})
+    flash = hq.render_flash(ok=ok, error=error)
     return HttpResponse(flash + extra + live.render_fragments())
 
 

@@ -12,7 +12,6 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -69,11 +68,8 @@ def _answer(request: HttpRequest, *, ok: str | None = None, error: EngineError |
         return response
     # htmx swaps nothing on 4xx by default, so a refusal is a 200 whose flash says why; the JSON
     # API gives the real 409.
-    flash = render_to_string(
-        "juggernaut/_flash.html",
-        {"ok": None if error else text, "error": text if error else None, "oob": True},
-    )
-    fragments = live.render_fragments() if page == "engine" else hq.render_lines()
+    flash = hq.render_flash(ok=None if error else text, error=text if error else None)
+    fragments = live.render_fragments() if page == "engine" else hq.render_lines(request.user)
     return HttpResponse(flash + fragments)
 
 

@@ -3,8 +3,9 @@
 Both check the caller on connect and then only forward. Delivery is exactly once and in order per
 topic: a subscriber remembers the last ``seq`` it sent, drops repeats and fills gaps from the log.
 The HQ's fragments for a batch of events are rendered once per page in this process and the same
-HTML goes to every socket showing that page (``SharedRenders``); so are the fragments re-rendered on a
-timer for states that become true by time alone.
+HTML goes to every socket showing that page (``SharedRenders``; once per viewer where a page shows
+what belongs to its viewer); so are the fragments re-rendered on a timer for states that become true
+by time alone.
 """
 
 import asyncio
@@ -257,7 +258,7 @@ class HQConsumer(SubscribingConsumer):
         # The page's own topics are replayed from their start: their fragments render from the database
         # up to each replayed batch, so nothing between the page's render and this connect is lost.
         seqs = await database_sync_to_async(last_seqs)([t for t in self.topics if t not in own])
-        resync, timed = await database_sync_to_async(_connect_renders)(self.page)
+        resync, timed = await database_sync_to_async(_connect_renders)(self.page, self.user)
         await self.send(text_data=resync)
         for topic in self.topics:
             await self.subscriber.subscribe(topic, seqs.get(topic, 0))
@@ -285,7 +286,7 @@ class HQConsumer(SubscribingConsumer):
             bucket = math.floor(loop.time() / interval) + 1
             await asyncio.sleep(max(bucket * interval - loop.time(), 0))
             try:
-                html = await SharedRenders.of_running_loop().timed(self.page, bucket)
+                html = await SharedRenders.of_running_loop().timed(self.page, bucket, self.user)
             except Exception:  # a failed refresh must not close the page's live connection
                 log.exception("timed refresh of %s failed", self.page)
                 continue
@@ -305,7 +306,7 @@ class HQConsumer(SubscribingConsumer):
                 await self.subscriber.subscribe(topic, 0)
 
     async def _render(self, envelopes: list[dict]) -> None:
-        html = await SharedRenders.of_running_loop().html(self.page, envelopes)
+        html = await SharedRenders.of_running_loop().html(self.page, envelopes, self.user)
         if html:
             await self.send(text_data=html)
         own = any(self.page.startswith(prefix) for prefix in hq.PAGE_TOPICS)
@@ -318,9 +319,9 @@ def _ageless(html: str) -> str:
     return AGES.sub(r"\1\2", html)
 
 
-def _connect_renders(page: str) -> tuple[str, str]:
+def _connect_renders(page: str, viewer) -> tuple[str, str]:
     """On connect: the resync, and the timed fragments' state at the same moment."""
-    return hq.render_resync(page), hq.render_timed(page)
+    return hq.render_resync(page, viewer), hq.render_timed(page, viewer)
 
 
 class SharedRenders:
@@ -350,9 +351,11 @@ class SharedRenders:
             cls._by_loop[loop] = cls()
         return cls._by_loop[loop]
 
-    async def timed(self, page: str, bucket: int) -> str:
-        """The page's time-dependent fragments for one refresh interval (``bucket``), rendered once."""
-        return await self._shared((page, "timed", bucket), lambda: hq.render_timed(page))
+    async def timed(self, page: str, bucket: int, viewer=None) -> str:
+        """The page's time-dependent fragments for one refresh interval (``bucket``), rendered once
+        (once per viewer where the page shows what is the viewer's, see ``hq.viewer_key``)."""
+        key = (page, hq.viewer_key(page, viewer), "timed", bucket)
+        return await self._shared(key, lambda: hq.render_timed(page, viewer))
 
     async def _shared(self, key: tuple, render_sync) -> str:
         render = self.renders.get(key)
@@ -364,9 +367,9 @@ class SharedRenders:
                 self.renders.popitem(last=False)
         return await asyncio.shield(render)
 
-    async def html(self, page: str, envelopes: list[dict]) -> str:
+    async def html(self, page: str, envelopes: list[dict], viewer=None) -> str:
         # The timestamps make the key unique even where sequence numbers start again (a database
         # emptied under a running server, as between tests): a stale render is never reused.
         first, last = envelopes[0], envelopes[-1]
-        key = (page, first["topic"], first["seq"], last["seq"], first["ts"], last["ts"])
-        return await self._shared(key, lambda: hq.render_events(envelopes, page))
+        key = (page, hq.viewer_key(page, viewer), first["topic"], first["seq"], last["seq"], first["ts"], last["ts"])
+        return await self._shared(key, lambda: hq.render_events(envelopes, page, viewer))
