@@ -16,7 +16,7 @@ class RepositoryAdmin(admin.ModelAdmin):
     list_display = ["name", "github_owner", "github_name", "local_path", "default_branch", "scan_every_days",
                     "owner", "last_scanned_at"]  # fmt: skip
     search_fields = ["name", "github_owner", "github_name"]
-    readonly_fields = ["last_scanned_at", "created_at"]
+    readonly_fields = ["last_scanned_at", "scan_requested_at", "created_at"]
 
 
 @admin.register(Scan)

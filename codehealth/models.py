@@ -12,6 +12,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from juggernaut.http import url_shown
+
 
 class RepositoryQuerySet(models.QuerySet):
     def for_user(self, user) -> "RepositoryQuerySet":
@@ -57,6 +59,10 @@ class Repository(models.Model):
     @property
     def on_github(self) -> bool:
         return bool(self.github_owner and self.github_name)
+
+    @property
+    def schema_url_shown(self) -> str:
+        return url_shown(self.schema_url)
 
     @property
     def clone_url(self) -> str:

@@ -18,6 +18,9 @@ class RepositoryIn(Schema):
     frontend_root: str = Field("", max_length=300)
     backend_root: str = Field("", max_length=300)
     scan_every_days: int = Field(7, ge=0, le=365)
+    schema_url: str = Field(
+        "", max_length=500, description="a running instance's OpenAPI document, fetched at each scan"
+    )
 
 
 class RepositoryOut(Schema):
@@ -30,8 +33,14 @@ class RepositoryOut(Schema):
     frontend_root: str
     backend_root: str
     scan_every_days: int
+    schema_url: str = Field(description="without its query or credentials, which may hold a key")
     created_at: datetime
     last_scanned_at: datetime | None
+    scan_requested_at: datetime | None
+
+    @staticmethod
+    def resolve_schema_url(obj) -> str:
+        return obj.schema_url_shown
 
 
 class ScanOut(Schema):

@@ -9,15 +9,16 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path, PurePosixPath
 
-import requests
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from codehealth import sources
 from codehealth.checkout import repository_checkout
 from codehealth.ci import ci_findings
 from codehealth.errors import CodehealthError
@@ -38,7 +39,6 @@ from codehealth.models import (
 from juggernaut.engine import services as engine
 from juggernaut.engine.models import Source, Task
 from juggernaut.events import publish
-from juggernaut.http import http_session
 
 TOPIC = "codehealth"
 TASK_KIND = "codehealth.fix"
@@ -50,8 +50,9 @@ WEIGHTS = {"lint": 1.0, "stale": 0.5, "contract": 5.0, "vulnerable": 10.0, "outd
 Analyser = Callable[[Path], list[Finding]]
 
 
-def _default_analyse(path: Path) -> list[Finding]:
+def _default_analyse(path: Path, *, schema: dict | None = None, skip: tuple[str, ...] = ()) -> list[Finding]:
     from codehealth import dependencies  # the analysers are optional at import time: a lazy seam
+    from codehealth.findings import KINDS
     from codehealth.scan import scan_path
 
     snapshot = Path(settings.CODEHEALTH_OSV_SNAPSHOT) if settings.CODEHEALTH_OSV_SNAPSHOT else None
@@ -59,37 +60,17 @@ def _default_analyse(path: Path) -> list[Finding]:
     if settings.CODEHEALTH_REGISTRY_LOOKUPS:
         cache_file = Path(settings.CODEHEALTH_CLONE_DIR) / "registry-cache.json"
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fetch = registry_fetcher()
+        fetch = sources.registry_fetcher()
         cache = dependencies.RegistryCache(cache_file, ttl=settings.CODEHEALTH_REGISTRY_CACHE_HOURS * 3600)
     return scan_path(
         path,
+        kinds=[k for k in KINDS if k not in skip],
+        schema=schema,
         advisories=snapshot if snapshot and snapshot.is_file() else None,
         fetcher=fetch,
         cache=cache,
         registry_urls={"pypi": settings.CODEHEALTH_PYPI_URL, "npm": settings.CODEHEALTH_NPM_URL},
     )
-
-
-def registry_fetcher() -> Callable[[str], dict | None]:
-    """A fetcher of registry answers as JSON over one session (a scan asks once per package);
-    None when the package is unknown or the registry unreachable (the audit then reports that part
-    as not run or partial, never as clean)."""
-    session = http_session(max_retries=1, timeout=10)
-
-    def fetch(url: str) -> dict | None:
-        try:
-            response = session.get(url, headers={"Accept": "application/json"})
-        except requests.RequestException:
-            return None
-        if response.status_code != 200:
-            return None
-        try:
-            data = response.json()
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
-
-    return fetch
 
 
 # --- repositories --------------------------------------------------------------------------------
@@ -112,8 +93,10 @@ def repository_create(
     frontend_root: str = "",
     backend_root: str = "",
     scan_every_days: int = 7,
+    schema_url: str = "",
 ) -> Repository:
-    """Register a repository: ``github`` as ``owner/name``, or an absolute ``local_path`` to a directory."""
+    """Register a repository: ``github`` as ``owner/name``, or an absolute ``local_path`` to a directory;
+    ``schema_url``: where a running instance serves its OpenAPI document, when none is exported."""
     github, local_path = (github or "").strip(), (local_path or "").strip()
     if bool(github) == bool(local_path):
         raise CodehealthError("bad_source", "give either github (owner/name) or local_path", status=422)
@@ -134,6 +117,10 @@ def repository_create(
         raise CodehealthError(
             "bad_schedule", "scan_every_days must be 0 (only when asked) to 365", status=422
         )
+    schema_url = (schema_url or "").strip()
+    if schema_url and (len(schema_url) > 500 or "\x00" in schema_url
+                       or not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", schema_url)):  # fmt: skip
+        raise CodehealthError("bad_schema_url", "schema_url must be an http(s) URL", status=422)
     name = (name or github or Path(local_path).name).strip()[:200]
     if Repository.objects.filter(name=name).exists():
         raise CodehealthError("exists", f"a repository named {name!r} exists", status=409)
@@ -141,6 +128,7 @@ def repository_create(
         name=name, github_owner=gh_owner, github_name=gh_name, local_path=local_path,
         default_branch=branch, frontend_root=_root(frontend_root, "frontend_root"),
         backend_root=_root(backend_root, "backend_root"), scan_every_days=scan_every_days, owner=owner,
+        schema_url=schema_url,
     )  # fmt: skip
     publish(TOPIC, "repository_added", {"repository_id": repository.pk, "name": repository.name})
     return repository
@@ -186,9 +174,16 @@ def repository_scan(
     scan = Scan.objects.create(repository=repository, started_at=now)
     Repository.objects.filter(pk=repository.pk).update(scan_requested_at=None)
     publish(TOPIC, "scan_started", {"repository_id": repository.pk, "scan_id": scan.pk})
+    schema, schema_problem = sources.schema_fetch(repository.schema_url) if repository.schema_url else (None, "")
+    if analyse is None:
+        analyse = partial(_default_analyse, schema=schema, skip=("contract",) if schema_problem else ())
     try:
         with repository_checkout(repository) as (path, sha):
-            findings = (analyse or _default_analyse)(path)
+            notes = sources.advisories_refresh(path)
+            findings = analyse(path)
+        if schema_problem:
+            findings.append(Finding(kind="contract", category="not_run", path="", line=None, name="openapi",
+                                    confidence=100, reason=schema_problem))  # fmt: skip
         ci = None
         if repository.on_github:
             ci = ci_findings(repository.github_owner, repository.github_name, sha=sha,
@@ -201,7 +196,7 @@ def repository_scan(
     except (OSError, ValueError, UnicodeError, SyntaxError) as exc:  # an analyser tripping over a checkout
         return _scan_failed(scan, f"the analysis failed: {exc.__class__.__name__}")
     scan.commit_sha = sha
-    notes = {"ci": ci.source, "ci_note": ci.note} if ci else {}
+    notes |= {"ci": ci.source, "ci_note": ci.note} if ci else {}
     return scan_record(scan, findings, now=now, notes=notes)
 
 

@@ -10,6 +10,7 @@ answer cannot park a worker for a day; and every pause goes through ``HttpSessio
 import logging
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
@@ -145,3 +146,15 @@ def http_session(*, timeout: float | None = None, max_retries: int | None = None
         max_retries=settings.HTTP_MAX_RETRIES if max_retries is None else max_retries,
         **kwargs,
     )
+
+
+def url_shown(url: str) -> str:
+    """``url`` fit for a page, a log line or an error: without credentials, query or fragment, where an
+    operator may have put a key."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(an unreadable URL)"
+    return urlunsplit((parts.scheme, host + port, parts.path, "", "")) if parts.scheme else url.split("?")[0]

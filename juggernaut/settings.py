@@ -376,7 +376,11 @@ CODEHEALTH_CLONE_TIMEOUT_SECONDS = envint("CODEHEALTH_CLONE_TIMEOUT_SECONDS", 30
 CODEHEALTH_CLONE_DIR = env("CODEHEALTH_CLONE_DIR", str(BASE_DIR / "var" / "codehealth"))
 # Dependency audit. Vulnerabilities come from an OSV-format snapshot (a JSON list of OSV records, or the
 # querybatch shape), else from one committed in the checkout; without either the part is "not run".
+# Each scan first refreshes the snapshot from OSV's API for the packages the checkout declares, when
+# reachable; offline the snapshot is used as the last refresh left it.
 CODEHEALTH_OSV_SNAPSHOT = env("CODEHEALTH_OSV_SNAPSHOT", str(BASE_DIR / "var" / "codehealth-osv.json"))
+CODEHEALTH_OSV_URL = env("CODEHEALTH_OSV_URL", "https://api.osv.dev")
+# The audit's network lookups (OSV and the registries) at all; off: the snapshot only, registries not asked.
 # Outdated packages: the registries' JSON APIs, each answer cached for a day.
 CODEHEALTH_REGISTRY_LOOKUPS = envbool("CODEHEALTH_REGISTRY_LOOKUPS", True)
 CODEHEALTH_PYPI_URL = env("CODEHEALTH_PYPI_URL", "https://pypi.org/pypi")

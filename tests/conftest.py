@@ -68,6 +68,7 @@ def no_package_registries(settings) -> None:
     ``CODEHEALTH_PYPI_URL``/``CODEHEALTH_NPM_URL`` at the fake in ``tests/fakes/registries.py``."""
     settings.CODEHEALTH_REGISTRY_LOOKUPS = False
     settings.CODEHEALTH_OSV_SNAPSHOT = ""
+    settings.CODEHEALTH_OSV_URL = CLOSED_URL
     settings.GITHUB_API_URL = CLOSED_URL  # nor GitHub: the code-health tests serve tests/fakes/github.py
 
 
@@ -182,6 +183,7 @@ class DaphneServer:
             EVENTS_POLL_SECONDS="0.1",
             CODEHEALTH_REGISTRY_LOOKUPS="0",
             CODEHEALTH_OSV_SNAPSHOT="",
+            CODEHEALTH_OSV_URL=CLOSED_URL,
             GITHUB_API_URL=CLOSED_URL,
         ) | self.extra_env
         with open(Path(self.var_dir) / "daphne.log", "a") as log:

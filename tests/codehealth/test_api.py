@@ -47,6 +47,13 @@ def test_it_registers_and_lists_repositories(client, bearer, tmp_path):
     assert response.json()["local_path"] == str(tmp_path)
     listing = client.get(f"{BASE}/repositories", **headers).json()
     assert [r["name"] for r in listing] == ["site"]
+    schema = "https://user:pw@api.example.com/api/openapi.json?key=s3cret"
+    created = post(client, f"{BASE}/repositories", {"local_path": str(tmp_path), "name": "api", "schema_url": schema},
+                   **headers).json()  # fmt: skip
+    assert created["schema_url"] == "https://api.example.com/api/openapi.json"  # never the key or the password
+    assert Repository.objects.get(name="api").schema_url == schema
+    assert_error(post(client, f"{BASE}/repositories", {"local_path": str(tmp_path), "schema_url": "file:///etc"},
+                      **headers), 422, "bad_schema_url")  # fmt: skip
 
 
 def test_bad_input_is_a_422_in_the_one_shape(client, bearer):

@@ -108,7 +108,7 @@ def test_a_failing_analyser_is_a_failed_scan_not_a_crash(repository):
 
 
 def test_missing_analysers_are_a_failed_scan_that_says_so(repository, monkeypatch):
-    def missing(path):
+    def missing(path, **options):
         raise ModuleNotFoundError("No module named 'codehealth.scan'", name="codehealth.scan")
 
     monkeypatch.setattr(services, "_default_analyse", missing)

@@ -1,0 +1,103 @@
+"""Contract validation against the OpenAPI document a running instance serves (a repository's
+``schema_url``): fetched at each scan, and a schema that cannot be had is "not run", never clean."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from codehealth import services, sources
+from codehealth.errors import CodehealthError
+from codehealth.models import CodeFinding, ContractViolation
+from juggernaut.api import api
+from tests.fakes.server import FakeServer, QuietHandler
+
+pytestmark = pytest.mark.django_db
+
+FRONTEND = Path(__file__).parent / "fixtures" / "frontend"
+
+
+class Instance:
+    """A running backend: ``GET /api/openapi.json`` answers ``body`` with ``status``."""
+
+    def __init__(self, body: bytes, status: int = 200) -> None:
+        self.body, self.status, self.paths = body, status, []
+
+    def __enter__(self) -> "Instance":
+        instance = self
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                instance.paths.append(self.path)
+                self.send_response(instance.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(instance.body)))
+                self.end_headers()
+                self.wfile.write(instance.body)
+
+        self.server = FakeServer(Handler).__enter__()
+        self.url = self.server.url
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.__exit__(*exc)
+
+
+@pytest.fixture
+def frontend_only(tmp_path) -> Path:
+    """A checkout holding only a Next.js frontend: no schema exported anywhere in it."""
+    root = tmp_path / "web"
+    shutil.copytree(FRONTEND, root)
+    (root / "package.json").write_text('{"name": "web", "dependencies": {}}')
+    return root
+
+
+def _scan(alice, root: Path, url: str):
+    repository = services.repository_create(alice, local_path=str(root), name="web", schema_url=url)
+    return services.repository_scan(repository)
+
+
+def test_the_running_instances_schema_is_validated_against_the_frontend(alice, frontend_only):
+    with Instance(json.dumps(api.get_openapi_schema()).encode()) as instance:
+        scan = _scan(alice, frontend_only, f"{instance.url}/api/openapi.json")
+    assert instance.paths == ["/api/openapi.json"]
+    names = set(CodeFinding.objects.filter(kind="contract").values_list("category", "name"))
+    assert ("missing_endpoint", "DELETE /api/engine/tasks/{}") in names
+    assert ("missing_response_field", "Token.lastUsed") in names
+    assert not any(category == "not_run" for category, _ in names)
+    assert ContractViolation.objects.filter(repository=scan.repository).count() == len(names)
+
+
+@pytest.mark.parametrize(("body", "status", "why"), [
+    (b'{"detail": "boom"}', 500, "answered HTTP 500"),
+    (b"<html>login</html>", 200, "is not JSON"),
+    (b'{"openapi": "3.1.0"}', 200, "is not an OpenAPI document"),
+])  # fmt: skip
+def test_a_schema_that_cannot_be_had_is_not_run_never_clean(alice, frontend_only, body, status, why):
+    with Instance(body, status) as instance:
+        scan = _scan(alice, frontend_only, f"{instance.url}/api/openapi.json?key=s3cret-key")
+    contract = list(CodeFinding.objects.filter(kind="contract"))
+    assert [(f.category, f.name) for f in contract] == [("not_run", "openapi")]
+    assert why in contract[0].reason and "s3cret-key" not in contract[0].reason
+    assert scan.status == "done"  # the rest of the scan ran
+
+
+def test_an_oversized_schema_is_refused(alice, frontend_only, monkeypatch):
+    monkeypatch.setattr(sources, "SCHEMA_MAX_BYTES", 1000)
+    with Instance(json.dumps(api.get_openapi_schema()).encode()) as instance:
+        _scan(alice, frontend_only, f"{instance.url}/api/openapi.json")
+    assert "larger than" in CodeFinding.objects.get(kind="contract").reason
+
+
+def test_a_dead_instance_is_not_run(alice, frontend_only):
+    _scan(alice, frontend_only, "http://127.0.0.1:9/api/openapi.json")
+    assert "could not be fetched" in CodeFinding.objects.get(kind="contract").reason
+
+
+@pytest.mark.parametrize("url", ["ftp://host/schema.json", "javascript:alert(1)", "http://", "http://a\x00b/",
+                                 "http://" + "a" * 500])  # fmt: skip
+def test_a_schema_url_must_be_http(alice, frontend_only, url):
+    with pytest.raises(CodehealthError) as refused:
+        services.repository_create(alice, local_path=str(frontend_only), schema_url=url)
+    assert refused.value.status == 422
