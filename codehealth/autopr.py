@@ -19,6 +19,7 @@ from django.db import transaction
 
 from codehealth.clients import GitHubClient, GitHubError
 from codehealth.errors import CodehealthError
+from codehealth.lint import FORMAT_RULE
 from codehealth.models import AutoPullRequest, CodeFinding, PullStatus, Repository, ScanStatus
 from juggernaut.events import publish
 
@@ -30,6 +31,7 @@ MECHANICAL_RULES = {
     "W293": "strip whitespace on a blank line",
     "W292": "add the missing newline at the end of the file",
     "UP009": "drop a redundant UTF-8 coding declaration",
+    FORMAT_RULE: "reformat with the repository's own ruff format settings",
 }
 UNUSED_IMPORT_RULES = {"F401"}
 # Imports that exist for what importing them does (receivers connect, admin and checks register).
@@ -141,6 +143,9 @@ def pull_request_open(repository: Repository, *, client: GitHubClient | None = N
             by_path[finding.path].append(finding)
         entries, changes = [], []
         for path, group in sorted(by_path.items()):
+            if len(group) > 1:  # a reformat rewrites the whole file: the precise fixes go first, and the
+                # next scan's reformat is computed on the file they leave
+                group = [f for f in group if f.name != FORMAT_RULE]
             original = client.content(owner, name, path, ref=base).decode("utf-8")
             try:
                 fixed = edits_apply(original, [e for f in group for e in f.extra["edits"]])

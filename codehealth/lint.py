@@ -11,11 +11,13 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 from codehealth.findings import Finding
 
 ANNOTATIONS_PER_STEP = 10
+FORMAT_RULE = "unformatted"  # the code ruff's formatter gives a file it would change
 _TSC_LINE = re.compile(
     r"^(?P<path>[^\s(:][^(:]*?)(?:\((?P<line>\d+),(?P<col>\d+)\)|:(?P<line2>\d+):(?P<col2>\d+))\s*[:-]\s*"
     r"(?P<level>error|warning)\s+(?P<code>TS\d+):\s*(?P<message>.*)$")
@@ -100,12 +102,47 @@ def ruff_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("ruff")
 
 
+def _ruff_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("RUFF_")}
+
+
+def formatter_configured(root: Path) -> bool:
+    """Whether the checkout formats with ruff (a ``[tool.ruff.format]`` or a ruff.toml ``[format]``
+    table): only then is "reformat" one of its own checks, and a fix it would accept."""
+    for name, table in (("pyproject.toml", "[tool.ruff.format]"), ("ruff.toml", "[format]"),
+                        (".ruff.toml", "[format]")):  # fmt: skip
+        try:
+            if table in (root / name).read_text(encoding="utf-8", errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def run_ruff_format(root: str | Path, *, timeout: float = 300) -> list[Finding]:
+    """One finding per file ruff's formatter would change, in a checkout that uses the formatter, with
+    the formatter's own edits (``ruff format --check --output-format json``), so an auto-PR applies
+    exactly what ``ruff format`` would. Nothing when the formatter is not the checkout's or cannot run."""
+    root, binary = Path(root), ruff_binary()
+    if not binary or not formatter_configured(root):
+        return []
+    try:
+        done = subprocess.run([binary, "format", "--check", "--output-format", "json", "--no-cache", "."],
+                              cwd=root, capture_output=True, text=True, timeout=timeout, env=_ruff_env(),
+                              check=False)  # fmt: skip
+        found = parse_ruff_json(done.stdout, root=root) if done.returncode in (0, 1) else []
+    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
+        return []
+    return [replace(f, reason="ruff format, with the repository's settings, would reformat this file")
+            for f in found if f.name == FORMAT_RULE]  # fmt: skip
+
+
 def run_ruff(root: str | Path, *, timeout: float = 300) -> list[Finding] | None:
     """Run ruff on the checkout with its own configuration; None when ruff could not run."""
     binary = ruff_binary()
     if not binary:
         return None
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUFF_")}
+    env = _ruff_env()
     try:
         done = subprocess.run(
             [binary, "check", "--output-format", "json", "--exit-zero", "--no-cache", "."],

@@ -45,6 +45,7 @@ def scan_path(path: Path | str, *, kinds: set[str] | list[str] | tuple[str, ...]
         findings += ruff if ruff is not None else [Finding(
             kind="lint", category="ruff", path="", line=None, name="not_run", confidence=100,
             reason="ruff could not run on this checkout")]
+        findings += lint.run_ruff_format(root)
     if "contract" in wanted:
         findings += _contracts(root, schema)
     if "dependency" in wanted:

@@ -115,3 +115,24 @@ def test_edits_apply_refuses_overlaps():
                                "end_location": {"row": 1, "column": 4}}]  # fmt: skip
     with pytest.raises(ValueError):
         autopr.edits_apply("import os\n", edits)
+
+
+def reformat(path: str, old: str, new: str) -> Finding:
+    end = {"row": len(old.splitlines(keepends=True)) + 1, "column": 1}
+    return Finding("lint", "ruff", path, 1, "unformatted", 100, "ruff format would reformat this file", fixable=True,
+                   extra={"edits": [{"content": new, "location": {"row": 1, "column": 1}, "end_location": end}]})  # fmt: skip
+
+
+def test_a_reformat_is_a_mechanical_fix_and_yields_to_precise_fixes_in_the_same_file(repository, github, gh):
+    tidy_apps = "import shop.signals\nimport sys\n\nprint(sys.path)  # tidy\n"
+    scan_with(
+        repository, github,
+        reformat("app/apps.py", APPS, tidy_apps),
+        unused("app/views.py", 1, "os"),
+        reformat("app/views.py", VIEWS, "import os\nimport sys\n\n\nprint(sys.argv)\n"),
+    )  # fmt: skip
+    row = autopr.pull_request_open(repository, client=gh)
+    assert github.file_at(row.branch, "app/apps.py") == tidy_apps.encode()
+    assert github.file_at(row.branch, "app/views.py") == b"import sys\n\nprint(sys.argv)\n"  # the F401 fix only
+    assert sorted((c["path"], c["rule"]) for c in row.changes) == [("app/apps.py", "unformatted"), ("app/views.py", "F401")]
+    assert "| `app/apps.py` | 1 | unformatted | reformat with the repository's own ruff format settings" in row.body

@@ -56,3 +56,18 @@ def test_a_safe_fix_carries_the_edits_an_auto_pr_applies(tmp_path):
     (finding,) = run_ruff(tmp_path)
     assert finding.extra["edits"], "ruff's safe fix should travel with the finding"
     assert edits_apply(source, finding.extra["edits"]) == "import sys\n\nprint(sys.argv)\n"
+
+
+def test_a_checkout_that_formats_with_ruff_gets_a_whole_file_reformat_fix(tmp_path):
+    from codehealth.autopr import edits_apply
+    from codehealth.lint import run_ruff_format
+
+    source = "x = {  'a':1 }\n\n\n\ndef f( y ):\n  return y\n"
+    (tmp_path / "m.py").write_text(source)
+    (tmp_path / "tidy.py").write_text("x = {'a': 1}\n")  # already as the settings want
+    assert run_ruff_format(tmp_path) == []  # the formatter is not this checkout's: not its check, no fix
+    (tmp_path / "pyproject.toml").write_text('[tool.ruff.format]\nquote-style = "single"\n')
+    (finding,) = run_ruff_format(tmp_path)
+    assert (finding.path, finding.name, finding.fixable) == ("m.py", "unformatted", True)
+    fixed = edits_apply(source, finding.extra["edits"])
+    assert fixed == "x = {'a': 1}\n\n\ndef f(y):\n    return y\n"  # with the repository's own settings
