@@ -169,11 +169,19 @@ def _call(r: FragmentRenderer, fn: Callable, page: str | None, viewer, *args) ->
     return lambda: fn(*args, **kwargs)
 
 
-def viewer_key(page: str | None, viewer) -> int | None:
+def viewer_key(page: str | None, viewer, envelopes: list[dict] | None = None) -> int | None:
     """Whom a render of ``page`` is for: None when every viewer sees the same (one render shared by
-    every socket of the page), else the viewer's id."""
-    mine = page == OVERVIEW and any(area.per_viewer for area in AREAS.values())
-    mine = mine or any(r.per_viewer for rs in FRAGMENTS.values() for r in rs if r.serves(page))
+    every socket of the page), else the viewer's id. For a batch of ``envelopes``, only what the batch
+    touches counts: an engine event on the Overview is one render for everyone, even though the
+    Overview's code-health line is each viewer's own."""
+    topics = None if envelopes is None else {e["topic"] for e in envelopes}
+    mine = page == OVERVIEW and any(
+        area.per_viewer and (topics is None or topics & set(area.topics)) for area in AREAS.values()
+    )
+    mine = mine or any(
+        r.per_viewer and (topics is None or any(r.for_topic(t) for t in topics))
+        for rs in FRAGMENTS.values() for r in rs if r.serves(page)
+    )
     return getattr(viewer, "pk", None) if mine else None
 
 
@@ -238,12 +246,21 @@ def render_resync(page: str | None = OVERVIEW, viewer=None) -> str:
     return "".join(parts)
 
 
-def render_timed(page: str | None = OVERVIEW, viewer=None) -> str:
-    """The fragments of ``page`` that can change with the clock alone (no event announces them)."""
-    parts = [render_lines(viewer)] if page == OVERVIEW else []
+def render_timed(page: str | None = OVERVIEW, viewer=None, *, part: str = "all") -> str:
+    """The fragments of ``page`` that can change with the clock alone (no event announces them).
+    ``part``: ``"shared"`` (what every viewer sees alike), ``"own"`` (the viewer's own), or ``"all"``."""
+
+    def wanted(per_viewer: bool) -> bool:
+        return part == "all" or (part == "own") == per_viewer
+
+    parts = []
+    if page == OVERVIEW:
+        parts = [render_line(a, oob=True, viewer=viewer) for a in AREAS.values() if wanted(a.per_viewer)]
     for topic in FRAGMENTS:
         parts += [
-            _fragments_safe(_call(r, r.timed, page, viewer), topic) for r in _renderers(topic, page) if r.timed
+            _fragments_safe(_call(r, r.timed, page, viewer), topic)
+            for r in _renderers(topic, page)
+            if r.timed and wanted(r.per_viewer)
         ]
     return "".join(parts)
 

@@ -1,8 +1,9 @@
-"""Live fragments: database queries per event batch with 1 and with 20 open Engine pages.
+"""Live fragments: database queries per event batch with 1 and with 20 open Engine pages, and on 20
+open Overview pages of one operator against 20 operators' (whose code-health line is each their own).
 
-Opens N signed-in HQ websockets on the Engine page through the real ASGI app, lets each receive its
-resync, then publishes engine changes from another thread (as a worker or the jobs cluster would) and
-counts every query the web process runs until each socket has received the batch's fragments. All of
+Opens N signed-in HQ websockets on a page through the real ASGI app, lets each receive its resync,
+then publishes changes from another thread (as a worker or the jobs cluster would) and counts every
+query the web process runs until each socket has received the batch's fragments. All of
 the web process's database work (relay, subscribers, renders) runs on asgiref's one thread-sensitive
 sync thread, so one ``CaptureQueriesContext`` opened on that thread sees all of it.
 
@@ -59,15 +60,46 @@ def seed() -> str:
     return client.cookies["sessionid"].value
 
 
-def produce(count: int) -> None:
-    """Engine changes committed in another thread (its own connection, so not counted)."""
-    from django.db import connection
+def operators(count: int) -> list[str]:
+    """Session cookies of ``count`` operators, each with a scanned repository of their own."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+    from django.utils import timezone
 
+    from codehealth import services
+    from codehealth.models import Scan
+
+    cookies = []
+    for n in range(count):
+        user = get_user_model().objects.create_user(f"op{n}", password="x", is_staff=True)
+        repository = services.repository_create(user, local_path=str(ROOT), name=f"repo-{n}")
+        services.scan_record(Scan.objects.create(repository=repository, started_at=timezone.now()), [])
+        client = Client()
+        client.force_login(user)
+        cookies.append(client.cookies["sessionid"].value)
+    return cookies
+
+
+def _engine_change(i: int) -> None:
     from juggernaut.engine import services
+
+    services.task_create(f"bench {time.time_ns()} {i}", kind="noop")
+
+
+def _codehealth_change(i: int) -> None:
+    from codehealth import services
+    from codehealth.models import Repository
+
+    services.scan_request(Repository.objects.order_by("pk").first())
+
+
+def produce(count: int, change=_engine_change) -> None:
+    """Changes committed in another thread (its own connection, so not counted)."""
+    from django.db import connection
 
     def run() -> None:
         for i in range(count):
-            services.task_create(f"bench {time.time_ns()} {i}", kind="noop")
+            change(i)
         connection.close()
 
     thread = threading.Thread(target=run)
@@ -75,8 +107,10 @@ def produce(count: int) -> None:
     thread.join()
 
 
-async def measure(pages: int, cookie: str) -> tuple[float, float]:
-    """Average queries per batch, and per batch per page, over ``BATCHES`` single-change batches."""
+async def measure(pages: int, cookies: list[str], page: str = "engine", change=_engine_change,
+                  needle: str = "engine-counts") -> tuple[float, float, float]:  # fmt: skip
+    """Average queries per batch, per batch per page, and milliseconds from the change to the last
+    socket's fragments, over ``BATCHES`` single-change batches (socket i signs in with cookie i mod n)."""
     from asgiref.sync import sync_to_async
     from channels.testing import WebsocketCommunicator
     from django.db import connection
@@ -86,12 +120,13 @@ async def measure(pages: int, cookie: str) -> tuple[float, float]:
     from juggernaut.events.relay import relays_stop
 
     comms = []
-    for _ in range(pages):
+    for n in range(pages):
+        cookie = cookies[n % len(cookies)]
         comm = WebsocketCommunicator(
-            application, "/ws/hq/?page=engine", headers=[(b"cookie", f"sessionid={cookie}".encode())]
+            application, f"/ws/hq/?page={page}", headers=[(b"cookie", f"sessionid={cookie}".encode())]
         )
         assert (await comm.connect())[0], "could not open the HQ websocket"
-        assert "engine-counts" in await comm.receive_from(timeout=30)  # the resync
+        assert needle in await comm.receive_from(timeout=30)  # the resync
         comms.append(comm)
 
     async def drain(comm) -> None:
@@ -100,23 +135,27 @@ async def measure(pages: int, cookie: str) -> tuple[float, float]:
             await comm.receive_from()
 
     await asyncio.gather(*(drain(c) for c in comms))
-    totals = []
+    totals, times = [], []
     for _ in range(BATCHES):
         capture = CaptureQueriesContext(connection)
-        # Entered and left on the sync thread, where the relay, subscribers and renders run.
+        # Entered and left on the sync thread, where the relay, subscribers and renders run; the log
+        # is emptied first, as it keeps only its last 9000 queries.
+        await sync_to_async(connection.queries_log.clear)()
         await sync_to_async(capture.__enter__)()
-        await sync_to_async(produce)(1)
+        started = time.perf_counter()
+        await sync_to_async(produce)(1, change)
         got = await asyncio.gather(*(c.receive_from(timeout=30) for c in comms))
+        times.append((time.perf_counter() - started) * 1000)
         await asyncio.sleep(0.3)  # anything else this batch causes
         await sync_to_async(capture.__exit__)(None, None, None)
-        assert all("engine-counts" in html for html in got)
+        assert all(needle in html for html in got), got[0][:300]
         await asyncio.gather(*(drain(c) for c in comms))
         totals.append(await sync_to_async(len)(capture))  # read where the queries were logged
     for comm in comms:
         await comm.disconnect()
     await relays_stop()
     average = sum(totals) / len(totals)
-    return average, average / pages
+    return average, average / pages, sorted(times)[len(times) // 2]
 
 
 def main() -> None:
@@ -135,11 +174,22 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     cookie = seed()
     print(f"{connection.vendor}: queries per engine event batch on the web process ({BATCHES} batches)")
-    print(f"{'open Engine pages':>18} {'queries/batch':>14} {'per page':>9}")
+    print(f"{'open Engine pages':>18} {'queries/batch':>14} {'per page':>9} {'ms p50':>7}")
     for pages in PAGES:
-        total, per_page = asyncio.run(measure(pages, cookie))
-        print(f"{pages:>18} {total:>14.1f} {per_page:>9.1f}")
+        total, per_page, ms = asyncio.run(measure(pages, [cookie]))
+        print(f"{pages:>18} {total:>14.1f} {per_page:>9.1f} {ms:>7.0f}")
         sys.stdout.flush()
+    print()
+    print("20 open Overview pages: one operator's (a shared render) against 20 operators' (the code-health")
+    print("line is each viewer's own: a batch it follows renders once per viewer)")
+    print(f"{'event':>11} {'viewers':>8} {'queries/batch':>14} {'per page':>9} {'ms p50':>7}")
+    many = operators(20)
+    for label, change, needle in (("engine", _engine_change, "hq-area-engine"),
+                                  ("codehealth", _codehealth_change, "hq-area-codehealth")):  # fmt: skip
+        for viewers in (many[:1], many):
+            total, per_page, ms = asyncio.run(measure(20, viewers, "overview", change, needle))
+            print(f"{label:>11} {len(viewers):>8} {total:>14.1f} {per_page:>9.1f} {ms:>7.0f}")
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

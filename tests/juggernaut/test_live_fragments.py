@@ -124,6 +124,8 @@ async def test_a_per_viewer_page_is_rendered_once_per_viewer_and_shared_within(a
         return f'<div id="mine" hx-swap-oob="true">for {viewer.username}</div>'
 
     hq.fragments_register("mine", render, page="mine", per_viewer=True)
+    shared: list[int] = []
+    hq.fragments_register("plain", lambda envelopes: shared.append(1) or '<div id="plain">same</div>', page="mine")
     try:
         alices = [await _open(await sync_to_async(_session)(alice), "mine") for _ in range(3)]
         daves = await _open(await sync_to_async(_session)(dave), "mine")
@@ -131,9 +133,14 @@ async def test_a_per_viewer_page_is_rendered_once_per_viewer_and_shared_within(a
         assert [await s.receive_from(timeout=10) for s in alices] == ['<div id="mine" hx-swap-oob="true">for alice</div>'] * 3
         assert await daves.receive_from(timeout=10) == '<div id="mine" hx-swap-oob="true">for dave</div>'
         assert sorted(calls) == ["alice", "dave"]  # three sockets of one viewer share one render
+        # A batch the per-viewer parts do not follow is one render for every viewer of the page.
+        await sync_to_async(publish)("plain", "changed", {})
+        got = [await s.receive_from(timeout=10) for s in [*alices, daves]]
+        assert got == ['<div id="plain">same</div>'] * 4 and shared == [1]
         for comm in [*alices, daves]:
             await comm.disconnect()
     finally:
         hq.FRAGMENTS.pop("mine", None)
+        hq.FRAGMENTS.pop("plain", None)
         await relays_stop()
         await sync_to_async(connections.close_all)()
