@@ -1,4 +1,5 @@
-"""Code Health in Chromium against a live daphne: the drill-down, its chart, and one-click "Create task"."""
+"""Code Health in Chromium against a live daphne: the drill-down, its chart, one-click "Create task",
+and a scan followed live from "Scan now" to its score without a reload."""
 
 from datetime import timedelta
 
@@ -8,7 +9,7 @@ from playwright.sync_api import expect
 
 from codehealth import services
 from codehealth.findings import Finding
-from codehealth.models import Scan
+from codehealth.models import Repository, Scan
 from juggernaut.engine.models import Task
 from tests.conftest import screenshot
 
@@ -44,4 +45,31 @@ def test_it_drills_down_and_creates_a_task_in_one_click(signed_in_page, hq_serve
     expect(page.locator("body")).to_contain_text("is open for F401")
     assert Task.objects.filter(source="codehealth").count() == 1
     expect(page.locator("#codehealth-findings").get_by_role("link", name="Task #")).to_have_count(1)
+    assert errors == []
+
+
+def test_a_scan_is_followed_live_from_scan_now_to_its_score(signed_in_page, hq_server, alice, tmp_path):
+    page = signed_in_page
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    (tmp_path / "app.py").write_text("import os\n")
+    repository = services.repository_create(alice, local_path=str(tmp_path), name="acme/live")
+    page.goto(hq_server + "/codehealth/")
+    row = page.locator(f"#codehealth-repository-{repository.pk}")
+    expect(row).to_contain_text("never")
+    page.evaluate("window.__sameDocument = true")  # gone if anything below reloads the page
+    row.get_by_role("button", name="Scan now").click()
+    expect(page.locator("#hq-flash")).to_contain_text("is queued")
+    expect(row).to_contain_text("queued")  # the jobs process is not running here: the queue shows
+    # the jobs process's part, done here: its events reach the open page over the websocket
+    scan = services.repository_scan(Repository.objects.get(pk=repository.pk),
+                                    analyse=lambda path: [Finding("lint", "ruff", "app.py", 1, "F401", 100,
+                                                                  "`os` imported but unused", fixable=True)])  # fmt: skip
+    expect(row).to_contain_text(str(scan.score))
+    expect(row).not_to_contain_text("queued")
+    expect(page.locator("#codehealth-status")).to_contain_text("lowest score")
+    assert page.evaluate("window.__sameDocument") is True
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        screenshot(page, f"codehealth-live-{width}")
     assert errors == []
