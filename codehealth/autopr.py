@@ -19,6 +19,7 @@ from django.db import transaction
 
 from codehealth.clients import GitHubClient, GitHubError
 from codehealth.errors import CodehealthError
+from codehealth.findings import TYPE_DRIFT
 from codehealth.lint import FORMAT_RULE
 from codehealth.models import AutoPullRequest, CodeFinding, PullStatus, Repository, ScanStatus
 from juggernaut.events import publish
@@ -32,6 +33,7 @@ MECHANICAL_RULES = {
     "W292": "add the missing newline at the end of the file",
     "UP009": "drop a redundant UTF-8 coding declaration",
     FORMAT_RULE: "reformat with the repository's own ruff format settings",
+    TYPE_DRIFT: "add an optional field the API returns to its frontend type",
 }
 UNUSED_IMPORT_RULES = {"F401"}
 # Imports that exist for what importing them does (receivers connect, admin and checks register).
@@ -48,6 +50,8 @@ def imported_module(finding: CodeFinding) -> str:
 
 
 def _rule(finding: CodeFinding) -> str:
+    if finding.kind == "contract":
+        return finding.category if finding.category == TYPE_DRIFT else ""
     return finding.name if finding.kind == "lint" else ("F401" if finding.category == "import" else "")
 
 

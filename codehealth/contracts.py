@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from codehealth.findings import Finding
+from codehealth.findings import TYPE_DRIFT, Finding
 from codehealth.stale_refs import iter_files
 
 FRONTEND_SUFFIXES = (".ts", ".tsx", ".js", ".jsx", ".mjs")
@@ -24,7 +24,7 @@ _CALL = re.compile(
     r"""\s*(?:<\s*(?P<generic>[\w.\[\]]+)\s*>)?\s*\(\s*(?P<q>[`'"])(?P<path>[^`'"]*?)(?P=q)""", re.I)
 _METHOD = re.compile(r"""method\s*:\s*['"`](\w+)['"`]""", re.I)
 _INTERFACE = re.compile(r"""(?:export\s+)?(?:interface\s+(\w+)(?:\s+extends\s+[\w,\s]+)?|type\s+(\w+)\s*=)\s*\{""")
-_FIELD = re.compile(r"""^\s*(?:readonly\s+)?['"]?(\w+)['"]?\s*(\?)?\s*:\s*([^;,\n]+)""", re.M)
+_FIELD = re.compile(r"""(?:^|(?<=[;,]))[ \t]*(?:readonly\s+)?['"]?(\w+)['"]?\s*(\?)?\s*:\s*([^;,\n]+)""", re.M)
 _AS_TYPE = re.compile(r"""\bas\s+(?:Promise<)?([A-Z]\w*)(\[\])?""")
 _TYPED = re.compile(r"""(?:const|let|var)\s+\w+\s*:\s*([A-Z]\w*)(\[\])?\s*=""")
 _PROMISE = re.compile(r"""\)\s*:\s*Promise<\s*([A-Z]\w*)(\[\])?\s*>""")
@@ -57,6 +57,9 @@ class TsType:
     path: str
     line: int
     fields: dict  # name -> (ts type, optional, line)
+    # where a field can be added: the line of the closing brace when it stands alone, and the fields'
+    # indentation; None for a one-line type
+    insert_at: tuple[int, str] | None = None
 
 
 def load_schema(source: str | Path | dict) -> dict:
@@ -105,8 +108,25 @@ def _fields(schema: dict, node: dict | None) -> dict:
     if node.get("type") == "array":
         node = _deref(schema, node.get("items"))
     required = set(node.get("required", []))
-    return {name: {"type": _type_of(schema, prop), "required": name in required}
+    return {name: {"type": _type_of(schema, prop), "required": name in required, "nullable": _nullable(schema, prop)}
             for name, prop in (node.get("properties") or {}).items()}
+
+
+def _nullable(schema: dict, node: dict) -> bool:
+    node = _deref(schema, node)
+    variants = node.get("anyOf", node.get("oneOf", []))
+    return bool(node.get("nullable")) or any(_deref(schema, v).get("type") == "null" for v in variants)
+
+
+def ts_type_of(json_type: str, nullable: bool = False) -> str:
+    """The TypeScript spelling of a schema type as ``_type_of`` writes it (``integer[]``, ``a|b``)."""
+    if json_type.endswith("[]"):
+        inner = ts_type_of(json_type[:-2])
+        ts = f"({inner})[]" if " " in inner else f"{inner}[]"
+    else:
+        names = {"string": "string", "integer": "number", "number": "number", "boolean": "boolean", "null": "null"}
+        ts = " | ".join(dict.fromkeys(names.get(part, "unknown") for part in json_type.split("|")))
+    return f"{ts} | null" if nullable and ts not in ("null", "unknown") else ts
 
 
 def operations(schema: dict) -> dict[tuple[str, str], Operation]:
@@ -179,7 +199,8 @@ def frontend_calls(root: Path) -> tuple[list[Call], dict[str, TsType]]:
             for f in _FIELD.finditer(_top_level(body)):
                 fields[f.group(1)] = (f.group(3).strip(), bool(f.group(2)),
                                       base_line + body.count("\n", 0, f.start()))
-            types[name] = TsType(name=name, path=rel, line=base_line, fields=fields)
+            types[name] = TsType(name=name, path=rel, line=base_line, fields=fields,
+                                 insert_at=_insert_at(text, match.end() + len(body)))
         for match in _CALL.finditer(text):
             url = match["path"]
             if "/" not in url or url.startswith(("./", "../")) or re.search(r"\.(css|svg|png|js|json)$", url):
@@ -208,6 +229,18 @@ def frontend_calls(root: Path) -> tuple[list[Call], dict[str, TsType]]:
                               url=_normalise(url), body=body,
                               response_type=(response_type or "").rstrip("[]") or None))
     return calls, types
+
+
+def _insert_at(text: str, close: int) -> tuple[int, str] | None:
+    """For the type whose closing brace is at ``close``: that line and the indentation of the line
+    above it (the last field's), when the brace stands alone on its line."""
+    line_start = text.rfind("\n", 0, close) + 1
+    line_end = text.find("\n", close)
+    if text[line_start:line_end if line_end >= 0 else None].strip() not in ("}", "};") or line_start == 0:
+        return None
+    above = text[text.rfind("\n", 0, line_start - 1) + 1:line_start - 1]
+    indent = above[: len(above) - len(above.lstrip())] or text[line_start:close] + "  "
+    return text.count("\n", 0, close) + 1, indent
 
 
 def _balanced(text: str, start: int) -> str:
@@ -308,13 +341,13 @@ def validate_contracts(schema: dict, frontend_root: Path | str, *, backend_root:
     findings = []
 
     def finding(call: Call, name: str, category: str, confidence: int, reason: str, op: Operation | None = None,
-                line: int | None = None, path: str | None = None, **extra) -> None:
+                line: int | None = None, path: str | None = None, fixable: bool = False, **extra) -> None:
         backend = {"method": op.method, "path": op.path, "operation_id": op.operation_id} if op else {}
         if op and op.operation_id in where:
             backend["file"], backend["line"] = where[op.operation_id]
         findings.append(Finding(kind="contract", category=category, path=prefix + (path or call.path),
                                 line=line or call.line, name=name, confidence=confidence, reason=reason,
-                                extra={"backend": backend, **extra} if backend or extra else {}))
+                                fixable=fixable, extra={"backend": backend, **extra} if backend or extra else {}))
 
     for call in calls:
         if not call.url.startswith(("/", "{}")):
@@ -352,6 +385,18 @@ def validate_contracts(schema: dict, frontend_root: Path | str, *, backend_root:
                             f"'{ts_type.name}.{name}' is typed {ts} but {op.method} {op.path} returns "
                             f"{op.response[name]['type']}", op, line=line, path=ts_type.path,
                             used_by=f"{call.path}:{call.line}")
+            for name, spec in sorted(op.response.items()):
+                if spec["required"] or name in ts_type.fields or not re.fullmatch(r"[A-Za-z_$][\w$]*", name):
+                    continue
+                ts = ts_type_of(spec["type"], spec.get("nullable", False))
+                edit = ({"content": f"{ts_type.insert_at[1]}{name}?: {ts};\n",
+                         "location": {"row": ts_type.insert_at[0], "column": 1},
+                         "end_location": {"row": ts_type.insert_at[0], "column": 1}} if ts_type.insert_at else None)  # fmt: skip
+                finding(call, f"{ts_type.name}.{name}", TYPE_DRIFT, 50,
+                        f"'{ts_type.name}' has no '{name}', an optional field {op.method} {op.path} returns; "
+                        f"'{name}?: {ts}' keeps the type in step (types only: nothing runs differently)", op,
+                        line=ts_type.line, path=ts_type.path, fixable=edit is not None, used_by=f"{call.path}:{call.line}",
+                        **({"edits": [edit]} if edit else {}))  # fmt: skip
     unique: dict = {}
     for f in findings:  # one type read through several calls is one mismatch
         unique.setdefault((f.category, f.path, f.line, f.name), f)

@@ -7,6 +7,9 @@ these; the services turn them into rows, the ``codehealth_scan`` command into JS
 from dataclasses import asdict, dataclass, field
 
 KINDS = ("stale", "lint", "contract", "dependency")
+# A frontend type that lacks an optional field its API returns: drift, not a mismatch (nothing breaks),
+# so it is no contract violation and costs no score; its fix (types only) is mechanical.
+TYPE_DRIFT = "type_missing_optional_field"
 STALE_CATEGORIES = (
     "import",
     "variable",

@@ -22,7 +22,7 @@ from codehealth import sources
 from codehealth.checkout import repository_checkout
 from codehealth.ci import ci_findings
 from codehealth.errors import CodehealthError
-from codehealth.findings import Finding
+from codehealth.findings import TYPE_DRIFT, Finding
 from codehealth.models import (
     AutoPullRequest,
     CodeFinding,
@@ -151,6 +151,8 @@ def _bucket(row: CodeFinding | Finding) -> str | None:
         return "vulnerable" if row.category.startswith("vuln") else "outdated"
     if row.kind == "stale" and row.confidence < settings.CODEHEALTH_STALE_MIN_CONFIDENCE:
         return None  # not sure enough to count against anyone
+    if row.kind == "contract" and row.category == TYPE_DRIFT:
+        return None  # drift: nothing breaks
     return row.kind
 
 
@@ -284,7 +286,7 @@ def _review_rows_sync(repository: Repository) -> None:
         ContractViolation.objects.filter(repository=repository).values_list("finding_id", flat=True)
     )
     violations = []
-    for f in rows.filter(kind="contract"):
+    for f in rows.filter(kind="contract").exclude(category=TYPE_DRIFT):
         if f.pk in has_violation:
             continue
         x = f.extra or {}

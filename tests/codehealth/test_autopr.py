@@ -136,3 +136,20 @@ def test_a_reformat_is_a_mechanical_fix_and_yields_to_precise_fixes_in_the_same_
     assert github.file_at(row.branch, "app/views.py") == b"import sys\n\nprint(sys.argv)\n"  # the F401 fix only
     assert sorted((c["path"], c["rule"]) for c in row.changes) == [("app/apps.py", "unformatted"), ("app/views.py", "F401")]
     assert "| `app/apps.py` | 1 | unformatted | reformat with the repository's own ruff format settings" in row.body
+
+
+def test_a_frontend_type_gets_the_optional_field_its_api_returns(repository, github, gh):
+    types = "export interface Task {\n  id: number;\n}\n"
+    github.commit_files({"web/lib/types.ts": types.encode()}, message="web")
+    add = [{"content": "  result?: unknown;\n", "location": {"row": 3, "column": 1}, "end_location": {"row": 3, "column": 1}}]
+    scan_with(
+        repository, github,
+        Finding("contract", "type_missing_optional_field", "web/lib/types.ts", 1, "Task.result", 50,
+                "'Task' has no 'result'", fixable=True, extra={"edits": add}),
+        Finding("contract", "missing_response_field", "web/lib/types.ts", 2, "Task.name", 85,
+                "not returned", fixable=True, extra={"edits": add}),  # a real mismatch: a human's call, never a PR
+    )  # fmt: skip
+    row = autopr.pull_request_open(repository, client=gh)
+    assert github.file_at(row.branch, "web/lib/types.ts") == b"export interface Task {\n  id: number;\n  result?: unknown;\n}\n"
+    assert [c["rule"] for c in row.changes] == ["type_missing_optional_field"]
+    assert "add an optional field the API returns to its frontend type: `Task.result`" in row.body

@@ -27,6 +27,7 @@ def test_it_catches_each_kind_of_mismatch_against_the_projects_own_schema(schema
         ("required_field_not_sent", "POST /api/tokens scopes"),
         ("missing_endpoint", "POST /api/engine/tasks/{}/archive"),
         ("missing_endpoint", "DELETE /api/engine/tasks/{}"),
+        ("type_missing_optional_field", "Task.result"),  # drift, with its mechanical fix
     }
     renamed = found[("missing_response_field", "Token.lastUsed")]
     assert "last_used_at" in renamed.reason
@@ -40,7 +41,7 @@ def test_it_catches_each_kind_of_mismatch_against_the_projects_own_schema(schema
 
 def test_a_matching_frontend_has_no_violation(schema, tmp_path):
     (tmp_path / "api.ts").write_text(
-        "interface Task { id: number; title: string; status: string }\n"
+        "interface Task { id: number; title: string; status: string; result?: unknown }\n"
         "export const getTask = (id: number) => apiFetch<Task>(`/api/engine/tasks/${id}`);\n"
         "export const mint = () => fetch('/api/tokens', {method: 'POST', body: JSON.stringify({name, scopes})});\n"
         "export const other = () => fetch('https://example.com/elsewhere');\n")
@@ -61,3 +62,31 @@ def test_breaking_changes_are_named_by_oasdiff_rules(schema):
     assert ("response-required-property-removed", "/api/tokens") in rules
     assert ("response-property-type-changed", "/api/tokens") in rules
     assert schema_diff(schema, copy.deepcopy(schema)) == []
+
+
+def test_a_type_missing_an_optional_field_gets_a_types_only_fix(schema):
+    from codehealth.autopr import edits_apply
+
+    source = (FRONTEND / "lib" / "api.ts").read_text()
+    drift = next(f for f in validate_contracts(schema, FRONTEND, backend_root=BACKEND)
+                 if f.category == "type_missing_optional_field")  # fmt: skip
+    assert drift.fixable and drift.confidence == 50 and (drift.path, drift.line) == ("lib/api.ts", 13)
+    fixed = edits_apply(source, drift.extra["edits"])
+    assert "  priority: number;\n  result?: unknown;\n}" in fixed  # after the last field, indented like it
+    assert fixed.replace(drift.extra["edits"][0]["content"], "", 1) == source  # one line added, nothing else
+
+
+def test_a_one_line_type_gets_the_finding_but_no_fix(schema, tmp_path):
+    (tmp_path / "api.ts").write_text(
+        "interface Task { id: number; title: string; status: string }\n"
+        "export const getTask = (id: number) => apiFetch<Task>(`/api/engine/tasks/${id}`);\n")
+    (drift,) = validate_contracts(schema, tmp_path)
+    assert drift.category == "type_missing_optional_field" and not drift.fixable and "edits" not in drift.extra
+
+
+def test_ts_spelling_of_schema_types():
+    from codehealth.contracts import ts_type_of
+
+    assert ts_type_of("integer") == "number" and ts_type_of("string", nullable=True) == "string | null"
+    assert ts_type_of("integer[]") == "number[]" and ts_type_of("string|integer[]") == "(string | number)[]"
+    assert ts_type_of("object") == "unknown" and ts_type_of("object", nullable=True) == "unknown"
