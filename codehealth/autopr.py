@@ -186,6 +186,6 @@ def pull_request_open(repository: Repository, *, client: GitHubClient | None = N
         publish(
             TOPIC,
             "pull_request_opened",
-            {"repository_id": repository.pk, "number": pull.number, "url": pull.url},
+            {"repository_id": repository.pk, "number": pull.number},
         )
     return row

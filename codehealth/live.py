@@ -2,7 +2,9 @@
 
 Repositories belong to their owners, so every line and fragment here is rendered for its viewer:
 the index (page ``codehealth``) and one repository's page (``codehealth-<id>`` or
-``codehealth-<id>-<kind>`` when its findings are filtered) follow the ``codehealth`` topic.
+``codehealth-<id>-<kind>`` when its findings are filtered) follow the ``codehealth`` topic. That topic
+is readable by every operator (the activity feed, the events API), so its events carry ids only,
+never a repository's name, URL or error: those are on the owner's pages.
 """
 
 from datetime import timedelta
@@ -10,12 +12,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.db.models import Q
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from codehealth.findings import KINDS
 from codehealth.models import CodeFinding, ContractViolation, Repository, ReviewStatus, Scan, ScanStatus
 from juggernaut.areas import AreaStatus
 from juggernaut.charts import Series, chart_build
+from juggernaut.feed import FeedItem
 
 TREND_SCANS = 20
 STUCK_AFTER = timedelta(minutes=30)
@@ -163,3 +167,25 @@ def render_detail_events(envelopes: list[dict], page: str, *, viewer) -> str:
     if repository is None or not any(e["data"].get("repository_id") == repository.pk for e in envelopes):
         return ""
     return render_detail(page, viewer=viewer)
+
+
+FEED_WORDS = {
+    "repository_added": ("was registered", "info"),
+    "scan_queued": ("has a scan queued", "info"),
+    "scan_started": ("is being scanned", "info"),
+    "scan_finished": ("was scanned", "ok"),
+    "scan_failed": ("could not be scanned: its page says why", "error"),
+    "report_built": ("has this week's report", "info"),
+    "pull_request_opened": ("has a new auto-PR", "ok"),
+}
+
+
+def describe_event(type_: str, data: dict) -> FeedItem | None:
+    """Code-health events in the activity feed, by repository number (the page has the name)."""
+    pk = data.get("repository_id")
+    if type_ not in FEED_WORDS or not isinstance(pk, int):
+        return None
+    words, severity = FEED_WORDS[type_]
+    extra = f" (score {data['score']})" if isinstance(data.get("score"), int) else ""
+    return FeedItem(f"Code health: repository #{pk} {words}{extra}.", severity,
+                    reverse("codehealth:repository", kwargs={"pk": pk}))  # fmt: skip

@@ -130,7 +130,7 @@ def repository_create(
         backend_root=_root(backend_root, "backend_root"), scan_every_days=scan_every_days, owner=owner,
         schema_url=schema_url,
     )  # fmt: skip
-    publish(TOPIC, "repository_added", {"repository_id": repository.pk, "name": repository.name})
+    publish(TOPIC, "repository_added", {"repository_id": repository.pk})
     return repository
 
 
@@ -209,7 +209,7 @@ def _scan_failed(scan: Scan, message: str) -> Scan:
         publish(
             TOPIC,
             "scan_failed",
-            {"repository_id": scan.repository_id, "scan_id": scan.pk, "error": message[:500]},
+            {"repository_id": scan.repository_id, "scan_id": scan.pk},  # the why is on the owner's page
         )
     scan.refresh_from_db()
     return scan

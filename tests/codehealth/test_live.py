@@ -86,6 +86,8 @@ async def test_the_overview_line_is_about_the_viewers_own_repositories(alice, da
     daves, dave_first = await _open(dave, "overview")
     assert "The last scan of shop failed" in _line(alice_first)
     assert "shop" not in _line(dave_first) and "No repository of yours is registered" in _line(dave_first)
+    assert "shop" not in dave_first  # nor in the activity feed: code-health events carry ids, not names
+    assert f"Code health: repository #{shop.pk} could not be scanned" in dave_first
 
     await sync_to_async(_scan)(shop, UNUSED)  # publishes scan_finished on the codehealth topic
     alice_line = _line(await _until(alices, 'id="hq-area-codehealth"'))
