@@ -21,7 +21,7 @@ from codehealth.clients import GitHubClient, GitHubError
 from codehealth.errors import CodehealthError
 from codehealth.findings import TYPE_DRIFT
 from codehealth.lint import FORMAT_RULE
-from codehealth.models import AutoPullRequest, CodeFinding, PullStatus, Repository, ScanStatus
+from codehealth.models import AutoPullRequest, ChecksState, CodeFinding, PullStatus, Repository, ScanStatus
 from juggernaut.events import publish
 
 TOPIC = "codehealth"
@@ -93,16 +93,55 @@ def edits_apply(text: str, edits: list[dict]) -> str:
     return text
 
 
+FAILED_CONCLUSIONS = {"failure", "timed_out", "cancelled", "action_required", "startup_failure", "stale"}
+
+
+def checks_state(runs) -> tuple[str, str]:
+    """The repository's own checks on a commit, in one word (and the failing ones' names): a check
+    that failed makes it failing at once; passing needs every check finished well."""
+    failing = sorted({r.name for r in runs if r.status == "completed" and r.conclusion in FAILED_CONCLUSIONS})
+    if failing:
+        return ChecksState.FAILING, ", ".join(failing)[:300]
+    if runs and all(r.status == "completed" for r in runs):
+        return ChecksState.PASSING, ""
+    return ChecksState.PENDING, ""
+
+
 def pull_requests_sync(repository: Repository, client: GitHubClient) -> None:
-    """Read our open auto-PRs' state back from GitHub (merged or closed by a human)."""
+    """Read our open auto-PRs back from GitHub: merged or closed by a human, and what the repository's
+    own checks say of each one's commit."""
     mine = {p.number: p for p in repository.pull_requests.filter(status=PullStatus.OPEN)}
     if not mine:
         return
-    for pull in client.pulls_list(repository.github_owner, repository.github_name, state="all"):
+    owner, name = repository.github_owner, repository.github_name
+    for pull in client.pulls_list(owner, name, state="all"):
         row = mine.get(pull.number)
         if row and pull.state != "open":
             row.status = PullStatus.MERGED if pull.merged else PullStatus.CLOSED
             row.save(update_fields=["status"])
+    for row in mine.values():
+        if row.status == PullStatus.OPEN:
+            state, detail = checks_state(client.check_runs(owner, name, row.commit_sha))
+            if (state, detail) != (row.checks, row.checks_detail):
+                row.checks, row.checks_detail = state, detail
+                row.save(update_fields=["checks", "checks_detail"])
+                publish(TOPIC, "pull_request_checked", {"repository_id": repository.pk, "number": row.number,
+                                                        "checks": state})  # fmt: skip
+
+
+def pull_requests_refresh() -> int:
+    """Sync every repository's open auto-PRs (the hourly code-health job); a GitHub that does not
+    answer is tried again next hour. Returns how many repositories were read."""
+    repositories = Repository.objects.filter(pull_requests__status=PullStatus.OPEN).distinct()
+    done = 0
+    client = GitHubClient()
+    for repository in repositories:
+        try:
+            pull_requests_sync(repository, client)
+            done += 1
+        except GitHubError:
+            continue
+    return done
 
 
 def _body(changes: list[dict]) -> str:

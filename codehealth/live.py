@@ -16,7 +16,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from codehealth.findings import KINDS
-from codehealth.models import CodeFinding, ContractViolation, Repository, ReviewStatus, Scan, ScanStatus
+from codehealth.models import (
+    AutoPullRequest,
+    ChecksState,
+    CodeFinding,
+    ContractViolation,
+    PullStatus,
+    Repository,
+    ReviewStatus,
+    Scan,
+    ScanStatus,
+)
 from juggernaut.areas import AreaStatus
 from juggernaut.charts import Series, chart_build
 from juggernaut.feed import FeedItem
@@ -80,6 +90,14 @@ def codehealth_area_status(viewer=None) -> AreaStatus:
         scan = latest[failed[0].pk]
         return AreaStatus("error", f"The last scan of {failed[0].name} failed: {scan.error[:120]}",
                           "Fix the cause and press Scan now on Code Health.", attention=len(failed))  # fmt: skip
+    failing = AutoPullRequest.objects.filter(repository__in=repositories, status=PullStatus.OPEN,
+                                             checks=ChecksState.FAILING).select_related("repository")  # fmt: skip
+    if failing.exists():
+        pull = failing.first()
+        return AreaStatus("warn", f"Auto-PR #{pull.number} of {pull.repository.name} fails the repository's "
+                          f"checks ({pull.checks_detail or 'a check'}).",
+                          "Open it on GitHub: fix the check or close the PR (its fixes return with the next one).",
+                          attention=failing.count())  # fmt: skip
     contract = ContractViolation.objects.filter(status=ReviewStatus.OPEN, repository__in=repositories)
     vulnerable = Q(kind="dependency", category__startswith="vuln", fixed_scan__isnull=True)
     vulnerable_count = sum(r.findings.filter(vulnerable).count() for r in repositories)

@@ -260,6 +260,12 @@ class PullStatus(models.TextChoices):
     CLOSED = "closed"
 
 
+class ChecksState(models.TextChoices):
+    PENDING = "pending"  # not all checks have finished (or none has reported yet)
+    PASSING = "passing"
+    FAILING = "failing"
+
+
 class AutoPullRequest(models.Model):
     """A pull request of mechanical fixes opened through the git data API."""
 
@@ -272,6 +278,9 @@ class AutoPullRequest(models.Model):
     commit_sha = models.CharField(max_length=40)
     changes = models.JSONField(default=list)  # [{"path", "line", "rule", "name"}]
     status = models.CharField(max_length=10, choices=PullStatus.choices, default=PullStatus.OPEN)
+    # What the repository's own checks said of the PR's commit, as last read back from GitHub
+    checks = models.CharField(max_length=10, choices=ChecksState.choices, default=ChecksState.PENDING)
+    checks_detail = models.CharField(max_length=300, blank=True, default="")  # the failing checks' names
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -116,5 +116,7 @@ class PullRequestOut(Schema):
     branch: str
     title: str
     status: str
+    checks: str = Field(description="pending, passing or failing: the repository's own checks on its commit")
+    checks_detail: str
     changes: list
     created_at: datetime

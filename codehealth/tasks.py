@@ -2,7 +2,7 @@
 
 import logging
 
-from codehealth import services
+from codehealth import autopr, services
 from codehealth.models import Repository
 
 log = logging.getLogger(__name__)
@@ -18,10 +18,12 @@ def repository_scan(repository_id: int) -> str:
 
 
 def scans_due() -> int:
-    """Scan every repository whose schedule says so."""
+    """Scan every repository whose schedule says so, then read the open auto-PRs back from GitHub
+    (merged or closed, and their checks)."""
     due = services.repositories_due()
     for repository in due:
         services.repository_scan(repository)
+    autopr.pull_requests_refresh()
     return len(due)
 
 

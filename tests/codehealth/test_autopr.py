@@ -153,3 +153,30 @@ def test_a_frontend_type_gets_the_optional_field_its_api_returns(repository, git
     assert github.file_at(row.branch, "web/lib/types.ts") == b"export interface Task {\n  id: number;\n  result?: unknown;\n}\n"
     assert [c["rule"] for c in row.changes] == ["type_missing_optional_field"]
     assert "add an optional field the API returns to its frontend type: `Task.result`" in row.body
+
+
+def test_its_own_checks_are_read_back_and_a_failing_pr_is_said(repository, github, gh, settings):
+    from codehealth import tasks
+    from juggernaut.hq import AREAS
+
+    scan_with(repository, github, unused("app/views.py", 1, "os"))
+    row = autopr.pull_request_open(repository, client=gh)
+    assert row.checks == "pending"
+    github.check_runs[row.commit_sha] = [
+        {"id": 1, "name": "lint", "status": "completed", "conclusion": "success", "output": {}},
+        {"id": 2, "name": "tests", "status": "in_progress", "conclusion": None, "output": {}},
+    ]
+    autopr.pull_requests_sync(repository, gh)
+    row.refresh_from_db()
+    assert row.checks == "pending"  # passing needs every check finished
+    github.check_runs[row.commit_sha][1] |= {"status": "completed", "conclusion": "failure"}
+    assert tasks.scans_due() == 0  # the hourly job reads open auto-PRs back too
+    row.refresh_from_db()
+    assert (row.checks, row.checks_detail) == ("failing", "tests")
+    status = AREAS["codehealth"].status()
+    assert status.state == "warn" and f"Auto-PR #{row.number} of acme/shop fails" in status.text
+    assert "close the PR" in status.detail
+    github.check_runs[row.commit_sha][1]["conclusion"] = "success"
+    autopr.pull_requests_sync(repository, gh)
+    row.refresh_from_db()
+    assert row.checks == "passing" and AREAS["codehealth"].status().state != "warn"
