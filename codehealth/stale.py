@@ -6,6 +6,7 @@ registrations, migrations, management commands, test functions and fixtures) are
 Each finding carries a confidence; ``scan_path`` reports those at or above ``MIN_CONFIDENCE``.
 """
 
+import ast
 import re
 from pathlib import Path
 
@@ -52,7 +53,8 @@ REGISTERING_DECORATORS = ("receiver", "register", "admin.register", "admin.displ
                           "setter", "getter", "deleter", "contextmanager", "asynccontextmanager",
                           "overload", "abstractmethod", "singledispatch", "lru_cache", "cache",
                           "staticmethod", "classmethod", "login_required", "require_", "csrf_",
-                          "simple_tag", "inclusion_tag", "filter", "tag", "stringfilter", "deconstructible")
+                          "simple_tag", "inclusion_tag", "filter", "tag", "stringfilter", "deconstructible",
+                          "check")  # Django's checks.register, and self-heal checks registered by name
 HTTP_DECORATORS = {"get", "post", "put", "patch", "delete", "api_operation", "route", "websocket", "head",
                    "options", "register", "connect", "on"}
 SIDE_EFFECT_MODULES = {"signals", "receivers", "handlers", "checks", "admin", "models", "tasks", "hooks"}
@@ -80,9 +82,29 @@ def _is_test_path(path: str) -> bool:
             or parts[-1].endswith("_test.py") or parts[-1] in ("conftest.py", "tests.py", "test.py"))
 
 
-def _is_framework_module(path: str) -> bool:
-    parts = path.split("/")
-    return "migrations" in parts or ("management" in parts and "commands" in parts) or "templatetags" in parts
+def _top_level_names(module) -> set[str]:
+    names = set()
+    for node in module.tree.body:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def _loaded_by_convention(module) -> bool:
+    """A module Django loads by where it is, when it is what that place expects: a management command
+    defines ``Command``, a template tag library ``register``; a helper dropped beside them is not."""
+    parts = module.path.split("/")
+    if "migrations" in parts:
+        return True
+    if "management" in parts and "commands" in parts:
+        return parts[-1] == "__init__.py" or "Command" in _top_level_names(module)
+    if "templatetags" in parts:
+        return parts[-1] == "__init__.py" or "register" in _top_level_names(module)
+    return False
 
 
 def _tool_names(index: Index) -> list[Definition]:
@@ -150,7 +172,8 @@ def _definition_finding(index: Index, d: Definition, tools: set[int]) -> Finding
     if d.category == "function" and any(
             dec.split("(")[0].rsplit(".", 1)[-1] in HTTP_DECORATORS for dec in d.decorators):
         return None  # an API operation registered on a router
-    if d.category == "class" and (d.path.endswith("apps.py") or any("AppConfig" in b for b in d.bases)):
+    # Django finds an app's config in apps.py by its base class; any other class there is ordinary
+    if d.category == "class" and any(b.endswith(("AppConfig", "Config")) for b in d.bases):
         return None  # Django finds an app's config class by itself
     if d.category == "class" and d.module.endswith("models") and name[:1].isupper():
         # a model is alive through migrations and the ORM even when nothing names it
@@ -292,7 +315,7 @@ def _files(index: Index) -> list[Finding]:
         stem = module.path.rsplit("/", 1)[-1][:-3]
         if module.name in imported or module.is_script or stem in CONVENTIONAL_MODULES:
             continue
-        if _is_test_path(module.path) or _is_framework_module(module.path) or module.path.count("/") == 0:
+        if _is_test_path(module.path) or _loaded_by_convention(module) or module.path.count("/") == 0:
             continue
         if any(module.name in s or s.startswith(module.name) for s in dotted_strings) or (
                 stem in index.text_words and any(stem in s for s in index.strings)):

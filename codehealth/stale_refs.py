@@ -78,13 +78,20 @@ def iter_files(root: Path):
                 yield entry
 
 
-def module_name(rel: str) -> str:
+def module_name(rel: str, packages: set[str] | None = None) -> str:
+    """The dotted name ``rel`` is imported by. Leading directories that are not packages (``src/``, an
+    unpacked archive's ``name-1.0/``) are dropped when a package starts below them, the way they
+    would be on ``sys.path``; ``packages``: the directories holding an ``__init__.py``."""
     parts = rel[:-3].split("/")
     if parts[-1] == "__init__":
         parts = parts[:-1]
-    if parts and parts[0] == "src":
-        parts = parts[1:]
-    return ".".join(parts)
+    if packages is None:
+        return ".".join(parts[1:] if parts and parts[0] == "src" else parts)
+    start = 0
+    while start < len(parts) - 1 and "/".join(parts[:start + 1]) not in packages \
+            and "/".join(parts[:start + 2]) in packages:  # fmt: skip
+        start += 1
+    return ".".join(parts[start:])
 
 
 def _decorator_name(node: ast.expr) -> str:
@@ -242,7 +249,9 @@ class _Collector(ast.NodeVisitor):
 def build_index(root: Path) -> Index:
     """Parse every Python file and read every other text file of the checkout."""
     index = Index(root=root)
-    for file in iter_files(root):
+    files = list(iter_files(root))
+    packages = {f.parent.relative_to(root).as_posix() for f in files if f.name == "__init__.py"}
+    for file in files:
         rel = file.relative_to(root).as_posix()
         if file.suffix == ".py":
             try:
@@ -251,7 +260,7 @@ def build_index(root: Path) -> Index:
             except (SyntaxError, ValueError):
                 continue
             index.lines += source.count("\n") + 1
-            module = Module(path=rel, name=module_name(rel), tree=tree)
+            module = Module(path=rel, name=module_name(rel, packages), tree=tree)
             module.noqa_lines = {n for n, line in enumerate(source.splitlines(), 1)
                                  if re.search(r"#\s*noqa(?!:)|#\s*noqa:[^#]*F401", line)}
             index.modules[module.name] = module

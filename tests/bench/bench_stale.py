@@ -122,7 +122,9 @@ def plant(root: Path, rng: random.Random) -> tuple[list[tuple[str, str, str]], s
                             continue
                         first = node.body[1]
                     indent = " " * first.col_offset
-                    _insert(target, first.lineno - 1, f"{indent}unused_{tag} = len('x')\n")
+                    # above the statement's decorators, if it has any (between them and the def is no place)
+                    line = min([first.lineno, *(d.lineno for d in getattr(first, "decorator_list", []))])
+                    _insert(target, line - 1, f"{indent}unused_{tag} = len('x')\n")
                     name = f"unused_{tag}"
                 else:
                     indent = " " * node.body[0].col_offset
@@ -181,10 +183,11 @@ def run_vulture(root: Path) -> tuple[list[tuple[str, str, str]], float]:
     return found, elapsed
 
 
-def score(planted, found, new_files) -> tuple[dict[str, int], int, int]:
-    """Found per category, true positives and false alarms (findings outside planted items and files)."""
+def score(planted, found, new_files) -> tuple[dict[str, int], int, int, list]:
+    """Found per category, true positives, false alarms (findings outside planted items and files) and
+    the planted items missed."""
     hits: dict[str, int] = {c: 0 for c in CATEGORIES}
-    matched = set()
+    matched, missed = set(), []
     for category, name, path in planted:
         short = name.rsplit(".", 1)[-1]
         for i, (_what, fname, fpath) in enumerate(found):
@@ -193,9 +196,11 @@ def score(planted, found, new_files) -> tuple[dict[str, int], int, int]:
                 hits[category] += 1
                 matched.add(i)
                 break
+        else:
+            missed.append((category, name, path))
     false = sum(1 for i, (_w, name, path) in enumerate(found) if i not in matched and path not in new_files
                 and not re.search(r"p\dq", name))
-    return hits, sum(hits.values()), false
+    return hits, sum(hits.values()), false, missed
 
 
 def python_lines(root: Path) -> int:
@@ -213,9 +218,9 @@ def bench(label: str, source: Path, scratch: Path) -> dict:
     theirs, their_time = run_vulture(work)
     row = {"label": label, "lines": lines, "planted": len(planted)}
     for tool, found, elapsed in (("ours", ours, ours_time), ("vulture", theirs, their_time)):
-        hits, tp, false = score(planted, found, new_files)
+        hits, tp, false, missed = score(planted, found, new_files)
         row[tool] = {"hits": hits, "recall": tp / len(planted), "precision": tp / max(1, tp + false),
-                     "false": false, "per10k": elapsed / max(1, lines) * 10_000}
+                     "false": false, "per10k": elapsed / max(1, lines) * 10_000, "missed": missed}
     row["by_category"] = {c: sum(1 for p in planted if p[0] == c) for c in CATEGORIES}
     return row
 
@@ -257,6 +262,10 @@ def main() -> None:
     for tool, (tp, false, seconds, lines) in totals.items():
         print(f"\n{tool:<8} recall {tp / planted:.1%}  precision {tp / max(1, tp + false):.1%} "
               f"(false alarms {false})  {seconds / lines * 10_000:.3f} s per 10k lines", end="")
+    print("\nPlanted items this analysis missed:")
+    for row in rows:
+        for category, name, path in row["ours"]["missed"]:
+            print(f"  {row['label']:<22} {category:<9} {name} ({path})")
     print()
 
 

@@ -77,3 +77,34 @@ def test_the_confidence_floor_hides_the_uncertain(tmp_path):
     imports = [f for f in find_stale(tmp_path, min_confidence=0) if f.category == "import"]
     assert [(f.name, f.confidence) for f in imports] == [("dumps", 40)]  # maybe a re-export
     assert [f for f in find_stale(tmp_path) if f.category == "import"] == []
+
+
+def test_django_places_keep_only_what_they_expect_and_an_archive_imports_by_package(tmp_path):
+    root = tmp_path / "proj-1.0"  # an unpacked archive: its top directory is not a package
+    pkg = root / "shop"
+    (pkg / "management" / "commands").mkdir(parents=True)
+    (pkg / "templatetags").mkdir()
+    for folder in (pkg, pkg / "management", pkg / "management" / "commands", pkg / "templatetags"):
+        (folder / "__init__.py").write_text("")
+    commands = pkg / "management" / "commands"
+    (commands / "sync_orders.py").write_text("from django.core.management.base import BaseCommand\n\n\n"
+                                             "class Command(BaseCommand):\n    def handle(self, *args, **options):\n"
+                                             "        pass\n")  # fmt: skip
+    (commands / "helpers_left_behind.py").write_text("def helper():\n    return 1\n")  # not a command
+    (pkg / "templatetags" / "shop_extras.py").write_text("from django import template\n\nregister = template.Library()\n")
+    (pkg / "templatetags" / "scratch.py").write_text("X = 1\n")  # not a tag library
+    (pkg / "apps.py").write_text("from django.apps import AppConfig\n\n\nclass ShopConfig(AppConfig):\n    name = 'shop'\n\n\n"
+                                 "class LeftoverTable:\n    size = 1\n")  # fmt: skip
+    (pkg / "formatting.py").write_text("def money(value):\n    return value\n")
+    (pkg / "views.py").write_text("from shop.formatting import money\n\nprint(money(1))\n")
+    (pkg / "health.py").write_text("from juggernaut.healing import check\n\n\n@check('disk')\ndef disk_check(now):\n"
+                                   "    return []\n")  # fmt: skip
+    (pkg / "urls.py").write_text("import shop.health  # noqa: F401\n")
+    found = {(f.category, f.name) for f in find_stale(tmp_path)}
+    assert ("file", "shop.management.commands.helpers_left_behind") in found
+    assert ("file", "shop.templatetags.scratch") in found
+    assert ("class", "LeftoverTable") in found  # apps.py keeps its AppConfig, not every class in it
+    alive = {"shop.management.commands.sync_orders", "shop.templatetags.shop_extras", "ShopConfig",
+             "shop.formatting", "money", "disk_check", "shop.health"}  # fmt: skip
+    assert not {name for _, name in found} & alive, found
+    assert not any("proj-1.0" in name for _, name in found)  # modules are named as they are imported
