@@ -135,12 +135,6 @@ def registry_load() -> tuple[dict[str, Check], dict[str, SafeAction]]:
     return CHECKS, ACTIONS
 
 
-def step_kind(name: str) -> str | None:
-    """``check`` or ``action`` for a registered name, None for anything else."""
-    checks, actions = registry_load()
-    return "check" if name in checks else "action" if name in actions else None
-
-
 def as_plain(value: Any) -> Any:
     """Findings and fixes as JSON-ready dicts (a list of findings stays a list)."""
     if isinstance(value, list):
