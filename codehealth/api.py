@@ -1,7 +1,8 @@
 """The code health JSON API, mounted at ``/api/codehealth``: repositories, scans, findings, reports,
 tasks per finding and auto-PRs.
 
-Scopes: ``write`` to register repositories, ask for scans, create tasks and open auto-PRs; ``read``
+Scopes: ``write`` to register repositories, ask for scans, create tasks, dismiss or reopen findings
+and open auto-PRs; ``read``
 for listings. Each caller sees only the repositories it registered (an admin sees all); anyone
 else's is a 404, as if it did not exist. A signed-in session has every scope.
 """
@@ -63,12 +64,14 @@ def scans_list(request, repository_id: DbId):
 
 @router.get("/repositories/{repository_id}/findings", response=list[schemas.CodeFindingOut])
 def findings_list(request, repository_id: DbId, query: Query[schemas.FindingsQuery]):
-    """Findings of the repository: open (default), fixed or all, optionally of one kind."""
+    """Findings of the repository: open (default), dismissed, fixed or all, optionally of one kind."""
     rows = CodeFinding.objects.filter(repository=_repository(request, "read", repository_id))
     if query.kind:
         rows = rows.filter(kind=query.kind)
     if query.state == "open":
-        rows = rows.filter(fixed_scan__isnull=True)
+        rows = rows.open()
+    elif query.state == "dismissed":
+        rows = rows.dismissed()
     elif query.state == "fixed":
         rows = rows.filter(fixed_scan__isnull=False)
     return rows[: query.limit]
@@ -92,9 +95,8 @@ def pull_requests_open(request, repository_id: DbId):
     return Status(201, autopr.pull_request_open(repository))
 
 
-@router.post("/findings/{finding_id}/task", response={200: schemas.FindingTaskOut, 201: schemas.FindingTaskOut})
-def findings_task(request, finding_id: DbId):
-    """Queue the engine task for a finding (201), or return the open one it already has (200)."""
+def _finding(request: HttpRequest, finding_id: int) -> tuple[CodeFinding, str]:
+    """A finding of one of the caller's repositories (or 404), and who acts on it (``write`` scope)."""
     principal = require_scope(request, "write")
     finding = (
         CodeFinding.objects.select_related("repository")
@@ -103,6 +105,28 @@ def findings_task(request, finding_id: DbId):
     )
     if finding is None:
         raise CodehealthError("not_found", f"no finding {finding_id}", status=404)
-    task = services.finding_task_create(finding, actor=principal.actor)
+    return finding, principal.actor
+
+
+@router.post("/findings/{finding_id}/task", response={200: schemas.FindingTaskOut, 201: schemas.FindingTaskOut})
+def findings_task(request, finding_id: DbId):
+    """Queue the engine task for a finding (201), or return the open one it already has (200)."""
+    finding, actor = _finding(request, finding_id)
+    task = services.finding_task_create(finding, actor=actor)
     created = bool(getattr(task, "was_created", False))
     return Status(201 if created else 200, {"task_id": task.pk, "created": created})
+
+
+@router.post("/findings/{finding_id}/dismiss", response=schemas.CodeFindingOut)
+def findings_dismiss(request, finding_id: DbId, payload: schemas.DismissIn):
+    """Dismiss a finding as a false alarm or intended: it stays dismissed through later scans and no
+    longer counts in the score (409 when fixed, dismissed already, or an audit that did not run)."""
+    finding, actor = _finding(request, finding_id)
+    return services.finding_review(finding, actor=actor, dismiss=True, reason=payload.reason)
+
+
+@router.post("/findings/{finding_id}/reopen", response=schemas.CodeFindingOut)
+def findings_reopen(request, finding_id: DbId):
+    """Take a dismissal back: the finding counts again (409 when it is not dismissed)."""
+    finding, actor = _finding(request, finding_id)
+    return services.finding_review(finding, actor=actor, dismiss=False)

@@ -99,7 +99,7 @@ def codehealth_area_status(viewer=None) -> AreaStatus:
                           "Open it on GitHub: fix the check or close the PR (its fixes return with the next one).",
                           attention=failing.count())  # fmt: skip
     contract = ContractViolation.objects.filter(status=ReviewStatus.OPEN, repository__in=repositories)
-    vulnerable = Q(kind="dependency", category__startswith="vuln", fixed_scan__isnull=True)
+    vulnerable = Q(kind="dependency", category__startswith="vuln", fixed_scan__isnull=True, dismissed_at__isnull=True)
     vulnerable_count = sum(r.findings.filter(vulnerable).count() for r in repositories)
     if vulnerable_count:
         return AreaStatus("warn", f"{vulnerable_count} vulnerable dependenc{'y' if vulnerable_count == 1 else 'ies'} "
@@ -140,20 +140,25 @@ def render_index(envelopes: list[dict] | None = None, *, viewer) -> str:
     return render_to_string("codehealth/_status.html", ctx) + render_to_string("codehealth/_repositories.html", ctx)
 
 
+DISMISSED = "dismissed"  # the drill-down's view of dismissed findings, beside one per kind
+VIEWS = (*KINDS, DISMISSED)
+
+
 def page_name(repository_id: int, kind: str = "") -> str:
-    return f"{PAGE_PREFIX}{repository_id}" + (f"-{kind}" if kind in KINDS else "")
+    return f"{PAGE_PREFIX}{repository_id}" + (f"-{kind}" if kind in VIEWS else "")
 
 
 def repository_of_page(viewer, page: str) -> tuple[Repository | None, str]:
     """The viewer's repository a page name points at (None: not theirs, or no such page) and its filter."""
     ident, _, kind = page.removeprefix(PAGE_PREFIX).partition("-")
-    if not ident.isdigit() or len(ident) > 18 or (kind and kind not in KINDS):
+    if not ident.isdigit() or len(ident) > 18 or (kind and kind not in VIEWS):
         return None, ""
     return Repository.objects.for_user(viewer).filter(pk=int(ident)).first(), kind
 
 
 def detail_context(repository: Repository, kind: str = "") -> dict:
-    findings = CodeFinding.objects.open().filter(repository=repository).order_by("kind", "-confidence", "path")
+    rows = CodeFinding.objects.filter(repository=repository)
+    findings = (rows.dismissed() if kind == DISMISSED else rows.open()).order_by("kind", "-confidence", "path")
     if kind in KINDS:
         findings = findings.filter(kind=kind)
     return {
@@ -162,8 +167,9 @@ def detail_context(repository: Repository, kind: str = "") -> dict:
         "report": repository.reports.first(),
         "chart": score_chart(repository),
         "findings": findings[:FINDINGS_SHOWN],
+        "dismissed_count": rows.dismissed().count(),
         "kinds": KINDS,
-        "kind": kind if kind in KINDS else "",
+        "kind": kind if kind in VIEWS else "",
         "pulls": repository.pull_requests.all()[:10],
         "now": timezone.now(),
     }

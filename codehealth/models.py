@@ -107,7 +107,11 @@ def fingerprint_of(kind: str, category: str, path: str, name: str) -> str:
 
 class FindingQuerySet(models.QuerySet):
     def open(self) -> "FindingQuerySet":
-        return self.filter(fixed_scan__isnull=True)
+        """Found by the latest scans and not dismissed by an operator: what counts and is shown."""
+        return self.filter(fixed_scan__isnull=True, dismissed_at__isnull=True)
+
+    def dismissed(self) -> "FindingQuerySet":
+        return self.filter(fixed_scan__isnull=True, dismissed_at__isnull=False)
 
 
 class CodeFinding(models.Model):
@@ -133,6 +137,12 @@ class CodeFinding(models.Model):
         "engine.Task", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
 
+    # An operator's "not a problem" (a false alarm, or intended): kept across scans by the fingerprint,
+    # it counts against nothing until reopened
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+    dismissed_by = models.CharField(max_length=150, blank=True, default="")
+    dismiss_reason = models.CharField(max_length=300, blank=True, default="")
+
     objects = FindingQuerySet.as_manager()
 
     class Meta:
@@ -155,7 +165,7 @@ class CodeFinding(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.fixed_scan_id is None
+        return self.fixed_scan_id is None and self.dismissed_at is None
 
     @property
     def dedupe_key(self) -> str:

@@ -65,7 +65,7 @@ class ScanQueuedOut(Schema):
 
 class FindingsQuery(Schema):
     kind: Literal[KINDS] | None = None  # type: ignore[valid-type]
-    state: Literal["open", "fixed", "all"] = "open"
+    state: Literal["open", "dismissed", "fixed", "all"] = "open"
     limit: int = Field(200, ge=1, le=1000)
 
 
@@ -82,6 +82,13 @@ class CodeFindingOut(Schema):
     fixable: bool
     is_open: bool
     task_id: int | None
+    dismissed_at: datetime | None
+    dismissed_by: str
+    dismiss_reason: str
+
+
+class DismissIn(Schema):
+    reason: str = Field("", max_length=300, description="why it is not a problem (a false alarm, intended)")
 
 
 class FindingTaskOut(Schema):

@@ -251,24 +251,59 @@ def scan_record(scan: Scan, findings: list[Finding], *, now: datetime | None = N
     gone = [row.pk for fp, row in known.items() if fp not in seen and row.fixed_scan_id is None]
     CodeFinding.objects.filter(pk__in=gone).update(fixed_scan=scan)
     _review_rows_sync(repository)
-    open_rows = list(CodeFinding.objects.open().filter(repository=repository))
-    counts = Counter(b for b in map(_bucket, open_rows) if b)
-    counts_by_kind = dict(Counter(row.kind for row in open_rows))
-    audited = not any(r.kind == "dependency" and r.category == "not_run" for r in open_rows)
     scan.status, scan.finished_at = ScanStatus.DONE, timezone.now()
-    scan.score = score_of(counts)
-    scan.findings_count, scan.new_count, scan.fixed_count = len(open_rows), new, len(gone)
-    scan.counts = {
-        **counts_by_kind,
-        **{f"score_{k}": v for k, v in counts.items()},
-        "dependencies_audited": audited,
-        **(notes or {}),
-    }
+    scan.new_count, scan.fixed_count = new, len(gone)
+    scan_totals(scan, notes=notes or {})
     scan.save()
     Repository.objects.filter(pk=repository.pk).update(last_scanned_at=now)
     publish(TOPIC, "scan_finished", {"repository_id": repository.pk, "scan_id": scan.pk, "score": scan.score,
                                      "new": new, "fixed": len(gone)})  # fmt: skip
     return scan
+
+
+NOTE_KEYS = ("ci", "ci_note", "osv")  # what a scan's counts say of its inputs, kept through a recount
+
+
+def scan_totals(scan: Scan, *, notes: dict | None = None) -> None:
+    """The scan's score, open count and counts from its repository's open findings as they are now
+    (after the scan, or when an operator dismisses or reopens one); not saved."""
+    open_rows = list(CodeFinding.objects.open().filter(repository_id=scan.repository_id))
+    counts = Counter(b for b in map(_bucket, open_rows) if b)
+    if notes is None:
+        notes = {k: v for k, v in (scan.counts or {}).items() if k in NOTE_KEYS}
+    scan.score, scan.findings_count = score_of(counts), len(open_rows)
+    scan.counts = {
+        **dict(Counter(row.kind for row in open_rows)),
+        **{f"score_{k}": v for k, v in counts.items()},
+        "dependencies_audited": not any(r.kind == "dependency" and r.category == "not_run" for r in open_rows),
+        **notes,
+    }
+
+
+@transaction.atomic
+def finding_review(finding: CodeFinding, *, actor: str, dismiss: bool, reason: str = "") -> CodeFinding:
+    """Dismiss a finding (a false alarm, or intended: it stays dismissed through later scans and counts
+    against nothing) or reopen a dismissed one; the latest scan's score follows at once."""
+    if finding.fixed_scan_id is not None:
+        raise CodehealthError("fixed", "this finding was fixed; there is nothing to review", status=409)
+    if dismiss and finding.category == "not_run":
+        raise CodehealthError("not_run", "an audit that did not run cannot be dismissed: make it run", status=409)
+    if dismiss == (finding.dismissed_at is not None):
+        state = "dismissed" if dismiss else "open"
+        raise CodehealthError(f"already_{state}", f"this finding is {state} already", status=409)
+    finding.dismissed_at = timezone.now() if dismiss else None
+    finding.dismissed_by, finding.dismiss_reason = (actor[:150], reason.strip()[:300]) if dismiss else ("", "")
+    finding.save(update_fields=["dismissed_at", "dismissed_by", "dismiss_reason"])
+    status = ReviewStatus.DISMISSED if dismiss else ReviewStatus.OPEN
+    for rows in (StaleCodeItem.objects, ContractViolation.objects):
+        rows.filter(finding=finding).exclude(status=ReviewStatus.REMOVED).update(status=status)
+    scan = finding.repository.scans.filter(status=ScanStatus.DONE).first()
+    if scan is not None:
+        scan_totals(scan)
+        scan.save(update_fields=["score", "findings_count", "counts"])
+    publish(TOPIC, "finding_dismissed" if dismiss else "finding_reopened",
+            {"repository_id": finding.repository_id, "finding_id": finding.pk})  # fmt: skip
+    return finding
 
 
 def _review_rows_sync(repository: Repository) -> None:
@@ -324,6 +359,8 @@ def repositories_due(*, now: datetime | None = None) -> list[Repository]:
 
 def finding_task_create(finding: CodeFinding, *, actor: str) -> Task:
     """Queue (or find) the one open engine task for a finding and link it back."""
+    if finding.dismissed_at is not None:
+        raise CodehealthError("dismissed", "this finding was dismissed; reopen it first", status=409)
     if not finding.is_open:
         raise CodehealthError("fixed", "this finding was fixed; there is nothing to do", status=409)
     where = f"{finding.path}:{finding.line}" if finding.line else finding.path

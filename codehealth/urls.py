@@ -8,4 +8,6 @@ urlpatterns = [
     path("<int:pk>/", views.repository_detail, name="repository"),
     path("<int:pk>/scan/", views.repository_scan, name="scan"),
     path("findings/<int:pk>/task/", views.finding_task, name="finding-task"),
+    path("findings/<int:pk>/dismiss/", views.finding_dismiss, name="finding-dismiss"),
+    path("findings/<int:pk>/reopen/", views.finding_reopen, name="finding-reopen"),
 ]

@@ -59,9 +59,8 @@ def repository_scan(request: HttpRequest, pk: int) -> HttpResponse:
     return _answer(request, repository, ok=f"A scan of {repository.name} is queued; the jobs process runs it.")
 
 
-@operator_required
-@require_POST
-def finding_task(request: HttpRequest, pk: int) -> HttpResponse:
+def _finding(request: HttpRequest, pk: int) -> CodeFinding:
+    """A finding of one of the operator's repositories, or 404."""
     finding = (
         CodeFinding.objects.select_related("repository")
         .filter(pk=pk, repository__in=Repository.objects.for_user(request.user))
@@ -69,8 +68,38 @@ def finding_task(request: HttpRequest, pk: int) -> HttpResponse:
     )
     if finding is None:
         raise Http404(f"no finding {pk}")
+    return finding
+
+
+@operator_required
+@require_POST
+def finding_task(request: HttpRequest, pk: int) -> HttpResponse:
+    finding = _finding(request, pk)
     try:
         task = services.finding_task_create(finding, actor=actor_of(request.user))
     except CodehealthError as exc:
         return _answer(request, finding.repository, error=f"Refused: {exc.message}")
     return _answer(request, finding.repository, ok=f"Task #{task.pk} is open for {finding.name}.")
+
+
+def _review(request: HttpRequest, pk: int, *, dismiss: bool) -> HttpResponse:
+    finding = _finding(request, pk)
+    try:
+        services.finding_review(finding, actor=actor_of(request.user), dismiss=dismiss,
+                                reason=request.POST.get("reason", "")[:300])  # fmt: skip
+    except CodehealthError as exc:
+        return _answer(request, finding.repository, error=f"Refused: {exc.message}")
+    done = "dismissed: it no longer counts" if dismiss else "reopened: it counts again"
+    return _answer(request, finding.repository, ok=f"{finding.name} {done}.")
+
+
+@operator_required
+@require_POST
+def finding_dismiss(request: HttpRequest, pk: int) -> HttpResponse:
+    return _review(request, pk, dismiss=True)
+
+
+@operator_required
+@require_POST
+def finding_reopen(request: HttpRequest, pk: int) -> HttpResponse:
+    return _review(request, pk, dismiss=False)

@@ -133,3 +133,22 @@ def test_unknown_and_huge_ids_are_4xx(client, bearer):
 def test_an_auto_pr_for_a_local_repository_is_refused(client, bearer, repository):
     assert_error(post(client, f"{BASE}/repositories/{repository.pk}/pull-requests", **bearer("write")), 422,
                  "not_on_github")  # fmt: skip
+
+
+def test_findings_are_dismissed_and_reopened_through_the_api(client, bearer, repository, django_user_model, make_token):
+    headers = bearer("read", "write")
+    finding = CodeFinding.objects.get()
+    response = post(client, f"{BASE}/findings/{finding.pk}/dismiss", {"reason": "intended"}, **headers)
+    assert response.status_code == 200 and response.json()["dismissed_by"] and response.json()["is_open"] is False
+    listing = client.get(f"{BASE}/repositories/{repository.pk}/findings?state=dismissed", **headers).json()
+    assert [f["id"] for f in listing] == [finding.pk] and listing[0]["dismiss_reason"] == "intended"
+    assert client.get(f"{BASE}/repositories/{repository.pk}/findings", **headers).json() == []
+    assert_error(post(client, f"{BASE}/findings/{finding.pk}/dismiss", {}, **headers), 409, "already_dismissed")
+    assert_error(post(client, f"{BASE}/findings/{finding.pk}/task", **headers), 409, "dismissed")
+    assert_error(post(client, f"{BASE}/findings/{finding.pk}/dismiss", {"reason": "x" * 301}, **headers), 422,
+                 "validation_error")  # fmt: skip
+    dave = django_user_model.objects.create_user("dave", "d@example.com", "pw-dave-123456", is_staff=True)
+    strangers = {"HTTP_AUTHORIZATION": f"Bearer {make_token('write', user=dave)}"}
+    assert_error(post(client, f"{BASE}/findings/{finding.pk}/reopen", **strangers), 404, "not_found")
+    assert post(client, f"{BASE}/findings/{finding.pk}/reopen", **headers).json()["is_open"] is True
+    assert_error(post(client, f"{BASE}/findings/{finding.pk}/reopen", **headers), 409, "already_open")

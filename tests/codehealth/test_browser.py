@@ -45,6 +45,16 @@ def test_it_drills_down_and_creates_a_task_in_one_click(signed_in_page, hq_serve
     expect(page.locator("body")).to_contain_text("is open for F401")
     assert Task.objects.filter(source="codehealth").count() == 1
     expect(page.locator("#codehealth-findings").get_by_role("link", name="Task #")).to_have_count(1)
+    # a false alarm, dismissed with its reason: it leaves the open list and the score goes up
+    row = page.locator("#codehealth-findings tbody tr").nth(1)
+    row.get_by_placeholder("why not a problem").fill("kept for the plugin API")
+    row.get_by_role("button", name="Dismiss").click()
+    expect(page.locator("body")).to_contain_text("dismissed: it no longer counts")
+    expect(page.locator("#codehealth-findings tbody tr")).to_have_count(1)
+    expect(page.locator("#codehealth-findings")).to_contain_text("dismissed (1)")
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        screenshot(page, f"codehealth-dismissed-{width}")
     assert errors == []
 
 

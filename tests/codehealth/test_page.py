@@ -113,3 +113,34 @@ def test_the_chat_tools_act_as_the_operator(alice, repository, django_user_model
     with acting_as(dave):
         assert tools.codehealth_repositories() == []
         assert "error" in tools.codehealth_create_task(finding["finding_id"])
+
+
+def test_a_dismissed_finding_stops_counting_and_stays_dismissed_through_scans(alice_client, repository):
+    scan(repository, UNUSED, VULN)
+    finding = CodeFinding.objects.get(name="F401")
+    before = repository.scans.first().score
+    headers = {"HTTP_HX_REQUEST": "true"}
+    page = f"codehealth-{repository.pk}"
+    answer = alice_client.post(f"/codehealth/findings/{finding.pk}/dismiss/",
+                               {"reason": "re-exported for plugins", "page": page}, **headers).content.decode()  # fmt: skip
+    assert "F401 dismissed: it no longer counts." in answer and 'id="codehealth-findings"' in answer
+    assert f'id="codehealth-finding-{finding.pk}"' not in answer  # gone from the open list
+    assert repository.scans.first().score > before  # the score follows at once
+    dismissed = alice_client.get(f"/codehealth/{repository.pk}/?kind=dismissed").content.decode()
+    assert f'id="codehealth-finding-{finding.pk}"' in dismissed and "re-exported for plugins" in dismissed
+    scan(repository, UNUSED, VULN)  # found again: still dismissed, still not counted
+    finding.refresh_from_db()
+    assert finding.dismissed_at is not None and repository.scans.first().findings_count == 1
+    again = alice_client.post(f"/codehealth/findings/{finding.pk}/dismiss/", {"page": page}, **headers)
+    assert "Refused: this finding is dismissed already" in again.content.decode()
+    alice_client.post(f"/codehealth/findings/{finding.pk}/reopen/", {"page": page}, **headers)
+    assert repository.scans.first().score == before
+
+
+def test_a_not_run_audit_cannot_be_dismissed(alice_client, repository):
+    scan(repository, Finding("dependency", "not_run", "", None, "vulnerabilities", 100, "no advisory snapshot"))
+    finding = CodeFinding.objects.get()
+    assert "Dismiss" not in alice_client.get(f"/codehealth/{repository.pk}/").content.decode()
+    answer = alice_client.post(f"/codehealth/findings/{finding.pk}/dismiss/", {"page": f"codehealth-{repository.pk}"},
+                               HTTP_HX_REQUEST="true").content.decode()  # fmt: skip
+    assert "Refused: an audit that did not run cannot be dismissed" in answer
