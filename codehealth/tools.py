@@ -1,5 +1,6 @@
-"""Chat tools of code health: repositories with their scores, one repository's open findings (read-only),
-and a task for a finding (it changes something, so it waits for the operator's approval).
+"""Chat tools of code health: repositories with their scores, one repository's open findings and its
+latest weekly report (read-only); a scan queued (safe: it only reads the repository); and a task for a
+finding (it changes something, so it waits for the operator's approval).
 
 Plain typed functions with docstrings, marked by ``juggernaut.tools.tool``; the chat app builds their JSON
 schemas. Each acts as the chat session's owner and sees only that operator's repositories.
@@ -42,7 +43,7 @@ def codehealth_repositories() -> list[dict]:
 def codehealth_findings(repository: str, kind: str = "") -> list[dict]:
     """The open findings of one repository (by name), most confident first, optionally of one kind
     ("stale", "lint", "contract", "dependency"): where, what, why, whether a mechanical fix exists."""
-    found = _repositories().filter(name=repository).first()
+    found = _named(repository)
     if found is None:
         return [{"error": f"no repository named {repository[:120]!r}"}]
     rows = CodeFinding.objects.open().filter(repository=found).order_by("-confidence", "path")
@@ -68,3 +69,36 @@ def codehealth_create_task(finding_id: int) -> dict:
     except CodehealthError as exc:
         return {"error": exc.message}
     return {"task_id": task.pk, "created": bool(getattr(task, "was_created", False)), "title": task.title}
+
+
+def _named(repository: str) -> Repository | None:
+    return _repositories().filter(name=repository).first()
+
+
+@tool(safe=True)
+def codehealth_report(repository: str) -> dict:
+    """The latest weekly code-health report of one repository (by name): score and trend, new and fixed
+    findings, stale items, contract mismatches, vulnerable and outdated dependencies, auto-PRs."""
+    found = _named(repository)
+    if found is None:
+        return {"error": f"no repository named {repository[:120]!r}"}
+    report = found.reports.first()
+    if report is None:
+        return {"error": f"{found.name} has no weekly report yet (one is built each Monday, after a scan)"}
+    return {"week": report.week_start.isoformat(), "score": report.score, "trend": report.trend,
+            "new": report.new_count, "fixed": report.fixed_count, "stale_items": report.stale_count,
+            "contract_mismatches": report.contract_count,
+            "vulnerable": report.vulnerable_count if report.dependencies_audited else "not run",
+            "outdated": report.outdated_count if report.dependencies_audited else "not run",
+            "auto_prs_opened": report.prs_opened, "auto_prs_merged": report.prs_merged}  # fmt: skip
+
+
+@tool(safe=True)
+def codehealth_scan(repository: str) -> dict:
+    """Queue a scan of one repository (by name) on the jobs process; its result arrives on the Code Health
+    page and in codehealth_repositories when it finishes."""
+    found = _named(repository)
+    if found is None:
+        return {"error": f"no repository named {repository[:120]!r}"}
+    services.scan_request(found)
+    return {"queued": True, "repository": found.name}

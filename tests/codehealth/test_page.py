@@ -113,6 +113,21 @@ def test_the_chat_tools_act_as_the_operator(alice, repository, django_user_model
     with acting_as(dave):
         assert tools.codehealth_repositories() == []
         assert "error" in tools.codehealth_create_task(finding["finding_id"])
+        assert "error" in tools.codehealth_report("shop") and "error" in tools.codehealth_scan("shop")
+
+
+def test_the_chat_reads_the_weekly_report_and_queues_a_scan(alice, repository, monkeypatch):
+    queued = []
+    monkeypatch.setattr(services, "async_task", lambda *a, **kw: queued.append(a))
+    scan(repository, UNUSED)
+    with acting_as(alice):
+        assert "no weekly report yet" in tools.codehealth_report("shop")["error"]
+        services.report_build(repository)
+        report = tools.codehealth_report("shop")
+        assert report["score"] == repository.scans.first().score and report["vulnerable"] == 0
+        assert tools.codehealth_scan("shop") == {"queued": True, "repository": "shop"}
+    repository.refresh_from_db()
+    assert repository.scan_requested_at is not None
 
 
 def test_a_dismissed_finding_stops_counting_and_stays_dismissed_through_scans(alice_client, repository):
