@@ -12,6 +12,7 @@ import re
 import time
 import tomllib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from codehealth.stale_refs import iter_files
 PYPI_URL = "https://pypi.org/pypi"  # + /<name>/json
 NPM_URL = "https://registry.npmjs.org"  # + /<name>
 ADVISORY_FILES = ("osv.json", ".osv.json", "advisories.json")
+PROBE = 3  # packages asked first, one by one: a registry that answers none of them is down
+REGISTRY_WORKERS = 8  # registry asks in flight at once after that
 Fetcher = Callable[[str], dict | None]  # URL -> parsed JSON, None when unreachable or unknown
 _REQ = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*([^;#]*)")
 
@@ -229,9 +232,12 @@ class RegistryCache:
         data = fetcher(url)
         if data is not None:
             self.entries[url] = (self.clock(), data)
-            if self.path:
-                self.path.write_text(json.dumps(self.entries))
         return data
+
+    def save(self) -> None:
+        """Write the answers to the file (once per audit, not once per package)."""
+        if self.path:
+            self.path.write_text(json.dumps(self.entries))
 
 
 def registry_url(dep: Dependency, *, pypi: str = PYPI_URL, npm: str = NPM_URL) -> str:
@@ -254,18 +260,28 @@ def latest_version(dep: Dependency, fetcher: Fetcher, cache: RegistryCache | Non
 
 
 def outdated(deps: list[Dependency], fetcher: Fetcher, cache: RegistryCache | None = None,
-             urls: dict[str, str] | None = None) -> tuple[list[Finding], list[str]]:
-    """Dependencies behind the registry's latest release, and the names the registry did not answer for."""
-    findings, unanswered, answered = [], [], 0
-    for dep in deps:
-        if not dep.version:
-            continue
-        # A registry that has not answered the first few asks is down: do not wait on every package.
-        latest = None if not answered and len(unanswered) >= 3 else latest_version(dep, fetcher, cache, urls)
+             urls: dict[str, str] | None = None, *, workers: int = REGISTRY_WORKERS,
+             ) -> tuple[list[Finding], list[str]]:  # fmt: skip
+    """Dependencies behind the registry's latest release, and the names the registry did not answer for.
+
+    The first ``PROBE`` packages are asked one by one: a registry that answers none of them is down, and
+    the rest are not asked. The rest are asked ``workers`` at a time (``fetcher`` must allow that)."""
+    wanted = [dep for dep in deps if dep.version]
+    probe, rest = wanted[:PROBE], wanted[PROBE:]
+    versions = {dep: latest_version(dep, fetcher, cache, urls) for dep in probe}
+    if len(probe) == PROBE and not any(versions.values()):
+        versions |= dict.fromkeys(rest)
+    elif rest:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            versions |= zip(rest, pool.map(lambda dep: latest_version(dep, fetcher, cache, urls), rest), strict=True)
+    if cache:
+        cache.save()
+    findings, unanswered = [], []
+    for dep in wanted:
+        latest = versions[dep]
         if latest is None:
             unanswered.append(dep.name)
             continue
-        answered += 1
         if parse_version(latest) > parse_version(dep.version):
             major = parse_version(latest).major > parse_version(dep.version).major
             findings.append(Finding(

@@ -82,3 +82,28 @@ def test_outdated_packages_come_from_the_registries_json_through_the_cache(tmp_p
 def test_package_json_skips_local_packages():
     deps = parse_package_json(json.dumps({"dependencies": {"a": "file:../a", "b": "~1.2.0"}}))
     assert [(d.name, d.version) for d in deps] == [("a", None), ("b", "1.2.0")]
+
+
+def test_a_registry_silent_for_the_first_three_is_not_asked_again_and_the_rest_go_in_parallel():
+    from codehealth.dependencies import Dependency, outdated
+
+    deps = [Dependency("PyPI", f"pkg{n}", "==1.0", "1.0", "requirements.txt", n + 1) for n in range(20)]
+    asked: list[str] = []
+
+    def dead(url):
+        asked.append(url)
+        return None
+
+    found, unanswered = outdated(deps, dead)
+    assert found == [] and len(asked) == 3 and unanswered == [d.name for d in deps]  # all said, three asked
+
+    def alive(url):
+        asked.append(url)
+        return {"info": {"version": "2.0"}} if "pkg7" not in url else None
+
+    asked.clear()
+    one_by_one = outdated(deps, alive, workers=1)
+    asked.clear()
+    eight = outdated(deps, alive, workers=8)
+    assert len(asked) == 20 and eight == one_by_one  # same findings, in the manifest's order
+    assert [f.name for f in eight[0]] == [d.name for d in deps if d.name != "pkg7"] and eight[1] == ["pkg7"]

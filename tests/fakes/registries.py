@@ -9,6 +9,7 @@ with each registry's own body. ``hits`` records every path asked, so tests can s
 import json
 import re
 import threading
+import time
 from contextlib import contextmanager
 from urllib.parse import unquote
 
@@ -20,7 +21,9 @@ def _pep503(name: str) -> str:
 
 
 class FakeRegistries:
-    def __init__(self, pypi: dict[str, str] | None = None, npm: dict[str, str] | None = None) -> None:
+    def __init__(self, pypi: dict[str, str] | None = None, npm: dict[str, str] | None = None, *,
+                 delay: float = 0.0) -> None:  # fmt: skip
+        self.delay = delay  # seconds each answer takes, as a registry across the internet does
         self.pypi = {_pep503(k): v for k, v in (pypi or {}).items()}
         self.npm = dict(npm or {})
         self.hits: list[str] = []
@@ -30,6 +33,7 @@ class FakeRegistries:
     def answer(self, path: str) -> tuple[int, dict]:
         with self.lock:
             self.hits.append(path)
+        time.sleep(self.delay)
         parts = path.split("?")[0].strip("/").split("/")
         if len(parts) == 3 and parts[0] == "pypi" and parts[2] == "json":
             latest = self.pypi.get(_pep503(parts[1]))
