@@ -3,9 +3,12 @@ instance's OpenAPI document. Each answer that cannot be had is said in words, so
 audit it feeds reports "not run" instead of clean.
 """
 
+import ipaddress
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
@@ -55,9 +58,15 @@ def schema_fetch(url: str) -> tuple[dict | None, str]:
     check as not run, never as clean). Read with a size cap: the URL is the operator's, the answer not.
     Messages name the URL without its query or credentials, which may hold a key."""
     shown = url_shown(url)
+    refused = _unfetchable_host(url)
+    if refused:
+        return None, f"the API schema at {shown} was not fetched: {refused}"
     try:
+        # no redirects: a redirect could lead where the check above did not look
         with http_session(max_retries=1, timeout=15).get(url, headers={"Accept": "application/json"},
-                                                         stream=True) as response:  # fmt: skip
+                                                         stream=True, allow_redirects=False) as response:  # fmt: skip
+            if response.is_redirect:
+                return None, f"the API schema at {shown} redirects; give the URL it redirects to"
             if response.status_code != 200:
                 return None, f"the API schema at {shown} answered HTTP {response.status_code}"
             body = bytearray()
@@ -76,3 +85,19 @@ def schema_fetch(url: str) -> tuple[dict | None, str]:
     if not isinstance(document, dict) or not isinstance(document.get("paths"), dict):
         return None, f"the API schema at {shown} is not an OpenAPI document (no paths)"
     return document, ""
+
+
+def _unfetchable_host(url: str) -> str:
+    """Why the host of ``url`` is not fetched from the HQ's side ("" when it may be). Loopback and
+    private addresses are fine (a running instance is often next door); link-local ones are not: the
+    cloud metadata service lives there, with the machine's credentials."""
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return ""  # the fetch fails with its own words
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if ip.is_link_local or ip.is_multicast or ip.is_unspecified:
+            return f"{host} is a link-local, multicast or unspecified address"
+    return ""

@@ -103,3 +103,23 @@ def test_a_schema_url_must_be_http(alice, frontend_only, url):
     with pytest.raises(CodehealthError) as refused:
         services.repository_create(alice, local_path=str(frontend_only), schema_url=url)
     assert refused.value.status == 422
+
+
+@pytest.mark.parametrize("host", ["169.254.169.254", "[fe80::1]", "0.0.0.0", "224.0.0.1"])
+def test_a_link_local_host_is_never_fetched(alice, frontend_only, host):
+    _scan(alice, frontend_only, f"http://{host}/latest/meta-data/")
+    reason = CodeFinding.objects.get(kind="contract").reason
+    assert "was not fetched" in reason and "link-local" in reason
+
+
+def test_a_redirect_is_not_followed(alice, frontend_only):
+    class Redirecting(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    with FakeServer(Redirecting) as server:
+        _scan(alice, frontend_only, f"{server.url}/api/openapi.json")
+    assert "redirects; give the URL it redirects to" in CodeFinding.objects.get(kind="contract").reason
