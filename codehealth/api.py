@@ -98,11 +98,7 @@ def pull_requests_open(request, repository_id: DbId):
 def _finding(request: HttpRequest, finding_id: int) -> tuple[CodeFinding, str]:
     """A finding of one of the caller's repositories (or 404), and who acts on it (``write`` scope)."""
     principal = require_scope(request, "write")
-    finding = (
-        CodeFinding.objects.select_related("repository")
-        .filter(pk=finding_id, repository__in=Repository.objects.for_user(principal.user))
-        .first()
-    )
+    finding = CodeFinding.objects.for_user(principal.user).filter(pk=finding_id).first()
     if finding is None:
         raise CodehealthError("not_found", f"no finding {finding_id}", status=404)
     return finding, principal.actor

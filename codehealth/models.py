@@ -113,6 +113,10 @@ class FindingQuerySet(models.QuerySet):
     def dismissed(self) -> "FindingQuerySet":
         return self.filter(fixed_scan__isnull=True, dismissed_at__isnull=False)
 
+    def for_user(self, user) -> "FindingQuerySet":
+        """Findings of the repositories ``user`` may see (``RepositoryQuerySet.for_user``)."""
+        return self.select_related("repository").filter(repository__in=Repository.objects.for_user(user))
+
 
 class CodeFinding(models.Model):
     """An analyser's finding, kept across scans (see the module docstring)."""

@@ -61,7 +61,7 @@ def codehealth_findings(repository: str, kind: str = "") -> list[dict]:
 @tool(safe=False)
 def codehealth_create_task(finding_id: int) -> dict:
     """Queue the engine task for one finding (or return the open one it has already)."""
-    finding = CodeFinding.objects.filter(pk=finding_id, repository__in=_repositories()).first()
+    finding = CodeFinding.objects.for_user(tool_user()).filter(pk=finding_id).first()
     if finding is None:
         return {"error": f"no finding {finding_id}"}
     try:

@@ -61,11 +61,7 @@ def repository_scan(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _finding(request: HttpRequest, pk: int) -> CodeFinding:
     """A finding of one of the operator's repositories, or 404."""
-    finding = (
-        CodeFinding.objects.select_related("repository")
-        .filter(pk=pk, repository__in=Repository.objects.for_user(request.user))
-        .first()
-    )
+    finding = CodeFinding.objects.for_user(request.user).filter(pk=pk).first()
     if finding is None:
         raise Http404(f"no finding {pk}")
     return finding
