@@ -10,7 +10,7 @@ never a repository's name, URL or error: those are on the owner's pages.
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import OuterRef, Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -20,6 +20,7 @@ from codehealth.models import (
     AutoPullRequest,
     ChecksState,
     CodeFinding,
+    CodeHealthReport,
     ContractViolation,
     PullStatus,
     Repository,
@@ -39,12 +40,20 @@ INDEX_PAGE = "codehealth"
 PAGE_PREFIX = "codehealth-"
 
 
+def _newest(rows, repositories) -> dict:
+    """Each repository's newest row of ``rows`` (a queryset in its model's newest-first order), in two
+    queries however long the history: the pages and lines ask this on every refresh."""
+    newest = rows.filter(repository=OuterRef("pk")).values("pk")[:1]
+    pairs = (Repository.objects.filter(pk__in=[r.pk for r in repositories]).annotate(newest=Subquery(newest))
+             .values_list("pk", "newest"))  # fmt: skip
+    found = dict(pairs)
+    rows_by_pk = rows.model.objects.in_bulk([pk for pk in found.values() if pk])
+    return {repo: rows_by_pk[pk] for repo, pk in found.items() if pk}
+
+
 def latest_scans(repositories) -> dict[int, Scan]:
     """Each repository's latest finished or failed scan."""
-    latest: dict[int, Scan] = {}
-    for scan in Scan.objects.filter(repository__in=repositories).exclude(status=ScanStatus.RUNNING):
-        latest.setdefault(scan.repository_id, scan)  # ordered newest first
-    return latest
+    return _newest(Scan.objects.exclude(status=ScanStatus.RUNNING), repositories)
 
 
 def score_chart(repository: Repository) -> dict:
@@ -99,8 +108,8 @@ def codehealth_area_status(viewer=None) -> AreaStatus:
                           "Open it on GitHub: fix the check or close the PR (its fixes return with the next one).",
                           attention=failing.count())  # fmt: skip
     contract = ContractViolation.objects.filter(status=ReviewStatus.OPEN, repository__in=repositories)
-    vulnerable = Q(kind="dependency", category__startswith="vuln", fixed_scan__isnull=True, dismissed_at__isnull=True)
-    vulnerable_count = sum(r.findings.filter(vulnerable).count() for r in repositories)
+    vulnerable_count = CodeFinding.objects.open().filter(repository__in=repositories, kind="dependency",
+                                                         category__startswith="vuln").count()  # fmt: skip
     if vulnerable_count:
         return AreaStatus("warn", f"{vulnerable_count} vulnerable dependenc{'y' if vulnerable_count == 1 else 'ies'} "
                           "in your repositories.", "Open Code Health and create a task to upgrade.",
@@ -126,10 +135,10 @@ def codehealth_area_status(viewer=None) -> AreaStatus:
 
 def index_context(viewer) -> dict:
     repositories = list(Repository.objects.for_user(viewer))
-    latest = latest_scans(repositories)
+    latest, reports = latest_scans(repositories), _newest(CodeHealthReport.objects.all(), repositories)
     running = dict(Scan.objects.filter(repository__in=repositories, status=ScanStatus.RUNNING)
                    .values_list("repository_id", "started_at"))  # fmt: skip
-    rows = [{"repository": r, "scan": latest.get(r.pk), "report": r.reports.first(), "running": running.get(r.pk)}
+    rows = [{"repository": r, "scan": latest.get(r.pk), "report": reports.get(r.pk), "running": running.get(r.pk)}
             for r in repositories]  # fmt: skip
     return {"rows": rows, "status": codehealth_area_status(viewer), "now": timezone.now()}
 
