@@ -78,15 +78,13 @@ def iter_files(root: Path):
                 yield entry
 
 
-def module_name(rel: str, packages: set[str] | None = None) -> str:
+def module_name(rel: str, packages: set[str]) -> str:
     """The dotted name ``rel`` is imported by. Leading directories that are not packages (``src/``, an
     unpacked archive's ``name-1.0/``) are dropped when a package starts below them, the way they
     would be on ``sys.path``; ``packages``: the directories holding an ``__init__.py``."""
     parts = rel[:-3].split("/")
     if parts[-1] == "__init__":
         parts = parts[:-1]
-    if packages is None:
-        return ".".join(parts[1:] if parts and parts[0] == "src" else parts)
     start = 0
     while start < len(parts) - 1 and "/".join(parts[:start + 1]) not in packages \
             and "/".join(parts[:start + 2]) in packages:  # fmt: skip

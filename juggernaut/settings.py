@@ -380,8 +380,8 @@ CODEHEALTH_CLONE_DIR = env("CODEHEALTH_CLONE_DIR", str(BASE_DIR / "var" / "codeh
 # reachable; offline the snapshot is used as the last refresh left it.
 CODEHEALTH_OSV_SNAPSHOT = env("CODEHEALTH_OSV_SNAPSHOT", str(BASE_DIR / "var" / "codehealth-osv.json"))
 CODEHEALTH_OSV_URL = env("CODEHEALTH_OSV_URL", "https://api.osv.dev")
-# The audit's network lookups (OSV and the registries) at all; off: the snapshot only, registries not asked.
-# Outdated packages: the registries' JSON APIs, each answer cached for a day.
+# Outdated packages: the registries' JSON APIs, each answer cached for a day. The lookups switch turns
+# all of the audit's network lookups (OSV and the registries) on or off: off, the snapshot only.
 CODEHEALTH_REGISTRY_LOOKUPS = envbool("CODEHEALTH_REGISTRY_LOOKUPS", True)
 CODEHEALTH_PYPI_URL = env("CODEHEALTH_PYPI_URL", "https://pypi.org/pypi")
 CODEHEALTH_NPM_URL = env("CODEHEALTH_NPM_URL", "https://registry.npmjs.org")

@@ -69,37 +69,29 @@ class FakeOSV:
         fake = self
 
         class Handler(QuietHandler):
-            def _send(self, status: int, body: dict) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
             def do_POST(self) -> None:
                 with fake.lock:
                     fake.hits.append(f"POST {self.path}")
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 if fake.down:
-                    return self._send(503, {"code": 14, "message": "unavailable"})
+                    return self.send_json(503, {"code": 14, "message": "unavailable"})
                 if self.path != "/v1/querybatch":
-                    return self._send(404, {"code": 5, "message": "Not Found"})
+                    return self.send_json(404, {"code": 5, "message": "Not Found"})
                 try:
                     body = json.loads(raw)
                 except ValueError:
-                    return self._send(400, {"code": 3, "message": "Invalid JSON payload."})
-                self._send(*fake.querybatch(body if isinstance(body, dict) else {}))
+                    return self.send_json(400, {"code": 3, "message": "Invalid JSON payload."})
+                self.send_json(*fake.querybatch(body if isinstance(body, dict) else {}))
 
             def do_GET(self) -> None:
                 with fake.lock:
                     fake.hits.append(f"GET {self.path}")
                 if fake.down:
-                    return self._send(503, {"code": 14, "message": "unavailable"})
+                    return self.send_json(503, {"code": 14, "message": "unavailable"})
                 record = fake.records.get(unquote(self.path.removeprefix("/v1/vulns/")))
                 if not self.path.startswith("/v1/vulns/") or record is None:
-                    return self._send(404, {"code": 5, "message": "Bug not found."})
-                self._send(200, record)
+                    return self.send_json(404, {"code": 5, "message": "Bug not found."})
+                self.send_json(200, record)
 
         with FakeServer(Handler) as server:
             self.url = server.url

@@ -6,7 +6,6 @@ the way PyPI normalises them (case, ``_``/``.``/``-``). npm: ``GET /<name>`` (a 
 with each registry's own body. ``hits`` records every path asked, so tests can see the cache at work.
 """
 
-import json
 import re
 import threading
 import time
@@ -52,13 +51,7 @@ class FakeRegistries:
 
         class Handler(QuietHandler):
             def do_GET(self) -> None:
-                status, body = fake.answer(self.path)
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
+                self.send_json(*fake.answer(self.path))
 
         with FakeServer(Handler) as server:
             self.url = server.url

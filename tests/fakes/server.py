@@ -1,5 +1,6 @@
 """A tiny threaded HTTP server for protocol fakes: each fake supplies a handler class."""
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -28,3 +29,12 @@ class FakeServer:
 class QuietHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args) -> None:  # keep test output clean
         return
+
+    def send_json(self, status: int, body) -> None:
+        """Answer ``body`` as JSON with its length, as the JSON APIs the fakes play do."""
+        raw = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
