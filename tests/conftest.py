@@ -42,8 +42,11 @@ CLOSED_URL = "http://127.0.0.1:9"  # the discard port: nothing listens, a connec
 
 
 def pytest_itemcollected(item) -> None:
-    """Browser tests are slow tests too, so ``pytest -m "not slow"`` leaves them out."""
+    """A browser test starts processes, and a test that starts processes is slow: ``-m "not slow"``
+    (the quick loop) leaves them all out, ``-m "not process"`` (CI's SQLite run) the processes only."""
     if item.get_closest_marker("browser"):
+        item.add_marker(pytest.mark.process)
+    if item.get_closest_marker("process"):
         item.add_marker(pytest.mark.slow)
 
 
@@ -70,6 +73,8 @@ def no_package_registries(settings) -> None:
     settings.CODEHEALTH_OSV_SNAPSHOT = ""
     settings.CODEHEALTH_OSV_URL = CLOSED_URL
     settings.GITHUB_API_URL = CLOSED_URL  # nor GitHub: the code-health tests serve tests/fakes/github.py
+    # What is unreachable fails at once instead of after backoff; the retry tests build their own clients.
+    settings.HTTP_MAX_RETRIES = 0
 
 
 @pytest.fixture(autouse=True)

@@ -183,7 +183,7 @@ def send_other_alive_run(owner) -> ChatRun:
     return run
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_it_closes_the_run_of_a_killed_process_as_interrupted_and_resumes_it(chat, fake_openrouter, alice):
     fake_openrouter.script(Stall(seconds=30))
     run = send(chat)

@@ -1,9 +1,11 @@
 """Scans of a local fixture git repository into rows, tasks per finding, weekly reports, the clone."""
 
 import json
+import shutil
 import socket
 import subprocess
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -23,17 +25,23 @@ def git(path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(path), *args], check=True, capture_output=True, text=True).stdout
 
 
-@pytest.fixture
-def checkout_dir(tmp_path):
-    """A small git repository with an unused import planted in it."""
-    repo = tmp_path / "shop"
+@pytest.fixture(scope="session")
+def shop_template(tmp_path_factory):
+    """A small git repository with an unused import planted in it, committed once per run."""
+    repo = tmp_path_factory.mktemp("template") / "shop"
     (repo / "app").mkdir(parents=True)
     (repo / "app" / "views.py").write_text("import os\nimport sys\n\nprint(sys.argv)\n")
     (repo / "app" / "__init__.py").write_text("from app.views import sys\n")
-    git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    git(repo.parent, "init", "-q", "-b", "main", str(repo))
     git(repo, "-c", "user.email=a@b", "-c", "user.name=a", "add", ".")
     git(repo, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "init")
     return repo
+
+
+@pytest.fixture
+def checkout_dir(shop_template, tmp_path):
+    """This test's own copy of the template repository, free to change."""
+    return Path(shutil.copytree(shop_template, tmp_path / "shop", symlinks=True))
 
 
 def analyser(*findings: Finding):

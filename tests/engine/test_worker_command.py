@@ -10,7 +10,7 @@ from juggernaut.engine import services
 from juggernaut.engine.models import Status, Task, Worker
 from juggernaut.exits import EXIT_IDENTITY_TAKEN
 
-pytestmark = pytest.mark.slow  # each test starts manage.py engine_worker as a process
+pytestmark = pytest.mark.process  # each test starts manage.py engine_worker as a process
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:

@@ -108,7 +108,7 @@ def test_it_claims_only_the_kinds_a_worker_declared(client, bearer):
     assert bad.status_code == 422
 
 
-@pytest.mark.slow  # starts manage.py engine_worker
+@pytest.mark.process  # starts manage.py engine_worker
 @pytest.mark.django_db(transaction=True)
 def test_it_leaves_kinds_without_a_handler_to_other_workers_and_says_so(client, bearer, start_worker):
     """`engine_worker --capabilities gpu,frobnicate` has no frobnicate handler: it must not claim (and

@@ -29,7 +29,7 @@ from juggernaut.api import api
 from juggernaut.engine.models import EngineState
 from juggernaut.models import ApiToken
 
-pytestmark = pytest.mark.slow  # a live daphne server and a thousand-odd requests
+pytestmark = pytest.mark.process  # a live daphne server and a thousand-odd requests
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 CHECKS = {

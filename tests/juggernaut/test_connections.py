@@ -10,7 +10,7 @@ import requests
 
 from tests.conftest import DaphneServer, database_url_for_subprocess, needs_postgres
 
-pytestmark = pytest.mark.slow  # each test starts a daphne server
+pytestmark = pytest.mark.process  # each test starts a daphne server
 
 
 @needs_postgres

@@ -12,7 +12,7 @@ import requests
 
 from tests.conftest import free_port, wait_for_health
 
-pytestmark = pytest.mark.slow  # runs make run: migrate, daphne, the jobs cluster and a worker
+pytestmark = pytest.mark.process  # runs make run: migrate, daphne, the jobs cluster and a worker
 
 ROOT = Path(__file__).resolve().parents[2]
 

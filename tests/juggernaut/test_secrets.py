@@ -96,7 +96,7 @@ def ws_handshake(url: str, path: str) -> bytes:
         return sock.recv(200)
 
 
-@pytest.mark.slow  # starts a daphne server
+@pytest.mark.process  # starts a daphne server
 @pytest.mark.django_db(transaction=True)
 def test_it_keeps_tokens_out_of_the_servers_logs_and_access_log(alice):
     token, raw = ApiToken.generate(name="logs", user=alice, scopes=["read"], days=1)

@@ -44,7 +44,9 @@ def test_it_refuses_unknown_database_schemes(tmp_path):
 
 
 def _manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DATABASE_URL")}
+    # The production settings module, as an operator runs it: none of the test suite's presets.
+    preset = ("SECRET_KEY", "DEBUG", "DATABASE_URL", "DJANGO_SETTINGS_MODULE")
+    clean = {k: v for k, v in os.environ.items() if k not in preset}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -55,14 +57,14 @@ def _manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_it_requires_a_secret_key_when_debug_is_off(tmp_path):
     result = _manage(tmp_path, "check", DEBUG="0")
     assert result.returncode != 0
     assert "SECRET_KEY is required when DEBUG is off" in result.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_it_generates_and_keeps_a_development_secret_key(tmp_path):
     assert _manage(tmp_path, "check", DEBUG="1").returncode == 0
     key = (tmp_path / "secret_key").read_text()
@@ -71,7 +73,7 @@ def test_it_generates_and_keeps_a_development_secret_key(tmp_path):
     assert (tmp_path / "secret_key").read_text() == key
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_it_creates_the_secret_key_private_from_the_start(tmp_path):
     # With chmod doing nothing, only a file created 0600 is private: one written with the usual
     # umask and tightened afterwards would be readable by everyone in between.
@@ -89,7 +91,7 @@ def test_it_creates_the_secret_key_private_from_the_start(tmp_path):
     assert len((tmp_path / "secret_key").read_text()) >= 50
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_it_passes_the_deploy_check_with_production_settings(tmp_path):
     result = _manage(
         tmp_path,
@@ -104,7 +106,7 @@ def test_it_passes_the_deploy_check_with_production_settings(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.process
 def test_it_creates_var_and_the_sqlite_file_private(tmp_path):
     var = tmp_path / "var"
     result = _manage(var, "migrate", "--verbosity", "0", DEBUG="1")

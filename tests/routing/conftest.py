@@ -22,8 +22,9 @@ def fake_openrouter(settings) -> Iterator[FakeOpenRouter]:
 
 
 @pytest.fixture
-def openrouter(fake_openrouter) -> OpenRouterClient:
-    """A client of the fake; ``client.slept`` lists the pauses it took between retries."""
+def openrouter(fake_openrouter, settings) -> OpenRouterClient:
+    """A client of the fake with the production retries; ``client.slept`` lists the pauses it took."""
+    settings.HTTP_MAX_RETRIES = 3
     c = OpenRouterClient()
     c.slept = []
     c.sleep = c.session.sleep = c.slept.append
