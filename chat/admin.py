@@ -32,8 +32,17 @@ class ChatSessionAdmin(admin.ModelAdmin):
     list_display = ["id", "title", "mode", "status", "owner", "cost_usd", "last_stop_reason", "updated_at"]
     list_filter = ["status", "mode", "last_stop_reason"]
     search_fields = ["title", "owner__username"]
-    readonly_fields = ["status", "cost_usd", "steps_used", "last_stop_reason", "last_stop_detail",
-                       "last_stop_action", "guardrails", "created_at", "updated_at"]  # fmt: skip
+    readonly_fields = [
+        "status",
+        "cost_usd",
+        "steps_used",
+        "last_stop_reason",
+        "last_stop_detail",
+        "last_stop_action",
+        "guardrails",
+        "created_at",
+        "updated_at",
+    ]
     inlines = [MessageInline]
 
 
@@ -51,8 +60,17 @@ class ToolExecutionInline(admin.TabularInline):
 
 @admin.register(ChatRun)
 class ChatRunAdmin(ReadOnly):
-    list_display = ["id", "session", "status", "phase", "stop_reason", "iterations", "tool_calls",
-                    "created_at", "ended_at"]  # fmt: skip
+    list_display = [
+        "id",
+        "session",
+        "status",
+        "phase",
+        "stop_reason",
+        "iterations",
+        "tool_calls",
+        "created_at",
+        "ended_at",
+    ]
     list_filter = ["status", "stop_reason", "mode"]
     inlines = [ToolExecutionInline]
 
@@ -75,8 +93,16 @@ class ToolExecutionAdmin(ReadOnly):
 class ChatBudgetAdmin(admin.ModelAdmin):
     """A session's override row (no run) is editable; a run's budget is a record."""
 
-    list_display = ["__str__", "max_steps", "max_iterations", "max_wall_seconds", "max_cost_usd", "max_retries",
-                    "steps_used", "cost_usd_used"]  # fmt: skip
+    list_display = [
+        "__str__",
+        "max_steps",
+        "max_iterations",
+        "max_wall_seconds",
+        "max_cost_usd",
+        "max_retries",
+        "steps_used",
+        "cost_usd_used",
+    ]
     readonly_fields = ["steps_used", "wall_seconds_used", "cost_usd_used", "retries_used", "run"]
 
     def has_change_permission(self, request, obj=None) -> bool:

@@ -97,9 +97,18 @@ class Guard:
     needs_tools: bool = False
 
     def __post_init__(self) -> None:
-        for key, empty in (("failures", {}), ("blocked", {}), ("calls", []), ("texts", {}), ("seen", []),
-                           ("rules", {}), ("last", ["", "", 0]), ("no_new", 0), ("no_tools", 0),
-                           ("avoid_models", [])):  # fmt: skip
+        for key, empty in (
+            ("failures", {}),
+            ("blocked", {}),
+            ("calls", []),
+            ("texts", {}),
+            ("seen", []),
+            ("rules", {}),
+            ("last", ["", "", 0]),
+            ("no_new", 0),
+            ("no_tools", 0),
+            ("avoid_models", []),
+        ):
             self.state.setdefault(key, empty)
         self.state["needs_tools"] = self.needs_tools
 
@@ -118,9 +127,14 @@ class Guard:
         """The model asked again for a call that was blocked: the run stops."""
         failure = self.state["blocked"][call_fp]
         streak = self.failures.get(failure, 0) + 1
-        return self._note("repeated_failure", STOP, failure, streak,
-                          f"{label} was blocked after failing {streak - 1} times, and the model asked for it again.",
-                          "guardrail_blocked")  # fmt: skip
+        return self._note(
+            "repeated_failure",
+            STOP,
+            failure,
+            streak,
+            f"{label} was blocked after failing {streak - 1} times, and the model asked for it again.",
+            "guardrail_blocked",
+        )
 
     def tool_result(
         self, call_fp: str, label: str, *, failure_fp: str, error: str, result_hash: str
@@ -132,13 +146,27 @@ class Guard:
             limit = self.max_retries + 1
             if n >= limit:
                 self.state["blocked"][call_fp] = failure_fp
-                found.append(self._note("repeated_failure", BLOCK, failure_fp, n,
-                                        f"{label} failed {n} times with the same error ({error_first_line(error)}); "
-                                        "it is blocked: do not call it again with these arguments."))  # fmt: skip
+                found.append(
+                    self._note(
+                        "repeated_failure",
+                        BLOCK,
+                        failure_fp,
+                        n,
+                        f"{label} failed {n} times with the same error ({error_first_line(error)}); "
+                        "it is blocked: do not call it again with these arguments.",
+                    )
+                )
             elif n == limit - 1 and n > 1:
-                found.append(self._note("repeated_failure", STEER, failure_fp, n,
-                                        f"{label} failed {n} times with the same error ({error_first_line(error)}). "
-                                        "Change the arguments or try another way."))  # fmt: skip
+                found.append(
+                    self._note(
+                        "repeated_failure",
+                        STEER,
+                        failure_fp,
+                        n,
+                        f"{label} failed {n} times with the same error ({error_first_line(error)}). "
+                        "Change the arguments or try another way.",
+                    )
+                )
             else:
                 found.append(self._note("repeated_failure", OBSERVE, failure_fp, n, f"{label} failed."))
             self.state["last"] = ["", "", 0]
@@ -148,12 +176,17 @@ class Guard:
             self.state["last"] = [call_fp, result_hash, streak]
             step = {2: OBSERVE, 3: STEER}.get(streak, STOP if streak >= 4 else "")
             if step:
-                text = {OBSERVE: f"{label} returned the same result twice in a row.",
-                        STEER: f"{label} returned the same result {streak} times in a row; it will not change. "
-                               "Use what you have, or try something else.",
-                        STOP: f"{label} returned the same result {streak} times in a row."}[step]  # fmt: skip
-                found.append(self._note("same_result", step, call_fp, streak, text,
-                                        "stuck_loop" if step == STOP else ""))  # fmt: skip
+                text = {
+                    OBSERVE: f"{label} returned the same result twice in a row.",
+                    STEER: f"{label} returned the same result {streak} times in a row; it will not change. "
+                    "Use what you have, or try something else.",
+                    STOP: f"{label} returned the same result {streak} times in a row.",
+                }[step]
+                found.append(
+                    self._note(
+                        "same_result", step, call_fp, streak, text, "stuck_loop" if step == STOP else ""
+                    )
+                )
         found += self._ping_pong(call_fp, label)
         return found
 
@@ -170,9 +203,11 @@ class Guard:
         if not step:
             return []
         pair = _digest(*sorted(set(calls[-2:])))
-        text = {OBSERVE: "The last 4 calls alternate between the same two calls.",
-                STEER: "The last 5 calls alternate between the same two calls: step back and change approach.",
-                STOP: "The last 6 calls alternated between the same two calls."}[step]  # fmt: skip
+        text = {
+            OBSERVE: "The last 4 calls alternate between the same two calls.",
+            STEER: "The last 5 calls alternate between the same two calls: step back and change approach.",
+            STOP: "The last 6 calls alternated between the same two calls.",
+        }[step]
         return [self._note("ping_pong", step, pair, streak, text, "stuck_loop" if step == STOP else "")]
 
     def step_end(self, result_hashes: list[str]) -> list[Finding]:
@@ -188,9 +223,11 @@ class Guard:
         step = STOP if streak >= k else STEER if streak == k - 1 else OBSERVE if streak == k - 2 else ""
         if not step:
             return []
-        text = {OBSERVE: f"{streak} steps in a row brought no new tool results.",
-                STEER: f"{streak} steps in a row brought no new tool results: answer with what you know.",
-                STOP: f"{streak} steps in a row brought no new tool results."}[step]  # fmt: skip
+        text = {
+            OBSERVE: f"{streak} steps in a row brought no new tool results.",
+            STEER: f"{streak} steps in a row brought no new tool results: answer with what you know.",
+            STOP: f"{streak} steps in a row brought no new tool results.",
+        }[step]
         return [self._note("no_new_info", step, "", streak, text, "stuck_loop" if step == STOP else "")]
 
     def assistant_text(self, text: str) -> list[Finding]:
@@ -201,11 +238,21 @@ class Guard:
         key = content_hash(normal)
         n = self.state["texts"][key] = self.state["texts"].get(key, 0) + 1
         if n == 2:
-            return [self._note("repeated_text", STEER, key, n,
-                               "You wrote the same text twice; say something new or finish.")]  # fmt: skip
+            return [
+                self._note(
+                    "repeated_text",
+                    STEER,
+                    key,
+                    n,
+                    "You wrote the same text twice; say something new or finish.",
+                )
+            ]
         if n >= 3:
-            return [self._note("repeated_text", STOP, key, n, f"The model wrote the same text {n} times.",
-                               "stuck_loop")]  # fmt: skip
+            return [
+                self._note(
+                    "repeated_text", STOP, key, n, f"The model wrote the same text {n} times.", "stuck_loop"
+                )
+            ]
         return []
 
     def model_answer(self, *, tool_calls: int, tools_used: int) -> list[Finding]:
@@ -218,11 +265,13 @@ class Guard:
         streak = self.state["no_tools"] = self.state["no_tools"] + 1
         n = self.no_tool_turns
         step = STOP if streak >= n else BLOCK if streak == n - 1 else STEER if streak == n - 2 else OBSERVE
-        text = {OBSERVE: f"The model answered {streak} time(s) without calling a tool; this task needs tools.",
-                STEER: f"You answered {streak} times without calling a tool, and this task needs them: "
-                       "call the tool that gives the facts, or say which one is missing.",
-                BLOCK: f"You answered {streak} times without calling a tool: the next answer must call one.",
-                STOP: f"The model answered {streak} times without calling a tool, and this task needs tools."}[step]  # fmt: skip
+        text = {
+            OBSERVE: f"The model answered {streak} time(s) without calling a tool; this task needs tools.",
+            STEER: f"You answered {streak} times without calling a tool, and this task needs them: "
+            "call the tool that gives the facts, or say which one is missing.",
+            BLOCK: f"You answered {streak} times without calling a tool: the next answer must call one.",
+            STOP: f"The model answered {streak} times without calling a tool, and this task needs tools.",
+        }[step]
         return [self._note("no_tool_calls", step, "", streak, text, "stuck_loop" if step == STOP else "")]
 
     @property
@@ -240,13 +289,24 @@ class Guard:
         n = self.failures[fp] = self.failures.get(fp, 0) + 1
         first = error_first_line(message)
         if n > self.max_retries:
-            finding = self._note("model_error", STOP, fp, n,
-                                 f"the model provider returned the same error {n} times ({first}).", "model_error")  # fmt: skip
+            finding = self._note(
+                "model_error",
+                STOP,
+                fp,
+                n,
+                f"the model provider returned the same error {n} times ({first}).",
+                "model_error",
+            )
         else:
             if model and model not in self.avoid_models:
                 self.avoid_models.append(model)
-            finding = self._note("model_error", BLOCK, fp, n,
-                                 f"{model or 'the model'} failed ({first}); it is avoided for the rest of the run "
-                                 f"and the call is retried ({n} of {self.max_retries} retries for this error).")  # fmt: skip
+            finding = self._note(
+                "model_error",
+                BLOCK,
+                fp,
+                n,
+                f"{model or 'the model'} failed ({first}); it is avoided for the rest of the run "
+                f"and the call is retried ({n} of {self.max_retries} retries for this error).",
+            )
         finding.note = False
         return finding

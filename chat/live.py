@@ -20,7 +20,11 @@ from routing.models import Policy
 PAGE_PREFIX = "chat-"
 FRAGMENTS = ["status", "messages", "timeline", "budget", "whyidle", "controls", "guardrails"]
 TIMELINE_RUNS = 5
-ANSWERING = (Phase.CALLING_MODEL, Phase.WAITING_FIRST_TOKEN, Phase.STREAMING)  # a message is being written  # the timeline shows the tool executions of the session's latest runs
+ANSWERING = (
+    Phase.CALLING_MODEL,
+    Phase.WAITING_FIRST_TOKEN,
+    Phase.STREAMING,
+)  # a message is being written  # the timeline shows the tool executions of the session's latest runs
 
 
 def page_name(session_id: int) -> str:
@@ -74,7 +78,7 @@ def meters(budget: ChatBudget | None) -> list[dict]:
             d["wall_seconds"]["used"],
             d["wall_seconds"]["limit"],
             f"{d['wall_seconds']['used']:.0f} s of {d['wall_seconds']['limit']} s",
-        ),  # fmt: skip
+        ),
         _meter("Cost", float(d["cost_usd"]["used"]), cost_limit, cost_text),
         _meter("Retries of one failure", d["retries"]["used"], d["retries"]["limit"], of("retries")),
     ]
@@ -100,27 +104,44 @@ def why_idle(session: ChatSession, run: ChatRun | None) -> dict:
     """When nothing runs: the last stop and what to do, blocks, and the engine's and workers' state."""
     items = []
     if run is not None and run.status == RunStatus.STOPPED:
-        items.append({
-            "state": "ok" if run.stop_reason in (StopReason.COMPLETED, StopReason.CANCELLED) else "warn",
-            "text": f"Run {run.pk} stopped: {StopReason(run.stop_reason).label.lower()}. {run.stop_detail}",
-            "action": run.stop_action,
-        })  # fmt: skip
+        items.append(
+            {
+                "state": "ok" if run.stop_reason in (StopReason.COMPLETED, StopReason.CANCELLED) else "warn",
+                "text": f"Run {run.pk} stopped: {StopReason(run.stop_reason).label.lower()}. {run.stop_detail}",
+                "action": run.stop_action,
+            }
+        )
     key = key_state()
     if key["state"] != "ok":
         items.append({"state": key["state"], "text": key["text"], "action": key.get("action", "")})
     for area_key in ("routing", "engine"):
         area = hq.AREAS[area_key]
         status = area.status()
-        items.append({"state": status.state, "text": f"{area.label}: {status.text}", "action": status.detail,
-                      "url": area.url})  # fmt: skip
+        items.append(
+            {
+                "state": status.state,
+                "text": f"{area.label}: {status.text}",
+                "action": status.detail,
+                "url": area.url,
+            }
+        )
     due = schedules.next_due()
     items.append(
-        {"state": "ok", "text": f"Next scheduled work: {due.name.removeprefix(schedules.PREFIX)} at "
-                                f"{exact_utc(due.next_run)}.", "action": "", "url": ""}
-        if due else
-        {"state": "warn", "text": "No scheduled work is set up.", "action": "Run manage.py sync_schedules.",
-         "url": ""}
-    )  # fmt: skip
+        {
+            "state": "ok",
+            "text": f"Next scheduled work: {due.name.removeprefix(schedules.PREFIX)} at "
+            f"{exact_utc(due.next_run)}.",
+            "action": "",
+            "url": "",
+        }
+        if due
+        else {
+            "state": "warn",
+            "text": "No scheduled work is set up.",
+            "action": "Run manage.py sync_schedules.",
+            "url": "",
+        }
+    )
     return {"items": items}
 
 
@@ -153,8 +174,9 @@ def context(session: ChatSession, *, now=None, upto_seq: int | None = None) -> d
     }
 
 
-def render_fragments(session: ChatSession, names: list[str] | None = None, *, oob: bool = True,
-                     upto_seq: int | None = None) -> str:  # fmt: skip
+def render_fragments(
+    session: ChatSession, names: list[str] | None = None, *, oob: bool = True, upto_seq: int | None = None
+) -> str:
     ctx = {**context(session, upto_seq=upto_seq), "oob": oob}
     return "".join(render_to_string(f"chat/_{name}.html", ctx) for name in names or FRAGMENTS)
 

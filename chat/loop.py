@@ -73,10 +73,16 @@ def run_execute(run_id: int, *, client=None) -> str:
         run.refresh_from_db(fields=["status", "lease_owner", "heartbeat_at", "started_at", "phase"])
         runs.session_status(run.session_id, SessionStatus.RUNNING)
         if first:
-            runs.emit(run, "run_started", {"session_id": run.session_id, "mode": run.mode,
-                                           "resumed_from": run.resumed_from_id})  # fmt: skip
-            publish(runs.TOPIC, "run_started", {"run_id": run.pk, "session_id": run.session_id,
-                                                "message": f"chat run {run.pk} started"})  # fmt: skip
+            runs.emit(
+                run,
+                "run_started",
+                {"session_id": run.session_id, "mode": run.mode, "resumed_from": run.resumed_from_id},
+            )
+            publish(
+                runs.TOPIC,
+                "run_started",
+                {"run_id": run.pk, "session_id": run.session_id, "message": f"chat run {run.pk} started"},
+            )
     budget = run.budget
     control = Control(run.pk, lease, float(budget.max_wall_seconds), budget.wall_seconds_used)
     finished = threading.Event()
@@ -86,8 +92,11 @@ def run_execute(run_id: int, *, client=None) -> str:
         outcome = Loop(run, control, client).execute()
     except Exception as exc:
         log.exception("chat run %s failed", run_id)
-        outcome = Stop(StopReason.INTERRUPTED, f"The run failed on an unexpected error ({exc.__class__.__name__}).",
-                       "Resume the run; if it fails again, the jobs log has the error.")  # fmt: skip
+        outcome = Stop(
+            StopReason.INTERRUPTED,
+            f"The run failed on an unexpected error ({exc.__class__.__name__}).",
+            "Resume the run; if it fails again, the jobs log has the error.",
+        )
     finally:
         finished.set()
         watcher.join()
@@ -111,17 +120,28 @@ def _wait_for_approval(run: ChatRun, lease: str, executions: list[ToolExecution]
         ).update(status=RunStatus.WAITING_APPROVAL, phase=Phase.WAITING_APPROVAL, lease_owner="")
         if moved != 1:
             by = ChatRun.objects.filter(pk=run.pk).values_list("cancel_requested_by", flat=True).first()
-            closed = runs.run_close(run.pk, reason=StopReason.CANCELLED, detail=f"Stopped by {by or 'an operator'}.",
-                                    lease=lease)  # fmt: skip
+            closed = runs.run_close(
+                run.pk, reason=StopReason.CANCELLED, detail=f"Stopped by {by or 'an operator'}.", lease=lease
+            )
             return RunStatus.STOPPED if closed else LOST
         runs.session_status(run.session_id, SessionStatus.WAITING_APPROVAL)
         approvals = [
             {"tool_call_id": e.tool_call_id, "name": e.tool, "args": e.arguments} for e in executions
         ]
-        runs.emit(run, "status", {"phase": Phase.WAITING_APPROVAL, "status": RunStatus.WAITING_APPROVAL,
-                                  "approvals": approvals})  # fmt: skip
-        publish(runs.TOPIC, "run_waiting", {"run_id": run.pk, "session_id": run.session_id,
-                                            "message": f"chat run {run.pk} waits for approval"})  # fmt: skip
+        runs.emit(
+            run,
+            "status",
+            {"phase": Phase.WAITING_APPROVAL, "status": RunStatus.WAITING_APPROVAL, "approvals": approvals},
+        )
+        publish(
+            runs.TOPIC,
+            "run_waiting",
+            {
+                "run_id": run.pk,
+                "session_id": run.session_id,
+                "message": f"chat run {run.pk} waits for approval",
+            },
+        )
     return RunStatus.WAITING_APPROVAL
 
 
@@ -140,9 +160,13 @@ class Loop:
         self.run, self.control, self.client = run, control, client
         self.session = run.session
         self.budget = run.budget
-        self.guard = Guard(run.guardrails, max_retries=self.budget.max_retries,
-                           no_new_steps=settings.CHAT_NO_NEW_INFO_STEPS, no_tool_turns=settings.CHAT_NO_TOOL_TURNS,
-                           needs_tools=run.mode in settings.CHAT_TOOL_MODES)  # fmt: skip
+        self.guard = Guard(
+            run.guardrails,
+            max_retries=self.budget.max_retries,
+            no_new_steps=settings.CHAT_NO_NEW_INFO_STEPS,
+            no_tool_turns=settings.CHAT_NO_TOOL_TURNS,
+            needs_tools=run.mode in settings.CHAT_TOOL_MODES,
+        )
         self.meters = runs.Thresholds(self.budget.as_dict(), runs.LOOP_METERS)
         self.schemas = tool_schemas()
         self.left_out = 0
@@ -163,17 +187,25 @@ class Loop:
         reads the same after a reload (and the model sees next time what the operator saw)."""
         text = "".join(tokens.shown)
         if text.strip():
-            ChatMessage.objects.create(session=self.session, run=self.run, role=Role.ASSISTANT,
-                                       content=f"{text}\n\n*(cut off: the run was stopped)*")  # fmt: skip
+            ChatMessage.objects.create(
+                session=self.session,
+                run=self.run,
+                role=Role.ASSISTANT,
+                content=f"{text}\n\n*(cut off: the run was stopped)*",
+            )
 
     def _model_call(self) -> Stop | None:
         run, budget = self.run, self.budget
         if run.iterations >= budget.max_iterations:
-            return Stop(StopReason.MAX_ITERATIONS,
-                        f"The run made {run.iterations} model calls, the limit of this run (mode {run.mode}).")  # fmt: skip
+            return Stop(
+                StopReason.MAX_ITERATIONS,
+                f"The run made {run.iterations} model calls, the limit of this run (mode {run.mode}).",
+            )
         if budget.steps_used >= budget.max_steps:
-            return Stop(StopReason.BUDGET_EXCEEDED,
-                        f"The run used all {budget.max_steps} of its steps (model and tool calls).")  # fmt: skip
+            return Stop(
+                StopReason.BUDGET_EXCEEDED,
+                f"The run used all {budget.max_steps} of its steps (model and tool calls).",
+            )
         attempt = 0
         while True:
             messages, left_out = self._prompt()
@@ -181,11 +213,17 @@ class Loop:
             tokens = Tokens(run, run.iterations + 1)
             try:
                 usage, completion = completion_run(
-                    run.mode, messages, tools=self.schemas or None, session=self.session.routing_key,
-                    run=str(run.pk), client=self.client, on_delta=tokens.add, on_phase=self._on_phase,
+                    run.mode,
+                    messages,
+                    tools=self.schemas or None,
+                    session=self.session.routing_key,
+                    run=str(run.pk),
+                    client=self.client,
+                    on_delta=tokens.add,
+                    on_phase=self._on_phase,
                     tool_choice="required" if self.schemas and self.guard.force_tools else None,
                     avoid_models=self.guard.avoid_models,
-                )  # fmt: skip
+                )
             except RoutingError as exc:
                 tokens.flush()
                 self.control.set_stream(None)
@@ -195,8 +233,11 @@ class Loop:
                 )
                 retry = exc.code == "model_error" and details.get("retryable") and not self.control.reason
                 if retry:
-                    finding = self.guard.model_failure(code=str(details.get("code") or ""), message=exc.message,
-                                                       model=record.model_requested if record else "")  # fmt: skip
+                    finding = self.guard.model_failure(
+                        code=str(details.get("code") or ""),
+                        message=exc.message,
+                        model=record.model_requested if record else "",
+                    )
                     self.budget.retries_used = dict(self.guard.failures)
                 if record is not None:  # what routing charged for the failed call is spent like an answer
                     self._spend(steps=0, cost=record.cost_usd)
@@ -210,15 +251,24 @@ class Loop:
                     self.guard.state["rules"]["model_error"]["action"] = STOP
                     finding.message = f"the call failed {attempt + 1} times in a row ({exc.message})."
                 if self._findings([finding]):
-                    return Stop(StopReason.MODEL_ERROR, f"The model call failed and was not retried again: "
-                                f"{finding.message[0].upper()}{finding.message[1:]} Last error: {exc.message}",
-                                f"Check the provider's state on the Routing page, or give the {run.mode} policy "
-                                "another fallback model; then send the message again.")  # fmt: skip
+                    return Stop(
+                        StopReason.MODEL_ERROR,
+                        f"The model call failed and was not retried again: "
+                        f"{finding.message[0].upper()}{finding.message[1:]} Last error: {exc.message}",
+                        f"Check the provider's state on the Routing page, or give the {run.mode} policy "
+                        "another fallback model; then send the message again.",
+                    )
                 attempt += 1
                 run.model_retries += 1
                 run.save(update_fields=["model_retries"])
-                runs.status_emit(run, Phase.RETRYING, attempt=attempt, error=exc.message,
-                                 discard_partial=tokens.sent > 0, avoid_models=list(self.guard.avoid_models))  # fmt: skip
+                runs.status_emit(
+                    run,
+                    Phase.RETRYING,
+                    attempt=attempt,
+                    error=exc.message,
+                    discard_partial=tokens.sent > 0,
+                    avoid_models=list(self.guard.avoid_models),
+                )
                 if self.control.stopped.wait(min(float(details.get("retry_after") or 0.5), 5.0)):
                     return self.control.stop()
                 continue
@@ -226,8 +276,13 @@ class Loop:
             self.control.set_stream(None)
             break
         with transaction.atomic():
-            ChatMessage.objects.create(session=self.session, run=run, role=Role.ASSISTANT, content=completion.content,
-                                       tool_calls=[c.as_dict() for c in completion.tool_calls])  # fmt: skip
+            ChatMessage.objects.create(
+                session=self.session,
+                run=run,
+                role=Role.ASSISTANT,
+                content=completion.content,
+                tool_calls=[c.as_dict() for c in completion.tool_calls],
+            )
             run.iterations += 1
             run.model = completion.model or usage.model_requested
             run.save(update_fields=["iterations", "model"])
@@ -246,8 +301,10 @@ class Loop:
         if talking:  # the task needs tools and none was called: the model is asked again
             return None
         if not completion.tool_calls:
-            return Stop(StopReason.COMPLETED, f"The model answered after {run.iterations} model calls and "
-                                              f"{run.tool_calls} tool calls.")  # fmt: skip
+            return Stop(
+                StopReason.COMPLETED,
+                f"The model answered after {run.iterations} model calls and {run.tool_calls} tool calls.",
+            )
         return None
 
     def _prompt(self) -> tuple[list[dict], int]:
@@ -258,9 +315,15 @@ class Loop:
         messages, left_out = prompt_fit(prompt_build(self.session.pk), self.schemas, room=room)
         if left_out > self.left_out:
             self.left_out = left_out
-            ChatMessage.objects.create(session=self.session, run=self.run, role=Role.NOTE, content=(
-                f"The {left_out} oldest messages are left out of the prompt to fit the {self.run.mode} mode's "
-                f"context of {policy.max_context_tokens:,} tokens."))  # fmt: skip
+            ChatMessage.objects.create(
+                session=self.session,
+                run=self.run,
+                role=Role.NOTE,
+                content=(
+                    f"The {left_out} oldest messages are left out of the prompt to fit the {self.run.mode} mode's "
+                    f"context of {policy.max_context_tokens:,} tokens."
+                ),
+            )
         return messages, left_out
 
     def _on_phase(self, name: str, value) -> None:
@@ -320,11 +383,18 @@ class Loop:
         name = str(function.get("name") or "")
         arguments, problem = _parse_arguments(function.get("arguments") or "{}")
         tool = tool_get(name)
-        call_fp = call_fingerprint(name, arguments or {"_raw": function.get("arguments")},
-                                   tool.spec.volatile if tool else ())  # fmt: skip
-        execution = ToolExecution(run=self.run, tool_call_id=call["id"][:100], tool=name[:100], arguments=arguments,
-                                  safe=tool.safe if tool else True, call_fingerprint=call_fp,
-                                  iteration=self.run.iterations)  # fmt: skip
+        call_fp = call_fingerprint(
+            name, arguments or {"_raw": function.get("arguments")}, tool.spec.volatile if tool else ()
+        )
+        execution = ToolExecution(
+            run=self.run,
+            tool_call_id=call["id"][:100],
+            tool=name[:100],
+            arguments=arguments,
+            safe=tool.safe if tool else True,
+            call_fingerprint=call_fp,
+            iteration=self.run.iterations,
+        )
         if tool is None or problem:
             execution.status = ToolStatus.ERROR
             execution.error_type = "unknown_tool" if tool is None else "bad_arguments"
@@ -337,8 +407,16 @@ class Loop:
             execution.status = ToolStatus.APPROVED
         with transaction.atomic():
             execution.save()
-            runs.emit(self.run, "tool_start", {"tool_call_id": execution.tool_call_id, "name": execution.tool,
-                                               "args": arguments, "needs_approval": not execution.safe})  # fmt: skip
+            runs.emit(
+                self.run,
+                "tool_start",
+                {
+                    "tool_call_id": execution.tool_call_id,
+                    "name": execution.tool,
+                    "args": arguments,
+                    "needs_approval": not execution.safe,
+                },
+            )
         return execution
 
     def _tools(self, message: ChatMessage, calls: list[dict]) -> Stop | Wait | None:
@@ -354,8 +432,11 @@ class Loop:
             return Wait(waiting)
         to_run = [e for e in executions if e.status == ToolStatus.APPROVED]
         if self.budget.steps_used + len(to_run) > self.budget.max_steps:
-            return Stop(StopReason.BUDGET_EXCEEDED, f"The next {len(to_run)} tool calls would pass the run's limit "
-                                                    f"of {self.budget.max_steps} steps.")  # fmt: skip
+            return Stop(
+                StopReason.BUDGET_EXCEEDED,
+                f"The next {len(to_run)} tool calls would pass the run's limit "
+                f"of {self.budget.max_steps} steps.",
+            )
         results = self._run_all(to_run) if to_run else {}
         if self.control.reason:
             return self.control.stop()
@@ -383,8 +464,13 @@ class Loop:
                 )
                 if e.failure_fingerprint:
                     ToolExecution.objects.filter(pk=e.pk).update(failure_fingerprint=e.failure_fingerprint)
-                findings += self.guard.tool_result(e.call_fingerprint, self._label(e), failure_fp=e.failure_fingerprint,
-                                                   error=e.error, result_hash=hashes[-1])  # fmt: skip
+                findings += self.guard.tool_result(
+                    e.call_fingerprint,
+                    self._label(e),
+                    failure_fp=e.failure_fingerprint,
+                    error=e.error,
+                    result_hash=hashes[-1],
+                )
         self.budget.retries_used = dict(self.guard.failures)
         self._spend(steps=len(to_run))
         if not any(f.action == STOP for f in findings):
@@ -399,8 +485,9 @@ class Loop:
         """Run the calls at once, one thread each; wait for them unless the run is stopped."""
         now = timezone.now()
         with transaction.atomic():
-            ToolExecution.objects.filter(pk__in=[e.pk for e in executions]).update(status=ToolStatus.RUNNING,
-                                                                                  started_at=now)  # fmt: skip
+            ToolExecution.objects.filter(pk__in=[e.pk for e in executions]).update(
+                status=ToolStatus.RUNNING, started_at=now
+            )
             for e in executions:
                 e.status, e.started_at = ToolStatus.RUNNING, now
             runs.status_emit(self.run, Phase.TOOL_RUNNING, tool_call_ids=[e.tool_call_id for e in executions])
@@ -425,15 +512,29 @@ class Loop:
         e.ended_at, e.duration_ms = now, duration
         with transaction.atomic():
             e.save(update_fields=["status", "result", "error", "error_type", "ended_at", "duration_ms"])
-            ChatMessage.objects.create(session=self.session, run=self.run, role=Role.TOOL, tool_call_id=e.tool_call_id,
-                                       content=content[:100_000])  # fmt: skip
+            ChatMessage.objects.create(
+                session=self.session,
+                run=self.run,
+                role=Role.TOOL,
+                tool_call_id=e.tool_call_id,
+                content=content[:100_000],
+            )
             if duration is not None:
                 self.run.tool_calls += 1
             self.run.tool_errors += 0 if ok else 1
             self.run.save(update_fields=["tool_calls", "tool_errors"])
             outcome = {"output": e.result} if ok else {"error": e.error}
-            runs.emit(self.run, "tool_result", {"tool_call_id": e.tool_call_id, "name": e.tool, "ok": ok,
-                                                **outcome, "duration_ms": duration})  # fmt: skip
+            runs.emit(
+                self.run,
+                "tool_result",
+                {
+                    "tool_call_id": e.tool_call_id,
+                    "name": e.tool,
+                    "ok": ok,
+                    **outcome,
+                    "duration_ms": duration,
+                },
+            )
 
     # --- guardrails ---------------------------------------------------------------------------
 
@@ -444,8 +545,12 @@ class Loop:
             for f in findings:
                 runs.emit(self.run, "guardrails", f.event())
                 if f.action in (STEER, BLOCK) and f.note:
-                    ChatMessage.objects.create(session=self.session, run=self.run, role=Role.NOTE,
-                                               content=f"Guardrail ({f.rule.replace('_', ' ')}): {f.message}")  # fmt: skip
+                    ChatMessage.objects.create(
+                        session=self.session,
+                        run=self.run,
+                        role=Role.NOTE,
+                        content=f"Guardrail ({f.rule.replace('_', ' ')}): {f.message}",
+                    )
                 self.run.guardrail_steers += f.action == STEER
                 self.run.guardrail_blocks += f.action == BLOCK
                 if f.action == STOP and stop is None:
@@ -468,7 +573,12 @@ def _call_tool(name: str, arguments: dict, owner) -> tuple:
     except HQError as exc:
         return False, None, exc.code, exc.message, int((time.monotonic() - started) * 1000)
     except Exception as exc:  # a tool's failure is the model's to read, never the loop's crash
-        return False, None, exc.__class__.__name__, str(exc)[:2000] or exc.__class__.__name__, \
-            int((time.monotonic() - started) * 1000)  # fmt: skip
+        return (
+            False,
+            None,
+            exc.__class__.__name__,
+            str(exc)[:2000] or exc.__class__.__name__,
+            int((time.monotonic() - started) * 1000),
+        )
     finally:
         connection.close()

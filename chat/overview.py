@@ -34,15 +34,22 @@ def chat_area_status() -> AreaStatus:
     active = list(ChatRun.objects.active().order_by("id")[:5])
     if active:
         waiting = ToolExecution.objects.filter(status=ToolStatus.WAITING_APPROVAL, run__in=active).count()
-        stale = [r for r in active if r.status == RunStatus.QUEUED
-                 and (now - r.created_at).total_seconds() > QUEUED_TOO_LONG_SECONDS]  # fmt: skip
+        stale = [
+            r
+            for r in active
+            if r.status == RunStatus.QUEUED and (now - r.created_at).total_seconds() > QUEUED_TOO_LONG_SECONDS
+        ]
         text = "; ".join(_doing(r, now) for r in active)
         if waiting:
-            return AreaStatus("warn", text.capitalize() + ".", "Approve or deny the call in the chat.",
-                              attention=waiting)  # fmt: skip
+            return AreaStatus(
+                "warn", text.capitalize() + ".", "Approve or deny the call in the chat.", attention=waiting
+            )
         if stale:
-            return AreaStatus("warn", text.capitalize() + ".",
-                              f"Nothing has picked the run up: is {RUNNER_PROCESS.get(settings.CHAT_RUNNER, 'its runner')} running?")  # fmt: skip
+            return AreaStatus(
+                "warn",
+                text.capitalize() + ".",
+                f"Nothing has picked the run up: is {RUNNER_PROCESS.get(settings.CHAT_RUNNER, 'its runner')} running?",
+            )
         return AreaStatus("busy", text.capitalize() + ".")
     last = ChatRun.objects.filter(status=RunStatus.STOPPED).order_by("-ended_at", "-id").first()
     if last is None:

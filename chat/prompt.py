@@ -24,8 +24,10 @@ def prompt_build(session_id: int) -> list[dict]:
     open_calls: list[str] = []
     for m in ChatMessage.objects.filter(session_id=session_id).order_by("id"):
         if m.role != Role.TOOL and open_calls:
-            messages += [{"role": "tool", "tool_call_id": c, "content": '{"error": "not run: the run stopped"}'}
-                         for c in open_calls]  # fmt: skip
+            messages += [
+                {"role": "tool", "tool_call_id": c, "content": '{"error": "not run: the run stopped"}'}
+                for c in open_calls
+            ]
             open_calls = []
         if m.role == Role.TOOL and m.tool_call_id in open_calls:
             open_calls.remove(m.tool_call_id)

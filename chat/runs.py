@@ -113,13 +113,28 @@ class Thresholds:
             self.last[meter] = max(before, now)
             for p in self.percents:
                 if before < p / 100 <= now:
-                    out.append({"meter": meter, "percent": p, "used": usage[meter]["used"],
-                                "limit": usage[meter]["limit"]})  # fmt: skip
+                    out.append(
+                        {
+                            "meter": meter,
+                            "percent": p,
+                            "used": usage[meter]["used"],
+                            "limit": usage[meter]["limit"],
+                        }
+                    )
         return out
 
 
-def run_close(run_id: int, *, reason: str, detail: str, action: str = "", lease: str | None = None,
-              only: tuple[str, ...] = ACTIVE_RUN_STATUSES, stale_before=None, now=None) -> bool:  # fmt: skip
+def run_close(
+    run_id: int,
+    *,
+    reason: str,
+    detail: str,
+    action: str = "",
+    lease: str | None = None,
+    only: tuple[str, ...] = ACTIVE_RUN_STATUSES,
+    stale_before=None,
+    now=None,
+) -> bool:
     """Stop a run for good, exactly once: the one conditional update that moves it out of an active
     status publishes the one ``stop_reason``. False when it was already stopped (or its lease lost)."""
     now = now or timezone.now()
@@ -130,8 +145,18 @@ def run_close(run_id: int, *, reason: str, detail: str, action: str = "", lease:
             runs = runs.filter(lease_owner=lease)
         if stale_before is not None:
             runs = runs.filter(heartbeat_at__lt=stale_before)
-        if runs.update(status=RunStatus.STOPPED, phase=Phase.DONE, stop_reason=reason, stop_detail=detail,
-                       stop_action=action, ended_at=now, lease_owner="") != 1:  # fmt: skip
+        if (
+            runs.update(
+                status=RunStatus.STOPPED,
+                phase=Phase.DONE,
+                stop_reason=reason,
+                stop_detail=detail,
+                stop_action=action,
+                ended_at=now,
+                lease_owner="",
+            )
+            != 1
+        ):
             return False
         run = ChatRun.objects.select_related("session").get(pk=run_id)
         ToolExecution.objects.filter(run=run, status__in=OPEN_TOOL_STATUSES).update(
@@ -139,12 +164,24 @@ def run_close(run_id: int, *, reason: str, detail: str, action: str = "", lease:
             ended_at=now,
         )
         ChatSession.objects.filter(pk=run.session_id).update(
-            status=SessionStatus.IDLE, last_stop_reason=reason, last_stop_detail=detail,
-            last_stop_action=action, guardrails=run.guardrails, updated_at=now,
-        )  # fmt: skip
+            status=SessionStatus.IDLE,
+            last_stop_reason=reason,
+            last_stop_detail=detail,
+            last_stop_action=action,
+            guardrails=run.guardrails,
+            updated_at=now,
+        )
         emit(run, "stop_reason", {"reason": reason, "detail": detail, "action": action})
-        publish(TOPIC, "run_stopped", {"run_id": run.pk, "session_id": run.session_id, "reason": reason,
-                                       "message": f"chat run {run.pk} stopped: {reason.replace('_', ' ')}"})  # fmt: skip
+        publish(
+            TOPIC,
+            "run_stopped",
+            {
+                "run_id": run.pk,
+                "session_id": run.session_id,
+                "reason": reason,
+                "message": f"chat run {run.pk} stopped: {reason.replace('_', ' ')}",
+            },
+        )
     return True
 
 
@@ -174,8 +211,14 @@ def runs_interrupt_stale(*, now=None) -> list[int]:
             f"{Phase(phase).label.lower()}: it died or was killed."
         )
         # Still running with an old heartbeat, re-checked in the update: a run that just beat is alive.
-        if run_close(run_id, reason=StopReason.INTERRUPTED, detail=detail, only=(RunStatus.RUNNING,),
-                     stale_before=cutoff, now=now):  # fmt: skip
+        if run_close(
+            run_id,
+            reason=StopReason.INTERRUPTED,
+            detail=detail,
+            only=(RunStatus.RUNNING,),
+            stale_before=cutoff,
+            now=now,
+        ):
             closed.append(run_id)
     return closed
 

@@ -102,8 +102,9 @@ def run_resume(run: ChatRun, *, user) -> ChatRun:
         raise _busy(run.session)
     latest = ChatRun.objects.filter(session=run.session).order_by("-id").values_list("pk", flat=True).first()
     if latest != run.pk:
-        raise ChatError("not_latest", f"run {run.pk} is not the session's latest run; resume run {latest}",
-                        status=409)  # fmt: skip
+        raise ChatError(
+            "not_latest", f"run {run.pk} is not the session's latest run; resume run {latest}", status=409
+        )
     return _run_start(run.session, user=user, resumed_from=run)
 
 
@@ -132,8 +133,12 @@ def _run_start(
             ChatSession.objects.filter(pk=session.pk).update(status="running", updated_at=timezone.now())
             # The run's cost limit, held by routing's reservations: what the session spent before it, plus
             # the limit. One run per session at a time, so this budget is the run's alone while it runs.
-            budget_set(scope="session", period="total", session=session.routing_key,
-                       limit_usd=session.cost_usd + Decimal(limits["max_cost_usd"]))  # fmt: skip
+            budget_set(
+                scope="session",
+                period="total",
+                session=session.routing_key,
+                limit_usd=session.cost_usd + Decimal(limits["max_cost_usd"]),
+            )
             run_dispatch(run, user=user)
     except IntegrityError:
         raise _busy(session) from None
@@ -148,8 +153,15 @@ def run_dispatch(run: ChatRun, *, user) -> None:
             lambda: async_task("chat.tasks.run_execute", run.pk, task_name=f"chat-run-{run.pk}")
         )
     elif runner == "engine":
-        engine.task_create(f"Chat run {run.pk}", kind="chat_run", payload={"run_id": run.pk}, source=Source.CHAT,
-                           max_attempts=1, origin={"chat_run": run.pk}, actor=actor_of(user))  # fmt: skip
+        engine.task_create(
+            f"Chat run {run.pk}",
+            kind="chat_run",
+            payload={"run_id": run.pk},
+            source=Source.CHAT,
+            max_attempts=1,
+            origin={"chat_run": run.pk},
+            actor=actor_of(user),
+        )
     elif runner != "manual":
         raise ChatError("bad_runner", f"CHAT_RUNNER must be one of {', '.join(RUNNERS)}", status=503)
 
@@ -160,8 +172,9 @@ def run_stop(run: ChatRun, *, user, actor: str = "") -> ChatRun:
     actor = actor or actor_of(user)
     detail = f"Stopped by {actor}."
     for _ in range(3):  # the run may move between the two while we look
-        if runs.run_close(run.pk, reason="cancelled", detail=detail,
-                          only=(RunStatus.QUEUED, RunStatus.WAITING_APPROVAL)):  # fmt: skip
+        if runs.run_close(
+            run.pk, reason="cancelled", detail=detail, only=(RunStatus.QUEUED, RunStatus.WAITING_APPROVAL)
+        ):
             break
         asked = ChatRun.objects.filter(
             pk=run.pk, status=RunStatus.RUNNING, cancel_requested_at__isnull=True
@@ -187,9 +200,10 @@ def run_approve(run: ChatRun, *, tool_call_id: str, approve: bool, user, actor: 
         if execution is None:
             raise ChatError("not_found", f"run {run.pk} has no tool call {tool_call_id[:100]!r}", status=404)
         decided = ToolExecution.objects.filter(pk=execution.pk, status=ToolStatus.WAITING_APPROVAL).update(
-            status=ToolStatus.APPROVED if approve else ToolStatus.DENIED, decided_by=actor[:150],
+            status=ToolStatus.APPROVED if approve else ToolStatus.DENIED,
+            decided_by=actor[:150],
             decided_at=timezone.now(),
-        )  # fmt: skip
+        )
         if decided != 1:
             raise ChatError(
                 "already_decided", f"tool call {tool_call_id} was already {execution.status}", status=409
@@ -198,8 +212,16 @@ def run_approve(run: ChatRun, *, tool_call_id: str, approve: bool, user, actor: 
         left = ToolExecution.objects.filter(run=run, status=ToolStatus.WAITING_APPROVAL).count()
         decision = {"tool_call_id": tool_call_id, "name": execution.tool, "approved": approve, "by": actor}
         if left:
-            runs.emit(run, "status", {"phase": Phase.WAITING_APPROVAL, "status": RunStatus.WAITING_APPROVAL,
-                                      "decision": decision, "waiting": left})  # fmt: skip
+            runs.emit(
+                run,
+                "status",
+                {
+                    "phase": Phase.WAITING_APPROVAL,
+                    "status": RunStatus.WAITING_APPROVAL,
+                    "decision": decision,
+                    "waiting": left,
+                },
+            )
         else:
             ChatRun.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED, phase=Phase.QUEUED)
             runs.session_status(run.session_id, "running")

@@ -21,9 +21,7 @@ from routing.models import Policy
 
 def _refused(request: HttpRequest, exc: ChatError) -> HttpResponse:
     if request.htmx:  # htmx swaps nothing on a 4xx: the flash line says why (the form page gets the 4xx)
-        return HttpResponse(
-            hq.render_flash(error=f"Refused: {exc.message}")
-        )
+        return HttpResponse(hq.render_flash(error=f"Refused: {exc.message}"))
     return refusal_response(request, exc)
 
 
@@ -111,8 +109,13 @@ def run_approve(request: HttpRequest, run_id: int) -> HttpResponse:
         run = services.run_get(request.user, run_id)  # an unknown run is a 404 whatever the form says
         if approve not in ("0", "1"):
             raise ChatError("bad_input", "approve must be 1 (approve) or 0 (deny)", status=422)
-        services.run_approve(run, tool_call_id=request.POST.get("tool_call_id", "")[:100], approve=approve == "1",
-                             user=request.user, actor=actor_of(request.user))  # fmt: skip
+        services.run_approve(
+            run,
+            tool_call_id=request.POST.get("tool_call_id", "")[:100],
+            approve=approve == "1",
+            user=request.user,
+            actor=actor_of(request.user),
+        )
     except ChatError as exc:
         return _refused(request, exc)
     return _done(request, run.session_id, "Approved." if approve == "1" else "Denied.")

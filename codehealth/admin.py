@@ -13,8 +13,16 @@ from codehealth.models import (
 
 @admin.register(Repository)
 class RepositoryAdmin(admin.ModelAdmin):
-    list_display = ["name", "github_owner", "github_name", "local_path", "default_branch", "scan_every_days",
-                    "owner", "last_scanned_at"]  # fmt: skip
+    list_display = [
+        "name",
+        "github_owner",
+        "github_name",
+        "local_path",
+        "default_branch",
+        "scan_every_days",
+        "owner",
+        "last_scanned_at",
+    ]
     search_fields = ["name", "github_owner", "github_name"]
     readonly_fields = ["last_scanned_at", "scan_requested_at", "created_at"]
 
@@ -74,8 +82,16 @@ class ContractViolationAdmin(admin.ModelAdmin):
 
 @admin.register(CodeHealthReport)
 class CodeHealthReportAdmin(admin.ModelAdmin):
-    list_display = ["repository", "week_start", "score", "previous_score", "new_count", "fixed_count",
-                    "dependencies_audited", "prs_opened"]  # fmt: skip
+    list_display = [
+        "repository",
+        "week_start",
+        "score",
+        "previous_score",
+        "new_count",
+        "fixed_count",
+        "dependencies_audited",
+        "prs_opened",
+    ]
     list_filter = ["repository"]
 
 

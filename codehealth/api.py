@@ -104,7 +104,9 @@ def _finding(request: HttpRequest, finding_id: int) -> tuple[CodeFinding, str]:
     return finding, principal.actor
 
 
-@router.post("/findings/{finding_id}/task", response={200: schemas.FindingTaskOut, 201: schemas.FindingTaskOut})
+@router.post(
+    "/findings/{finding_id}/task", response={200: schemas.FindingTaskOut, 201: schemas.FindingTaskOut}
+)
 def findings_task(request, finding_id: DbId):
     """Queue the engine task for a finding (201), or return the open one it already has (200)."""
     finding, actor = _finding(request, finding_id)

@@ -125,8 +125,11 @@ def pull_requests_sync(repository: Repository, client: GitHubClient) -> None:
             if (state, detail) != (row.checks, row.checks_detail):
                 row.checks, row.checks_detail = state, detail
                 row.save(update_fields=["checks", "checks_detail"])
-                publish(TOPIC, "pull_request_checked", {"repository_id": repository.pk, "number": row.number,
-                                                        "checks": state})  # fmt: skip
+                publish(
+                    TOPIC,
+                    "pull_request_checked",
+                    {"repository_id": repository.pk, "number": row.number, "checks": state},
+                )
 
 
 def pull_requests_refresh() -> int:
@@ -198,8 +201,17 @@ def pull_request_open(repository: Repository, *, client: GitHubClient | None = N
                 continue
             blob = client.blob_create(owner, name, fixed.encode("utf-8"))
             entries.append({"path": path, "mode": "100644", "type": "blob", "sha": blob})
-            changes += [{"finding_id": f.pk, "path": path, "line": f.line, "rule": _rule(f), "name": f.name,
-                         "change": MECHANICAL_RULES[_rule(f)]} for f in group]  # fmt: skip
+            changes += [
+                {
+                    "finding_id": f.pk,
+                    "path": path,
+                    "line": f.line,
+                    "rule": _rule(f),
+                    "name": f.name,
+                    "change": MECHANICAL_RULES[_rule(f)],
+                }
+                for f in group
+            ]
         if not entries:
             raise CodehealthError(
                 "nothing_to_fix", "no fix applies to the files at the scanned commit", status=409
@@ -220,8 +232,16 @@ def pull_request_open(repository: Repository, *, client: GitHubClient | None = N
         status = 429 if exc.retry_at else 502
         raise CodehealthError("github_refused", exc.message[:300], status=status) from exc
     with transaction.atomic():
-        row = AutoPullRequest.objects.create(repository=repository, number=pull.number, url=pull.url, branch=branch,
-                                             title=title[:200], body=body, commit_sha=commit, changes=changes)  # fmt: skip
+        row = AutoPullRequest.objects.create(
+            repository=repository,
+            number=pull.number,
+            url=pull.url,
+            branch=branch,
+            title=title[:200],
+            body=body,
+            commit_sha=commit,
+            changes=changes,
+        )
         publish(
             TOPIC,
             "pull_request_opened",

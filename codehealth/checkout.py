@@ -26,8 +26,13 @@ def _git_env(token: str) -> dict:
     env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true"})
     if token:
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
-        env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraheader",
-                    "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}"})  # fmt: skip
+        env.update(
+            {
+                "GIT_CONFIG_COUNT": "1",
+                "GIT_CONFIG_KEY_0": "http.extraheader",
+                "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+            }
+        )
     return env
 
 
@@ -39,8 +44,13 @@ def _clean(text: str, token: str) -> str:
 def head_sha(path: Path) -> str:
     """The checkout's commit, or "" when it is not a git repository."""
     try:
-        result = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=30, check=False)  # fmt: skip
+        result = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return result.stdout.strip() if result.returncode == 0 else ""
@@ -61,8 +71,14 @@ def clone(url: str, dest: Path, *, branch: str, token: str = "") -> str:
         str(dest),
     ]
     try:
-        result = subprocess.run(command, capture_output=True, text=True, env=_git_env(token),
-                                timeout=settings.CODEHEALTH_CLONE_TIMEOUT_SECONDS, check=False)  # fmt: skip
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=_git_env(token),
+            timeout=settings.CODEHEALTH_CLONE_TIMEOUT_SECONDS,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         raise CodehealthError(
             "clone_failed", "the clone did not finish within the timeout", status=502

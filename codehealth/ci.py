@@ -46,7 +46,9 @@ def _parse_file(name: str, data: bytes) -> list[Finding] | None:
     return None
 
 
-def _from_artifacts(client: GitHubClient, owner: str, repo: str, run_id: int) -> tuple[list[Finding], list[str]]:
+def _from_artifacts(
+    client: GitHubClient, owner: str, repo: str, run_id: int
+) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
     read: list[str] = []
     artifacts = [a for a in client.run_artifacts(owner, repo, run_id) if not a.expired][:MAX_ARTIFACTS]
@@ -70,14 +72,24 @@ def _from_annotations(client: GitHubClient, owner: str, repo: str, ref: str) -> 
             continue
         notes = client.check_run_annotations(owner, repo, check.id)
         findings += lint.parse_annotations(
-            [{"path": a.path, "start_line": a.start_line, "annotation_level": a.level, "message": a.message,
-              "title": a.title} for a in notes],
+            [
+                {
+                    "path": a.path,
+                    "start_line": a.start_line,
+                    "annotation_level": a.level,
+                    "message": a.message,
+                    "title": a.title,
+                }
+                for a in notes
+            ],
             tool=check.name or "ci",
-        )  # fmt: skip
+        )
     return findings
 
 
-def ci_findings(owner: str, repo: str, *, sha: str, branch: str, client: GitHubClient | None = None) -> CiResult:
+def ci_findings(
+    owner: str, repo: str, *, sha: str, branch: str, client: GitHubClient | None = None
+) -> CiResult:
     """The lint findings of the CI run of ``sha`` (or the branch's newest completed run)."""
     client = client or GitHubClient()
     try:

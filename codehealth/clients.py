@@ -77,8 +77,11 @@ class RateLimit:
     resource: str = ""
 
     def read(self, headers) -> None:
-        for name, attr in (("x-ratelimit-limit", "limit"), ("x-ratelimit-remaining", "remaining"),
-                           ("x-ratelimit-reset", "reset")):  # fmt: skip
+        for name, attr in (
+            ("x-ratelimit-limit", "limit"),
+            ("x-ratelimit-remaining", "remaining"),
+            ("x-ratelimit-reset", "reset"),
+        ):
             value = headers.get(name)
             if value is not None and value.strip().isdigit():
                 setattr(self, attr, int(value))
@@ -284,8 +287,12 @@ class GitHubClient:
             pass
         status = response.status_code
         message = _message(response) or response.reason or "error"
-        return GitHubError(f"GitHub answered {status}: {message[:300]}", status=status, errors=errors,
-                           permanent=status not in RETRY_STATUSES | {408, 429})  # fmt: skip
+        return GitHubError(
+            f"GitHub answered {status}: {message[:300]}",
+            status=status,
+            errors=errors,
+            permanent=status not in RETRY_STATUSES | {408, 429},
+        )
 
     def _url(self, path: str) -> str:
         return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
@@ -322,8 +329,9 @@ class GitHubClient:
             raise self._error(response)
         return response.json()
 
-    def _pages(self, path: str, *, key: str | None = None, params: dict | None = None,
-               max_pages: int | None = None) -> list:  # fmt: skip
+    def _pages(
+        self, path: str, *, key: str | None = None, params: dict | None = None, max_pages: int | None = None
+    ) -> list:
         """Every item of a listing, page after page by ``Link: rel="next"``."""
         params = {"per_page": 100, **(params or {})}
         items: list = []
@@ -338,8 +346,15 @@ class GitHubClient:
 
     # --- Actions ---------------------------------------------------------------------------------
 
-    def workflow_runs(self, owner: str, repo: str, *, branch: str | None = None,
-                      status: str | None = None, max_pages: int | None = None) -> list[WorkflowRun]:  # fmt: skip
+    def workflow_runs(
+        self,
+        owner: str,
+        repo: str,
+        *,
+        branch: str | None = None,
+        status: str | None = None,
+        max_pages: int | None = None,
+    ) -> list[WorkflowRun]:
         """Workflow runs, newest first, optionally of one branch or status (``completed``, ``success``)."""
         params = {k: v for k, v in (("branch", branch), ("status", status)) if v}
         return [
@@ -350,10 +365,10 @@ class GitHubClient:
                 str(r.get("head_sha") or ""),
                 str(r.get("status") or ""),
                 r.get("conclusion"),
-            )  # fmt: skip
+            )
             for r in self._pages(
                 f"/repos/{owner}/{repo}/actions/runs", key="workflow_runs", params=params, max_pages=max_pages
-            )  # fmt: skip
+            )
         ]
 
     def run_jobs(self, owner: str, repo: str, run_id: int) -> list[Job]:
@@ -365,7 +380,7 @@ class GitHubClient:
                 str(j.get("status") or ""),
                 j.get("conclusion"),
                 list(j.get("steps") or []),
-            )  # fmt: skip
+            )
             for j in self._pages(f"/repos/{owner}/{repo}/actions/runs/{run_id}/jobs", key="jobs")
         ]
 
@@ -377,12 +392,19 @@ class GitHubClient:
                 str(a.get("name") or ""),
                 int(a.get("size_in_bytes") or 0),
                 bool(a.get("expired")),
-            )  # fmt: skip
+            )
             for a in self._pages(f"/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts", key="artifacts")
         ]
 
-    def artifact_download(self, owner: str, repo: str, artifact_id: int, *, max_bytes: int | None = None,
-                          max_unzipped_bytes: int | None = None) -> dict[str, bytes]:  # fmt: skip
+    def artifact_download(
+        self,
+        owner: str,
+        repo: str,
+        artifact_id: int,
+        *,
+        max_bytes: int | None = None,
+        max_unzipped_bytes: int | None = None,
+    ) -> dict[str, bytes]:
         """An artifact's files (name -> bytes). GitHub answers 302 to a blob URL, which is fetched
         without our token; the zip is read up to ``max_bytes`` and unpacked up to ``max_unzipped_bytes``."""
         max_bytes = max_bytes or settings.GITHUB_ARTIFACT_MAX_BYTES
@@ -391,8 +413,9 @@ class GitHubClient:
         response = self._send("GET", url, allow_redirects=False)
         if response.status_code in (301, 302, 307) and response.headers.get("Location"):
             try:
-                response = self.session.get(response.headers["Location"], stream=True,
-                                            headers={"Authorization": None})  # fmt: skip
+                response = self.session.get(
+                    response.headers["Location"], stream=True, headers={"Authorization": None}
+                )
             except requests.RequestException as exc:
                 raise GitHubError(f"cannot download the artifact: {exc.__class__.__name__}") from exc
         if response.status_code != 200:
@@ -419,7 +442,7 @@ class GitHubClient:
                 str(c.get("status") or ""),
                 c.get("conclusion"),
                 int((c.get("output") or {}).get("annotations_count") or 0),
-            )  # fmt: skip
+            )
             for c in self._pages(f"/repos/{owner}/{repo}/commits/{ref}/check-runs", key="check_runs")
         ]
 
@@ -433,7 +456,7 @@ class GitHubClient:
                 str(a.get("annotation_level") or ""),
                 str(a.get("message") or ""),
                 str(a.get("title") or ""),
-            )  # fmt: skip
+            )
             for a in self._pages(f"/repos/{owner}/{repo}/check-runs/{check_run_id}/annotations")
         ]
 
@@ -460,7 +483,7 @@ class GitHubClient:
                 str(e.get("type") or ""),
                 str(e["sha"]),
                 e.get("size"),
-            )  # fmt: skip
+            )
             for e in data.get("tree") or []
         ]
 
@@ -474,8 +497,12 @@ class GitHubClient:
     def commit_get(self, owner: str, repo: str, sha: str) -> dict:
         """A commit: ``sha``, ``tree`` (its tree sha), ``parents`` (shas), ``message``."""
         data, _ = self._get(f"/repos/{owner}/{repo}/git/commits/{sha}")
-        return {"sha": data["sha"], "tree": data["tree"]["sha"], "message": data.get("message") or "",
-                "parents": [p["sha"] for p in data.get("parents") or []]}  # fmt: skip
+        return {
+            "sha": data["sha"],
+            "tree": data["tree"]["sha"],
+            "message": data.get("message") or "",
+            "parents": [p["sha"] for p in data.get("parents") or []],
+        }
 
     def blob_create(self, owner: str, repo: str, content: bytes) -> str:
         """Store a file's bytes; its blob sha."""
@@ -506,8 +533,9 @@ class GitHubClient:
         self, owner: str, repo: str, *, head: str, base: str, title: str, body: str
     ) -> PullRequest:
         """Open a pull request of ``head`` into ``base``."""
-        data = self._write("POST", f"/repos/{owner}/{repo}/pulls",
-                           {"head": head, "base": base, "title": title, "body": body})  # fmt: skip
+        data = self._write(
+            "POST", f"/repos/{owner}/{repo}/pulls", {"head": head, "base": base, "title": title, "body": body}
+        )
         return _pull(data)
 
     def pulls_list(self, owner: str, repo: str, *, state: str = "open") -> list[PullRequest]:

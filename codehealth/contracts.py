@@ -21,10 +21,16 @@ FRONTEND_SUFFIXES = (".ts", ".tsx", ".js", ".jsx", ".mjs")
 SCHEMA_FILES = ("openapi.json", "schema.json", "openapi/openapi.json", "docs/openapi.json")
 _CALL = re.compile(
     r"""(?P<callee>\bfetch|\b[\w$]+\.(?P<verb>get|post|put|patch|delete)|\b(?:api|request|client|http)\w*)"""
-    r"""\s*(?:<\s*(?P<generic>[\w.\[\]]+)\s*>)?\s*\(\s*(?P<q>[`'"])(?P<path>[^`'"]*?)(?P=q)""", re.I)
+    r"""\s*(?:<\s*(?P<generic>[\w.\[\]]+)\s*>)?\s*\(\s*(?P<q>[`'"])(?P<path>[^`'"]*?)(?P=q)""",
+    re.I,
+)
 _METHOD = re.compile(r"""method\s*:\s*['"`](\w+)['"`]""", re.I)
-_INTERFACE = re.compile(r"""(?:export\s+)?(?:interface\s+(\w+)(?:\s+extends\s+[\w,\s]+)?|type\s+(\w+)\s*=)\s*\{""")
-_FIELD = re.compile(r"""(?:^|(?<=[;,]))[ \t]*(?:readonly\s+)?['"]?(\w+)['"]?\s*(\?)?\s*:\s*([^;,\n]+)""", re.M)
+_INTERFACE = re.compile(
+    r"""(?:export\s+)?(?:interface\s+(\w+)(?:\s+extends\s+[\w,\s]+)?|type\s+(\w+)\s*=)\s*\{"""
+)
+_FIELD = re.compile(
+    r"""(?:^|(?<=[;,]))[ \t]*(?:readonly\s+)?['"]?(\w+)['"]?\s*(\?)?\s*:\s*([^;,\n]+)""", re.M
+)
 _AS_TYPE = re.compile(r"""\bas\s+(?:Promise<)?([A-Z]\w*)(\[\])?""")
 _TYPED = re.compile(r"""(?:const|let|var)\s+\w+\s*:\s*([A-Z]\w*)(\[\])?\s*=""")
 _PROMISE = re.compile(r"""\)\s*:\s*Promise<\s*([A-Z]\w*)(\[\])?\s*>""")
@@ -108,8 +114,14 @@ def _fields(schema: dict, node: dict | None) -> dict:
     if node.get("type") == "array":
         node = _deref(schema, node.get("items"))
     required = set(node.get("required", []))
-    return {name: {"type": _type_of(schema, prop), "required": name in required, "nullable": _nullable(schema, prop)}
-            for name, prop in (node.get("properties") or {}).items()}
+    return {
+        name: {
+            "type": _type_of(schema, prop),
+            "required": name in required,
+            "nullable": _nullable(schema, prop),
+        }
+        for name, prop in (node.get("properties") or {}).items()
+    }
 
 
 def _nullable(schema: dict, node: dict) -> bool:
@@ -124,7 +136,13 @@ def ts_type_of(json_type: str, nullable: bool = False) -> str:
         inner = ts_type_of(json_type[:-2])
         ts = f"({inner})[]" if " " in inner else f"{inner}[]"
     else:
-        names = {"string": "string", "integer": "number", "number": "number", "boolean": "boolean", "null": "null"}
+        names = {
+            "string": "string",
+            "integer": "number",
+            "number": "number",
+            "boolean": "boolean",
+            "null": "null",
+        }
         ts = " | ".join(dict.fromkeys(names.get(part, "unknown") for part in json_type.split("|")))
     return f"{ts} | null" if nullable and ts not in ("null", "unknown") else ts
 
@@ -136,19 +154,30 @@ def operations(schema: dict) -> dict[tuple[str, str], Operation]:
         for method, op in item.items():
             if method not in ("get", "post", "put", "patch", "delete", "head", "options"):
                 continue
-            body = ((op.get("requestBody") or {}).get("content") or {})
+            body = (op.get("requestBody") or {}).get("content") or {}
             body_schema = next(iter(body.values()), {}).get("schema") if body else None
-            success = next((r for code, r in sorted((op.get("responses") or {}).items()) if code.startswith("2")), {})
-            content = (success.get("content") or {})
+            success = next(
+                (r for code, r in sorted((op.get("responses") or {}).items()) if code.startswith("2")), {}
+            )
+            content = success.get("content") or {}
             response_schema = next(iter(content.values()), {}).get("schema") if content else None
-            params = {p["name"]: {"in": p.get("in"), "required": bool(p.get("required")),
-                                  "type": _type_of(schema, p.get("schema", {}))}
-                      for p in (_deref(schema, p) for p in op.get("parameters", []))}
+            params = {
+                p["name"]: {
+                    "in": p.get("in"),
+                    "required": bool(p.get("required")),
+                    "type": _type_of(schema, p.get("schema", {})),
+                }
+                for p in (_deref(schema, p) for p in op.get("parameters", []))
+            }
             result[(method.upper(), path)] = Operation(
-                method=method.upper(), path=path, operation_id=op.get("operationId", ""),
+                method=method.upper(),
+                path=path,
+                operation_id=op.get("operationId", ""),
                 request=_fields(schema, body_schema) if body_schema else {},
-                response=_fields(schema, response_schema) if response_schema else {}, params=params,
-                statuses=set((op.get("responses") or {}).keys()))
+                response=_fields(schema, response_schema) if response_schema else {},
+                params=params,
+                statuses=set((op.get("responses") or {}).keys()),
+            )
     return result
 
 
@@ -187,7 +216,11 @@ def frontend_calls(root: Path) -> tuple[list[Call], dict[str, TsType]]:
     """The API calls and the object types of a frontend tree."""
     calls, types = [], {}
     for file in iter_files(root):
-        if not file.name.endswith(FRONTEND_SUFFIXES) or file.name.endswith(".d.ts") and "api" not in file.name:
+        if (
+            not file.name.endswith(FRONTEND_SUFFIXES)
+            or file.name.endswith(".d.ts")
+            and "api" not in file.name
+        ):
             continue
         rel = file.relative_to(root).as_posix()
         text = file.read_text(encoding="utf-8", errors="replace")
@@ -197,17 +230,25 @@ def frontend_calls(root: Path) -> tuple[list[Call], dict[str, TsType]]:
             base_line = text.count("\n", 0, match.start()) + 1
             fields = {}
             for f in _FIELD.finditer(_top_level(body)):
-                fields[f.group(1)] = (f.group(3).strip(), bool(f.group(2)),
-                                      base_line + body.count("\n", 0, f.start()))
-            types[name] = TsType(name=name, path=rel, line=base_line, fields=fields,
-                                 insert_at=_insert_at(text, match.end() + len(body)))
+                fields[f.group(1)] = (
+                    f.group(3).strip(),
+                    bool(f.group(2)),
+                    base_line + body.count("\n", 0, f.start()),
+                )
+            types[name] = TsType(
+                name=name,
+                path=rel,
+                line=base_line,
+                fields=fields,
+                insert_at=_insert_at(text, match.end() + len(body)),
+            )
         for match in _CALL.finditer(text):
             url = match["path"]
             if "/" not in url or url.startswith(("./", "../")) or re.search(r"\.(css|svg|png|js|json)$", url):
                 continue
-            window = text[match.end(): match.end() + 600]
+            window = text[match.end() : match.end() + 600]
             close = _call_end(text, match.start("path") - 2)
-            window = text[match.end(): close] if close else window
+            window = text[match.end() : close] if close else window
             method = (match["verb"] or "").upper()
             if not method:
                 m = _METHOD.search(window)
@@ -216,8 +257,8 @@ def frontend_calls(root: Path) -> tuple[list[Call], dict[str, TsType]]:
             if body is None and match["verb"] in ("post", "put", "patch"):
                 second = re.match(r"\s*,\s*\{", window)
                 body = _object_keys(window, second.end() - 1) if second else None
-            after = text[close or match.end(): (close or match.end()) + 300]
-            before = text[max(0, match.start() - 200): match.start()]
+            after = text[close or match.end() : (close or match.end()) + 300]
+            before = text[max(0, match.start() - 200) : match.start()]
             response_type = match["generic"]
             for pattern, where in ((_AS_TYPE, after), (_TYPED, before), (_PROMISE, before)):
                 if response_type:
@@ -225,9 +266,16 @@ def frontend_calls(root: Path) -> tuple[list[Call], dict[str, TsType]]:
                 found = list(pattern.finditer(where))
                 if found:
                     response_type = (found[0] if where is after else found[-1]).group(1)
-            calls.append(Call(path=rel, line=text.count("\n", 0, match.start()) + 1, method=method,
-                              url=_normalise(url), body=body,
-                              response_type=(response_type or "").rstrip("[]") or None))
+            calls.append(
+                Call(
+                    path=rel,
+                    line=text.count("\n", 0, match.start()) + 1,
+                    method=method,
+                    url=_normalise(url),
+                    body=body,
+                    response_type=(response_type or "").rstrip("[]") or None,
+                )
+            )
     return calls, types
 
 
@@ -236,9 +284,9 @@ def _insert_at(text: str, close: int) -> tuple[int, str] | None:
     above it (the last field's), when the brace stands alone on its line."""
     line_start = text.rfind("\n", 0, close) + 1
     line_end = text.find("\n", close)
-    if text[line_start:line_end if line_end >= 0 else None].strip() not in ("}", "};") or line_start == 0:
+    if text[line_start : line_end if line_end >= 0 else None].strip() not in ("}", "};") or line_start == 0:
         return None
-    above = text[text.rfind("\n", 0, line_start - 1) + 1:line_start - 1]
+    above = text[text.rfind("\n", 0, line_start - 1) + 1 : line_start - 1]
     indent = above[: len(above) - len(above.lstrip())] or text[line_start:close] + "  "
     return text.count("\n", 0, close) + 1, indent
 
@@ -248,8 +296,8 @@ def _balanced(text: str, start: int) -> str:
     for i in range(start, len(text)):
         depth += {"{": 1, "}": -1}.get(text[i], 0)
         if depth == 0:
-            return text[start + 1:i]
-    return text[start + 1:]
+            return text[start + 1 : i]
+    return text[start + 1 :]
 
 
 def _top_level(body: str) -> str:
@@ -281,8 +329,13 @@ def _match_operation(call: Call, ops: dict) -> tuple[Operation | None, bool]:
     for (_method, path), op in ops.items():
         norm = _normalise(path)
         url = call.url
-        if url == norm or (url.startswith("{}") and norm.endswith(url[2:]) and len(url) > 3) or (
-                not url.startswith("/") and norm.endswith("/" + url)) or norm.endswith(url) and url.startswith("/"):
+        if (
+            url == norm
+            or (url.startswith("{}") and norm.endswith(url[2:]) and len(url) > 3)
+            or (not url.startswith("/") and norm.endswith("/" + url))
+            or norm.endswith(url)
+            and url.startswith("/")
+        ):
             candidates.append(op)
     exact = [op for op in candidates if op.method == call.method]
     return (exact[0] if exact else None), bool(candidates)
@@ -325,13 +378,17 @@ def backend_locations(root: Path | None, ops: dict) -> dict[str, tuple[str, int]
         rel = file.relative_to(root).as_posix()
         prefix = rel[:-3].replace("/", "_")
         for node in ast.walk(tree):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and f"{prefix}_{node.name}" in wanted:
+            if (
+                isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and f"{prefix}_{node.name}" in wanted
+            ):
                 found[f"{prefix}_{node.name}"] = (rel, node.lineno)
     return found
 
 
-def validate_contracts(schema: dict, frontend_root: Path | str, *, backend_root: Path | str | None = None,
-                       prefix: str = "") -> list[Finding]:
+def validate_contracts(
+    schema: dict, frontend_root: Path | str, *, backend_root: Path | str | None = None, prefix: str = ""
+) -> list[Finding]:
     """Mismatches between the frontend at ``frontend_root`` and ``schema``; paths relative to
     ``prefix`` (the frontend's place in the checkout)."""
     frontend_root = Path(frontend_root)
@@ -340,14 +397,34 @@ def validate_contracts(schema: dict, frontend_root: Path | str, *, backend_root:
     calls, types = frontend_calls(frontend_root)
     findings = []
 
-    def finding(call: Call, name: str, category: str, confidence: int, reason: str, op: Operation | None = None,
-                line: int | None = None, path: str | None = None, fixable: bool = False, **extra) -> None:
+    def finding(
+        call: Call,
+        name: str,
+        category: str,
+        confidence: int,
+        reason: str,
+        op: Operation | None = None,
+        line: int | None = None,
+        path: str | None = None,
+        fixable: bool = False,
+        **extra,
+    ) -> None:
         backend = {"method": op.method, "path": op.path, "operation_id": op.operation_id} if op else {}
         if op and op.operation_id in where:
             backend["file"], backend["line"] = where[op.operation_id]
-        findings.append(Finding(kind="contract", category=category, path=prefix + (path or call.path),
-                                line=line or call.line, name=name, confidence=confidence, reason=reason,
-                                fixable=fixable, extra={"backend": backend, **extra} if backend or extra else {}))
+        findings.append(
+            Finding(
+                kind="contract",
+                category=category,
+                path=prefix + (path or call.path),
+                line=line or call.line,
+                name=name,
+                confidence=confidence,
+                reason=reason,
+                fixable=fixable,
+                extra={"backend": backend, **extra} if backend or extra else {},
+            )
+        )
 
     for call in calls:
         if not call.url.startswith(("/", "{}")):
@@ -357,46 +434,93 @@ def validate_contracts(schema: dict, frontend_root: Path | str, *, backend_root:
         if op is None:
             if not any(_normalise(p).split("/")[1:2] == call.url.split("/")[1:2] for (_m, p) in ops):
                 continue  # not this backend's API at all (another service, a page URL)
-            reason = (f"the backend has {call.url} but not for {call.method}" if path_known
-                      else f"no operation in the schema matches {label}")
+            reason = (
+                f"the backend has {call.url} but not for {call.method}"
+                if path_known
+                else f"no operation in the schema matches {label}"
+            )
             finding(call, label, "missing_endpoint", 90, reason)
             continue
         if call.body is not None:
             for name, spec in op.request.items():
                 if spec["required"] and name not in call.body:
-                    finding(call, f"{label} {name}", "required_field_not_sent", 85,
-                            f"the request body lacks '{name}', which {op.method} {op.path} requires", op)
+                    finding(
+                        call,
+                        f"{label} {name}",
+                        "required_field_not_sent",
+                        85,
+                        f"the request body lacks '{name}', which {op.method} {op.path} requires",
+                        op,
+                    )
             for name in sorted(call.body - set(op.request)):
                 close = difflib.get_close_matches(name, list(op.request), n=1)
                 hint = f"; renamed to '{close[0]}'?" if close else ""
-                finding(call, f"{label} {name}", "unknown_request_field", 75,
-                        f"the request body sends '{name}', which {op.method} {op.path} does not accept{hint}", op)
+                finding(
+                    call,
+                    f"{label} {name}",
+                    "unknown_request_field",
+                    75,
+                    f"the request body sends '{name}', which {op.method} {op.path} does not accept{hint}",
+                    op,
+                )
         ts_type = types.get(call.response_type or "")
         if ts_type and op.response:
             for name, (ts, optional, line) in ts_type.fields.items():
                 if name not in op.response:
                     close = difflib.get_close_matches(name, list(op.response), n=1)
                     hint = f"; renamed to '{close[0]}'?" if close else ""
-                    finding(call, f"{ts_type.name}.{name}", "missing_response_field", 60 if optional else 85,
-                            f"'{ts_type.name}.{name}' is read from {op.method} {op.path}, whose response has no "
-                            f"such field{hint}", op, line=line, path=ts_type.path, used_by=f"{call.path}:{call.line}")
+                    finding(
+                        call,
+                        f"{ts_type.name}.{name}",
+                        "missing_response_field",
+                        60 if optional else 85,
+                        f"'{ts_type.name}.{name}' is read from {op.method} {op.path}, whose response has no "
+                        f"such field{hint}",
+                        op,
+                        line=line,
+                        path=ts_type.path,
+                        used_by=f"{call.path}:{call.line}",
+                    )
                 elif not _compatible(ts, op.response[name]["type"]):
-                    finding(call, f"{ts_type.name}.{name}", "type_mismatch", 80,
-                            f"'{ts_type.name}.{name}' is typed {ts} but {op.method} {op.path} returns "
-                            f"{op.response[name]['type']}", op, line=line, path=ts_type.path,
-                            used_by=f"{call.path}:{call.line}")
+                    finding(
+                        call,
+                        f"{ts_type.name}.{name}",
+                        "type_mismatch",
+                        80,
+                        f"'{ts_type.name}.{name}' is typed {ts} but {op.method} {op.path} returns "
+                        f"{op.response[name]['type']}",
+                        op,
+                        line=line,
+                        path=ts_type.path,
+                        used_by=f"{call.path}:{call.line}",
+                    )
             for name, spec in sorted(op.response.items()):
                 if spec["required"] or name in ts_type.fields or not re.fullmatch(r"[A-Za-z_$][\w$]*", name):
                     continue
                 ts = ts_type_of(spec["type"], spec.get("nullable", False))
-                edit = ({"content": f"{ts_type.insert_at[1]}{name}?: {ts};\n",
-                         "location": {"row": ts_type.insert_at[0], "column": 1},
-                         "end_location": {"row": ts_type.insert_at[0], "column": 1}} if ts_type.insert_at else None)  # fmt: skip
-                finding(call, f"{ts_type.name}.{name}", TYPE_DRIFT, 50,
-                        f"'{ts_type.name}' has no '{name}', an optional field {op.method} {op.path} returns; "
-                        f"'{name}?: {ts}' keeps the type in step (types only: nothing runs differently)", op,
-                        line=ts_type.line, path=ts_type.path, fixable=edit is not None, used_by=f"{call.path}:{call.line}",
-                        **({"edits": [edit]} if edit else {}))  # fmt: skip
+                edit = (
+                    {
+                        "content": f"{ts_type.insert_at[1]}{name}?: {ts};\n",
+                        "location": {"row": ts_type.insert_at[0], "column": 1},
+                        "end_location": {"row": ts_type.insert_at[0], "column": 1},
+                    }
+                    if ts_type.insert_at
+                    else None
+                )
+                finding(
+                    call,
+                    f"{ts_type.name}.{name}",
+                    TYPE_DRIFT,
+                    50,
+                    f"'{ts_type.name}' has no '{name}', an optional field {op.method} {op.path} returns; "
+                    f"'{name}?: {ts}' keeps the type in step (types only: nothing runs differently)",
+                    op,
+                    line=ts_type.line,
+                    path=ts_type.path,
+                    fixable=edit is not None,
+                    used_by=f"{call.path}:{call.line}",
+                    **({"edits": [edit]} if edit else {}),
+                )
     unique: dict = {}
     for f in findings:  # one type read through several calls is one mismatch
         unique.setdefault((f.category, f.path, f.line, f.name), f)
@@ -405,15 +529,25 @@ def validate_contracts(schema: dict, frontend_root: Path | str, *, backend_root:
 
 # ---- breaking changes between two schema versions (oasdiff's rule names) ----
 
+
 def schema_diff(old: dict, new: dict) -> list[Finding]:
     """Breaking changes from ``old`` to ``new``, each named by the oasdiff rule it corresponds to."""
     before, after = operations(old), operations(new)
     findings = []
 
     def breaking(rule: str, op: Operation, reason: str, confidence: int = 95) -> None:
-        findings.append(Finding(kind="contract", category="breaking_change", path=op.path, line=None,
-                                name=f"{rule} {op.method} {op.path}", confidence=confidence, reason=reason,
-                                extra={"rule": rule, "method": op.method}))
+        findings.append(
+            Finding(
+                kind="contract",
+                category="breaking_change",
+                path=op.path,
+                line=None,
+                name=f"{rule} {op.method} {op.path}",
+                confidence=confidence,
+                reason=reason,
+                extra={"rule": rule, "method": op.method},
+            )
+        )
 
     new_paths = {p for _m, p in after}
     for key, op in sorted(before.items()):
@@ -431,27 +565,45 @@ def schema_diff(old: dict, new: dict) -> list[Finding]:
             elif was and spec["required"] and not was["required"]:
                 breaking("request-property-became-required", now, f"request field '{name}' became required")
             elif was and was["type"] != spec["type"]:
-                breaking("request-property-type-changed", now,
-                         f"request field '{name}' changed from {was['type']} to {spec['type']}")
+                breaking(
+                    "request-property-type-changed",
+                    now,
+                    f"request field '{name}' changed from {was['type']} to {spec['type']}",
+                )
         for name, was in op.response.items():
             spec = now.response.get(name)
             if spec is None:
-                breaking("response-property-removed" if not was["required"] else "response-required-property-removed",
-                         now, f"response field '{name}' was removed")
+                breaking(
+                    "response-property-removed"
+                    if not was["required"]
+                    else "response-required-property-removed",
+                    now,
+                    f"response field '{name}' was removed",
+                )
             elif spec["type"] != was["type"]:
-                breaking("response-property-type-changed", now,
-                         f"response field '{name}' changed from {was['type']} to {spec['type']}")
+                breaking(
+                    "response-property-type-changed",
+                    now,
+                    f"response field '{name}' changed from {was['type']} to {spec['type']}",
+                )
             elif was["required"] and not spec["required"]:
-                breaking("response-property-became-optional", now, f"response field '{name}' may now be absent", 80)
+                breaking(
+                    "response-property-became-optional", now, f"response field '{name}' may now be absent", 80
+                )
         for name, spec in now.params.items():
             was = op.params.get(name)
             if was is None and spec["required"]:
-                breaking("new-required-request-parameter", now, f"new required {spec['in']} parameter '{name}'")
+                breaking(
+                    "new-required-request-parameter", now, f"new required {spec['in']} parameter '{name}'"
+                )
             elif was and spec["required"] and not was["required"]:
                 breaking("request-parameter-became-required", now, f"parameter '{name}' became required")
             elif was and was["type"] != spec["type"]:
-                breaking("request-parameter-type-changed", now,
-                         f"parameter '{name}' changed from {was['type']} to {spec['type']}")
+                breaking(
+                    "request-parameter-type-changed",
+                    now,
+                    f"parameter '{name}' changed from {was['type']} to {spec['type']}",
+                )
         for status in sorted(s for s in op.statuses - now.statuses if s.startswith("2")):
             breaking("response-success-status-removed", now, f"success status {status} was removed")
     return findings

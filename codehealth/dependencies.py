@@ -89,14 +89,19 @@ def parse_pyproject(text: str, path: str = "pyproject.toml") -> list[Dependency]
         match = _REQ.match(requirement)
         if match:
             spec = match.group(2).strip()
-            deps.append(Dependency("PyPI", match.group(1).lower(), spec, _lowest(spec), path,
-                                   _line_of(text, match.group(1))))
+            deps.append(
+                Dependency(
+                    "PyPI", match.group(1).lower(), spec, _lowest(spec), path, _line_of(text, match.group(1))
+                )
+            )
     poetry = data.get("tool", {}).get("poetry", {})
     for table in (poetry.get("dependencies", {}), poetry.get("dev-dependencies", {})):
         for name, spec in table.items():
             if name.lower() == "python":
                 continue
-            spec = spec if isinstance(spec, str) else (spec.get("version", "") if isinstance(spec, dict) else "")
+            spec = (
+                spec if isinstance(spec, str) else (spec.get("version", "") if isinstance(spec, dict) else "")
+            )
             deps.append(Dependency("PyPI", name.lower(), spec, _lowest(spec), path, _line_of(text, name)))
     return deps
 
@@ -107,8 +112,16 @@ def parse_package_json(text: str, path: str = "package.json") -> list[Dependency
     for table in ("dependencies", "devDependencies", "optionalDependencies"):
         for name, spec in (data.get(table) or {}).items():
             local = str(spec).startswith(("file:", "link:", "workspace:", "git", "http"))
-            deps.append(Dependency("npm", name, spec, None if local else _lowest(str(spec)), path,
-                                   _line_of(text, f'"{name}"'.strip('"'))))
+            deps.append(
+                Dependency(
+                    "npm",
+                    name,
+                    spec,
+                    None if local else _lowest(str(spec)),
+                    path,
+                    _line_of(text, f'"{name}"'.strip('"')),
+                )
+            )
     return deps
 
 
@@ -190,7 +203,10 @@ def vulnerabilities(deps: list[Dependency], advisories: list[dict]) -> list[Find
     for record in advisories:
         for affected in record.get("affected") or []:
             package = affected.get("package") or {}
-            key = (package.get("ecosystem", ""), _normal(package.get("ecosystem", ""), package.get("name", "")))
+            key = (
+                package.get("ecosystem", ""),
+                _normal(package.get("ecosystem", ""), package.get("name", "")),
+            )
             by_package.setdefault(key, []).append((record, affected))
     findings = []
     for dep in deps:
@@ -201,15 +217,27 @@ def vulnerabilities(deps: list[Dependency], advisories: list[dict]) -> list[Find
                 continue
             fixed = _fixed_in(affected)
             aliases = [a for a in record.get("aliases") or [] if a.startswith("CVE-")]
-            findings.append(Finding(
-                kind="dependency", category="vulnerable", path=dep.path, line=dep.line, name=dep.name,
-                confidence=95 if "==" in dep.spec or dep.ecosystem == "npm" else 70,
-                reason=f"{dep.name} {dep.version} is affected by {record.get('id')}"
-                       + (f" ({', '.join(aliases)})" if aliases else "")
-                       + (f": {record['summary']}" if record.get("summary") else "")
-                       + (f"; fixed in {fixed}" if fixed else "; no fixed version yet"),
-                extra={"advisory": record.get("id"), "aliases": aliases, "fixed": fixed,
-                       "ecosystem": dep.ecosystem, "version": dep.version}))
+            findings.append(
+                Finding(
+                    kind="dependency",
+                    category="vulnerable",
+                    path=dep.path,
+                    line=dep.line,
+                    name=dep.name,
+                    confidence=95 if "==" in dep.spec or dep.ecosystem == "npm" else 70,
+                    reason=f"{dep.name} {dep.version} is affected by {record.get('id')}"
+                    + (f" ({', '.join(aliases)})" if aliases else "")
+                    + (f": {record['summary']}" if record.get("summary") else "")
+                    + (f"; fixed in {fixed}" if fixed else "; no fixed version yet"),
+                    extra={
+                        "advisory": record.get("id"),
+                        "aliases": aliases,
+                        "fixed": fixed,
+                        "ecosystem": dep.ecosystem,
+                        "version": dep.version,
+                    },
+                )
+            )
     return findings
 
 
@@ -247,8 +275,9 @@ def registry_url(dep: Dependency, *, pypi: str = PYPI_URL, npm: str = NPM_URL) -
     return f"{npm.rstrip('/')}/{dep.name.replace('/', '%2F')}"
 
 
-def latest_version(dep: Dependency, fetcher: Fetcher, cache: RegistryCache | None = None,
-                   urls: dict[str, str] | None = None) -> str | None:
+def latest_version(
+    dep: Dependency, fetcher: Fetcher, cache: RegistryCache | None = None, urls: dict[str, str] | None = None
+) -> str | None:
     """The registry's newest release of ``dep``; None when the registry could not be asked."""
     url = registry_url(dep, **(urls or {}))
     data = cache.fetch(url, fetcher) if cache else fetcher(url)
@@ -259,9 +288,14 @@ def latest_version(dep: Dependency, fetcher: Fetcher, cache: RegistryCache | Non
     return (data.get("dist-tags") or {}).get("latest")
 
 
-def outdated(deps: list[Dependency], fetcher: Fetcher, cache: RegistryCache | None = None,
-             urls: dict[str, str] | None = None, *, workers: int = REGISTRY_WORKERS,
-             ) -> tuple[list[Finding], list[str]]:  # fmt: skip
+def outdated(
+    deps: list[Dependency],
+    fetcher: Fetcher,
+    cache: RegistryCache | None = None,
+    urls: dict[str, str] | None = None,
+    *,
+    workers: int = REGISTRY_WORKERS,
+) -> tuple[list[Finding], list[str]]:
     """Dependencies behind the registry's latest release, and the names the registry did not answer for.
 
     The first ``PROBE`` packages are asked one by one: a registry that answers none of them is down, and
@@ -273,7 +307,9 @@ def outdated(deps: list[Dependency], fetcher: Fetcher, cache: RegistryCache | No
         versions |= dict.fromkeys(rest)
     elif rest:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            versions |= zip(rest, pool.map(lambda dep: latest_version(dep, fetcher, cache, urls), rest), strict=True)
+            versions |= zip(
+                rest, pool.map(lambda dep: latest_version(dep, fetcher, cache, urls), rest), strict=True
+            )
     if cache:
         cache.save()
     findings, unanswered = [], []
@@ -284,17 +320,35 @@ def outdated(deps: list[Dependency], fetcher: Fetcher, cache: RegistryCache | No
             continue
         if parse_version(latest) > parse_version(dep.version):
             major = parse_version(latest).major > parse_version(dep.version).major
-            findings.append(Finding(
-                kind="dependency", category="outdated", path=dep.path, line=dep.line, name=dep.name,
-                confidence=100, reason=f"{dep.name} {dep.spec or dep.version} is behind the latest {latest}"
-                                       + (" (a new major version)" if major else ""),
-                extra={"current": dep.version, "latest": latest, "major": major, "ecosystem": dep.ecosystem}))
+            findings.append(
+                Finding(
+                    kind="dependency",
+                    category="outdated",
+                    path=dep.path,
+                    line=dep.line,
+                    name=dep.name,
+                    confidence=100,
+                    reason=f"{dep.name} {dep.spec or dep.version} is behind the latest {latest}"
+                    + (" (a new major version)" if major else ""),
+                    extra={
+                        "current": dep.version,
+                        "latest": latest,
+                        "major": major,
+                        "ecosystem": dep.ecosystem,
+                    },
+                )
+            )
     return findings, unanswered
 
 
-def audit_dependencies(root: Path | str, *, advisories: list[dict] | Path | str | None = None,
-                       fetcher: Fetcher | None = None, cache: RegistryCache | None = None,
-                       urls: dict[str, str] | None = None) -> AuditResult:
+def audit_dependencies(
+    root: Path | str,
+    *,
+    advisories: list[dict] | Path | str | None = None,
+    fetcher: Fetcher | None = None,
+    cache: RegistryCache | None = None,
+    urls: dict[str, str] | None = None,
+) -> AuditResult:
     """Vulnerabilities (from ``advisories``, else a snapshot file in the checkout) and, with a
     ``fetcher``, outdated packages (``urls``: the registries' base URLs, ``pypi`` and ``npm``). Each part's
     status is "ok" or "not run: <why>"."""
@@ -308,7 +362,9 @@ def audit_dependencies(root: Path | str, *, advisories: list[dict] | Path | str 
         try:
             advisories = load_advisories(advisories)
         except (OSError, ValueError) as exc:
-            result.status["vulnerabilities"] = f"not run: advisory snapshot unreadable ({exc.__class__.__name__})"
+            result.status["vulnerabilities"] = (
+                f"not run: advisory snapshot unreadable ({exc.__class__.__name__})"
+            )
             advisories = None
     if advisories is not None:
         result.findings += vulnerabilities(deps, advisories)
@@ -331,6 +387,16 @@ def audit_dependencies(root: Path | str, *, advisories: list[dict] | Path | str 
 
 def not_run_findings(result: AuditResult) -> list[Finding]:
     """One finding per audit part that did not run, so no report can read its silence as clean."""
-    return [Finding(kind="dependency", category="not_run", path="", line=None, name=part, confidence=100,
-                    reason=f"dependency audit ({part}) {status}")
-            for part, status in sorted(result.status.items()) if status != "ok"]
+    return [
+        Finding(
+            kind="dependency",
+            category="not_run",
+            path="",
+            line=None,
+            name=part,
+            confidence=100,
+            reason=f"dependency audit ({part}) {status}",
+        )
+        for part, status in sorted(result.status.items())
+        if status != "ok"
+    ]

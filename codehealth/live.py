@@ -44,8 +44,11 @@ def _newest(rows, repositories) -> dict:
     """Each repository's newest row of ``rows`` (a queryset in its model's newest-first order), in two
     queries however long the history: the pages and lines ask this on every refresh."""
     newest = rows.filter(repository=OuterRef("pk")).values("pk")[:1]
-    pairs = (Repository.objects.filter(pk__in=[r.pk for r in repositories]).annotate(newest=Subquery(newest))
-             .values_list("pk", "newest"))  # fmt: skip
+    pairs = (
+        Repository.objects.filter(pk__in=[r.pk for r in repositories])
+        .annotate(newest=Subquery(newest))
+        .values_list("pk", "newest")
+    )
     found = dict(pairs)
     rows_by_pk = rows.model.objects.in_bulk([pk for pk in found.values() if pk])
     return {repo: rows_by_pk[pk] for repo, pk in found.items() if pk}
@@ -73,17 +76,25 @@ def score_chart(repository: Repository) -> dict:
 def codehealth_area_status(viewer=None) -> AreaStatus:
     """The line about the repositories ``viewer`` may see (None: every one), on the Overview and atop
     the Code Health page: the worst thing first, in words, with what to do."""
-    repositories = list(Repository.objects.for_user(viewer) if viewer is not None else Repository.objects.all())
+    repositories = list(
+        Repository.objects.for_user(viewer) if viewer is not None else Repository.objects.all()
+    )
     if not repositories:
         whose = "of yours " if viewer is not None and not viewer.is_superuser else ""
-        return AreaStatus("idle", f"No repository {whose}is registered: nothing is analysed.",
-                          "Add one with POST /api/codehealth/repositories or in the admin.")  # fmt: skip
+        return AreaStatus(
+            "idle",
+            f"No repository {whose}is registered: nothing is analysed.",
+            "Add one with POST /api/codehealth/repositories or in the admin.",
+        )
     now = timezone.now()
     waiting = [r for r in repositories if r.scan_requested_at and now - r.scan_requested_at > QUEUED_TOO_LONG]
     if waiting:
-        return AreaStatus("warn", f"A scan of {waiting[0].name} was queued long ago and has not started.",
-                          "Start the jobs process (manage.py qcluster); the scan then runs by itself.",
-                          attention=len(waiting))  # fmt: skip
+        return AreaStatus(
+            "warn",
+            f"A scan of {waiting[0].name} was queued long ago and has not started.",
+            "Start the jobs process (manage.py qcluster); the scan then runs by itself.",
+            attention=len(waiting),
+        )
     latest = latest_scans(repositories)
     # a scan is bounded by its clone's timeout plus the analysis; one still "running" long after that
     # was cut off (the jobs process stopped) and will never finish by itself
@@ -91,33 +102,55 @@ def codehealth_area_status(viewer=None) -> AreaStatus:
     stuck = Scan.objects.filter(repository__in=repositories, status=ScanStatus.RUNNING, started_at__lt=cutoff)
     if stuck.exists():
         scan = stuck.select_related("repository").first()
-        return AreaStatus("warn", f"A scan of {scan.repository.name} started long ago and never finished.",
-                          "Check that the jobs process is up (manage.py qcluster), then press Scan now.",
-                          attention=stuck.count())  # fmt: skip
+        return AreaStatus(
+            "warn",
+            f"A scan of {scan.repository.name} started long ago and never finished.",
+            "Check that the jobs process is up (manage.py qcluster), then press Scan now.",
+            attention=stuck.count(),
+        )
     failed = [r for r in repositories if r.pk in latest and latest[r.pk].status == ScanStatus.FAILED]
     if failed:
         scan = latest[failed[0].pk]
-        return AreaStatus("error", f"The last scan of {failed[0].name} failed: {scan.error[:120]}",
-                          "Fix the cause and press Scan now on Code Health.", attention=len(failed))  # fmt: skip
-    failing = AutoPullRequest.objects.filter(repository__in=repositories, status=PullStatus.OPEN,
-                                             checks=ChecksState.FAILING).select_related("repository")  # fmt: skip
+        return AreaStatus(
+            "error",
+            f"The last scan of {failed[0].name} failed: {scan.error[:120]}",
+            "Fix the cause and press Scan now on Code Health.",
+            attention=len(failed),
+        )
+    failing = AutoPullRequest.objects.filter(
+        repository__in=repositories, status=PullStatus.OPEN, checks=ChecksState.FAILING
+    ).select_related("repository")
     if failing.exists():
         pull = failing.first()
-        return AreaStatus("warn", f"Auto-PR #{pull.number} of {pull.repository.name} fails the repository's "
-                          f"checks ({pull.checks_detail or 'a check'}).",
-                          "Open it on GitHub: fix the check or close the PR (its fixes return with the next one).",
-                          attention=failing.count())  # fmt: skip
+        return AreaStatus(
+            "warn",
+            f"Auto-PR #{pull.number} of {pull.repository.name} fails the repository's "
+            f"checks ({pull.checks_detail or 'a check'}).",
+            "Open it on GitHub: fix the check or close the PR (its fixes return with the next one).",
+            attention=failing.count(),
+        )
     contract = ContractViolation.objects.filter(status=ReviewStatus.OPEN, repository__in=repositories)
-    vulnerable_count = CodeFinding.objects.open().filter(repository__in=repositories, kind="dependency",
-                                                         category__startswith="vuln").count()  # fmt: skip
+    vulnerable_count = (
+        CodeFinding.objects.open()
+        .filter(repository__in=repositories, kind="dependency", category__startswith="vuln")
+        .count()
+    )
     if vulnerable_count:
-        return AreaStatus("warn", f"{vulnerable_count} vulnerable dependenc{'y' if vulnerable_count == 1 else 'ies'} "
-                          "in your repositories.", "Open Code Health and create a task to upgrade.",
-                          attention=vulnerable_count)  # fmt: skip
+        return AreaStatus(
+            "warn",
+            f"{vulnerable_count} vulnerable dependenc{'y' if vulnerable_count == 1 else 'ies'} "
+            "in your repositories.",
+            "Open Code Health and create a task to upgrade.",
+            attention=vulnerable_count,
+        )
     if contract.exists():
         count = contract.count()
-        return AreaStatus("warn", f"{count} frontend/backend contract mismatch{'es' if count != 1 else ''} open.",
-                          "Open Code Health to see both sides and create a task.", attention=count)  # fmt: skip
+        return AreaStatus(
+            "warn",
+            f"{count} frontend/backend contract mismatch{'es' if count != 1 else ''} open.",
+            "Open Code Health to see both sides and create a task.",
+            attention=count,
+        )
     never = [r for r in repositories if r.pk not in latest]
     if never:
         return AreaStatus(
@@ -126,8 +159,12 @@ def codehealth_area_status(viewer=None) -> AreaStatus:
     worst = min(repositories, key=lambda r: latest[r.pk].score or 0)
     not_audited = [r.name for r in repositories if not latest[r.pk].counts.get("dependencies_audited")]
     detail = f"Dependency audit not run on {', '.join(not_audited[:3])}." if not_audited else ""
-    return AreaStatus("ok", f"{len(repositories)} repositor{'y' if len(repositories) == 1 else 'ies'}; lowest score "
-                      f"{latest[worst.pk].score} ({worst.name}).", detail)  # fmt: skip
+    return AreaStatus(
+        "ok",
+        f"{len(repositories)} repositor{'y' if len(repositories) == 1 else 'ies'}; lowest score "
+        f"{latest[worst.pk].score} ({worst.name}).",
+        detail,
+    )
 
 
 # --- live fragments ------------------------------------------------------------------------------
@@ -136,17 +173,24 @@ def codehealth_area_status(viewer=None) -> AreaStatus:
 def index_context(viewer) -> dict:
     repositories = list(Repository.objects.for_user(viewer))
     latest, reports = latest_scans(repositories), _newest(CodeHealthReport.objects.all(), repositories)
-    running = dict(Scan.objects.filter(repository__in=repositories, status=ScanStatus.RUNNING)
-                   .values_list("repository_id", "started_at"))  # fmt: skip
-    rows = [{"repository": r, "scan": latest.get(r.pk), "report": reports.get(r.pk), "running": running.get(r.pk)}
-            for r in repositories]  # fmt: skip
+    running = dict(
+        Scan.objects.filter(repository__in=repositories, status=ScanStatus.RUNNING).values_list(
+            "repository_id", "started_at"
+        )
+    )
+    rows = [
+        {"repository": r, "scan": latest.get(r.pk), "report": reports.get(r.pk), "running": running.get(r.pk)}
+        for r in repositories
+    ]
     return {"rows": rows, "status": codehealth_area_status(viewer), "now": timezone.now()}
 
 
 def render_index(envelopes: list[dict] | None = None, *, viewer) -> str:
     """The index's headline and repository table, out-of-band."""
     ctx = index_context(viewer) | {"oob": True}
-    return render_to_string("codehealth/_status.html", ctx) + render_to_string("codehealth/_repositories.html", ctx)
+    return render_to_string("codehealth/_status.html", ctx) + render_to_string(
+        "codehealth/_repositories.html", ctx
+    )
 
 
 DISMISSED = "dismissed"  # the drill-down's view of dismissed findings, beside one per kind
@@ -167,7 +211,9 @@ def repository_of_page(viewer, page: str) -> tuple[Repository | None, str]:
 
 def detail_context(repository: Repository, kind: str = "") -> dict:
     rows = CodeFinding.objects.filter(repository=repository)
-    findings = (rows.dismissed() if kind == DISMISSED else rows.open()).order_by("kind", "-confidence", "path")
+    findings = (rows.dismissed() if kind == DISMISSED else rows.open()).order_by(
+        "kind", "-confidence", "path"
+    )
     if kind in KINDS:
         findings = findings.filter(kind=kind)
     return {
@@ -190,8 +236,10 @@ def render_detail(page: str, *, viewer) -> str:
     if repository is None:
         return ""
     ctx = detail_context(repository, kind) | {"oob": True}
-    return "".join(render_to_string(f"codehealth/_{part}.html", ctx) for part in ("summary", "trend", "findings",
-                                                                                   "pulls"))  # fmt: skip
+    return "".join(
+        render_to_string(f"codehealth/_{part}.html", ctx)
+        for part in ("summary", "trend", "findings", "pulls")
+    )
 
 
 def render_detail_events(envelopes: list[dict], page: str, *, viewer) -> str:
@@ -220,5 +268,8 @@ def describe_event(type_: str, data: dict) -> FeedItem | None:
         return None
     words, severity = FEED_WORDS[type_]
     extra = f" (score {data['score']})" if isinstance(data.get("score"), int) else ""
-    return FeedItem(f"Code health: repository #{pk} {words}{extra}.", severity,
-                    reverse("codehealth:repository", kwargs={"pk": pk}))  # fmt: skip
+    return FeedItem(
+        f"Code health: repository #{pk} {words}{extra}.",
+        severity,
+        reverse("codehealth:repository", kwargs={"pk": pk}),
+    )

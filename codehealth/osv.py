@@ -41,7 +41,9 @@ def _queries(deps: list[Dependency]) -> list[dict]:
         key = (dep.ecosystem, dep.name, dep.version)
         if dep.version and key not in seen:
             seen.add(key)
-            queries.append({"package": {"ecosystem": dep.ecosystem, "name": dep.name}, "version": dep.version})
+            queries.append(
+                {"package": {"ecosystem": dep.ecosystem, "name": dep.name}, "version": dep.version}
+            )
     return queries
 
 
@@ -57,8 +59,9 @@ def _write(path: Path, records: dict[str, dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # a name of its own: two scans refreshing at once each replace the file whole (the later wins, and
     # what it lacks the next refresh fetches)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False,
-                                     encoding="utf-8") as tmp:  # fmt: skip
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False, encoding="utf-8"
+    ) as tmp:
         json.dump([records[k] for k in sorted(records)], tmp)
     os.replace(tmp.name, path)
 
@@ -102,8 +105,11 @@ def snapshot_refresh(path: Path | str, deps: list[Dependency], *, base_url: str,
     wanted = _affecting(session, base, queries)
     if isinstance(wanted, str):
         return Refresh(f"offline: {wanted}", records=len(known))
-    missing = [i for i, modified in sorted(wanted.items())
-               if i not in known or (modified and str(known[i].get("modified", "")) < modified)]  # fmt: skip
+    missing = [
+        i
+        for i, modified in sorted(wanted.items())
+        if i not in known or (modified and str(known[i].get("modified", "")) < modified)
+    ]
     fetched, problem = 0, ""
     for vuln_id in missing[:MAX_FETCHES]:
         try:

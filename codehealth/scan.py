@@ -15,12 +15,18 @@ def _frontend_roots(root: Path) -> list[Path]:
     return sorted({p.parent for p in root.rglob("package.json") if "node_modules" not in p.parts})
 
 
-def scan_path(path: Path | str, *, kinds: set[str] | list[str] | tuple[str, ...] | None = None,
-              schema: dict | Path | str | None = None, advisories: list[dict] | Path | str | None = None,
-              called_tools: set[str] | None = None, run_ruff: bool = True,
-              fetcher: dependencies.Fetcher | None = None,
-              cache: dependencies.RegistryCache | None = None,
-              registry_urls: dict[str, str] | None = None) -> list[Finding]:
+def scan_path(
+    path: Path | str,
+    *,
+    kinds: set[str] | list[str] | tuple[str, ...] | None = None,
+    schema: dict | Path | str | None = None,
+    advisories: list[dict] | Path | str | None = None,
+    called_tools: set[str] | None = None,
+    run_ruff: bool = True,
+    fetcher: dependencies.Fetcher | None = None,
+    cache: dependencies.RegistryCache | None = None,
+    registry_urls: dict[str, str] | None = None,
+) -> list[Finding]:
     """Every finding of the checkout at ``path``, without network and without the database.
 
     ``kinds``: a subset of ``KINDS`` (default all). ``schema``: the backend's OpenAPI document (default
@@ -42,15 +48,28 @@ def scan_path(path: Path | str, *, kinds: set[str] | list[str] | tuple[str, ...]
         findings += stale.find_stale(root, called_tools=called_tools)
     if "lint" in wanted and run_ruff:
         ruff = lint.run_ruff(root)
-        findings += ruff if ruff is not None else [Finding(
-            kind="lint", category="ruff", path="", line=None, name="not_run", confidence=100,
-            reason="ruff could not run on this checkout")]
+        findings += (
+            ruff
+            if ruff is not None
+            else [
+                Finding(
+                    kind="lint",
+                    category="ruff",
+                    path="",
+                    line=None,
+                    name="not_run",
+                    confidence=100,
+                    reason="ruff could not run on this checkout",
+                )
+            ]
+        )
         findings += lint.run_ruff_format(root)
     if "contract" in wanted:
         findings += _contracts(root, schema)
     if "dependency" in wanted:
-        result = dependencies.audit_dependencies(root, advisories=advisories, fetcher=fetcher, cache=cache,
-                                                     urls=registry_urls)
+        result = dependencies.audit_dependencies(
+            root, advisories=advisories, fetcher=fetcher, cache=cache, urls=registry_urls
+        )
         findings += result.findings + dependencies.not_run_findings(result)
     return findings
 
@@ -62,8 +81,17 @@ def _contracts(root: Path, schema) -> list[Finding]:
     if schema is None:
         schema = contracts.find_schema_file(root)
     if schema is None:
-        return [Finding(kind="contract", category="not_run", path="", line=None, name="openapi", confidence=100,
-                        reason="a frontend is present but no OpenAPI schema was given or exported in the checkout")]
+        return [
+            Finding(
+                kind="contract",
+                category="not_run",
+                path="",
+                line=None,
+                name="openapi",
+                confidence=100,
+                reason="a frontend is present but no OpenAPI schema was given or exported in the checkout",
+            )
+        ]
     document = contracts.load_schema(schema)
     findings = []
     for frontend in frontends:

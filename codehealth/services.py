@@ -118,18 +118,27 @@ def repository_create(
             "bad_schedule", "scan_every_days must be 0 (only when asked) to 365", status=422
         )
     schema_url = (schema_url or "").strip()
-    if schema_url and (len(schema_url) > 500 or "\x00" in schema_url
-                       or not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", schema_url)):  # fmt: skip
+    if schema_url and (
+        len(schema_url) > 500
+        or "\x00" in schema_url
+        or not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", schema_url)
+    ):
         raise CodehealthError("bad_schema_url", "schema_url must be an http(s) URL", status=422)
     name = (name or github or Path(local_path).name).strip()[:200]
     if Repository.objects.filter(name=name).exists():
         raise CodehealthError("exists", f"a repository named {name!r} exists", status=409)
     repository = Repository.objects.create(
-        name=name, github_owner=gh_owner, github_name=gh_name, local_path=local_path,
-        default_branch=branch, frontend_root=_root(frontend_root, "frontend_root"),
-        backend_root=_root(backend_root, "backend_root"), scan_every_days=scan_every_days, owner=owner,
+        name=name,
+        github_owner=gh_owner,
+        github_name=gh_name,
+        local_path=local_path,
+        default_branch=branch,
+        frontend_root=_root(frontend_root, "frontend_root"),
+        backend_root=_root(backend_root, "backend_root"),
+        scan_every_days=scan_every_days,
+        owner=owner,
         schema_url=schema_url,
-    )  # fmt: skip
+    )
     publish(TOPIC, "repository_added", {"repository_id": repository.pk})
     return repository
 
@@ -176,7 +185,9 @@ def repository_scan(
     scan = Scan.objects.create(repository=repository, started_at=now)
     Repository.objects.filter(pk=repository.pk).update(scan_requested_at=None)
     publish(TOPIC, "scan_started", {"repository_id": repository.pk, "scan_id": scan.pk})
-    schema, schema_problem = sources.schema_fetch(repository.schema_url) if repository.schema_url else (None, "")
+    schema, schema_problem = (
+        sources.schema_fetch(repository.schema_url) if repository.schema_url else (None, "")
+    )
     if analyse is None:
         analyse = partial(_default_analyse, schema=schema, skip=("contract",) if schema_problem else ())
     try:
@@ -184,12 +195,22 @@ def repository_scan(
             notes = sources.advisories_refresh(path)
             findings = analyse(path)
         if schema_problem:
-            findings.append(Finding(kind="contract", category="not_run", path="", line=None, name="openapi",
-                                    confidence=100, reason=schema_problem))  # fmt: skip
+            findings.append(
+                Finding(
+                    kind="contract",
+                    category="not_run",
+                    path="",
+                    line=None,
+                    name="openapi",
+                    confidence=100,
+                    reason=schema_problem,
+                )
+            )
         ci = None
         if repository.on_github:
-            ci = ci_findings(repository.github_owner, repository.github_name, sha=sha,
-                             branch=repository.default_branch)  # fmt: skip
+            ci = ci_findings(
+                repository.github_owner, repository.github_name, sha=sha, branch=repository.default_branch
+            )
             findings += ci.findings  # after the local ones: the same finding keeps the checkout's fix edits
     except CodehealthError as exc:
         return _scan_failed(scan, exc.message)
@@ -204,8 +225,9 @@ def repository_scan(
 
 def _scan_failed(scan: Scan, message: str) -> Scan:
     with transaction.atomic():
-        Scan.objects.filter(pk=scan.pk).update(status=ScanStatus.FAILED, error=message[:500],
-                                               finished_at=timezone.now())  # fmt: skip
+        Scan.objects.filter(pk=scan.pk).update(
+            status=ScanStatus.FAILED, error=message[:500], finished_at=timezone.now()
+        )
         publish(
             TOPIC,
             "scan_failed",
@@ -216,8 +238,9 @@ def _scan_failed(scan: Scan, message: str) -> Scan:
 
 
 @transaction.atomic
-def scan_record(scan: Scan, findings: list[Finding], *, now: datetime | None = None,
-                notes: dict | None = None) -> Scan:
+def scan_record(
+    scan: Scan, findings: list[Finding], *, now: datetime | None = None, notes: dict | None = None
+) -> Scan:
     """Turn a scan's findings into rows: new ones created (or reopened), seen ones updated, open ones
     not seen this time marked fixed; stale items and contract violations follow their findings.
     ``notes`` (where CI results came from) are kept in the scan's counts."""
@@ -229,13 +252,28 @@ def scan_record(scan: Scan, findings: list[Finding], *, now: datetime | None = N
         seen.setdefault(fingerprint_of(finding.kind, finding.category, finding.path, finding.name), finding)
     created, updated, new = [], [], 0
     for fp, f in seen.items():
-        values = {"line": f.line, "confidence": max(0, min(100, int(f.confidence))), "reason": f.reason[:5000],
-                  "fixable": f.fixable, "extra": f.extra or {}}  # fmt: skip
+        values = {
+            "line": f.line,
+            "confidence": max(0, min(100, int(f.confidence))),
+            "reason": f.reason[:5000],
+            "fixable": f.fixable,
+            "extra": f.extra or {},
+        }
         row = known.get(fp)
         if row is None:
-            created.append(CodeFinding(repository=repository, fingerprint=fp, kind=f.kind, category=f.category[:40],
-                                       path=f.path[:1000], name=f.name[:300], first_scan=scan, last_scan=scan,
-                                       **values))  # fmt: skip
+            created.append(
+                CodeFinding(
+                    repository=repository,
+                    fingerprint=fp,
+                    kind=f.kind,
+                    category=f.category[:40],
+                    path=f.path[:1000],
+                    name=f.name[:300],
+                    first_scan=scan,
+                    last_scan=scan,
+                    **values,
+                )
+            )
             new += 1
             continue
         if row.fixed_scan_id is not None:  # back again: new in this scan
@@ -246,8 +284,11 @@ def scan_record(scan: Scan, findings: list[Finding], *, now: datetime | None = N
         row.last_scan = scan
         updated.append(row)
     CodeFinding.objects.bulk_create(created, batch_size=500)
-    CodeFinding.objects.bulk_update(updated, ["line", "confidence", "reason", "fixable", "extra", "last_scan",
-                                              "fixed_scan", "first_scan"], batch_size=500)  # fmt: skip
+    CodeFinding.objects.bulk_update(
+        updated,
+        ["line", "confidence", "reason", "fixable", "extra", "last_scan", "fixed_scan", "first_scan"],
+        batch_size=500,
+    )
     gone = [row.pk for fp, row in known.items() if fp not in seen and row.fixed_scan_id is None]
     CodeFinding.objects.filter(pk__in=gone).update(fixed_scan=scan)
     _review_rows_sync(repository)
@@ -256,8 +297,17 @@ def scan_record(scan: Scan, findings: list[Finding], *, now: datetime | None = N
     scan_totals(scan, notes=notes or {})
     scan.save()
     Repository.objects.filter(pk=repository.pk).update(last_scanned_at=now)
-    publish(TOPIC, "scan_finished", {"repository_id": repository.pk, "scan_id": scan.pk, "score": scan.score,
-                                     "new": new, "fixed": len(gone)})  # fmt: skip
+    publish(
+        TOPIC,
+        "scan_finished",
+        {
+            "repository_id": repository.pk,
+            "scan_id": scan.pk,
+            "score": scan.score,
+            "new": new,
+            "fixed": len(gone),
+        },
+    )
     return scan
 
 
@@ -275,7 +325,9 @@ def scan_totals(scan: Scan, *, notes: dict | None = None) -> None:
     scan.counts = {
         **dict(Counter(row.kind for row in open_rows)),
         **{f"score_{k}": v for k, v in counts.items()},
-        "dependencies_audited": not any(r.kind == "dependency" and r.category == "not_run" for r in open_rows),
+        "dependencies_audited": not any(
+            r.kind == "dependency" and r.category == "not_run" for r in open_rows
+        ),
         **notes,
     }
 
@@ -287,12 +339,16 @@ def finding_review(finding: CodeFinding, *, actor: str, dismiss: bool, reason: s
     if finding.fixed_scan_id is not None:
         raise CodehealthError("fixed", "this finding was fixed; there is nothing to review", status=409)
     if dismiss and finding.category == "not_run":
-        raise CodehealthError("not_run", "an audit that did not run cannot be dismissed: make it run", status=409)
+        raise CodehealthError(
+            "not_run", "an audit that did not run cannot be dismissed: make it run", status=409
+        )
     if dismiss == (finding.dismissed_at is not None):
         state = "dismissed" if dismiss else "open"
         raise CodehealthError(f"already_{state}", f"this finding is {state} already", status=409)
     finding.dismissed_at = timezone.now() if dismiss else None
-    finding.dismissed_by, finding.dismiss_reason = (actor[:150], reason.strip()[:300]) if dismiss else ("", "")
+    finding.dismissed_by, finding.dismiss_reason = (
+        (actor[:150], reason.strip()[:300]) if dismiss else ("", "")
+    )
     finding.save(update_fields=["dismissed_at", "dismissed_by", "dismiss_reason"])
     status = ReviewStatus.DISMISSED if dismiss else ReviewStatus.OPEN
     for rows in (StaleCodeItem.objects, ContractViolation.objects):
@@ -301,8 +357,11 @@ def finding_review(finding: CodeFinding, *, actor: str, dismiss: bool, reason: s
     if scan is not None:
         scan_totals(scan)
         scan.save(update_fields=["score", "findings_count", "counts"])
-    publish(TOPIC, "finding_dismissed" if dismiss else "finding_reopened",
-            {"repository_id": finding.repository_id, "finding_id": finding.pk})  # fmt: skip
+    publish(
+        TOPIC,
+        "finding_dismissed" if dismiss else "finding_reopened",
+        {"repository_id": finding.repository_id, "finding_id": finding.pk},
+    )
     return finding
 
 
@@ -312,11 +371,22 @@ def _review_rows_sync(repository: Repository) -> None:
     threshold = settings.CODEHEALTH_STALE_MIN_CONFIDENCE
     rows = CodeFinding.objects.open().filter(repository=repository)
     has_item = set(StaleCodeItem.objects.filter(repository=repository).values_list("finding_id", flat=True))
-    StaleCodeItem.objects.bulk_create([
-        StaleCodeItem(finding=f, repository=repository, category=f.category[:20], path=f.path, line=f.line,
-                      name=f.name, confidence=f.confidence, reason=f.reason)
-        for f in rows.filter(kind="stale", confidence__gte=threshold) if f.pk not in has_item
-    ])  # fmt: skip
+    StaleCodeItem.objects.bulk_create(
+        [
+            StaleCodeItem(
+                finding=f,
+                repository=repository,
+                category=f.category[:20],
+                path=f.path,
+                line=f.line,
+                name=f.name,
+                confidence=f.confidence,
+                reason=f.reason,
+            )
+            for f in rows.filter(kind="stale", confidence__gte=threshold)
+            if f.pk not in has_item
+        ]
+    )
     has_violation = set(
         ContractViolation.objects.filter(repository=repository).values_list("finding_id", flat=True)
     )
@@ -325,12 +395,20 @@ def _review_rows_sync(repository: Repository) -> None:
         if f.pk in has_violation:
             continue
         x = f.extra or {}
-        violations.append(ContractViolation(
-            finding=f, repository=repository, category=f.category, method=str(x.get("method") or "")[:10],
-            endpoint=str(x.get("endpoint") or f.name)[:500], frontend_path=str(x.get("frontend_path") or f.path)[:1000],
-            frontend_line=x.get("frontend_line") or f.line, backend_path=str(x.get("backend_path") or "")[:1000],
-            backend_line=x.get("backend_line"), message=f.reason,
-        ))  # fmt: skip
+        violations.append(
+            ContractViolation(
+                finding=f,
+                repository=repository,
+                category=f.category,
+                method=str(x.get("method") or "")[:10],
+                endpoint=str(x.get("endpoint") or f.name)[:500],
+                frontend_path=str(x.get("frontend_path") or f.path)[:1000],
+                frontend_line=x.get("frontend_line") or f.line,
+                backend_path=str(x.get("backend_path") or "")[:1000],
+                backend_line=x.get("backend_line"),
+                message=f.reason,
+            )
+        )
     ContractViolation.objects.bulk_create(violations)
     fixed = Q(finding__fixed_scan__isnull=False)
     StaleCodeItem.objects.filter(fixed, repository=repository).exclude(status=ReviewStatus.REMOVED).update(
@@ -349,9 +427,10 @@ def repositories_due(*, now: datetime | None = None) -> list[Repository]:
     """Repositories whose schedule says a scan is due."""
     now = now or timezone.now()
     return [
-        r for r in Repository.objects.filter(scan_every_days__gt=0)
+        r
+        for r in Repository.objects.filter(scan_every_days__gt=0)
         if r.last_scanned_at is None or now - r.last_scanned_at >= timedelta(days=r.scan_every_days)
-    ]  # fmt: skip
+    ]
 
 
 # --- tasks ---------------------------------------------------------------------------------------
@@ -377,7 +456,7 @@ def finding_task_create(finding: CodeFinding, *, actor: str) -> Task:
             "name": finding.name,
             "reason": finding.reason[:2000],
             "fixable": finding.fixable,
-        },  # fmt: skip
+        },
         source=Source.CODEHEALTH,
         dedupe_key=finding.dedupe_key,
         origin={"type": "codehealth_finding", "id": finding.pk},
@@ -413,8 +492,12 @@ def report_build(repository: Repository, *, now: datetime | None = None) -> Code
     open_rows = list(findings.open())
     buckets = Counter(b for b in map(_bucket, open_rows) if b)
     pulls = AutoPullRequest.objects.filter(repository=repository, created_at__gte=start, created_at__lt=end)
-    merged = AutoPullRequest.objects.filter(repository=repository, status=PullStatus.MERGED,
-                                            created_at__lt=end, created_at__gte=start - timedelta(days=28))  # fmt: skip
+    merged = AutoPullRequest.objects.filter(
+        repository=repository,
+        status=PullStatus.MERGED,
+        created_at__lt=end,
+        created_at__gte=start - timedelta(days=28),
+    )
     audited = bool(scan and scan.counts.get("dependencies_audited"))
     data = {
         "new": [_brief(f) for f in new[:50]],
@@ -422,28 +505,34 @@ def report_build(repository: Repository, *, now: datetime | None = None) -> Code
         "stale": [
             _brief(i.finding)
             for i in repository.stale_items.filter(status=ReviewStatus.OPEN).select_related("finding")[:50]
-        ],  # fmt: skip
+        ],
         "contract": [
             _brief(v.finding)
             for v in repository.contract_violations.filter(status=ReviewStatus.OPEN).select_related(
                 "finding"
             )[:50]
-        ],  # fmt: skip
+        ],
         "pull_requests": [{"number": p.number, "url": p.url, "status": p.status} for p in pulls],
     }
     report, _ = CodeHealthReport.objects.update_or_create(
-        repository=repository, week_start=start.date(),
+        repository=repository,
+        week_start=start.date(),
         defaults={
-            "scan": scan, "score": scan.score if scan else None,
+            "scan": scan,
+            "score": scan.score if scan else None,
             "previous_score": previous.score if previous else None,
-            "new_count": new.count(), "fixed_count": fixed.count(),
+            "new_count": new.count(),
+            "fixed_count": fixed.count(),
             "stale_count": repository.stale_items.filter(status=ReviewStatus.OPEN).count(),
             "contract_count": repository.contract_violations.filter(status=ReviewStatus.OPEN).count(),
-            "vulnerable_count": buckets.get("vulnerable", 0), "outdated_count": buckets.get("outdated", 0),
-            "dependencies_audited": audited, "prs_opened": pulls.count(), "prs_merged": merged.count(),
+            "vulnerable_count": buckets.get("vulnerable", 0),
+            "outdated_count": buckets.get("outdated", 0),
+            "dependencies_audited": audited,
+            "prs_opened": pulls.count(),
+            "prs_merged": merged.count(),
             "data": data,
         },
-    )  # fmt: skip
+    )
     publish(
         TOPIC, "report_built", {"repository_id": repository.pk, "report_id": report.pk, "score": report.score}
     )
@@ -451,5 +540,11 @@ def report_build(repository: Repository, *, now: datetime | None = None) -> Code
 
 
 def _brief(finding: CodeFinding) -> dict:
-    return {"id": finding.pk, "kind": finding.kind, "category": finding.category, "path": finding.path,
-            "line": finding.line, "name": finding.name}  # fmt: skip
+    return {
+        "id": finding.pk,
+        "kind": finding.kind,
+        "category": finding.category,
+        "path": finding.path,
+        "line": finding.line,
+        "name": finding.name,
+    }

@@ -43,13 +43,21 @@ def registry_fetcher() -> Callable[[str], dict | None]:
 def advisories_refresh(path: Path) -> dict:
     """Refresh the OSV snapshot for the checkout's packages before the audit reads it (see
     ``codehealth.osv``); the scan keeps the outcome as its ``osv`` note."""
-    if not (settings.CODEHEALTH_REGISTRY_LOOKUPS and settings.CODEHEALTH_OSV_SNAPSHOT and settings.CODEHEALTH_OSV_URL):
+    if not (
+        settings.CODEHEALTH_REGISTRY_LOOKUPS
+        and settings.CODEHEALTH_OSV_SNAPSHOT
+        and settings.CODEHEALTH_OSV_URL
+    ):
         return {}
     from codehealth import osv  # lazy, like the analysers
     from codehealth.dependencies import declared_dependencies
 
-    refresh = osv.snapshot_refresh(settings.CODEHEALTH_OSV_SNAPSHOT, declared_dependencies(path),
-                                   base_url=settings.CODEHEALTH_OSV_URL, session=http_session(timeout=20))  # fmt: skip
+    refresh = osv.snapshot_refresh(
+        settings.CODEHEALTH_OSV_SNAPSHOT,
+        declared_dependencies(path),
+        base_url=settings.CODEHEALTH_OSV_URL,
+        session=http_session(timeout=20),
+    )
     return {"osv": refresh.note}
 
 
@@ -63,8 +71,9 @@ def schema_fetch(url: str) -> tuple[dict | None, str]:
         return None, f"the API schema at {shown} was not fetched: {refused}"
     try:
         # no redirects: a redirect could lead where the check above did not look
-        with http_session(max_retries=1, timeout=15).get(url, headers={"Accept": "application/json"},
-                                                         stream=True, allow_redirects=False) as response:  # fmt: skip
+        with http_session(max_retries=1, timeout=15).get(
+            url, headers={"Accept": "application/json"}, stream=True, allow_redirects=False
+        ) as response:
             if response.is_redirect:
                 return None, f"the API schema at {shown} redirects; give the URL it redirects to"
             if response.status_code != 200:

@@ -17,69 +17,314 @@ MIN_CONFIDENCE = 60
 
 # Methods that frameworks call by name: Django, DRF, django-ninja, pytest, unittest, asyncio, logging.
 HOOKS = {
-    "ready", "save", "delete", "clean", "full_clean", "validate_unique", "get_queryset", "get_object",
-    "get_context_data", "get_form", "get_form_class", "get_form_kwargs", "get_success_url", "form_valid",
-    "form_invalid", "dispatch", "setup", "get", "post", "put", "patch", "head", "options", "trace",
-    "get_absolute_url", "natural_key", "get_by_natural_key", "handle", "add_arguments", "run_from_argv",
-    "execute", "check", "render", "value_from_datadict", "format_value", "get_context", "to_python",
-    "from_db_value", "get_prep_value", "get_db_prep_value", "deconstruct", "contribute_to_class",
-    "formfield", "db_type", "has_add_permission", "has_change_permission", "has_delete_permission",
-    "has_view_permission", "has_module_permission", "get_list_display", "get_readonly_fields",
-    "get_fieldsets", "get_urls", "changelist_view", "change_view", "add_view", "delete_view",
-    "save_model", "delete_model", "save_formset", "response_add", "response_change", "lookups",
-    "queryset", "choices", "get_template_names", "get_redirect_url", "process_request",
-    "process_response", "process_view", "process_exception", "process_template_response",
-    "authenticate", "get_user", "has_perm", "has_module_perms", "user_can_authenticate", "connect",
-    "disconnect", "receive", "receive_json", "websocket_connect", "websocket_receive",
-    "websocket_disconnect", "setUp", "tearDown", "setUpClass", "tearDownClass", "setUpTestData",
-    "asyncSetUp", "asyncTearDown", "emit", "filter", "format", "run", "close", "flush", "write",
-    "read", "readline", "as_view", "get_serializer", "get_serializer_class", "perform_create",
-    "perform_update", "perform_destroy", "create", "update", "validate", "to_representation",
-    "to_internal_value", "list", "retrieve", "destroy", "partial_update", "has_permission",
-    "has_object_permission", "get_paginated_response", "paginate_queryset", "serialize", "deserialize",
-    "get_prep_lookup", "as_sql", "resolve_expression", "get_urlpatterns", "urls", "label_from_instance",
-    "allow_migrate", "db_for_read", "db_for_write", "allow_relation", "get_params", "get_value",
-    "auth", "authenticate_header", "model_post_init", "model_dump", "get_fields", "get_initial",
-    "get_prefix", "get_success_message", "test_func", "handle_no_permission", "get_login_url",
-    "get_permission_required", "get_template", "get_template_sources", "get_contents", "load_template",
-    "parse_body", "parse_querydict", "authorize", "timeout", "teardown", "setup_method", "teardown_method", "setup_class", "teardown_class",
+    "ready",
+    "save",
+    "delete",
+    "clean",
+    "full_clean",
+    "validate_unique",
+    "get_queryset",
+    "get_object",
+    "get_context_data",
+    "get_form",
+    "get_form_class",
+    "get_form_kwargs",
+    "get_success_url",
+    "form_valid",
+    "form_invalid",
+    "dispatch",
+    "setup",
+    "get",
+    "post",
+    "put",
+    "patch",
+    "head",
+    "options",
+    "trace",
+    "get_absolute_url",
+    "natural_key",
+    "get_by_natural_key",
+    "handle",
+    "add_arguments",
+    "run_from_argv",
+    "execute",
+    "check",
+    "render",
+    "value_from_datadict",
+    "format_value",
+    "get_context",
+    "to_python",
+    "from_db_value",
+    "get_prep_value",
+    "get_db_prep_value",
+    "deconstruct",
+    "contribute_to_class",
+    "formfield",
+    "db_type",
+    "has_add_permission",
+    "has_change_permission",
+    "has_delete_permission",
+    "has_view_permission",
+    "has_module_permission",
+    "get_list_display",
+    "get_readonly_fields",
+    "get_fieldsets",
+    "get_urls",
+    "changelist_view",
+    "change_view",
+    "add_view",
+    "delete_view",
+    "save_model",
+    "delete_model",
+    "save_formset",
+    "response_add",
+    "response_change",
+    "lookups",
+    "queryset",
+    "choices",
+    "get_template_names",
+    "get_redirect_url",
+    "process_request",
+    "process_response",
+    "process_view",
+    "process_exception",
+    "process_template_response",
+    "authenticate",
+    "get_user",
+    "has_perm",
+    "has_module_perms",
+    "user_can_authenticate",
+    "connect",
+    "disconnect",
+    "receive",
+    "receive_json",
+    "websocket_connect",
+    "websocket_receive",
+    "websocket_disconnect",
+    "setUp",
+    "tearDown",
+    "setUpClass",
+    "tearDownClass",
+    "setUpTestData",
+    "asyncSetUp",
+    "asyncTearDown",
+    "emit",
+    "filter",
+    "format",
+    "run",
+    "close",
+    "flush",
+    "write",
+    "read",
+    "readline",
+    "as_view",
+    "get_serializer",
+    "get_serializer_class",
+    "perform_create",
+    "perform_update",
+    "perform_destroy",
+    "create",
+    "update",
+    "validate",
+    "to_representation",
+    "to_internal_value",
+    "list",
+    "retrieve",
+    "destroy",
+    "partial_update",
+    "has_permission",
+    "has_object_permission",
+    "get_paginated_response",
+    "paginate_queryset",
+    "serialize",
+    "deserialize",
+    "get_prep_lookup",
+    "as_sql",
+    "resolve_expression",
+    "get_urlpatterns",
+    "urls",
+    "label_from_instance",
+    "allow_migrate",
+    "db_for_read",
+    "db_for_write",
+    "allow_relation",
+    "get_params",
+    "get_value",
+    "auth",
+    "authenticate_header",
+    "model_post_init",
+    "model_dump",
+    "get_fields",
+    "get_initial",
+    "get_prefix",
+    "get_success_message",
+    "test_func",
+    "handle_no_permission",
+    "get_login_url",
+    "get_permission_required",
+    "get_template",
+    "get_template_sources",
+    "get_contents",
+    "load_template",
+    "parse_body",
+    "parse_querydict",
+    "authorize",
+    "timeout",
+    "teardown",
+    "setup_method",
+    "teardown_method",
+    "setup_class",
+    "teardown_class",
 }
-HOOK_PREFIXES = ("clean_", "test_", "visit_", "depart_", "do_", "validate_", "resolve_", "get_", "has_",
-                 "render_", "value_", "handle_", "on_", "pytest_", "assert", "process_", "should_")
-REGISTERING_DECORATORS = ("receiver", "register", "admin.register", "admin.display", "admin.action",
-                          "pytest.fixture", "fixture", "property", "cached_property", "route", "api.",
-                          "router.", "app.", "task", "shared_task", "hookimpl", "hook", "click.", "command",
-                          "validator", "field_validator", "model_validator", "root_validator",
-                          "setter", "getter", "deleter", "contextmanager", "asynccontextmanager",
-                          "overload", "abstractmethod", "singledispatch", "lru_cache", "cache",
-                          "staticmethod", "classmethod", "login_required", "require_", "csrf_",
-                          "simple_tag", "inclusion_tag", "filter", "tag", "stringfilter", "deconstructible",
-                          "check")  # Django's checks.register, and self-heal checks registered by name
-HTTP_DECORATORS = {"get", "post", "put", "patch", "delete", "api_operation", "route", "websocket", "head",
-                   "options", "register", "connect", "on"}
+HOOK_PREFIXES = (
+    "clean_",
+    "test_",
+    "visit_",
+    "depart_",
+    "do_",
+    "validate_",
+    "resolve_",
+    "get_",
+    "has_",
+    "render_",
+    "value_",
+    "handle_",
+    "on_",
+    "pytest_",
+    "assert",
+    "process_",
+    "should_",
+)
+REGISTERING_DECORATORS = (
+    "receiver",
+    "register",
+    "admin.register",
+    "admin.display",
+    "admin.action",
+    "pytest.fixture",
+    "fixture",
+    "property",
+    "cached_property",
+    "route",
+    "api.",
+    "router.",
+    "app.",
+    "task",
+    "shared_task",
+    "hookimpl",
+    "hook",
+    "click.",
+    "command",
+    "validator",
+    "field_validator",
+    "model_validator",
+    "root_validator",
+    "setter",
+    "getter",
+    "deleter",
+    "contextmanager",
+    "asynccontextmanager",
+    "overload",
+    "abstractmethod",
+    "singledispatch",
+    "lru_cache",
+    "cache",
+    "staticmethod",
+    "classmethod",
+    "login_required",
+    "require_",
+    "csrf_",
+    "simple_tag",
+    "inclusion_tag",
+    "filter",
+    "tag",
+    "stringfilter",
+    "deconstructible",
+    "check",
+)  # Django's checks.register, and self-heal checks registered by name
+HTTP_DECORATORS = {
+    "get",
+    "post",
+    "put",
+    "patch",
+    "delete",
+    "api_operation",
+    "route",
+    "websocket",
+    "head",
+    "options",
+    "register",
+    "connect",
+    "on",
+}
 SIDE_EFFECT_MODULES = {"signals", "receivers", "handlers", "checks", "admin", "models", "tasks", "hooks"}
 # Modules Django, pytest and packaging load by convention, not by import.
 CONVENTIONAL_MODULES = {
-    "models", "admin", "apps", "urls", "views", "tests", "conftest", "settings", "wsgi", "asgi", "manage",
-    "setup", "signals", "handlers", "receivers", "tasks", "checks", "context_processors", "middleware",
-    "routing", "consumers", "tools", "api", "schemas", "forms", "serializers", "translation", "search_indexes",
-    "sitemaps", "feeds", "templatetags", "__main__", "noxfile", "fabfile", "conf", "celery", "lookups",
-    "converters", "panels", "urls_test", "test_settings", "__init__", "backends", "default_settings",
+    "models",
+    "admin",
+    "apps",
+    "urls",
+    "views",
+    "tests",
+    "conftest",
+    "settings",
+    "wsgi",
+    "asgi",
+    "manage",
+    "setup",
+    "signals",
+    "handlers",
+    "receivers",
+    "tasks",
+    "checks",
+    "context_processors",
+    "middleware",
+    "routing",
+    "consumers",
+    "tools",
+    "api",
+    "schemas",
+    "forms",
+    "serializers",
+    "translation",
+    "search_indexes",
+    "sitemaps",
+    "feeds",
+    "templatetags",
+    "__main__",
+    "noxfile",
+    "fabfile",
+    "conf",
+    "celery",
+    "lookups",
+    "converters",
+    "panels",
+    "urls_test",
+    "test_settings",
+    "__init__",
+    "backends",
+    "default_settings",
 }
 
 
 def _decorated_by(definition: Definition, prefixes: tuple[str, ...]) -> bool:
     for decorator in definition.decorators:
         base = decorator.rsplit(".", 1)[-1]
-        if any(decorator == p or decorator.startswith(p) or base == p or base.startswith(p) for p in prefixes):
+        if any(
+            decorator == p or decorator.startswith(p) or base == p or base.startswith(p) for p in prefixes
+        ):
             return True
     return False
 
 
 def _is_test_path(path: str) -> bool:
     parts = path.split("/")
-    return (any(p in ("tests", "test", "testing") for p in parts[:-1]) or parts[-1].startswith("test_")
-            or parts[-1].endswith("_test.py") or parts[-1] in ("conftest.py", "tests.py", "test.py"))
+    return (
+        any(p in ("tests", "test", "testing") for p in parts[:-1])
+        or parts[-1].startswith("test_")
+        or parts[-1].endswith("_test.py")
+        or parts[-1] in ("conftest.py", "tests.py", "test.py")
+    )
 
 
 def _top_level_names(module) -> set[str]:
@@ -117,7 +362,11 @@ def _unused_imports(index: Index) -> list[Finding]:
         if d.category != "import":
             continue
         module = _module_by_path(index, d.path)
-        if d.name in module.loads or d.name in module.all_names or (module.name, d.name) in index.from_imported:
+        if (
+            d.name in module.loads
+            or d.name in module.all_names
+            or (module.name, d.name) in index.from_imported
+        ):
             continue
         if d.name == "_" or d.name.startswith("__") or d.line in module.noqa_lines:
             continue
@@ -131,8 +380,18 @@ def _unused_imports(index: Index) -> list[Finding]:
             continue
         else:
             confidence, reason = 95, f"'{d.imported_from}' is imported but never used in this module"
-        findings.append(Finding(kind="stale", category="import", path=d.path, line=d.line, name=d.name,
-                                confidence=confidence, reason=reason, fixable=confidence >= 90))
+        findings.append(
+            Finding(
+                kind="stale",
+                category="import",
+                path=d.path,
+                line=d.line,
+                name=d.name,
+                confidence=confidence,
+                reason=reason,
+                fixable=confidence >= 90,
+            )
+        )
     return findings
 
 
@@ -155,8 +414,12 @@ def _definition_finding(index: Index, d: Definition, tools: set[int]) -> Finding
     if name == "Command" and "commands" in d.path.split("/"):
         return None  # a management command, run by its module's name
     test_path = _is_test_path(d.path)
-    if test_path and (name.startswith(("test", "Test", "pytest_")) or d.category == "method"
-                      or "Test" in name or any("Test" in b for b in d.bases)):
+    if test_path and (
+        name.startswith(("test", "Test", "pytest_"))
+        or d.category == "method"
+        or "Test" in name
+        or any("Test" in b for b in d.bases)
+    ):
         return None  # collected by the test runner
     if _decorated_by(d, REGISTERING_DECORATORS):
         return None
@@ -167,10 +430,18 @@ def _definition_finding(index: Index, d: Definition, tools: set[int]) -> Finding
         if d.bases:
             reason += " (its class has a base class, which might call it by name)"
         confidence = 60 if d.bases else 85
-        return Finding(kind="stale", category="method", path=d.path, line=d.line, name=f"{d.owner}.{name}",
-                       confidence=confidence, reason=reason)
+        return Finding(
+            kind="stale",
+            category="method",
+            path=d.path,
+            line=d.line,
+            name=f"{d.owner}.{name}",
+            confidence=confidence,
+            reason=reason,
+        )
     if d.category == "function" and any(
-            dec.split("(")[0].rsplit(".", 1)[-1] in HTTP_DECORATORS for dec in d.decorators):
+        dec.split("(")[0].rsplit(".", 1)[-1] in HTTP_DECORATORS for dec in d.decorators
+    ):
         return None  # an API operation registered on a router
     # Django finds an app's config in apps.py by its base class; any other class there is ordinary
     if d.category == "class" and any(b.endswith(("AppConfig", "Config")) for b in d.bases):
@@ -186,14 +457,31 @@ def _definition_finding(index: Index, d: Definition, tools: set[int]) -> Finding
     reason = f"{where} '{name}' is defined but never called, imported or named anywhere in the project"
     if category == "view":
         reason = f"view '{name}' is not routed by any URLconf nor referenced anywhere"
-    return Finding(kind="stale", category=category, path=d.path, line=d.line, name=name,
-                   confidence=confidence, reason=reason)
+    return Finding(
+        kind="stale",
+        category=category,
+        path=d.path,
+        line=d.line,
+        name=name,
+        confidence=confidence,
+        reason=reason,
+    )
 
 
 def _unused_variables(index: Index) -> list[Finding]:
-    return [Finding(kind="stale", category="variable", path=d.path, line=d.line, name=d.name, confidence=75,
-                    reason=f"local variable '{d.name}' in '{d.owner}' is assigned but never read")
-            for d in index.definitions if d.category == "variable"]
+    return [
+        Finding(
+            kind="stale",
+            category="variable",
+            path=d.path,
+            line=d.line,
+            name=d.name,
+            confidence=75,
+            reason=f"local variable '{d.name}' in '{d.owner}' is assigned but never read",
+        )
+        for d in index.definitions
+        if d.category == "variable"
+    ]
 
 
 _PATH_CALL = re.compile(r"""\b(?:re_)?path\(\s*[rR]?["']([^"']*)["']\s*,(.*?)\)\s*,?\s*$""", re.M | re.S)
@@ -215,12 +503,21 @@ def _routes(index: Index) -> list[Finding]:
             continue
         route_literals: set[str] = set()
         for node in ast.walk(module.tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                    and node.func.id in ("path", "re_path", "url")):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id in ("path", "re_path", "url")
+            ):
                 continue
             route = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
-            name_kw = next((k.value.value for k in node.keywords if k.arg == "name"
-                            and isinstance(k.value, ast.Constant)), None)
+            name_kw = next(
+                (
+                    k.value.value
+                    for k in node.keywords
+                    if k.arg == "name" and isinstance(k.value, ast.Constant)
+                ),
+                None,
+            )
             if not name_kw or not isinstance(name_kw, str):
                 continue
             route_literals.add(name_kw)
@@ -228,10 +525,18 @@ def _routes(index: Index) -> list[Finding]:
                 continue
             if route and _literal_path_used(index, str(route)):
                 continue
-            findings.append(Finding(
-                kind="stale", category="route", path=module.path, line=node.lineno, name=name_kw, confidence=70,
-                reason=f"URL route '{name_kw}' ({route!r}) is never reversed, redirected to or linked by "
-                       "{% url %} in code or templates"))
+            findings.append(
+                Finding(
+                    kind="stale",
+                    category="route",
+                    path=module.path,
+                    line=node.lineno,
+                    name=name_kw,
+                    confidence=70,
+                    reason=f"URL route '{name_kw}' ({route!r}) is never reversed, redirected to or linked by "
+                    "{% url %} in code or templates",
+                )
+            )
     return findings
 
 
@@ -275,30 +580,61 @@ def _templates(index: Index) -> list[Finding]:
                 referenced.add(part)
     for text in index.text_blobs.values():
         referenced.update(_TEMPLATE_REF.findall(text))
-    prefixes = {s for s in index.strings if "/" in s.rstrip("/") and len(s) >= 4 and " " not in s and not s.startswith("/")
-                and not s.endswith((".html", ".txt", ".xml"))}
+    prefixes = {
+        s
+        for s in index.strings
+        if "/" in s.rstrip("/")
+        and len(s) >= 4
+        and " " not in s
+        and not s.startswith("/")
+        and not s.endswith((".html", ".txt", ".xml"))
+    }
     findings = []
     for path in index.text_blobs:
         parts = path.split("/")
         if "templates" not in parts or not path.endswith((".html", ".txt", ".xml")):
             continue
-        name = "/".join(parts[parts.index("templates") + 1:])
+        name = "/".join(parts[parts.index("templates") + 1 :])
         if name in referenced or any(r.endswith("/" + name) for r in referenced):
             continue
         base = parts[-1]
-        if base in ("404.html", "500.html", "403.html", "400.html", "403_csrf.html", "base.html", "base_site.html"):
+        if base in (
+            "404.html",
+            "500.html",
+            "403.html",
+            "400.html",
+            "403_csrf.html",
+            "base.html",
+            "base_site.html",
+        ):
             continue
-        if parts[parts.index("templates") + 1] in ("admin", "registration", "django", "account", "socialaccount",
-                                                    "rest_framework", "debug_toolbar", "ninja"):
+        if parts[parts.index("templates") + 1] in (
+            "admin",
+            "registration",
+            "django",
+            "account",
+            "socialaccount",
+            "rest_framework",
+            "debug_toolbar",
+            "ninja",
+        ):
             continue  # overrides of templates a framework renders by its own name
         # the default name of a generic class-based view is rendered without being named, and a name
         # built from a literal prefix (f"app/elements/{name}.html", prefix + "_message.txt") may be this one
         computed = any(name.startswith(prefix) for prefix in prefixes)
         generic = re.search(r"_(list|detail|form|confirm_delete|archive\w*)\.html$", base)
         confidence = 40 if generic or computed else 75
-        findings.append(Finding(kind="stale", category="template", path=path, line=None, name=name,
-                                confidence=confidence,
-                                reason=f"template '{name}' is never rendered, included or extended"))
+        findings.append(
+            Finding(
+                kind="stale",
+                category="template",
+                path=path,
+                line=None,
+                name=name,
+                confidence=confidence,
+                reason=f"template '{name}' is never rendered, included or extended",
+            )
+        )
     return findings
 
 
@@ -318,13 +654,23 @@ def _files(index: Index) -> list[Finding]:
         if _is_test_path(module.path) or _loaded_by_convention(module) or module.path.count("/") == 0:
             continue
         if any(module.name in s or s.startswith(module.name) for s in dotted_strings) or (
-                stem in index.text_words and any(stem in s for s in index.strings)):
+            stem in index.text_words and any(stem in s for s in index.strings)
+        ):
             continue
         if any(f"{module.name}:" in text or module.path in text for text in index.text_blobs.values()):
             continue  # an entry point in pyproject.toml, a Procfile, a Makefile
-        findings.append(Finding(kind="stale", category="file", path=module.path, line=None, name=module.name,
-                                confidence=65, reason=f"module '{module.name}' is imported by nothing and named "
-                                                      "by no setting, string or config file"))
+        findings.append(
+            Finding(
+                kind="stale",
+                category="file",
+                path=module.path,
+                line=None,
+                name=module.name,
+                confidence=65,
+                reason=f"module '{module.name}' is imported by nothing and named "
+                "by no setting, string or config file",
+            )
+        )
     return findings
 
 
@@ -341,15 +687,31 @@ def stale_tools(index: Index, called: set[str] | None) -> list[Finding]:
             if index.referenced(d.name):
                 continue
             confidence = 60
-            reason = (f"tool '{d.name}' is registered but nothing in the project names it; "
-                      "its execution history was not consulted")
-        findings.append(Finding(kind="stale", category="tool", path=d.path, line=d.line, name=d.name,
-                                confidence=confidence, reason=reason))
+            reason = (
+                f"tool '{d.name}' is registered but nothing in the project names it; "
+                "its execution history was not consulted"
+            )
+        findings.append(
+            Finding(
+                kind="stale",
+                category="tool",
+                path=d.path,
+                line=d.line,
+                name=d.name,
+                confidence=confidence,
+                reason=reason,
+            )
+        )
     return findings
 
 
-def find_stale(root: Path | str, *, called_tools: set[str] | None = None,
-               min_confidence: int = MIN_CONFIDENCE, index: Index | None = None) -> list[Finding]:
+def find_stale(
+    root: Path | str,
+    *,
+    called_tools: set[str] | None = None,
+    min_confidence: int = MIN_CONFIDENCE,
+    index: Index | None = None,
+) -> list[Finding]:
     """Every stale item of the checkout at ``root`` with at least ``min_confidence``.
 
     ``called_tools``: names of tools executed in the period under review (from ``tool_executions``);

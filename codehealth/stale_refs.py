@@ -10,10 +10,41 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", "build", "dist", ".mypy_cache",
-             ".ruff_cache", ".pytest_cache", "site-packages", ".next", "fixtures"}
-TEXT_SUFFIXES = {".html", ".txt", ".js", ".ts", ".tsx", ".jsx", ".md", ".cfg", ".toml", ".ini", ".yml",
-                 ".yaml", ".json", ".xml", ".rst", ".j2", ".jinja"}
+SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "node_modules",
+    "__pycache__",
+    ".tox",
+    "build",
+    "dist",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".pytest_cache",
+    "site-packages",
+    ".next",
+    "fixtures",
+}
+TEXT_SUFFIXES = {
+    ".html",
+    ".txt",
+    ".js",
+    ".ts",
+    ".tsx",
+    ".jsx",
+    ".md",
+    ".cfg",
+    ".toml",
+    ".ini",
+    ".yml",
+    ".yaml",
+    ".json",
+    ".xml",
+    ".rst",
+    ".j2",
+    ".jinja",
+}
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -86,8 +117,11 @@ def module_name(rel: str, packages: set[str]) -> str:
     if parts[-1] == "__init__":
         parts = parts[:-1]
     start = 0
-    while start < len(parts) - 1 and "/".join(parts[:start + 1]) not in packages \
-            and "/".join(parts[:start + 2]) in packages:  # fmt: skip
+    while (
+        start < len(parts) - 1
+        and "/".join(parts[: start + 1]) not in packages
+        and "/".join(parts[: start + 2]) in packages
+    ):
         start += 1
     return ".".join(parts[start:])
 
@@ -118,9 +152,16 @@ class _Collector(ast.NodeVisitor):
         self.func_depth = 0
 
     def _define(self, category: str, node, **extra) -> None:
-        self.index.definitions.append(Definition(
-            category=category, name=extra.pop("name", getattr(node, "name", "")), path=self.module.path,
-            line=node.lineno, module=self.module.name, **extra))
+        self.index.definitions.append(
+            Definition(
+                category=category,
+                name=extra.pop("name", getattr(node, "name", "")),
+                path=self.module.path,
+                line=node.lineno,
+                module=self.module.name,
+                **extra,
+            )
+        )
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -140,7 +181,9 @@ class _Collector(ast.NodeVisitor):
                 continue
             self.module.imports.add(f"{source}.{alias.name}")
             self.index.from_imported.add((source, alias.name))
-            self._define("import", node, name=alias.asname or alias.name, imported_from=f"{source}.{alias.name}")
+            self._define(
+                "import", node, name=alias.asname or alias.name, imported_from=f"{source}.{alias.name}"
+            )
 
     def _visit_function(self, node) -> None:
         decorators = tuple(_decorator_name(d) for d in node.decorator_list)
@@ -148,8 +191,13 @@ class _Collector(ast.NodeVisitor):
             self.visit(d)
         if self.class_stack and self.func_depth == 0:
             owner = self.class_stack[-1]
-            self._define("method", node, decorators=decorators, owner=owner.name,
-                         bases=tuple(ast.unparse(b) for b in owner.bases))
+            self._define(
+                "method",
+                node,
+                decorators=decorators,
+                owner=owner.name,
+                bases=tuple(ast.unparse(b) for b in owner.bases),
+            )
         elif self.func_depth == 0:
             self._define("function", node, decorators=decorators)
         for default in [*node.args.defaults, *node.args.kw_defaults]:
@@ -186,8 +234,11 @@ class _Collector(ast.NodeVisitor):
                     loads.add(child.id)
             elif isinstance(child, (ast.Global, ast.Nonlocal)):
                 loads.update(child.names)
-            elif isinstance(child, ast.Call) and isinstance(child.func, ast.Name) and child.func.id in (
-                    "locals", "vars"):
+            elif (
+                isinstance(child, ast.Call)
+                and isinstance(child.func, ast.Name)
+                and child.func.id in ("locals", "vars")
+            ):
                 uses_locals = True
             if isinstance(child, (ast.Assign, ast.AnnAssign)):
                 targets = child.targets if isinstance(child, ast.Assign) else [child.target]
@@ -198,9 +249,16 @@ class _Collector(ast.NodeVisitor):
             return
         for name, line in stores.items():
             if name not in loads and not name.startswith("_"):
-                self.index.definitions.append(Definition(
-                    category="variable", name=name, path=self.module.path, line=line, module=self.module.name,
-                    owner=node.name))
+                self.index.definitions.append(
+                    Definition(
+                        category="variable",
+                        name=name,
+                        path=self.module.path,
+                        line=line,
+                        module=self.module.name,
+                        owner=node.name,
+                    )
+                )
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         for d in node.decorator_list:
@@ -208,8 +266,12 @@ class _Collector(ast.NodeVisitor):
         for b in [*node.bases, *[k.value for k in node.keywords]]:
             self.visit(b)
         if self.func_depth == 0 and not self.class_stack:
-            self._define("class", node, decorators=tuple(_decorator_name(d) for d in node.decorator_list),
-                         bases=tuple(ast.unparse(b) for b in node.bases))
+            self._define(
+                "class",
+                node,
+                decorators=tuple(_decorator_name(d) for d in node.decorator_list),
+                bases=tuple(ast.unparse(b) for b in node.bases),
+            )
         self.class_stack.append(node)
         for statement in node.body:
             self.visit(statement)
@@ -233,9 +295,16 @@ class _Collector(ast.NodeVisitor):
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
-            if isinstance(target, ast.Name) and target.id == "__all__" and isinstance(node.value, (ast.List, ast.Tuple)):
+            if (
+                isinstance(target, ast.Name)
+                and target.id == "__all__"
+                and isinstance(node.value, (ast.List, ast.Tuple))
+            ):
                 self.module.all_names.update(
-                    e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str))
+                    e.value
+                    for e in node.value.elts
+                    if isinstance(e, ast.Constant) and isinstance(e.value, str)
+                )
         self.generic_visit(node)
 
     def visit_If(self, node: ast.If) -> None:
@@ -259,8 +328,11 @@ def build_index(root: Path) -> Index:
                 continue
             index.lines += source.count("\n") + 1
             module = Module(path=rel, name=module_name(rel, packages), tree=tree)
-            module.noqa_lines = {n for n, line in enumerate(source.splitlines(), 1)
-                                 if re.search(r"#\s*noqa(?!:)|#\s*noqa:[^#]*F401", line)}
+            module.noqa_lines = {
+                n
+                for n, line in enumerate(source.splitlines(), 1)
+                if re.search(r"#\s*noqa(?!:)|#\s*noqa:[^#]*F401", line)
+            }
             index.modules[module.name] = module
             index.by_path[rel] = module
             _Collector(index, module, file.name == "__init__.py").visit(tree)

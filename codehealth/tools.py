@@ -52,10 +52,20 @@ def codehealth_findings(repository: str, kind: str = "") -> list[dict]:
             return [{"error": f"kind must be one of {', '.join(KINDS)}"}]
         rows = rows.filter(kind=kind)
     return [
-        {"finding_id": f.pk, "kind": f.kind, "category": f.category, "path": f.path, "line": f.line, "name": f.name,
-         "confidence": f.confidence, "reason": f.reason[:300], "fixable": f.fixable, "task_id": f.task_id}
+        {
+            "finding_id": f.pk,
+            "kind": f.kind,
+            "category": f.category,
+            "path": f.path,
+            "line": f.line,
+            "name": f.name,
+            "confidence": f.confidence,
+            "reason": f.reason[:300],
+            "fixable": f.fixable,
+            "task_id": f.task_id,
+        }
         for f in rows[:MAX_ITEMS]
-    ]  # fmt: skip
+    ]
 
 
 @tool(safe=False)
@@ -85,12 +95,19 @@ def codehealth_report(repository: str) -> dict:
     report = found.reports.first()
     if report is None:
         return {"error": f"{found.name} has no weekly report yet (one is built each Monday, after a scan)"}
-    return {"week": report.week_start.isoformat(), "score": report.score, "trend": report.trend,
-            "new": report.new_count, "fixed": report.fixed_count, "stale_items": report.stale_count,
-            "contract_mismatches": report.contract_count,
-            "vulnerable": report.vulnerable_count if report.dependencies_audited else "not run",
-            "outdated": report.outdated_count if report.dependencies_audited else "not run",
-            "auto_prs_opened": report.prs_opened, "auto_prs_merged": report.prs_merged}  # fmt: skip
+    return {
+        "week": report.week_start.isoformat(),
+        "score": report.score,
+        "trend": report.trend,
+        "new": report.new_count,
+        "fixed": report.fixed_count,
+        "stale_items": report.stale_count,
+        "contract_mismatches": report.contract_count,
+        "vulnerable": report.vulnerable_count if report.dependencies_audited else "not run",
+        "outdated": report.outdated_count if report.dependencies_audited else "not run",
+        "auto_prs_opened": report.prs_opened,
+        "auto_prs_merged": report.prs_merged,
+    }
 
 
 @tool(safe=True)

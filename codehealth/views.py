@@ -29,8 +29,11 @@ def _answer(request: HttpRequest, repository: Repository, *, ok: str = "", error
         (messages.error if error else messages.success)(request, error or ok)
         return redirect("codehealth:repository", pk=repository.pk)
     page = request.POST.get("page", "")
-    fragments = (live.render_index(viewer=request.user) if page == live.INDEX_PAGE
-                 else live.render_detail(page, viewer=request.user))  # fmt: skip
+    fragments = (
+        live.render_index(viewer=request.user)
+        if page == live.INDEX_PAGE
+        else live.render_detail(page, viewer=request.user)
+    )
     return HttpResponse(hq.render_flash(ok=ok, error=error) + fragments)
 
 
@@ -56,7 +59,9 @@ def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def repository_scan(request: HttpRequest, pk: int) -> HttpResponse:
     repository = _repository(request, pk)
     services.scan_request(repository)
-    return _answer(request, repository, ok=f"A scan of {repository.name} is queued; the jobs process runs it.")
+    return _answer(
+        request, repository, ok=f"A scan of {repository.name} is queued; the jobs process runs it."
+    )
 
 
 def _finding(request: HttpRequest, pk: int) -> CodeFinding:
@@ -81,8 +86,12 @@ def finding_task(request: HttpRequest, pk: int) -> HttpResponse:
 def _review(request: HttpRequest, pk: int, *, dismiss: bool) -> HttpResponse:
     finding = _finding(request, pk)
     try:
-        services.finding_review(finding, actor=actor_of(request.user), dismiss=dismiss,
-                                reason=request.POST.get("reason", "")[:300])  # fmt: skip
+        services.finding_review(
+            finding,
+            actor=actor_of(request.user),
+            dismiss=dismiss,
+            reason=request.POST.get("reason", "")[:300],
+        )
     except CodehealthError as exc:
         return _answer(request, finding.repository, error=f"Refused: {exc.message}")
     done = "dismissed: it no longer counts" if dismiss else "reopened: it counts again"

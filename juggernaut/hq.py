@@ -180,7 +180,9 @@ def viewer_key(page: str | None, viewer, envelopes: list[dict] | None = None) ->
     )
     mine = mine or any(
         r.per_viewer and (topics is None or any(r.for_topic(t) for t in topics))
-        for rs in FRAGMENTS.values() for r in rs if r.serves(page)
+        for rs in FRAGMENTS.values()
+        for r in rs
+        if r.serves(page)
     )
     return getattr(viewer, "pk", None) if mine else None
 
@@ -241,7 +243,9 @@ def render_resync(page: str | None = OVERVIEW, viewer=None) -> str:
         )
     for topic in FRAGMENTS:
         parts += [
-            _fragments_safe(_call(r, r.resync, page, viewer), topic) for r in _renderers(topic, page) if r.resync
+            _fragments_safe(_call(r, r.resync, page, viewer), topic)
+            for r in _renderers(topic, page)
+            if r.resync
         ]
     return "".join(parts)
 

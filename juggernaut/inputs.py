@@ -112,7 +112,9 @@ class StrictJSONParser(Parser):
         # attributes off whatever they are given, so `false` or `[1]` would pass as "all defaults".
         if body is not None and not isinstance(body, dict):
             raise HQError(
-                "validation_error", f"the request body must be a JSON object, not {type(body).__name__}", status=422
+                "validation_error",
+                f"the request body must be a JSON object, not {type(body).__name__}",
+                status=422,
             )
         return body
 

@@ -70,11 +70,19 @@ class SecretsFilter(SafeExceptionReporterFilter):
 
     def get_safe_request_meta(self, request):
         meta = super().get_safe_request_meta(request)
-        return {k: (self.cleansed_substitute if SECRET_NAME_RE.search(k) else scrub_value(v)) for k, v in meta.items()}
+        return {
+            k: (self.cleansed_substitute if SECRET_NAME_RE.search(k) else scrub_value(v))
+            for k, v in meta.items()
+        }
 
     def get_traceback_frame_variables(self, request, tb_frame):
         return [
-            (name, self.cleansed_substitute if SECRET_NAME_RE.search(name) or name == "raw" else _scrub_any(value))
+            (
+                name,
+                self.cleansed_substitute
+                if SECRET_NAME_RE.search(name) or name == "raw"
+                else _scrub_any(value),
+            )
             for name, value in super().get_traceback_frame_variables(request, tb_frame)
         ]
 

@@ -54,9 +54,14 @@ SCHEDULES: list[Declared] = [
         enabled_setting="selfheal",
         minutes_setting="SELFHEAL_AUTO_MINUTES",
     ),
-    Declared("hq:codehealth-scans", "codehealth.tasks.scans_due", Schedule.HOURLY, enabled_setting="codehealth"),
     Declared(
-        "hq:codehealth-weekly-report", "codehealth.tasks.reports_weekly", Schedule.WEEKLY, enabled_setting="codehealth"
+        "hq:codehealth-scans", "codehealth.tasks.scans_due", Schedule.HOURLY, enabled_setting="codehealth"
+    ),
+    Declared(
+        "hq:codehealth-weekly-report",
+        "codehealth.tasks.reports_weekly",
+        Schedule.WEEKLY,
+        enabled_setting="codehealth",
     ),
 ]
 

@@ -34,30 +34,56 @@ def database_check(now: datetime) -> list[Finding]:
         cursor.execute("SELECT 1")
     latency = (time.monotonic() - started) * 1000
     if latency > SLOW_QUERY_MS:
-        found.append(Finding("database", "warning", f"The database answers slowly ({latency:.0f} ms).",
-                             {"latency_ms": round(latency, 1)},
-                             Fix.manual("DATABASE_URL", "Check the database server's load."), code="slow"))  # fmt: skip
+        found.append(
+            Finding(
+                "database",
+                "warning",
+                f"The database answers slowly ({latency:.0f} ms).",
+                {"latency_ms": round(latency, 1)},
+                Fix.manual("DATABASE_URL", "Check the database server's load."),
+                code="slow",
+            )
+        )
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*), current_setting('max_connections')::int FROM pg_stat_activity")
             used, limit = cursor.fetchone()
         if used > 0.8 * limit:
-            found.append(Finding("database", "warning", f"{used} of {limit} database connections in use.",
-                                 {"used": used, "max": limit},
-                                 Fix.manual("DB_POOL_MAX_SIZE", "Lower the pool size or raise max_connections."),
-                                 code="connections"))  # fmt: skip
+            found.append(
+                Finding(
+                    "database",
+                    "warning",
+                    f"{used} of {limit} database connections in use.",
+                    {"used": used, "max": limit},
+                    Fix.manual("DB_POOL_MAX_SIZE", "Lower the pool size or raise max_connections."),
+                    code="connections",
+                )
+            )
     executor = MigrationExecutor(connections[DEFAULT_DB_ALIAS])
     pending = executor.migration_plan(executor.loader.graph.leaf_nodes())
     if pending:
-        found.append(Finding("database", "critical", f"{len(pending)} migration(s) not applied.",
-                             {"pending": [f"{m.app_label}.{m.name}" for m, _ in pending][:10]},
-                             Fix.manual("manage.py migrate", "Apply the migrations."), code="migrations"))  # fmt: skip
+        found.append(
+            Finding(
+                "database",
+                "critical",
+                f"{len(pending)} migration(s) not applied.",
+                {"pending": [f"{m.app_label}.{m.name}" for m, _ in pending][:10]},
+                Fix.manual("manage.py migrate", "Apply the migrations."),
+                code="migrations",
+            )
+        )
     backlog = Event.objects.count()
     if backlog > settings.SELFHEAL_EVENT_BACKLOG:
-        found.append(Finding("database", "warning", f"The event log holds {backlog} events.",
-                             {"events": backlog, "limit": settings.SELFHEAL_EVENT_BACKLOG},
-                             Fix.safe("prune_events", "Delete events past the retention window."),
-                             code="event_backlog"))  # fmt: skip
+        found.append(
+            Finding(
+                "database",
+                "warning",
+                f"The event log holds {backlog} events.",
+                {"events": backlog, "limit": settings.SELFHEAL_EVENT_BACKLOG},
+                Fix.safe("prune_events", "Delete events past the retention window."),
+                code="event_backlog",
+            )
+        )
     return found
 
 
@@ -72,15 +98,28 @@ def jobs_check(now: datetime) -> list[Finding]:
     ]
     if late:
         name, by = max(late, key=lambda pair: pair[1])
-        found.append(Finding("jobs", "critical",
-                             f"The jobs cluster is not running: {name} is {duration_text(by)} overdue.",
-                             {"overdue": {n: int(d.total_seconds()) for n, d in late}},
-                             Fix.manual("manage.py qcluster", "Start the jobs process."), code="cluster"))  # fmt: skip
+        found.append(
+            Finding(
+                "jobs",
+                "critical",
+                f"The jobs cluster is not running: {name} is {duration_text(by)} overdue.",
+                {"overdue": {n: int(d.total_seconds()) for n, d in late}},
+                Fix.manual("manage.py qcluster", "Start the jobs process."),
+                code="cluster",
+            )
+        )
     stopped = _stopped_schedules()
     if stopped:
-        found.append(Finding("jobs", "warning", f"{len(stopped)} schedule(s) stopped: {', '.join(stopped)}.",
-                             {"schedules": stopped},
-                             Fix.safe("restart_schedules", "Put the declared schedules back."), code="stopped"))  # fmt: skip
+        found.append(
+            Finding(
+                "jobs",
+                "warning",
+                f"{len(stopped)} schedule(s) stopped: {', '.join(stopped)}.",
+                {"schedules": stopped},
+                Fix.safe("restart_schedules", "Put the declared schedules back."),
+                code="stopped",
+            )
+        )
     return found
 
 
@@ -103,4 +142,6 @@ def restart_schedules(*, dry_run: bool, cap: int, now: datetime) -> Outcome:
     if dry_run:
         return Outcome(len(stopped), f"would restart {len(stopped)} schedule(s)", changes)
     result = schedules.schedules_sync()
-    return Outcome(len(result["created"]) + len(result["updated"]), f"restarted {', '.join(stopped) or 'none'}", changes)
+    return Outcome(
+        len(result["created"]) + len(result["updated"]), f"restarted {', '.join(stopped) or 'none'}", changes
+    )

@@ -129,9 +129,10 @@ if not SECRET_KEY:
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
         # Private from its first byte: a file written first and chmodded after is readable in between.
-        with contextlib.suppress(FileExistsError), open(
-            os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w"
-        ) as out:
+        with (
+            contextlib.suppress(FileExistsError),
+            open(os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out,
+        ):
             out.write(secrets.token_urlsafe(50))
     SECRET_KEY = key_file.read_text().strip()
 
@@ -451,9 +452,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "filters": {"redact": {"()": "juggernaut.redaction.RedactingLogFilter"}},
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}
-    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {
         # Django's default config gives "django" a console handler of its own: one handler, filtered.

@@ -44,7 +44,9 @@ def area(request: HttpRequest, key: str) -> HttpResponse:
     found = hq.AREAS.get(key)
     if found is None:
         raise Http404("no such area")
-    return render(request, "juggernaut/area.html", {"area": found, "status": found.status(request.user), "active": key})
+    return render(
+        request, "juggernaut/area.html", {"area": found, "status": found.status(request.user), "active": key}
+    )
 
 
 @operator_required

@@ -33,8 +33,17 @@ class AlertThresholdsAdmin(admin.ModelAdmin):
 class CrawlRunAdmin(admin.ModelAdmin):
     """What each crawl read and spent; a record of what happened, so nobody edits it."""
 
-    list_display = ["started_at", "status", "window_start", "window_end", "lines", "new_fingerprints",
-                    "requests", "budget", "error_summary"]  # fmt: skip
+    list_display = [
+        "started_at",
+        "status",
+        "window_start",
+        "window_end",
+        "lines",
+        "new_fingerprints",
+        "requests",
+        "budget",
+        "error_summary",
+    ]
     list_filter = ["status"]
     date_hierarchy = "started_at"
 

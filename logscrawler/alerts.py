@@ -42,9 +42,14 @@ def task_dedupe_key(fingerprint: ErrorFingerprint) -> str:
 
 
 def alert_open(
-    rule: str, service: LogService, message: str, *, fingerprint: ErrorFingerprint | None = None,
-    data: dict | None = None, now: datetime | None = None,
-) -> LogAlert | None:  # fmt: skip
+    rule: str,
+    service: LogService,
+    message: str,
+    *,
+    fingerprint: ErrorFingerprint | None = None,
+    data: dict | None = None,
+    now: datetime | None = None,
+) -> LogAlert | None:
     """Open an alert unless this rule already has one open for the fingerprint (or service)."""
     opened = now or timezone.now()
     existing = LogAlert.objects.filter(
@@ -132,17 +137,25 @@ def alerts_evaluate(
             opened.append(alert)
         task_for_fingerprint(fp, "new error")
     for fp in ErrorFingerprint.objects.select_related("service").filter(pk__in=regressed):
-        alert = alert_open(AlertRule.REGRESSION, service, f"came back after it was resolved: {fp.template[:300]}",
-                           fingerprint=fp, now=now)  # fmt: skip
+        alert = alert_open(
+            AlertRule.REGRESSION,
+            service,
+            f"came back after it was resolved: {fp.template[:300]}",
+            fingerprint=fp,
+            now=now,
+        )
         if alert:
             opened.append(alert)
         task_for_fingerprint(fp, "regression")
     for fp, count, baseline in _spikes(service, touched, now, limits):
         alert = alert_open(
-            AlertRule.SPIKE, service,
+            AlertRule.SPIKE,
+            service,
             f"{count} in {limits['window_minutes']} min, baseline {baseline:.1f}: {fp.template[:300]}",
-            fingerprint=fp, data={"count": count, "baseline": baseline}, now=now,
-        )  # fmt: skip
+            fingerprint=fp,
+            data={"count": count, "baseline": baseline},
+            now=now,
+        )
         if alert:
             opened.append(alert)
             task_for_fingerprint(fp, "spike")
@@ -196,7 +209,9 @@ def _sustained_5xx(service: LogService, now: datetime, limits: dict) -> LogAlert
             return None
         shares.append(round(share, 1))
     return alert_open(
-        AlertRule.SUSTAINED_5XX, service,
+        AlertRule.SUSTAINED_5XX,
+        service,
         f"{min(shares)}%+ of HTTP responses were 5xx for {len(shares)} windows of {window.seconds // 60} min",
-        data={"shares": shares}, now=now,
-    )  # fmt: skip
+        data={"shares": shares},
+        now=now,
+    )

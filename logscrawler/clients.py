@@ -121,8 +121,12 @@ def _forward(after: datetime, until: datetime, limit: int) -> dict:
     nanoseconds; ``until`` is sent as the last nanosecond of its microsecond, so that whole microsecond
     is in the window."""
     stamp = until.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return {"anchorDate": after.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-            "afterDate": f"{stamp}999Z", "afterLimit": limit, "beforeLimit": 0}  # fmt: skip
+    return {
+        "anchorDate": after.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "afterDate": f"{stamp}999Z",
+        "afterLimit": limit,
+        "beforeLimit": 0,
+    }
 
 
 def _time(value: str) -> datetime:
@@ -199,8 +203,11 @@ class RailwayClient:
                 status=response.status_code,
             )
         if response.status_code >= 400:
-            raise RailwayError(f"Railway answered {response.status_code}", status=response.status_code,
-                               permanent=response.status_code < 500)  # fmt: skip
+            raise RailwayError(
+                f"Railway answered {response.status_code}",
+                status=response.status_code,
+                permanent=response.status_code < 500,
+            )
         try:
             payload = response.json()
         except ValueError as exc:
@@ -240,9 +247,11 @@ class RailwayClient:
         """Latest deployments of a service (id, status, createdAt), newest first."""
         data = self.execute(
             "Deployments",
-            {"input": {"projectId": project_id, "environmentId": environment_id, "serviceId": service_id},
-             "first": first},
-        )  # fmt: skip
+            {
+                "input": {"projectId": project_id, "environmentId": environment_id, "serviceId": service_id},
+                "first": first,
+            },
+        )
         return [e["node"] for e in (data.get("deployments") or {}).get("edges", []) if e.get("node")]
 
     def environment_logs(
@@ -250,8 +259,10 @@ class RailwayClient:
     ) -> list[LogRow]:
         """Logs of every service of an environment from ``after`` (inclusive) to ``until`` (the whole
         microsecond), oldest first, at most ``limit``."""
-        data = self.execute("EnvironmentLogs", {"environmentId": environment_id, "filter": filter,
-                                                **_forward(after, until, limit)})  # fmt: skip
+        data = self.execute(
+            "EnvironmentLogs",
+            {"environmentId": environment_id, "filter": filter, **_forward(after, until, limit)},
+        )
         return _log_rows(data.get("environmentLogs"), limit)
 
     def http_logs(
@@ -259,14 +270,22 @@ class RailwayClient:
     ) -> list[HttpRow]:
         """HTTP requests of a deployment from ``after`` to ``until``, oldest first, at most ``limit``
         (``filter`` e.g. ``@httpStatus:>=500``)."""
-        data = self.execute("HttpLogs", {"deploymentId": deployment_id, "filter": filter,
-                                         **_forward(after, until, limit)})  # fmt: skip
+        data = self.execute(
+            "HttpLogs", {"deploymentId": deployment_id, "filter": filter, **_forward(after, until, limit)}
+        )
         rows = []
         for item in data.get("httpLogs") or []:
             try:
-                rows.append(HttpRow(_time(item["timestamp"]), str(item.get("method", "")), str(item.get("path", "")),
-                                    int(item["httpStatus"]), str(item.get("requestId", "")),
-                                    int(item.get("totalDuration") or 0)))  # fmt: skip
+                rows.append(
+                    HttpRow(
+                        _time(item["timestamp"]),
+                        str(item.get("method", "")),
+                        str(item.get("path", "")),
+                        int(item["httpStatus"]),
+                        str(item.get("requestId", "")),
+                        int(item.get("totalDuration") or 0),
+                    )
+                )
             except (KeyError, TypeError, ValueError):
                 continue
         rows.sort(key=lambda r: r.timestamp)
@@ -274,8 +293,12 @@ class RailwayClient:
 
     def deployment_logs(self, deployment_id: str, *, limit: int) -> list[LogRow]:
         """The runtime logs of one deployment (backfill after a failed deploy)."""
-        return _log_rows(self.execute("DeploymentLogs", {"deploymentId": deployment_id, "limit": limit}).get(
-            "deploymentLogs"), limit)  # fmt: skip
+        return _log_rows(
+            self.execute("DeploymentLogs", {"deploymentId": deployment_id, "limit": limit}).get(
+                "deploymentLogs"
+            ),
+            limit,
+        )
 
     def build_logs(self, deployment_id: str, *, limit: int) -> list[LogRow]:
         """The build output of one deployment."""

@@ -91,8 +91,17 @@ def _run_close(run: CrawlRun, client: RailwayClient, now: datetime) -> CrawlRun:
     run.requests = client.rate_limit.requests
     run.rate_limit_remaining = client.rate_limit.remaining
     run.save()
-    publish("logs", "crawl_finished", {"run_id": run.pk, "status": run.status, "lines": run.lines,
-                                        "requests": run.requests, "errors": run.errors[:5]})  # fmt: skip
+    publish(
+        "logs",
+        "crawl_finished",
+        {
+            "run_id": run.pk,
+            "status": run.status,
+            "lines": run.lines,
+            "requests": run.requests,
+            "errors": run.errors[:5],
+        },
+    )
     return run
 
 
@@ -111,9 +120,10 @@ def _discover(client: RailwayClient, now: datetime, *, force: bool = False) -> l
             for service_id, name in project.services.items():
                 label = name if len(project.environments) == 1 else f"{name} ({environment})"
                 service, created = LogService.objects.update_or_create(
-                    railway_service_id=service_id, railway_environment_id=environment_id,
+                    railway_service_id=service_id,
+                    railway_environment_id=environment_id,
                     defaults={"name": label[:120], "railway_project_id": project.id},
-                )  # fmt: skip
+                )
                 if created or not force:  # a forced refresh is for new services: spend nothing on the rest
                     _deployment_track(client, service, now)
     return environments
@@ -148,12 +158,23 @@ def _deployment_track(client: RailwayClient, service: LogService, now: datetime)
 
 
 def _record(row: LogRow) -> Record:
-    return Record(timestamp=row.timestamp, message=row.message, severity=row.severity,
-                  attributes=row.attributes, source_id=row.source_id)  # fmt: skip
+    return Record(
+        timestamp=row.timestamp,
+        message=row.message,
+        severity=row.severity,
+        attributes=row.attributes,
+        source_id=row.source_id,
+    )
 
 
-def _paged(fetch: Callable[..., list], run: CrawlRun, stream: str, position: datetime, now: datetime,
-           hold_back: Callable[[list], datetime] | None = None) -> Iterator[tuple[list, datetime]]:  # fmt: skip
+def _paged(
+    fetch: Callable[..., list],
+    run: CrawlRun,
+    stream: str,
+    position: datetime,
+    now: datetime,
+    hold_back: Callable[[list], datetime] | None = None,
+) -> Iterator[tuple[list, datetime]]:
     """The pages of one stream from ``position`` to ``now``, each with the cursor to keep once it is stored.
 
     Railway pages by time alone (an inclusive anchor, no offset), so each page starts with the last row
@@ -189,8 +210,10 @@ def _paged(fetch: Callable[..., list], run: CrawlRun, stream: str, position: dat
             continue
         rows = fetch(after=position, until=position, limit=max(INSTANT_ROWS, page))
         if len(rows) >= INSTANT_ROWS:
-            run.errors.append(f"{stream}: more than {INSTANT_ROWS} lines at {position.isoformat()}; "
-                              f"only the first {INSTANT_ROWS} were read")  # fmt: skip
+            run.errors.append(
+                f"{stream}: more than {INSTANT_ROWS} lines at {position.isoformat()}; "
+                f"only the first {INSTANT_ROWS} were read"
+            )
         position += timedelta(microseconds=1)
         yield rows, position
 
@@ -239,8 +262,13 @@ def _open_events_at(rows: list[LogRow]) -> datetime:
     return min(starts, default=end)
 
 
-def _services_refresh(client: RailwayClient, environment_id: str, rows: list[LogRow],
-                      services: dict[str, LogService], now: datetime) -> dict[str, LogService]:  # fmt: skip
+def _services_refresh(
+    client: RailwayClient,
+    environment_id: str,
+    rows: list[LogRow],
+    services: dict[str, LogService],
+    now: datetime,
+) -> dict[str, LogService]:
     """Services of the environment, with those created since discovery that ``rows`` name.
 
     Railway is asked once for their names; should it not answer, they are stored under their id (the
@@ -255,9 +283,10 @@ def _services_refresh(client: RailwayClient, environment_id: str, rows: list[Log
     }
     for service_id in {row.service_id for row in rows} - set(services):
         services[service_id], _ = LogService.objects.get_or_create(
-            railway_service_id=service_id, railway_environment_id=environment_id,
+            railway_service_id=service_id,
+            railway_environment_id=environment_id,
             defaults={"name": f"Railway service {service_id or 'without an id'}"[:120]},
-        )  # fmt: skip
+        )
     return services
 
 
@@ -295,10 +324,13 @@ def _crawl_http(run: CrawlRun, client: RailwayClient, service: LogService, now: 
                     timestamp=row.timestamp,
                     message=f"{row.method} {row.path} {row.status}",
                     severity="error" if row.status >= 500 else "info",
-                    attributes={"httpStatus": row.status, "requestId": row.request_id,
-                                "durationMs": row.duration_ms},
+                    attributes={
+                        "httpStatus": row.status,
+                        "requestId": row.request_id,
+                        "durationMs": row.duration_ms,
+                    },
                     source_id=f"http:{row.request_id}" if row.request_id else "",
-                )  # fmt: skip
+                )
                 for row in rows
             ]
             with transaction.atomic():

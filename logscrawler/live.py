@@ -76,8 +76,14 @@ def crawler_state(now: datetime) -> dict:
     running = CrawlRun.objects.filter(status=CrawlRun.Status.RUNNING).first()
     configured = bool(settings.RAILWAY_TOKEN or settings.RAILWAY_API_TOKEN)
     every = timedelta(minutes=settings.LOGS_CRAWL_MINUTES)
-    state = {"last": last, "recent": recent, "running": running, "configured": configured,
-             "every": settings.LOGS_CRAWL_MINUTES, "hourly": settings.LOGS_RAILWAY_HOURLY_REQUESTS}  # fmt: skip
+    state = {
+        "last": last,
+        "recent": recent,
+        "running": running,
+        "configured": configured,
+        "every": settings.LOGS_CRAWL_MINUTES,
+        "hourly": settings.LOGS_RAILWAY_HOURLY_REQUESTS,
+    }
     if last is not None:
         state["next_at"] = last.started_at + every
         state["late"] = configured and now - last.started_at > 3 * every
@@ -128,27 +134,46 @@ def logs_area_status() -> AreaStatus:
     )
     if regressed.exists():
         fp = regressed.select_related("service").order_by("-last_seen").first()
-        return AreaStatus("error", f"{regressed.count()} resolved error(s) came back, latest on {fp.service.name}: "
-                          f"{fp.template[:90]}", "Open System Health to look at it and its task.")  # fmt: skip
+        return AreaStatus(
+            "error",
+            f"{regressed.count()} resolved error(s) came back, latest on {fp.service.name}: "
+            f"{fp.template[:90]}",
+            "Open System Health to look at it and its task.",
+        )
     if alerts.exists():
         alert = alerts.select_related("service").first()
-        return AreaStatus("warn", f"{alerts.count()} open alert(s); latest on {alert.service.name}: "
-                          f"{alert.get_rule_display()}: {alert.message[:90]}",
-                          "Open System Health to acknowledge or resolve.")  # fmt: skip
+        return AreaStatus(
+            "warn",
+            f"{alerts.count()} open alert(s); latest on {alert.service.name}: "
+            f"{alert.get_rule_display()}: {alert.message[:90]}",
+            "Open System Health to acknowledge or resolve.",
+        )
     if new.exists():
-        return AreaStatus("warn", f"{new.count()} new error(s) not looked at yet.",
-                          "Open System Health to acknowledge or resolve them.")  # fmt: skip
+        return AreaStatus(
+            "warn",
+            f"{new.count()} new error(s) not looked at yet.",
+            "Open System Health to acknowledge or resolve them.",
+        )
     if crawler.get("last") and crawler["last"].status in (CrawlRun.Status.FAILED, CrawlRun.Status.PARTIAL):
-        return AreaStatus("error", f"The last crawl {crawler['last'].status}: {'; '.join(crawler['last'].errors)[:120]}",
-                          "Check the Railway token and the crawler on System Health.")  # fmt: skip
+        return AreaStatus(
+            "error",
+            f"The last crawl {crawler['last'].status}: {'; '.join(crawler['last'].errors)[:120]}",
+            "Check the Railway token and the crawler on System Health.",
+        )
     if crawler.get("late"):
-        return AreaStatus("warn", "The log crawler has not run for a while: is the jobs process up?",
-                          "Start it with make run or manage.py qcluster.")  # fmt: skip
+        return AreaStatus(
+            "warn",
+            "The log crawler has not run for a while: is the jobs process up?",
+            "Start it with make run or manage.py qcluster.",
+        )
     if not crawler["configured"]:
         if last_hour:
             return AreaStatus(
                 "ok", f"{last_hour} error(s) ingested in the last hour, all known; Railway not connected."
             )
-        return AreaStatus("idle", "Railway is not connected: no logs are crawled.",
-                          "Set RAILWAY_TOKEN (or RAILWAY_API_TOKEN), or push lines to POST /api/logs/ingest.")  # fmt: skip
+        return AreaStatus(
+            "idle",
+            "Railway is not connected: no logs are crawled.",
+            "Set RAILWAY_TOKEN (or RAILWAY_API_TOKEN), or push lines to POST /api/logs/ingest.",
+        )
     return AreaStatus("ok", f"No new errors; {last_hour} known error(s) in the last hour.")

@@ -139,7 +139,9 @@ class ErrorMinute(models.Model):
         constraints = [models.UniqueConstraint(fields=["fingerprint", "minute"], name="error_minute_unique")]
         indexes = [
             # top errors of a service / of every service: the sums come from the index alone (PostgreSQL)
-            models.Index(fields=["service", "minute"], include=["fingerprint", "count"], name="error_minute_window"),
+            models.Index(
+                fields=["service", "minute"], include=["fingerprint", "count"], name="error_minute_window"
+            ),
             models.Index(fields=["minute"], include=["fingerprint", "count"], name="error_minute_all"),
         ]
 

@@ -199,9 +199,13 @@ def logs_ingest(service: LogService, records: list[Record], *, now: datetime | N
         publish(
             "logs",
             "ingested",
-            {"service": service.name, "accepted": result.accepted, "duplicates": result.duplicates,
-             "errors": result.errors},
-        )  # fmt: skip
+            {
+                "service": service.name,
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "errors": result.errors,
+            },
+        )
     return result
 
 

@@ -65,8 +65,19 @@ class ReadOnly(admin.ModelAdmin):
 
 @admin.register(Usage)
 class UsageAdmin(ReadOnly):
-    list_display = ["created_at", "mode", "session", "model_requested", "model_used", "prompt_tokens",
-                    "completion_tokens", "cost_usd", "cost_source", "finish_reason", "error_code"]  # fmt: skip
+    list_display = [
+        "created_at",
+        "mode",
+        "session",
+        "model_requested",
+        "model_used",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost_usd",
+        "cost_source",
+        "finish_reason",
+        "error_code",
+    ]
     list_filter = ["mode", "finish_reason", "cost_source"]
     search_fields = ["session", "run", "model_used", "generation_id"]
     date_hierarchy = "created_at"

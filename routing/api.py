@@ -25,11 +25,23 @@ def _float(value) -> float | None:
 # model is its row, read by ``schemas.ModelOut``.
 def policy_out(policy: Policy, catalog: dict) -> dict:
     return {
-        **{f: getattr(policy, f) for f in ["mode", "model", "fallback_models", "max_context_tokens", "max_iterations",
-                                           "max_output_tokens", "sort", "allow_fallbacks", "require_parameters"]},
+        **{
+            f: getattr(policy, f)
+            for f in [
+                "mode",
+                "model",
+                "fallback_models",
+                "max_context_tokens",
+                "max_iterations",
+                "max_output_tokens",
+                "sort",
+                "allow_fallbacks",
+                "require_parameters",
+            ]
+        },
         "max_price_per_1k": float(policy.max_price_per_1k),
         "problems": policy.problems(catalog),
-    }  # fmt: skip
+    }
 
 
 def budget_out(row: dict) -> dict:

@@ -26,7 +26,9 @@ def diagnose(request):
 def repair(request, payload: RepairIn):
     """Run the safe actions the findings name (or ``actions``), then verify; ``dry_run`` changes nothing."""
     require_scope(request, "write")
-    return services.repair_run(actions=payload.actions, dry_run=payload.dry_run, trigger="api", actor=_actor(request))
+    return services.repair_run(
+        actions=payload.actions, dry_run=payload.dry_run, trigger="api", actor=_actor(request)
+    )
 
 
 @router.post("/auto-heal", response=ExecutionOut)

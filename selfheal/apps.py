@@ -11,5 +11,10 @@ class SelfhealConfig(AppConfig):
         from selfheal import live
 
         hq.area_register("selfheal", live.selfheal_area_status, url_name="selfheal:index")
-        hq.fragments_register("selfheal", live.render_events, resync=live.render_fragments, page="selfheal",
-                              timed=live.render_fragments)  # fmt: skip
+        hq.fragments_register(
+            "selfheal",
+            live.render_events,
+            resync=live.render_fragments,
+            page="selfheal",
+            timed=live.render_fragments,
+        )

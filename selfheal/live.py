@@ -22,13 +22,22 @@ def selfheal_area_status() -> AreaStatus:
     breaker = services.breaker_state()
     detail = f"Auto-heal stopped: {breaker}." if breaker else ""
     if not findings:
-        return AreaStatus("ok", f"Last diagnosis {age} ago: all {len(last.report.get('checks', []))} checks clean.",
-                          detail=detail, actions=[diagnose])  # fmt: skip
+        return AreaStatus(
+            "ok",
+            f"Last diagnosis {age} ago: all {len(last.report.get('checks', []))} checks clean.",
+            detail=detail,
+            actions=[diagnose],
+        )
     top = findings[0]
     state = {"critical": "error", "warning": "warn"}.get(worst, "ok")
     critical = sum(f["severity"] == "critical" for f in findings)
-    return AreaStatus(state, f"Last diagnosis {age} ago: {top['title']}", detail=detail,
-                      actions=[Action("Open Self-Heal", href="/selfheal/")], attention=critical)  # fmt: skip
+    return AreaStatus(
+        state,
+        f"Last diagnosis {age} ago: {top['title']}",
+        detail=detail,
+        actions=[Action("Open Self-Heal", href="/selfheal/")],
+        attention=critical,
+    )
 
 
 def context() -> dict:
@@ -48,14 +57,18 @@ def context() -> dict:
 def render_progress() -> str:
     """The latest run's steps so far (each check or action as it finishes)."""
     latest = services.last_execution()
-    return render_to_string("selfheal/_progress.html", {"run": latest, "steps": latest.steps if latest else [],
-                                                        "oob": True})  # fmt: skip
+    return render_to_string(
+        "selfheal/_progress.html", {"run": latest, "steps": latest.steps if latest else [], "oob": True}
+    )
 
 
 def render_fragments() -> str:
     ctx = context() | {"oob": True}
-    return (render_progress() + render_to_string("selfheal/_report.html", ctx)
-            + render_to_string("selfheal/_history.html", ctx))  # fmt: skip
+    return (
+        render_progress()
+        + render_to_string("selfheal/_report.html", ctx)
+        + render_to_string("selfheal/_history.html", ctx)
+    )
 
 
 def render_events(envelopes: list[dict]) -> str:

@@ -22,7 +22,9 @@ def steps_validate(steps: object) -> list[dict]:
             raise ValidationError(f"step {i} must be an object with a name")
         if step["name"] not in checks and step["name"] not in actions:
             known = ", ".join(sorted(checks) + sorted(actions))
-            raise ValidationError(f"step {i}: {step['name']!r} is not a registered check or action (known: {known})")
+            raise ValidationError(
+                f"step {i}: {step['name']!r} is not a registered check or action (known: {known})"
+            )
         params = step.get("params") or {}
         if not isinstance(params, dict):
             raise ValidationError(f"step {i}: params must be an object")
@@ -36,8 +38,11 @@ class Playbook(models.Model):
     order = models.PositiveIntegerField(default=0)
     enabled = models.BooleanField(default=True)
     auto_run = models.BooleanField(default=False, help_text="Auto-heal may run its auto-safe actions.")
-    steps = models.JSONField(default=list, help_text='[{"name": "queue"}, {"name": "release_expired_leases", '
-                             '"params": {"cap": 50}}], at most 10.')  # fmt: skip
+    steps = models.JSONField(
+        default=list,
+        help_text='[{"name": "queue"}, {"name": "release_expired_leases", '
+        '"params": {"cap": 50}}], at most 10.',
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

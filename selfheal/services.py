@@ -75,7 +75,9 @@ def checks_run(names: list[str] | None = None, *, now: datetime | None = None, o
             log.exception("self-heal check %s failed", name)
             status, error = "error", exc.__class__.__name__
             elapsed = int((time.monotonic() - started) * 1000)
-        results.append({"name": name, "status": status, "duration_ms": elapsed} | ({"error": error} if error else {}))
+        results.append(
+            {"name": name, "status": status, "duration_ms": elapsed} | ({"error": error} if error else {})
+        )
         if on_result:
             on_result(results)
     pool.shutdown(wait=False, cancel_futures=True)
@@ -97,11 +99,15 @@ def _summary(execution: Execution) -> dict:
     findings = execution.report.get("findings", [])
     worst = execution.worst()
     return {
-        "id": execution.pk, "kind": execution.kind, "status": execution.status, "worst": worst,
-        "findings": len(findings), "touched": execution.touched,
+        "id": execution.pk,
+        "kind": execution.kind,
+        "status": execution.status,
+        "worst": worst,
+        "findings": len(findings),
+        "touched": execution.touched,
         "message": f"{execution.kind.replace('_', '-')} #{execution.pk} {execution.status}: "
         f"{len(findings)} finding(s)" + (f", worst {worst}" if worst else ""),
-    }  # fmt: skip
+    }
 
 
 def diagnose_run(*, trigger: str = "operator", actor: str = "", now: datetime | None = None) -> Execution:
@@ -121,9 +127,10 @@ def _hour_usage(now: datetime, *, exclude: int | None = None) -> tuple[int, int]
     """(auto-heal runs, rows touched by any repair) in the last hour, not counting run ``exclude``
     (dry runs change nothing)."""
     recent = Execution.objects.filter(
-        kind__in=[Execution.Kind.REPAIR, Execution.Kind.AUTO_HEAL], dry_run=False,
+        kind__in=[Execution.Kind.REPAIR, Execution.Kind.AUTO_HEAL],
+        dry_run=False,
         started_at__gte=now - timedelta(hours=1),
-    ).exclude(pk=exclude)  # fmt: skip
+    ).exclude(pk=exclude)
     rows = recent.aggregate(n=Sum("touched"))["n"] or 0
     return recent.filter(kind=Execution.Kind.AUTO_HEAL).count(), rows
 
@@ -137,7 +144,9 @@ def breaker_state(*, now: datetime | None = None, exclude: int | None = None) ->
     if rows >= settings.SELFHEAL_MAX_ROWS_PER_HOUR:
         return f"{rows} rows touched in the last hour (limit {settings.SELFHEAL_MAX_ROWS_PER_HOUR})"
     last = (
-        Execution.objects.filter(kind=Execution.Kind.AUTO_HEAL, dry_run=False, started_at__gte=now - timedelta(hours=1))
+        Execution.objects.filter(
+            kind=Execution.Kind.AUTO_HEAL, dry_run=False, started_at__gte=now - timedelta(hours=1)
+        )
         .exclude(pk=exclude)
         .exclude(status=Execution.Status.RUNNING)
         .exclude(steps__0__name="circuit_breaker")
@@ -180,15 +189,23 @@ def _verify(before: dict, after: dict, targets: set[str]) -> dict:
 
 
 def repair_run(
-    *, actions: list[str] | None = None, dry_run: bool = False, trigger: str = "operator", actor: str = "",
-    auto: bool = False, now: datetime | None = None,
-) -> Execution:  # fmt: skip
+    *,
+    actions: list[str] | None = None,
+    dry_run: bool = False,
+    trigger: str = "operator",
+    actor: str = "",
+    auto: bool = False,
+    now: datetime | None = None,
+) -> Execution:
     """Run safe actions bounded by caps and breakers, then verify by diagnosing again."""
     _, registered = registry_load()
     unknown = sorted(set(actions or []) - set(registered))
     if unknown:
-        raise SelfHealError("unknown_action", f"not a registered safe action: {', '.join(unknown)}",
-                            details={"known": sorted(registered)})  # fmt: skip
+        raise SelfHealError(
+            "unknown_action",
+            f"not a registered safe action: {', '.join(unknown)}",
+            details={"known": sorted(registered)},
+        )
     kind = Execution.Kind.AUTO_HEAL if auto else Execution.Kind.REPAIR
     execution = Execution.objects.create(kind=kind, trigger=trigger, actor=actor, dry_run=dry_run)
     publish(TOPIC, f"{kind}_started", {"id": execution.pk, "message": f"{kind.replace('_', '-')} started"})
@@ -199,13 +216,18 @@ def repair_run(
             publish(TOPIC, "breaker_open", {"id": execution.pk, "message": f"auto-heal stopped: {why}"})
             return _finish(execution, status=Execution.Status.FAILED, steps=[step])
     before = checks_run(now=now)
-    wanted = [f["action"]["name"] for f in before["findings"] if f["action"] and f["action"]["kind"] == "safe"]
+    wanted = [
+        f["action"]["name"] for f in before["findings"] if f["action"] and f["action"]["kind"] == "safe"
+    ]
     chosen = list(dict.fromkeys(actions if actions else wanted))
     if auto:
         allowed = _auto_actions()
         chosen = [n for n in chosen if n in allowed]
-    targets = {k for k, f in zip(before["keys"], before["findings"], strict=True)
-               if f["action"] and f["action"]["name"] in chosen}  # fmt: skip
+    targets = {
+        k
+        for k, f in zip(before["keys"], before["findings"], strict=True)
+        if f["action"] and f["action"]["name"] in chosen
+    }
     caps = _playbook_caps(chosen)
     _, rows_hour = _hour_usage(now or timezone.now(), exclude=execution.pk)
     budget = min(settings.SELFHEAL_MAX_ROWS_PER_RUN, max(settings.SELFHEAL_MAX_ROWS_PER_HOUR - rows_hour, 0))
@@ -221,7 +243,12 @@ def repair_run(
             try:
                 out = act.func(dry_run=dry_run, cap=cap, now=now or timezone.now())
                 status = "dry_run" if dry_run else ("ok" if out.fixed else "not_fixed")
-                step |= {"status": status, "output": out.output, "touched": out.touched, "changes": out.changes[:50]}
+                step |= {
+                    "status": status,
+                    "output": out.output,
+                    "touched": out.touched,
+                    "changes": out.changes[:50],
+                }
                 touched += 0 if dry_run else out.touched
                 failed += status == "not_fixed"
             except Exception as exc:  # an action that breaks is a failed step; the others still run
@@ -231,7 +258,11 @@ def repair_run(
         step["duration_ms"] = int((time.monotonic() - begun) * 1000)
         steps.append(step)
         Execution.objects.filter(pk=execution.pk).update(steps=steps, touched=touched)
-        publish(TOPIC, "step", {"id": execution.pk, **{k: step[k] for k in ("name", "status", "output", "touched")}})
+        publish(
+            TOPIC,
+            "step",
+            {"id": execution.pk, **{k: step[k] for k in ("name", "status", "output", "touched")}},
+        )
     if dry_run:
         return _finish(execution, status=Execution.Status.SUCCEEDED, steps=steps, touched=0, report=before)
     after = checks_run()
@@ -243,8 +274,9 @@ def repair_run(
         status = Execution.Status.PARTIAL
     else:
         status = Execution.Status.FAILED
-    return _finish(execution, status=status, steps=steps, touched=touched, report=after,
-                   verification=verification)  # fmt: skip
+    return _finish(
+        execution, status=status, steps=steps, touched=touched, report=after, verification=verification
+    )
 
 
 def auto_heal_run(*, now: datetime | None = None) -> Execution:
@@ -270,4 +302,9 @@ def last_execution() -> Execution | None:
 
 def last_diagnosis() -> Execution | None:
     """The newest finished run that diagnosed: a diagnosis, or a repair's verification."""
-    return Execution.objects.exclude(status=Execution.Status.RUNNING).exclude(dry_run=True).exclude(report={}).first()
+    return (
+        Execution.objects.exclude(status=Execution.Status.RUNNING)
+        .exclude(dry_run=True)
+        .exclude(report={})
+        .first()
+    )

@@ -9,5 +9,9 @@ def diagnose() -> dict:
     """Diagnose the whole system (workers, queue, jobs, errors, database, external APIs, budgets) and
     return every finding with its severity, evidence and recommended action."""
     execution = services.diagnose_run(trigger="chat", actor=tool_actor())
-    return {"id": execution.pk, "duration_ms": execution.duration_ms, "findings": execution.report["findings"],
-            "checks": execution.report["checks"]}  # fmt: skip
+    return {
+        "id": execution.pk,
+        "duration_ms": execution.duration_ms,
+        "findings": execution.report["findings"],
+        "checks": execution.report["checks"],
+    }

@@ -48,11 +48,14 @@ def diagnose(request: HttpRequest) -> HttpResponse:
 def repair_preview(request: HttpRequest, name: str) -> HttpResponse:
     """The confirm dialog: exactly what the repair would change (a dry run)."""
     try:
-        execution = services.repair_run(actions=[_action_name(name)], dry_run=True, actor=actor_of(request.user))
+        execution = services.repair_run(
+            actions=[_action_name(name)], dry_run=True, actor=actor_of(request.user)
+        )
     except SelfHealError as exc:
         return _answer(request, error=f"Refused: {exc.message}")
-    dialog = render_to_string("selfheal/_confirm.html", {"name": name, "step": execution.steps[0], "oob": True},
-                              request=request)  # fmt: skip
+    dialog = render_to_string(
+        "selfheal/_confirm.html", {"name": name, "step": execution.steps[0], "oob": True}, request=request
+    )
     return _answer(request, extra=dialog)
 
 
@@ -64,8 +67,10 @@ def repair(request: HttpRequest, name: str) -> HttpResponse:
     except SelfHealError as exc:
         return _answer(request, error=f"Refused: {exc.message}")
     v = execution.verification
-    text = (f"Repair #{execution.pk} {execution.status}: {len(v['fixed'])} fixed, {len(v['remaining'])} remaining, "
-            f"{len(v['new'])} new.")  # fmt: skip
+    text = (
+        f"Repair #{execution.pk} {execution.status}: {len(v['fixed'])} fixed, {len(v['remaining'])} remaining, "
+        f"{len(v['new'])} new."
+    )
     closed = render_to_string("selfheal/_confirm.html", {"oob": True})
     if execution.status == "succeeded":
         return _answer(request, ok=text, extra=closed)

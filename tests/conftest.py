@@ -180,17 +180,20 @@ class DaphneServer:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "DaphneServer":
-        env = dict(
-            os.environ,
-            DEBUG="1",
-            HQ_VAR_DIR=self.var_dir,
-            DATABASE_URL=database_url_for_subprocess(),
-            EVENTS_POLL_SECONDS="0.1",
-            CODEHEALTH_REGISTRY_LOOKUPS="0",
-            CODEHEALTH_OSV_SNAPSHOT="",
-            CODEHEALTH_OSV_URL=CLOSED_URL,
-            GITHUB_API_URL=CLOSED_URL,
-        ) | self.extra_env
+        env = (
+            dict(
+                os.environ,
+                DEBUG="1",
+                HQ_VAR_DIR=self.var_dir,
+                DATABASE_URL=database_url_for_subprocess(),
+                EVENTS_POLL_SECONDS="0.1",
+                CODEHEALTH_REGISTRY_LOOKUPS="0",
+                CODEHEALTH_OSV_SNAPSHOT="",
+                CODEHEALTH_OSV_URL=CLOSED_URL,
+                GITHUB_API_URL=CLOSED_URL,
+            )
+            | self.extra_env
+        )
         with open(Path(self.var_dir) / "daphne.log", "a") as log:
             self.proc = subprocess.Popen(
                 [
@@ -313,8 +316,10 @@ class BrowserProblems:
         page.on("pageerror", lambda e: self.items.append(f"exception on {page.url}: {e}"))
         # ERR_ABORTED is the browser cancelling a request itself (a navigation or a reload leaving the
         # favicon behind), not a server failing it: those show as other net:: errors or HTTP statuses.
-        page.on("requestfailed", lambda r: r.failure != "net::ERR_ABORTED"
-                and self.items.append(f"failed: {r.url} {r.failure}"))  # fmt: skip
+        page.on(
+            "requestfailed",
+            lambda r: r.failure != "net::ERR_ABORTED" and self.items.append(f"failed: {r.url} {r.failure}"),
+        )
         page.on("response", lambda r: r.status >= 400 and self.items.append(f"HTTP {r.status}: {r.url}"))
 
 

@@ -10,15 +10,43 @@ from django.utils.safestring import mark_safe
 
 register = template.Library()
 
-TAGS = {"p", "br", "strong", "em", "code", "pre", "ul", "ol", "li", "a", "blockquote", "h1", "h2", "h3",
-        "h4", "hr", "table", "thead", "tbody", "tr", "th", "td", "del"}  # fmt: skip
+TAGS = {
+    "p",
+    "br",
+    "strong",
+    "em",
+    "code",
+    "pre",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "blockquote",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "hr",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "th",
+    "td",
+    "del",
+}
 
 
 @register.filter
 def markdown(text: str | None) -> str:
     html = md.markdown(text or "", extensions=["fenced_code", "tables", "sane_lists"], output_format="html")
-    clean = nh3.clean(html, tags=TAGS, attributes={"a": {"href", "title"}}, url_schemes={"http", "https", "mailto"},
-                      link_rel="noopener noreferrer nofollow")  # fmt: skip
+    clean = nh3.clean(
+        html,
+        tags=TAGS,
+        attributes={"a": {"href", "title"}},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
     return mark_safe(clean)  # sanitised by nh3 just above
 
 

@@ -53,10 +53,24 @@ class TaskAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     # Status moves only through the actions, so every change is recorded and published.
     readonly_fields = [
-        "status", "status_changed_at", "attempts", "lease_owner", "lease_incarnation", "lease_expires_at",
-        "reason_code", "reason", "unblock_action", "approved_by", "approved_at", "last_error", "result",
-        "created_at", "updated_at", "started_at", "finished_at",
-    ]  # fmt: skip
+        "status",
+        "status_changed_at",
+        "attempts",
+        "lease_owner",
+        "lease_incarnation",
+        "lease_expires_at",
+        "reason_code",
+        "reason",
+        "unblock_action",
+        "approved_by",
+        "approved_at",
+        "last_error",
+        "result",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+    ]
     raw_id_fields = ["depends_on"]
     inlines = [TaskEventInline]
     actions = [

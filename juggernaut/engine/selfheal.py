@@ -49,32 +49,48 @@ def workers_check(now: datetime) -> list[Finding]:
     live = list(Worker.objects.live(now))
     for w in Worker.objects.silent(now).order_by("last_heartbeat")[:20]:
         age = duration_text(w.heartbeat_age(now))
-        found.append(Finding(
-            "workers", "warning", f"Worker {w.name} is silent (last heartbeat {age} ago).",
-            {"worker": w.name, "heartbeat_age_s": int(w.heartbeat_age(now).total_seconds())},
-            Fix.manual(worker_command(w.name, w.capabilities or []), "Restart the worker."),
-            code=f"silent:{w.name}",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "workers",
+                "warning",
+                f"Worker {w.name} is silent (last heartbeat {age} ago).",
+                {"worker": w.name, "heartbeat_age_s": int(w.heartbeat_age(now).total_seconds())},
+                Fix.manual(worker_command(w.name, w.capabilities or []), "Restart the worker."),
+                code=f"silent:{w.name}",
+            )
+        )
     pending = Task.objects.filter(status__in=[Status.PENDING, Status.BLOCKED])
     groups: Counter = Counter()
     for row in pending.values("kind", "required_capabilities").annotate(n=Count("id")).order_by():
         groups[(row["kind"], tuple(sorted(row["required_capabilities"] or [])))] += row["n"]
     if groups and not live:
         n = sum(groups.values())
-        found.append(Finding(
-            "workers", "critical", f"No worker is alive; {n} tasks wait to run.", {"waiting": n},
-            Fix.manual(worker_command("worker-1", sorted({c for _, r in groups for c in r})), "Start a worker."),
-            code="no_worker",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "workers",
+                "critical",
+                f"No worker is alive; {n} tasks wait to run.",
+                {"waiting": n},
+                Fix.manual(
+                    worker_command("worker-1", sorted({c for _, r in groups for c in r})), "Start a worker."
+                ),
+                code="no_worker",
+            )
+        )
         return found
     for (kind, need), n in sorted(groups.items()):
         if not any(w.can_run(list(need), kind) for w in live):
             why, fixes = services.why_unrunnable(need, kind, live)
-            found.append(Finding(
-                "workers", "warning", f"{n} {kind} task(s) have no capable worker: {why}",
-                {"kind": kind, "capabilities": list(need), "count": n},
-                Fix.manual(fixes[0].command, fixes[0].label), code=f"no_capable:{kind}:{','.join(need)}",
-            ))  # fmt: skip
+            found.append(
+                Finding(
+                    "workers",
+                    "warning",
+                    f"{n} {kind} task(s) have no capable worker: {why}",
+                    {"kind": kind, "capabilities": list(need), "count": n},
+                    Fix.manual(fixes[0].command, fixes[0].label),
+                    code=f"no_capable:{kind}:{','.join(need)}",
+                )
+            )
     return found
 
 
@@ -84,43 +100,80 @@ def queue_check(now: datetime) -> list[Finding]:
     found: list[Finding] = []
     expired = _expired(now).count()
     if expired:
-        found.append(Finding(
-            "queue", "critical", f"{expired} running task(s) hold an expired lease.", {"count": expired},
-            Fix.safe("release_expired_leases", "Release them back to the queue (or escalate past max attempts)."),
-            code="expired_leases",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "queue",
+                "critical",
+                f"{expired} running task(s) hold an expired lease.",
+                {"count": expired},
+                Fix.safe(
+                    "release_expired_leases",
+                    "Release them back to the queue (or escalate past max attempts).",
+                ),
+                code="expired_leases",
+            )
+        )
     oldest = Task.objects.filter(status=Status.PENDING).aggregate(m=Min("created_at"))["m"]
     if oldest and now - oldest > timedelta(minutes=settings.ENGINE_STUCK_QUEUE_MINUTES):
-        found.append(Finding(
-            "queue", "warning", f"The oldest pending task has waited {duration_text(now - oldest)}.",
-            {"oldest_pending_s": int((now - oldest).total_seconds())},
-            Fix.manual("/engine/tasks/?status=pending", "See the queue and its workers."), code="queue_age",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "queue",
+                "warning",
+                f"The oldest pending task has waited {duration_text(now - oldest)}.",
+                {"oldest_pending_s": int((now - oldest).total_seconds())},
+                Fix.manual("/engine/tasks/?status=pending", "See the queue and its workers."),
+                code="queue_age",
+            )
+        )
     escalated = Task.objects.filter(status=Status.ESCALATED, acknowledged_at__isnull=True).count()
     if escalated:
-        found.append(Finding(
-            "queue", "warning", f"{escalated} escalated task(s) need a human.", {"count": escalated},
-            Fix.manual("/engine/tasks/?attention=on", "Retry, cancel or acknowledge each one."), code="escalated",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "queue",
+                "warning",
+                f"{escalated} escalated task(s) need a human.",
+                {"count": escalated},
+                Fix.manual("/engine/tasks/?attention=on", "Retry, cancel or acknowledge each one."),
+                code="escalated",
+            )
+        )
     failed = _requeueable().count()
     if failed:
-        found.append(Finding(
-            "queue", "warning", f"{failed} failed task(s) are under their retry limit.", {"count": failed},
-            Fix.safe("requeue_failed", "Queue them again."), code="requeueable",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "queue",
+                "warning",
+                f"{failed} failed task(s) are under their retry limit.",
+                {"count": failed},
+                Fix.safe("requeue_failed", "Queue them again."),
+                code="requeueable",
+            )
+        )
     unblock = len(_unblockable(now))
     if unblock:
-        found.append(Finding(
-            "queue", "warning", f"{unblock} blocked task(s) have a capable worker now.", {"count": unblock},
-            Fix.safe("reset_blocked", "Put them back in the queue."), code="unblockable",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "queue",
+                "warning",
+                f"{unblock} blocked task(s) have a capable worker now.",
+                {"count": unblock},
+                Fix.safe("reset_blocked", "Put them back in the queue."),
+                code="unblockable",
+            )
+        )
     stale = _stale_pause(now)
     if stale:
-        found.append(Finding(
-            "queue", "warning", f"The engine has been paused by {stale.paused_by} for "
-            f"{duration_text(now - stale.paused_at)}.", {"paused_by": stale.paused_by},
-            Fix.safe("clear_stale_pause", "Resume the engine."), code="stale_pause",
-        ))  # fmt: skip
+        found.append(
+            Finding(
+                "queue",
+                "warning",
+                f"The engine has been paused by {stale.paused_by} for "
+                f"{duration_text(now - stale.paused_at)}.",
+                {"paused_by": stale.paused_by},
+                Fix.safe("clear_stale_pause", "Resume the engine."),
+                code="stale_pause",
+            )
+        )
     return found
 
 
@@ -130,10 +183,10 @@ def release_expired_leases(*, dry_run: bool, cap: int, now: datetime) -> Outcome
     ids = list(_expired(now).order_by("lease_expires_at").values_list("id", flat=True)[:cap])
     changes = [f"task #{pk}: running → pending (or escalated)" for pk in ids]
     if dry_run or not ids:
-        return Outcome(len(ids), f"would release {len(ids)} task(s)" if dry_run else "nothing to release", changes)
-    rescued, escalated = services.tasks_rescue(
-        ids, now=now, why="lease expired (self-heal)", extra=None
-    )
+        return Outcome(
+            len(ids), f"would release {len(ids)} task(s)" if dry_run else "nothing to release", changes
+        )
+    rescued, escalated = services.tasks_rescue(ids, now=now, why="lease expired (self-heal)", extra=None)
     return Outcome(rescued + escalated, f"released {rescued}, escalated {escalated}", changes)
 
 

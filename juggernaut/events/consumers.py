@@ -355,12 +355,15 @@ class SharedRenders:
         """The page's time-dependent fragments for one refresh interval (``bucket``): what every viewer
         sees alike rendered once, and where the page shows what is the viewer's (``hq.viewer_key``),
         that part once per viewer."""
-        shared = await self._shared((page, None, "timed", bucket), lambda: hq.render_timed(page, part="shared"))
+        shared = await self._shared(
+            (page, None, "timed", bucket), lambda: hq.render_timed(page, part="shared")
+        )
         key = hq.viewer_key(page, viewer)
         if key is None:
             return shared
-        return shared + await self._shared((page, key, "timed", bucket),
-                                           lambda: hq.render_timed(page, viewer, part="own"))  # fmt: skip
+        return shared + await self._shared(
+            (page, key, "timed", bucket), lambda: hq.render_timed(page, viewer, part="own")
+        )
 
     async def _shared(self, key: tuple, render_sync) -> str:
         render = self.renders.get(key)
@@ -376,6 +379,13 @@ class SharedRenders:
         # The timestamps make the key unique even where sequence numbers start again (a database
         # emptied under a running server, as between tests): a stale render is never reused.
         first, last = envelopes[0], envelopes[-1]
-        key = (page, hq.viewer_key(page, viewer, envelopes), first["topic"], first["seq"], last["seq"], first["ts"],
-               last["ts"])  # fmt: skip
+        key = (
+            page,
+            hq.viewer_key(page, viewer, envelopes),
+            first["topic"],
+            first["seq"],
+            last["seq"],
+            first["ts"],
+            last["ts"],
+        )
         return await self._shared(key, lambda: hq.render_events(envelopes, page, viewer))

@@ -143,7 +143,9 @@ class Relay:
 
 
 def _usable_token_ids(ids: list[int]) -> set[int]:
-    return set(ApiToken.objects.usable().filter(pk__in=ids, user__is_active=True).values_list("pk", flat=True))
+    return set(
+        ApiToken.objects.usable().filter(pk__in=ids, user__is_active=True).values_list("pk", flat=True)
+    )
 
 
 def get_relay() -> Relay:

@@ -289,14 +289,25 @@ def budget_set(
         raise RoutingError(
             "bad_budget", "limits are at least 0, and the soft limit is not above the limit", status=422
         )
-    key = {"scope": scope, "period": period, "mode": mode if scope == Scope.MODE else "",
-           "session": session if scope == Scope.SESSION else ""}  # fmt: skip
+    key = {
+        "scope": scope,
+        "period": period,
+        "mode": mode if scope == Scope.MODE else "",
+        "session": session if scope == Scope.SESSION else "",
+    }
     with transaction.atomic():
         budget, created = Budget.objects.update_or_create(
             **key, defaults={"limit_usd": limit_usd, "soft_limit_usd": soft_limit_usd}
         )
-        publish(TOPIC, "budget_set", {"budget": budget.label, "limit_usd": str(limit_usd),
-                                      "message": f"{budget.label} set to {usd(limit_usd)}"})  # fmt: skip
+        publish(
+            TOPIC,
+            "budget_set",
+            {
+                "budget": budget.label,
+                "limit_usd": str(limit_usd),
+                "message": f"{budget.label} set to {usd(limit_usd)}",
+            },
+        )
     return budget, created
 
 
@@ -308,8 +319,13 @@ def reservations_expire(*, older_than: timedelta = timedelta(hours=1), now=None)
     count = 0
     for reservation in stale:
         try:
-            usage_record(reservation, None, Completion(), now=now,
-                         error=OpenRouterError("abandoned", "the call never reported back; charged its reservation"))  # fmt: skip
+            usage_record(
+                reservation,
+                None,
+                Completion(),
+                now=now,
+                error=OpenRouterError("abandoned", "the call never reported back; charged its reservation"),
+            )
             count += 1
         except RoutingError:
             continue  # settled meanwhile by its own call

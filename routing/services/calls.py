@@ -85,8 +85,14 @@ def completion_run(
     except OpenRouterError as exc:
         error = exc
     except BaseException as exc:  # the caller went away mid-stream: still settle the reservation
-        usage_record(reservation, selection, completion, error=OpenRouterError("aborted", str(exc)[:200]),
-                     latency=time.monotonic() - started, client=client)  # fmt: skip
+        usage_record(
+            reservation,
+            selection,
+            completion,
+            error=OpenRouterError("aborted", str(exc)[:200]),
+            latency=time.monotonic() - started,
+            client=client,
+        )
         raise
     record = usage_record(
         reservation, selection, completion, error=error, latency=time.monotonic() - started, client=client
@@ -133,7 +139,7 @@ def catalog_sync(*, client: OpenRouterClient | None = None) -> int:
                     synced_at=now,
                 )
                 for e in entries
-            ],  # fmt: skip
+            ],
             update_conflicts=True,
             unique_fields=["model_id"],
             update_fields=[
@@ -145,7 +151,7 @@ def catalog_sync(*, client: OpenRouterClient | None = None) -> int:
                 "max_completion_tokens",
                 "source",
                 "synced_at",
-            ],  # fmt: skip
+            ],
         )
         RoutingState.objects.filter(pk=state.pk).update(
             models_synced_at=now, models_count=len(entries), sync_error=""
@@ -161,8 +167,13 @@ def key_check(*, client: OpenRouterClient | None = None) -> RoutingState:
     try:
         key_required()
         info = (client or OpenRouterClient()).key()
-        fields.update(key_label=info.label[:200], key_limit=info.limit, key_remaining=info.remaining,
-                      key_usage=info.usage, key_error="")  # fmt: skip
+        fields.update(
+            key_label=info.label[:200],
+            key_limit=info.limit,
+            key_remaining=info.remaining,
+            key_usage=info.usage,
+            key_error="",
+        )
     except (OpenRouterError, RoutingError) as exc:
         fields["key_error"] = str(getattr(exc, "message", exc))[:300]
     with transaction.atomic():
@@ -172,8 +183,17 @@ def key_check(*, client: OpenRouterClient | None = None) -> RoutingState:
     return RoutingState.get()
 
 
-POLICY_FIELDS = ["model", "fallback_models", "max_price_per_1k", "max_context_tokens", "max_iterations",
-                 "max_output_tokens", "sort", "allow_fallbacks", "require_parameters"]  # fmt: skip
+POLICY_FIELDS = [
+    "model",
+    "fallback_models",
+    "max_price_per_1k",
+    "max_context_tokens",
+    "max_iterations",
+    "max_output_tokens",
+    "sort",
+    "allow_fallbacks",
+    "require_parameters",
+]
 
 
 def policy_update(mode: str, **changes) -> Policy:

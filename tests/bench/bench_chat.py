@@ -36,8 +36,16 @@ RUNNERS = {
 
 
 def child_env(database_url: str, var_dir: str, fake_url: str, api_key: str, runner: str) -> dict:
-    return dict(os.environ, DEBUG="1", DATABASE_URL=database_url, HQ_VAR_DIR=var_dir, LOG_LEVEL="WARNING",
-                OPENROUTER_BASE_URL=fake_url, OPENROUTER_API_KEY=api_key, CHAT_RUNNER=runner)  # fmt: skip
+    return dict(
+        os.environ,
+        DEBUG="1",
+        DATABASE_URL=database_url,
+        HQ_VAR_DIR=var_dir,
+        LOG_LEVEL="WARNING",
+        OPENROUTER_BASE_URL=fake_url,
+        OPENROUTER_API_KEY=api_key,
+        CHAT_RUNNER=runner,
+    )
 
 
 def measure(database_url: str, label: str) -> dict[str, list[float]]:
@@ -69,9 +77,13 @@ def measure(database_url: str, label: str) -> dict[str, list[float]]:
         user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_staff": True})
         for runner, command in RUNNERS.items():
             settings.CHAT_RUNNER = runner
-            proc = subprocess.Popen([sys.executable, "manage.py", *command], cwd=ROOT,
-                                    env=child_env(database_url, var_dir, fake.url, fake.api_key, runner),
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+            proc = subprocess.Popen(
+                [sys.executable, "manage.py", *command],
+                cwd=ROOT,
+                env=child_env(database_url, var_dir, fake.url, fake.api_key, runner),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             try:
                 session = services.session_create(user, mode="normal", title=f"bench {runner}")
                 latencies = []
@@ -96,8 +108,10 @@ def measure(database_url: str, label: str) -> dict[str, list[float]]:
         drop_database(database_url)
     shutil.rmtree(var_dir, ignore_errors=True)
     for runner, values in figures.items():
-        print(f"{label:8} {runner:7} message → run_started over {len(values)} runs: p50 {pct(values, 0.5):7.1f} ms"
-              f"  p95 {pct(values, 0.95):7.1f} ms  max {max(values):7.1f} ms")  # fmt: skip
+        print(
+            f"{label:8} {runner:7} message → run_started over {len(values)} runs: p50 {pct(values, 0.5):7.1f} ms"
+            f"  p95 {pct(values, 0.95):7.1f} ms  max {max(values):7.1f} ms"
+        )
     return figures
 
 
@@ -120,10 +134,12 @@ def streamed_tokens(fake, user, label: str, tokens: int = 1000) -> None:
     run_execute(run.pk)
     seconds = time.monotonic() - started
     token_events = Event.objects.filter(topic=run.topic, type="token").count()
-    print(f"{label:8} {tokens:,} streamed tokens in {seconds:.1f} s: {token_events} token events "
-          f"(one per {seconds * 1000 / max(token_events, 1):.0f} ms), "
-          f"{Event.objects.count() - events_before} events and {ChatMessage.objects.count() - messages_before} "
-          f"messages in all; one row per token would be {tokens:,} (run {ChatRun.objects.get(pk=run.pk).stop_reason})")  # fmt: skip
+    print(
+        f"{label:8} {tokens:,} streamed tokens in {seconds:.1f} s: {token_events} token events "
+        f"(one per {seconds * 1000 / max(token_events, 1):.0f} ms), "
+        f"{Event.objects.count() - events_before} events and {ChatMessage.objects.count() - messages_before} "
+        f"messages in all; one row per token would be {tokens:,} (run {ChatRun.objects.get(pk=run.pk).stop_reason})"
+    )
 
 
 if __name__ == "__main__":

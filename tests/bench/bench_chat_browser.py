@@ -65,8 +65,12 @@ class SSEWatcher(threading.Thread):
     def run(self) -> None:
         import requests
 
-        with requests.get(f"{self.url}/api/events/{self.topic}/stream", stream=True, timeout=60,
-                          headers={"Authorization": f"Bearer {self.token}"}) as response:  # fmt: skip
+        with requests.get(
+            f"{self.url}/api/events/{self.topic}/stream",
+            stream=True,
+            timeout=60,
+            headers={"Authorization": f"Bearer {self.token}"},
+        ) as response:
             self.ready.set()
             for line in response.iter_lines(decode_unicode=True):
                 if line and line.startswith("data:"):
@@ -86,8 +90,16 @@ def measure(database_url: str, label: str) -> None:
     from tests.fakes.openrouter import FakeOpenRouter
 
     with FakeOpenRouter() as fake:
-        env = dict(os.environ, DEBUG="1", DATABASE_URL=database_url, HQ_VAR_DIR=var_dir, LOG_LEVEL="WARNING",
-                   OPENROUTER_BASE_URL=fake.url, OPENROUTER_API_KEY=fake.api_key, CHAT_RUNNER="manual")  # fmt: skip
+        env = dict(
+            os.environ,
+            DEBUG="1",
+            DATABASE_URL=database_url,
+            HQ_VAR_DIR=var_dir,
+            LOG_LEVEL="WARNING",
+            OPENROUTER_BASE_URL=fake.url,
+            OPENROUTER_API_KEY=fake.api_key,
+            CHAT_RUNNER="manual",
+        )
         subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
         # Playwright's sync API keeps an event loop on this thread; the ORM calls here are plain blocking
         # ones between browser steps (what Django's docs allow for such a caller), not async code.
@@ -113,8 +125,22 @@ def measure(database_url: str, label: str) -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = open(Path(var_dir) / "daphne.log", "a")  # noqa: SIM115 - closed after the server
-        server = subprocess.Popen([sys.executable, "-m", "juggernaut.serve", "-b", "127.0.0.1", "-p", str(port),
-                                   "juggernaut.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=log)  # fmt: skip
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "juggernaut.serve",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "juggernaut.asgi:application",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
         try:
             wait_healthy(url)
             browse(url, raw, fake, user, label)
@@ -151,8 +177,10 @@ def browse(url: str, raw_token: str, fake, user, label: str) -> None:
     from tests.fakes.openrouter import Reply, Tool
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
-                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])  # fmt: skip
+        browser = p.chromium.launch(
+            executable_path=os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
         context = browser.new_context()
         context.add_init_script(OBSERVER)
         first = context.new_page()
@@ -170,9 +198,16 @@ def browse(url: str, raw_token: str, fake, user, label: str) -> None:
                 page.wait_for_selector("#live-indicator.live-open", timeout=60000)
             shown, streamed = [], []
             for r in range(RUNS):
-                fake.script(*[Reply(tools=[Tool("probe", json.dumps({"step": i}), id=f"c{watchers}_{r}_{i}")],
-                                    finish_reason="tool_calls") for i in range(TOOLS_PER_RUN)],
-                            Reply(text="All probes answered."))  # fmt: skip
+                fake.script(
+                    *[
+                        Reply(
+                            tools=[Tool("probe", json.dumps({"step": i}), id=f"c{watchers}_{r}_{i}")],
+                            finish_reason="tool_calls",
+                        )
+                        for i in range(TOOLS_PER_RUN)
+                    ],
+                    Reply(text="All probes answered."),
+                )
                 run = services.message_send(session, content=f"probe {r}", user=user)
                 sse = SSEWatcher(url, run.topic, raw_token)
                 sse.start()
@@ -192,12 +227,16 @@ def browse(url: str, raw_token: str, fake, user, label: str) -> None:
                     shown += [s[f"chat-tool-{e.pk}"] - written for s in seen if f"chat-tool-{e.pk}" in s]
                     if e.tool_call_id in sse.arrived:
                         streamed.append(sse.arrived[e.tool_call_id] - written)
-                missing = len(executions) * len(pages) - sum(f"chat-tool-{e.pk}" in s for s in seen for e in executions)
+                missing = len(executions) * len(pages) - sum(
+                    f"chat-tool-{e.pk}" in s for s in seen for e in executions
+                )
                 if missing:
                     print(f"  {watchers} pages, run {run.pk}: {missing} timeline entries never shown")
-            print(f"{label:8} {watchers:2} page(s) watching: tool_start written → shown in the browser "
-                  f"p50 {pct(shown, 0.5):6.0f} ms  p95 {pct(shown, 0.95):6.0f} ms  ({len(shown)} samples);  "
-                  f"peer, SSE consumer: p50 {pct(streamed, 0.5):6.0f} ms  p95 {pct(streamed, 0.95):6.0f} ms")  # fmt: skip
+            print(
+                f"{label:8} {watchers:2} page(s) watching: tool_start written → shown in the browser "
+                f"p50 {pct(shown, 0.5):6.0f} ms  p95 {pct(shown, 0.95):6.0f} ms  ({len(shown)} samples);  "
+                f"peer, SSE consumer: p50 {pct(streamed, 0.5):6.0f} ms  p95 {pct(streamed, 0.95):6.0f} ms"
+            )
             for page in pages[1:]:
                 page.close()
         stops(url, first, fake, user, label)
@@ -221,18 +260,23 @@ def stops(url: str, page, fake, user, label: str) -> None:
         worker.start()
         page.wait_for_selector(f"#chat-stream-{run.pk}:has-text('word word')", timeout=30000)
         page.wait_for_selector("#chat-stop", timeout=10000)
-        pressed = page.evaluate("() => { const t = Date.now(); document.querySelector('#chat-stop').click(); return t; }")
+        pressed = page.evaluate(
+            "() => { const t = Date.now(); document.querySelector('#chat-stop').click(); return t; }"
+        )
         page.wait_for_function(
             "pk => new RegExp(`run ${pk} stopped`).test(document.querySelector('#chat-status')?.textContent || '')",
-            arg=run.pk, timeout=30000,
+            arg=run.pk,
+            timeout=30000,
         )
         shown_at = page.evaluate("Date.now()")
         worker.join(30)
         run = ChatRun.objects.get(pk=run.pk)
         to_stopped.append(epoch_ms(run.ended_at) - pressed)
         to_shown.append(shown_at - pressed)
-    print(f"{label:8} Stop pressed → run stopped: p50 {pct(to_stopped, 0.5):6.0f} ms  p95 {pct(to_stopped, 0.95):6.0f} ms;"
-          f"  → shown stopped: p50 {pct(to_shown, 0.5):6.0f} ms  p95 {pct(to_shown, 0.95):6.0f} ms  ({STOPS} stops)")  # fmt: skip
+    print(
+        f"{label:8} Stop pressed → run stopped: p50 {pct(to_stopped, 0.5):6.0f} ms  p95 {pct(to_stopped, 0.95):6.0f} ms;"
+        f"  → shown stopped: p50 {pct(to_shown, 0.5):6.0f} ms  p95 {pct(to_shown, 0.95):6.0f} ms  ({STOPS} stops)"
+    )
 
 
 if __name__ == "__main__":

@@ -174,7 +174,9 @@ def main() -> None:
         raw = manage(env, "shell", "-c", SEED).strip().splitlines()[-1]
         (max_conn,) = psycopg.connect(admin_url(url)).execute("SHOW max_connections").fetchone()
         print(f"{CONCURRENCY} concurrent GET /api/engine/tasks × {ROUNDS} rounds, max_connections={max_conn}")
-        print(f"{'server':40} {'ok':>5} {'errors':>24} {'p50 ms':>8} {'p95 ms':>8} {'max conns':>10}  outside client")
+        print(
+            f"{'server':40} {'ok':>5} {'errors':>24} {'p50 ms':>8} {'p95 ms':>8} {'max conns':>10}  outside client"
+        )
         for label, extra in CONFIGS:
             r = run_config(url, env, raw, extra)
             ok = r["statuses"].pop(200, 0)

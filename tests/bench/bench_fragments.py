@@ -107,8 +107,9 @@ def produce(count: int, change=_engine_change) -> None:
     thread.join()
 
 
-async def measure(pages: int, cookies: list[str], page: str = "engine", change=_engine_change,
-                  needle: str = "engine-counts") -> tuple[float, float, float]:  # fmt: skip
+async def measure(
+    pages: int, cookies: list[str], page: str = "engine", change=_engine_change, needle: str = "engine-counts"
+) -> tuple[float, float, float]:
     """Average queries per batch, per batch per page, and milliseconds from the change to the last
     socket's fragments, over ``BATCHES`` single-change batches (socket i signs in with cookie i mod n)."""
     from asgiref.sync import sync_to_async
@@ -184,8 +185,10 @@ def main() -> None:
     print("line is each viewer's own: a batch it follows renders once per viewer)")
     print(f"{'event':>11} {'viewers':>8} {'queries/batch':>14} {'per page':>9} {'ms p50':>7}")
     many = operators(20)
-    for label, change, needle in (("engine", _engine_change, "hq-area-engine"),
-                                  ("codehealth", _codehealth_change, "hq-area-codehealth")):  # fmt: skip
+    for label, change, needle in (
+        ("engine", _engine_change, "hq-area-engine"),
+        ("codehealth", _codehealth_change, "hq-area-codehealth"),
+    ):
         for viewers in (many[:1], many):
             total, per_page, ms = asyncio.run(measure(20, viewers, "overview", change, needle))
             print(f"{label:>11} {len(viewers):>8} {total:>14.1f} {per_page:>9.1f} {ms:>7.0f}")

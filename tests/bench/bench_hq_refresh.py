@@ -59,7 +59,9 @@ def timed(func) -> tuple[list[float], int]:
 
 def line(name: str, samples: list[float], size: int) -> str:
     q = statistics.quantiles(samples, n=20)
-    return f"{name:<44} p50 {statistics.median(samples):6.2f} ms   p95 {q[18]:6.2f} ms   {size / 1024:6.1f} KiB"
+    return (
+        f"{name:<44} p50 {statistics.median(samples):6.2f} ms   p95 {q[18]:6.2f} ms   {size / 1024:6.1f} KiB"
+    )
 
 
 def main() -> None:

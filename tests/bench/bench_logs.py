@@ -58,8 +58,14 @@ def lines(now: datetime) -> list[Record]:
         ts = now - timedelta(seconds=(LINES - i) * 0.1)
         if i % 5 == 0:
             kind = i % 40
-            out.append(Record(ts, f"job {i} failed in step{kind} after {i % 97} retries: code {kind}", "error",
-                              source_id=f"b{i}"))  # fmt: skip
+            out.append(
+                Record(
+                    ts,
+                    f"job {i} failed in step{kind} after {i % 97} retries: code {kind}",
+                    "error",
+                    source_id=f"b{i}",
+                )
+            )
         else:
             out.append(Record(ts, f"GET /items/{i} 200 in {i % 50} ms", "info", source_id=f"b{i}"))
     return out
@@ -80,11 +86,17 @@ def bench_ingest() -> None:
     for start in range(0, LINES, BATCH):
         LogLine.objects.bulk_create(
             [
-                LogLine(service=service, timestamp=r.timestamp, received_at=now, message=r.message,
-                        severity=r.severity, dedupe=r.source_id)
+                LogLine(
+                    service=service,
+                    timestamp=r.timestamp,
+                    received_at=now,
+                    message=r.message,
+                    severity=r.severity,
+                    dedupe=r.source_id,
+                )
                 for r in records[start : start + BATCH]
             ]
-        )  # fmt: skip
+        )
     floor = time.perf_counter() - started
     print(f"ingestion, {LINES} lines in batches of {BATCH} ({connection.vendor})")
     print(f"  logs_ingest (parse, fold, fingerprint, store, rollups, alerts) {LINES / ours:10,.0f} lines/s")
@@ -124,9 +136,11 @@ def bench_top_errors() -> None:
         )
         cursor.execute("SELECT sum(count), count(*) FROM error_rollups_minute")
         total, rows = cursor.fetchone()
-        cursor.execute("CREATE TEMP TABLE raw_occ AS SELECT 1 + g %% %s AS fingerprint_id, "
-                       "%s::timestamptz - (g %% 86400) * interval '1 second' AS ts FROM generate_series(1, %s) g",
-                       [FINGERPRINTS, now, RAW_OCCURRENCES])  # fmt: skip
+        cursor.execute(
+            "CREATE TEMP TABLE raw_occ AS SELECT 1 + g %% %s AS fingerprint_id, "
+            "%s::timestamptz - (g %% 86400) * interval '1 second' AS ts FROM generate_series(1, %s) g",
+            [FINGERPRINTS, now, RAW_OCCURRENCES],
+        )
         cursor.execute("CREATE INDEX ON raw_occ (ts)")
         # what autovacuum does to a table this size soon after a bulk load (index-only scans need it)
         cursor.execute("VACUUM ANALYZE error_rollups_minute")

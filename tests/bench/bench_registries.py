@@ -41,10 +41,15 @@ def main() -> None:
     npm = ", ".join(f'"pkg-{n}": "^1.0.0"' for n in range(args.packages - half))
     (checkout / "package.json").write_text(f'{{"dependencies": {{{npm}}}}}')
     deps = declared_dependencies(checkout)
-    fake = FakeRegistries(pypi={f"package-{n}": "1.2" for n in range(half)},
-                          npm={f"pkg-{n}": "2.0.0" for n in range(args.packages - half)}, delay=args.delay)
-    print(f"{len(deps)} packages, each answer after {args.delay * 1000:.0f} ms; seconds per audit "
-          f"(median of {args.rounds}, a cold cache each)")
+    fake = FakeRegistries(
+        pypi={f"package-{n}": "1.2" for n in range(half)},
+        npm={f"pkg-{n}": "2.0.0" for n in range(args.packages - half)},
+        delay=args.delay,
+    )
+    print(
+        f"{len(deps)} packages, each answer after {args.delay * 1000:.0f} ms; seconds per audit "
+        f"(median of {args.rounds}, a cold cache each)"
+    )
     print(f"{'asks in flight':>15} {'seconds':>8} {'outdated found':>15}")
     with fake.serve():
         urls = {"pypi": f"{fake.url}/pypi", "npm": fake.url}
@@ -52,7 +57,9 @@ def main() -> None:
             times, found = [], 0
             for _ in range(args.rounds):
                 started = time.perf_counter()
-                findings, _ = outdated(deps, sources.registry_fetcher(), RegistryCache(), urls, workers=workers)
+                findings, _ = outdated(
+                    deps, sources.registry_fetcher(), RegistryCache(), urls, workers=workers
+                )
                 times.append(time.perf_counter() - started)
                 found = len(findings)
             print(f"{workers:>15} {sorted(times)[len(times) // 2]:>8.2f} {found:>15}")

@@ -86,8 +86,13 @@ def bench_overhead(url: str) -> None:
     services.budget_set(scope="mode", mode="code", period="month", limit_usd=Decimal("1000000"))
     messages = [{"role": "user", "content": "Which deploy failed, and why? " * 20}]
     estimate, upper = services.prompt_token_bounds(messages)
-    answer = Completion(id="gen-1", model="openai/gpt-4o", content="ok", finish_reason="stop",
-                        usage=Usage(prompt_tokens=estimate, completion_tokens=20, cost=Decimal("0.00123")))  # fmt: skip
+    answer = Completion(
+        id="gen-1",
+        model="openai/gpt-4o",
+        content="ok",
+        finish_reason="stop",
+        usage=Usage(prompt_tokens=estimate, completion_tokens=20, cost=Decimal("0.00123")),
+    )
     overhead = []
     for i in range(CALLS):
         started = time.perf_counter()

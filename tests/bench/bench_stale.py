@@ -108,8 +108,14 @@ def plant(root: Path, rng: random.Random) -> tuple[list[tuple[str, str, str]], s
                 target = rng.choice(modules)
                 tree = ast.parse(target.read_text(encoding="utf-8"))
                 if category == "variable":
-                    nodes = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                             and n.body and n.body[0].lineno > n.lineno and "\\" not in ast.unparse(n.body[0])[:1]]
+                    nodes = [
+                        n
+                        for n in ast.walk(tree)
+                        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        and n.body
+                        and n.body[0].lineno > n.lineno
+                        and "\\" not in ast.unparse(n.body[0])[:1]
+                    ]
                 else:
                     nodes = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.end_lineno]
                 if not nodes:
@@ -128,8 +134,11 @@ def plant(root: Path, rng: random.Random) -> tuple[list[tuple[str, str, str]], s
                     name = f"unused_{tag}"
                 else:
                     indent = " " * node.body[0].col_offset
-                    _insert(target, node.end_lineno,
-                            f"\n{indent}def refresh_{tag}(self):\n{indent}    return None\n")
+                    _insert(
+                        target,
+                        node.end_lineno,
+                        f"\n{indent}def refresh_{tag}(self):\n{indent}    return None\n",
+                    )
                     name = f"{node.name}.refresh_{tag}"
                 planted.append((category, name, target.relative_to(root).as_posix()))
                 break
@@ -138,7 +147,9 @@ def plant(root: Path, rng: random.Random) -> tuple[list[tuple[str, str, str]], s
         helper = package / f"planted_helpers_{tag}.py"
         helper.write_text(f"def helper_{tag}():\n    return 1\n", encoding="utf-8")
         new_files.add(helper.relative_to(root).as_posix())
-        planted.append(("file", module_dotted(helper.relative_to(root).as_posix()), helper.relative_to(root).as_posix()))
+        planted.append(
+            ("file", module_dotted(helper.relative_to(root).as_posix()), helper.relative_to(root).as_posix())
+        )
 
         template_dirs = sorted({p for p in root.rglob("templates") if p.is_dir()})
         base = template_dirs[rng.randrange(len(template_dirs))] if template_dirs else package / "templates"
@@ -151,8 +162,10 @@ def plant(root: Path, rng: random.Random) -> tuple[list[tuple[str, str, str]], s
         if urlconfs:
             urls = urlconfs[rng.randrange(len(urlconfs))]
             with urls.open("a", encoding="utf-8") as f:
-                f.write(f"\n\nfrom django.urls import path  # noqa: E402,F811\n\n"
-                        f"urlpatterns += [path('zz-{tag}/', lambda request: None, name='route-{tag}')]\n")
+                f.write(
+                    f"\n\nfrom django.urls import path  # noqa: E402,F811\n\n"
+                    f"urlpatterns += [path('zz-{tag}/', lambda request: None, name='route-{tag}')]\n"
+                )
             planted.append(("route", f"route-{tag}", urls.relative_to(root).as_posix()))
     return planted, new_files
 
@@ -172,8 +185,9 @@ _VULTURE = re.compile(r"^(?P<path>[^:]+):(?P<line>\d+): unused (?P<what>[\w ]+?)
 
 def run_vulture(root: Path) -> tuple[list[tuple[str, str, str]], float]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "vulture", "."], cwd=root, capture_output=True, text=True,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "vulture", "."], cwd=root, capture_output=True, text=True, check=False
+    )
     elapsed = time.perf_counter() - started
     found = []
     for line in done.stdout.splitlines():
@@ -192,14 +206,18 @@ def score(planted, found, new_files) -> tuple[dict[str, int], int, int, list]:
         short = name.rsplit(".", 1)[-1]
         for i, (_what, fname, fpath) in enumerate(found):
             if (fname == name or fname.rsplit(".", 1)[-1] == short or fname == name.rsplit("/", 1)[-1]) and (
-                    fpath == path or category in ("file", "template")):
+                fpath == path or category in ("file", "template")
+            ):
                 hits[category] += 1
                 matched.add(i)
                 break
         else:
             missed.append((category, name, path))
-    false = sum(1 for i, (_w, name, path) in enumerate(found) if i not in matched and path not in new_files
-                and not re.search(r"p\dq", name))
+    false = sum(
+        1
+        for i, (_w, name, path) in enumerate(found)
+        if i not in matched and path not in new_files and not re.search(r"p\dq", name)
+    )
     return hits, sum(hits.values()), false, missed
 
 
@@ -219,8 +237,14 @@ def bench(label: str, source: Path, scratch: Path) -> dict:
     row = {"label": label, "lines": lines, "planted": len(planted)}
     for tool, found, elapsed in (("ours", ours, ours_time), ("vulture", theirs, their_time)):
         hits, tp, false, missed = score(planted, found, new_files)
-        row[tool] = {"hits": hits, "recall": tp / len(planted), "precision": tp / max(1, tp + false),
-                     "false": false, "per10k": elapsed / max(1, lines) * 10_000, "missed": missed}
+        row[tool] = {
+            "hits": hits,
+            "recall": tp / len(planted),
+            "precision": tp / max(1, tp + false),
+            "false": false,
+            "per10k": elapsed / max(1, lines) * 10_000,
+            "missed": missed,
+        }
     row["by_category"] = {c: sum(1 for p in planted if p[0] == c) for c in CATEGORIES}
     return row
 
@@ -228,7 +252,8 @@ def bench(label: str, source: Path, scratch: Path) -> dict:
 def main() -> None:
     scratch = Path(os.environ.get("BENCH_DIR", "/tmp/bench-stale"))
     archives = [Path(a) for a in sys.argv[1:]] or sorted(
-        [*(scratch / "dl").glob("*.whl"), *(scratch / "dl").glob("*.tar.gz")])
+        [*(scratch / "dl").glob("*.whl"), *(scratch / "dl").glob("*.tar.gz")]
+    )
     sources = [(a.name.split("-")[0], unpack(a, scratch / "src")) for a in archives]
     own = scratch / "src" / "juggernaut-hq"
     if own.exists():
@@ -240,14 +265,18 @@ def main() -> None:
     sources.append(("this project", own))
     rows = [bench(label, path, scratch) for label, path in sources]
     print(f"\nStale detection, {PER_CATEGORY} planted items per category and project (seed {SEED})\n")
-    print(f"{'project':<22}{'py lines':>9}{'planted':>8} | {'ours R':>7}{'P':>6}{'FA':>5}{'s/10k':>7} | "
-          f"{'vulture R':>9}{'P':>6}{'FA':>6}{'s/10k':>7}")
+    print(
+        f"{'project':<22}{'py lines':>9}{'planted':>8} | {'ours R':>7}{'P':>6}{'FA':>5}{'s/10k':>7} | "
+        f"{'vulture R':>9}{'P':>6}{'FA':>6}{'s/10k':>7}"
+    )
     totals = {"ours": [0, 0, 0.0, 0], "vulture": [0, 0, 0.0, 0]}
     for row in rows:
         o, v = row["ours"], row["vulture"]
-        print(f"{row['label']:<22}{row['lines']:>9}{row['planted']:>8} | {o['recall']:>7.0%}{o['precision']:>6.0%}"
-              f"{o['false']:>5}{o['per10k']:>7.2f} | {v['recall']:>9.0%}{v['precision']:>6.0%}{v['false']:>6}"
-              f"{v['per10k']:>7.2f}")
+        print(
+            f"{row['label']:<22}{row['lines']:>9}{row['planted']:>8} | {o['recall']:>7.0%}{o['precision']:>6.0%}"
+            f"{o['false']:>5}{o['per10k']:>7.2f} | {v['recall']:>9.0%}{v['precision']:>6.0%}{v['false']:>6}"
+            f"{v['per10k']:>7.2f}"
+        )
         for tool in totals:
             totals[tool][0] += sum(row[tool]["hits"].values())
             totals[tool][1] += row[tool]["false"]
@@ -257,11 +286,16 @@ def main() -> None:
     print("\nRecall by category (found / planted, all projects):")
     for category in CATEGORIES:
         n = sum(r["by_category"][category] for r in rows)
-        print(f"  {category:<10} ours {sum(r['ours']['hits'][category] for r in rows):>3}/{n:<3}"
-              f" vulture {sum(r['vulture']['hits'][category] for r in rows):>3}/{n}")
+        print(
+            f"  {category:<10} ours {sum(r['ours']['hits'][category] for r in rows):>3}/{n:<3}"
+            f" vulture {sum(r['vulture']['hits'][category] for r in rows):>3}/{n}"
+        )
     for tool, (tp, false, seconds, lines) in totals.items():
-        print(f"\n{tool:<8} recall {tp / planted:.1%}  precision {tp / max(1, tp + false):.1%} "
-              f"(false alarms {false})  {seconds / lines * 10_000:.3f} s per 10k lines", end="")
+        print(
+            f"\n{tool:<8} recall {tp / planted:.1%}  precision {tp / max(1, tp + false):.1%} "
+            f"(false alarms {false})  {seconds / lines * 10_000:.3f} s per 10k lines",
+            end="",
+        )
     print("\nPlanted items this analysis missed:")
     for row in rows:
         for category, name, path in row["ours"]["missed"]:

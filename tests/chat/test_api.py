@@ -46,20 +46,33 @@ def session(alice):
 
 
 def test_it_creates_a_session_in_a_mode_with_its_limits(client, rw, alice):
-    answer = call(client, "post", "/sessions", {"mode": "ops", "title": " Night  shift ", "limits": {"max_steps": 7}},
-                  rw)  # fmt: skip
+    answer = call(
+        client,
+        "post",
+        "/sessions",
+        {"mode": "ops", "title": " Night  shift ", "limits": {"max_steps": 7}},
+        rw,
+    )
     assert answer.status_code == 201, answer.content
     body = answer.json()
     assert (body["mode"], body["title"], body["status"], body["messages"], body["active_run_id"]) == (
-        "ops", "Night shift", "idle", [], None,
-    )  # fmt: skip
+        "ops",
+        "Night shift",
+        "idle",
+        [],
+        None,
+    )
     session = ChatSession.objects.get(pk=body["id"])
     assert session.owner == alice and session.budgets.get(run=None).max_steps == 7
 
 
 def test_it_refuses_an_unknown_mode_and_bad_input(client, rw):
-    assert "no policy for mode 'nope'" in assert_error(call(client, "post", "/sessions", {"mode": "nope"}, rw), 422,
-                                                       "unknown_mode")["message"]  # fmt: skip
+    assert (
+        "no policy for mode 'nope'"
+        in assert_error(call(client, "post", "/sessions", {"mode": "nope"}, rw), 422, "unknown_mode")[
+            "message"
+        ]
+    )
     assert_error(call(client, "post", "/sessions", {"title": "no mode"}, rw), 422, "validation_error")
     assert_error(call(client, "post", "/sessions", {"mode": "ops", "limits": {"max_steps": 0}}, rw), 422)
     assert_error(call(client, "post", "/sessions", "{not json", rw), 422)
@@ -88,8 +101,9 @@ def test_it_starts_a_run_for_a_message_and_refuses_a_second_while_it_is_active(c
     assert answer.status_code == 202, answer.content
     run = ChatRun.objects.get(pk=answer.json()["run_id"])
     assert (run.session, run.status, run.budget.max_iterations) == (session, "queued", 10)
-    busy = assert_error(call(client, "post", f"/sessions/{session.pk}/messages", {"content": "Hello?"}, rw), 409,
-                        "run_active")  # fmt: skip
+    busy = assert_error(
+        call(client, "post", f"/sessions/{session.pk}/messages", {"content": "Hello?"}, rw), 409, "run_active"
+    )
     assert busy["details"] == {"run_id": run.pk} and "Stop it or wait" in busy["message"]
     assert_error(call(client, "post", f"/sessions/{session.pk}/messages", {"content": ""}, rw), 422)
     assert_error(
@@ -132,15 +146,25 @@ def test_it_shows_a_runs_whole_state(client, rw, stranger, chat, fake_openrouter
         return "3 days"
 
     add_tool(uptime)
-    fake_openrouter.script(Reply(tools=[Tool("uptime", "{}", id="c1")], finish_reason="tool_calls"),
-                           Reply(text="Up 3 days."))  # fmt: skip
+    fake_openrouter.script(
+        Reply(tools=[Tool("uptime", "{}", id="c1")], finish_reason="tool_calls"), Reply(text="Up 3 days.")
+    )
     run = execute(send(chat))
     body = call(client, "get", f"/runs/{run.pk}", headers=rw).json()
     assert (body["status"], body["stop_reason"], body["session_id"], body["topic"]) == (
-        "stopped", "completed", chat.pk, f"chat.run.{run.pk}",
-    )  # fmt: skip
-    assert body["counters"] == {"iterations": 2, "tool_calls": 1, "tool_errors": 0, "model_retries": 0,
-                                "guardrail_steers": 0, "guardrail_blocks": 0}  # fmt: skip
+        "stopped",
+        "completed",
+        chat.pk,
+        f"chat.run.{run.pk}",
+    )
+    assert body["counters"] == {
+        "iterations": 2,
+        "tool_calls": 1,
+        "tool_errors": 0,
+        "model_retries": 0,
+        "guardrail_steers": 0,
+        "guardrail_blocks": 0,
+    }
     assert body["budget"]["steps"] == {"used": 3, "limit": 40}
     [execution] = body["tool_executions"]
     assert (execution["tool_call_id"], execution["status"], execution["result"]) == ("c1", "ok", "3 days")
@@ -164,11 +188,16 @@ def test_it_approves_and_refuses_bad_approvals(client, rw, stranger, chat, fake_
         Reply(tools=[Tool("retry_task", '{"task_id": 99}', id="c1")], finish_reason="tool_calls"),
     )
     run = send(chat)
-    assert_error(call(client, "post", f"/runs/{run.pk}/approve", {"tool_call_id": "c1", "approve": True}, rw), 409,
-                 "not_waiting")  # fmt: skip
+    assert_error(
+        call(client, "post", f"/runs/{run.pk}/approve", {"tool_call_id": "c1", "approve": True}, rw),
+        409,
+        "not_waiting",
+    )
     execute(run)
-    assert_error(call(client, "post", f"/runs/{run.pk}/approve", {"tool_call_id": "c1", "approve": True}, stranger),
-                 404)  # fmt: skip
+    assert_error(
+        call(client, "post", f"/runs/{run.pk}/approve", {"tool_call_id": "c1", "approve": True}, stranger),
+        404,
+    )
     assert_error(
         call(client, "post", f"/runs/{run.pk}/approve", {"tool_call_id": "nope", "approve": True}, rw), 404
     )

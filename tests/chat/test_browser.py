@@ -88,5 +88,7 @@ def test_a_message_streams_shows_its_tool_and_stops_with_its_reason(
     for width in (1440, 390):
         page.set_viewport_size({"width": width, "height": 900})
         screenshot(page, f"chat-session-stopped-{width}")
-        assert page.evaluate("document.documentElement.scrollWidth") <= width, f"no sideways scroll at {width} px"
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (
+            f"no sideways scroll at {width} px"
+        )
     assert problems == []

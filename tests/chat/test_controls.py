@@ -98,7 +98,7 @@ def _approval_script(fake_openrouter):
         Reply(
             tools=[Tool("create_task", '{"title": "Check the api", "kind": "echo"}', id="c1")],
             finish_reason="tool_calls",
-        ),  # fmt: skip
+        ),
         Reply(text="Queued it."),
     )
 
@@ -117,9 +117,17 @@ def test_it_waits_for_approval_of_an_unsafe_tool_and_runs_it_once_approved(chat,
     services.run_approve(run, tool_call_id="c1", approve=True, user=alice)
     run = execute(run)
     assert sequence(run) == [
-        "run_started", *TOOL_CALL, "tool_start", "status:waiting_approval", "status:queued",
-        "status:tool_running", "tool_result", "budget", *TEXT_CALL, "stop_reason",
-    ]  # fmt: skip
+        "run_started",
+        *TOOL_CALL,
+        "tool_start",
+        "status:waiting_approval",
+        "status:queued",
+        "status:tool_running",
+        "tool_result",
+        "budget",
+        *TEXT_CALL,
+        "stop_reason",
+    ]
     assert stop_of(run)["reason"] == "completed"
     task = Task.objects.get()
     # The tool acted as the session's owner, through the engine's own service.
@@ -187,12 +195,18 @@ def send_other_alive_run(owner) -> ChatRun:
 def test_it_closes_the_run_of_a_killed_process_as_interrupted_and_resumes_it(chat, fake_openrouter, alice):
     fake_openrouter.script(Stall(seconds=30))
     run = send(chat)
-    env = dict(os.environ, DATABASE_URL=database_url_for_subprocess(), DEBUG="1",
-               OPENROUTER_BASE_URL=fake_openrouter.url, OPENROUTER_API_KEY=fake_openrouter.api_key,
-               CHAT_HEARTBEAT_SECONDS="0.1")  # fmt: skip
+    env = dict(
+        os.environ,
+        DATABASE_URL=database_url_for_subprocess(),
+        DEBUG="1",
+        OPENROUTER_BASE_URL=fake_openrouter.url,
+        OPENROUTER_API_KEY=fake_openrouter.api_key,
+        CHAT_HEARTBEAT_SECONDS="0.1",
+    )
     code = f"import django; django.setup(); from chat.loop import run_execute; run_execute({run.pk})"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE":
-                            "juggernaut.settings"})  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "juggernaut.settings"}
+    )
     try:
         wait_for(
             lambda: ChatRun.objects.filter(pk=run.pk, phase="waiting_first_token").exists(), "the model call"

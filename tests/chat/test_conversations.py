@@ -67,14 +67,30 @@ def test_it_runs_a_tool_then_answers_with_its_result(chat, fake_openrouter, add_
     )
     run = execute(send(chat))
     assert sequence(run) == [
-        "run_started", *TOOL_CALL, "tool_start", "status:tool_running", "tool_result", "budget",
-        *TEXT_CALL, "stop_reason",
-    ]  # fmt: skip
+        "run_started",
+        *TOOL_CALL,
+        "tool_start",
+        "status:tool_running",
+        "tool_result",
+        "budget",
+        *TEXT_CALL,
+        "stop_reason",
+    ]
     assert stop_of(run)["reason"] == "completed"
     execution = ToolExecution.objects.get()
-    assert (execution.tool_call_id, execution.tool, execution.arguments, execution.status, execution.iteration) == (
-        "call_a", "failing_services", {"window": "24h"}, "ok", 1,
-    )  # fmt: skip
+    assert (
+        execution.tool_call_id,
+        execution.tool,
+        execution.arguments,
+        execution.status,
+        execution.iteration,
+    ) == (
+        "call_a",
+        "failing_services",
+        {"window": "24h"},
+        "ok",
+        1,
+    )
     assert execution.result == {"window": "24h", "services": ["api"]} and execution.duration_ms is not None
     tool_message = ChatMessage.objects.get(role=Role.TOOL)
     assert tool_message.tool_call_id == "call_a" and '"api"' in tool_message.content
@@ -96,14 +112,22 @@ def test_it_runs_parallel_tool_calls_of_one_message_at_once(chat, fake_openroute
         Reply(
             tools=[Tool("probe", '{"name": "db"}', id="c1"), Tool("probe", '{"name": "queue"}', id="c2")],
             finish_reason="tool_calls",
-        ),  # fmt: skip
+        ),
         Reply(text="Both fine."),
     )
     run = execute(send(chat))
     assert sequence(run) == [
-        "run_started", *TOOL_CALL, "tool_start", "tool_start", "status:tool_running", "tool_result", "tool_result",
-        "budget", *TEXT_CALL, "stop_reason",
-    ]  # fmt: skip
+        "run_started",
+        *TOOL_CALL,
+        "tool_start",
+        "tool_start",
+        "status:tool_running",
+        "tool_result",
+        "tool_result",
+        "budget",
+        *TEXT_CALL,
+        "stop_reason",
+    ]
     rows = list(ToolExecution.objects.values_list("tool_call_id", "status", "result"))
     assert rows == [("c1", "ok", "db ok"), ("c2", "ok", "queue ok")]
     assert run.tool_calls == 2 and stop_of(run)["reason"] == "completed"
@@ -114,7 +138,7 @@ def test_it_returns_a_tool_error_to_the_model_as_its_result(chat, fake_openroute
         Reply(
             tools=[Tool("no_such_tool", "{}", id="c1"), Tool("list_tasks", '{"limit": "many"}', id="c2")],
             finish_reason="tool_calls",
-        ),  # fmt: skip
+        ),
         Reply(text="Sorry."),
     )
     run = execute(send(chat))
@@ -136,19 +160,36 @@ def test_it_blocks_a_call_failing_three_times_the_same_way_and_stops_when_asked_
         raise RuntimeError(f"deploy 4711 of {service} not found at /srv/deploys/{now or 'x'}")
 
     add_tool(restart, volatile=("now",))
-    calls = [Reply(tools=[Tool("restart", f'{{"service": "api", "now": "t{i}"}}', id=f"c{i}")],
-                   finish_reason="tool_calls") for i in range(4)]  # fmt: skip
+    calls = [
+        Reply(
+            tools=[Tool("restart", f'{{"service": "api", "now": "t{i}"}}', id=f"c{i}")],
+            finish_reason="tool_calls",
+        )
+        for i in range(4)
+    ]
     fake_openrouter.script(*calls)
     run = execute(send(chat))
     tool_step = ["tool_start", "status:tool_running", "tool_result"]
     assert sequence(run) == [
         "run_started",
-        *TOOL_CALL, *tool_step, "budget", "guardrails:repeated_failure:observe",
-        *TOOL_CALL, *tool_step, "budget", "guardrails:repeated_failure:steer",
-        *TOOL_CALL, *tool_step, "budget", "guardrails:repeated_failure:block",
-        *TOOL_CALL, "tool_start", "tool_result", "guardrails:repeated_failure:stop",
+        *TOOL_CALL,
+        *tool_step,
+        "budget",
+        "guardrails:repeated_failure:observe",
+        *TOOL_CALL,
+        *tool_step,
+        "budget",
+        "guardrails:repeated_failure:steer",
+        *TOOL_CALL,
+        *tool_step,
+        "budget",
+        "guardrails:repeated_failure:block",
+        *TOOL_CALL,
+        "tool_start",
+        "tool_result",
+        "guardrails:repeated_failure:stop",
         "stop_reason",
-    ]  # fmt: skip
+    ]
     stop = stop_of(run)
     assert stop["reason"] == "guardrail_blocked" and "failing 3 times" in stop["detail"]
     assert_timeline(run, ["error", "error", "error", "blocked"])
@@ -194,8 +235,13 @@ def test_it_retries_a_mid_stream_model_error_on_the_next_model_and_spends_what_i
     )
     run = execute(send(chat))
     assert sequence(run) == [
-        "run_started", *TEXT_CALL, "guardrails:model_error:block", "status:retrying", *TEXT_CALL, "stop_reason",
-    ]  # fmt: skip
+        "run_started",
+        *TEXT_CALL,
+        "guardrails:model_error:block",
+        "status:retrying",
+        *TEXT_CALL,
+        "stop_reason",
+    ]
     retrying = next(e for e in events(run) if e.type == "status" and e.data["phase"] == "retrying")
     assert retrying.data["discard_partial"] is True and "Provider disconnected" in retrying.data["error"]
     assert stop_of(run)["reason"] == "completed" and run.model_retries == 1
@@ -222,11 +268,16 @@ def test_it_stops_with_model_error_after_the_same_provider_error_passes_its_retr
     failed = [*TEXT_CALL]
     assert sequence(run) == [
         "run_started",
-        *failed, "guardrails:model_error:block", "status:retrying",
-        *failed, "guardrails:model_error:block", "status:retrying",
-        *failed, "guardrails:model_error:stop",
+        *failed,
+        "guardrails:model_error:block",
+        "status:retrying",
+        *failed,
+        "guardrails:model_error:block",
+        "status:retrying",
+        *failed,
+        "guardrails:model_error:stop",
         "stop_reason",
-    ]  # fmt: skip
+    ]
     stop = stop_of(run)
     assert stop["reason"] == "model_error" and "same error 3 times" in stop["detail"]
     assert "Provider disconnected" in stop["detail"] and "Routing page" in stop["action"]
@@ -255,9 +306,14 @@ def test_it_stops_when_one_call_keeps_failing_with_different_errors(chat, fake_o
     )
     run = execute(send(chat))
     assert sequence(run) == [
-        "run_started", *TEXT_CALL, "guardrails:model_error:block", "status:retrying", *TEXT_CALL,
-        "guardrails:model_error:stop", "stop_reason",
-    ]  # fmt: skip
+        "run_started",
+        *TEXT_CALL,
+        "guardrails:model_error:block",
+        "status:retrying",
+        *TEXT_CALL,
+        "guardrails:model_error:stop",
+        "stop_reason",
+    ]
     stop = stop_of(run)
     assert stop["reason"] == "model_error" and "failed 2 times in a row" in stop["detail"]
     assert "Upstream overloaded" in stop["detail"] and len(run.budget.retries_used) == 2
@@ -276,8 +332,11 @@ def test_it_leaves_the_oldest_turns_out_when_the_conversation_outgrows_the_conte
     for i in range(3):
         ChatMessage.objects.create(session=chat, role=Role.USER, content=f"old question {i} " + "x" * 4000)
         ChatMessage.objects.create(session=chat, role=Role.ASSISTANT, content=f"old answer {i} " + "y" * 4000)
-    newest = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "system", "content": LEFT_OUT},
-              {"role": "user", "content": "And now?"}]  # fmt: skip
+    newest = [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "system", "content": LEFT_OUT},
+        {"role": "user", "content": "And now?"},
+    ]
     fits_newest = prompt_token_bounds(newest, tool_schemas())[0] + 256 + 20
     Policy.objects.filter(mode="normal").update(max_context_tokens=fits_newest)
     fake_openrouter.script(Reply(text="Now all is well."))
@@ -286,7 +345,9 @@ def test_it_leaves_the_oldest_turns_out_when_the_conversation_outgrows_the_conte
     sent = fake_openrouter.chat_bodies()[0]["messages"]
     assert [m["content"][:12] for m in sent] == [SYSTEM_PROMPT[:12], LEFT_OUT[:12], "And now?"]
     note = ChatMessage.objects.get(role=Role.NOTE)
-    assert note.content == (f"The 6 oldest messages are left out of the prompt to fit the normal mode's context of "
-                            f"{fits_newest:,} tokens.")  # fmt: skip
+    assert note.content == (
+        f"The 6 oldest messages are left out of the prompt to fit the normal mode's context of "
+        f"{fits_newest:,} tokens."
+    )
     routing = next(e for e in events(run) if e.type == "status" and e.data["phase"] == "routing")
     assert routing.data["left_out"] == 6

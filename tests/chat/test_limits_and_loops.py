@@ -83,12 +83,19 @@ def test_it_stops_the_same_call_returning_the_same_result_four_times(chat, fake_
     run = execute(send(chat))
     assert sequence(run) == [
         "run_started",
-        *TOOL_CALL, *TOOL_STEP,
-        *TOOL_CALL, *TOOL_STEP, "guardrails:same_result:observe",
-        *TOOL_CALL, *TOOL_STEP, "guardrails:same_result:steer",
-        *TOOL_CALL, *TOOL_STEP, "guardrails:same_result:stop",
+        *TOOL_CALL,
+        *TOOL_STEP,
+        *TOOL_CALL,
+        *TOOL_STEP,
+        "guardrails:same_result:observe",
+        *TOOL_CALL,
+        *TOOL_STEP,
+        "guardrails:same_result:steer",
+        *TOOL_CALL,
+        *TOOL_STEP,
+        "guardrails:same_result:stop",
         "stop_reason",
-    ]  # fmt: skip
+    ]
     stop = stop_of(run)
     assert stop["reason"] == "stuck_loop" and "same result 4 times" in stop["detail"]
     assert ToolExecution.objects.count() == 4 and run.guardrails["rules"]["same_result"]["streak"] == 4
@@ -102,12 +109,23 @@ def test_it_stops_an_a_b_ping_pong_over_six_steps(chat, fake_openrouter, add_too
     run = execute(send(chat))
     assert sequence(run) == [
         "run_started",
-        *TOOL_CALL, *TOOL_STEP, *TOOL_CALL, *TOOL_STEP, *TOOL_CALL, *TOOL_STEP,
-        *TOOL_CALL, *TOOL_STEP, "guardrails:ping_pong:observe",
-        *TOOL_CALL, *TOOL_STEP, "guardrails:ping_pong:steer",
-        *TOOL_CALL, *TOOL_STEP, "guardrails:ping_pong:stop",
+        *TOOL_CALL,
+        *TOOL_STEP,
+        *TOOL_CALL,
+        *TOOL_STEP,
+        *TOOL_CALL,
+        *TOOL_STEP,
+        *TOOL_CALL,
+        *TOOL_STEP,
+        "guardrails:ping_pong:observe",
+        *TOOL_CALL,
+        *TOOL_STEP,
+        "guardrails:ping_pong:steer",
+        *TOOL_CALL,
+        *TOOL_STEP,
+        "guardrails:ping_pong:stop",
         "stop_reason",
-    ]  # fmt: skip
+    ]
     assert stop_of(run)["reason"] == "stuck_loop" and "alternated" in stop_of(run)["detail"]
     assert_timeline(run, ["ok"] * 6)
     args = [e.arguments["service"] for e in ToolExecution.objects.filter(run=run).order_by("id")]
@@ -122,15 +140,25 @@ def test_it_stops_the_same_assistant_text_three_times(chat, fake_openrouter, add
         *calls('{"service": "a"}', '{"service": "b"}', '{"service": "c"}', text="Let me check.")
     )
     run = execute(send(chat))
-    text_call = ["status:routing", "status:calling_model", "status:waiting_first_token", "status:streaming",
-                 "token", "budget"]  # fmt: skip
+    text_call = [
+        "status:routing",
+        "status:calling_model",
+        "status:waiting_first_token",
+        "status:streaming",
+        "token",
+        "budget",
+    ]
     assert sequence(run) == [
         "run_started",
-        *text_call, *TOOL_STEP,
-        *text_call, "guardrails:repeated_text:steer", *TOOL_STEP,
-        *text_call, "guardrails:repeated_text:stop",
+        *text_call,
+        *TOOL_STEP,
+        *text_call,
+        "guardrails:repeated_text:steer",
+        *TOOL_STEP,
+        *text_call,
+        "guardrails:repeated_text:stop",
         "stop_reason",
-    ]  # fmt: skip
+    ]
     assert stop_of(run)["reason"] == "stuck_loop" and "same text 3 times" in stop_of(run)["detail"]
     assert_timeline(run, ["ok", "ok"])  # the third answer's call never ran: the run stopped first
     assert ChatMessage.objects.filter(run=run, role=Role.ASSISTANT, content="Let me check.").count() == 3
@@ -144,12 +172,19 @@ def test_it_stops_after_k_steps_without_new_information(chat, fake_openrouter, a
     run = execute(send(chat))
     assert sequence(run) == [
         "run_started",
-        *TOOL_CALL, *TOOL_STEP,
-        *TOOL_CALL, *TOOL_STEP, "guardrails:no_new_info:observe",
-        *TOOL_CALL, *TOOL_STEP, "guardrails:no_new_info:steer",
-        *TOOL_CALL, *TOOL_STEP, "guardrails:no_new_info:stop",
+        *TOOL_CALL,
+        *TOOL_STEP,
+        *TOOL_CALL,
+        *TOOL_STEP,
+        "guardrails:no_new_info:observe",
+        *TOOL_CALL,
+        *TOOL_STEP,
+        "guardrails:no_new_info:steer",
+        *TOOL_CALL,
+        *TOOL_STEP,
+        "guardrails:no_new_info:stop",
         "stop_reason",
-    ]  # fmt: skip
+    ]
     assert stop_of(run)["reason"] == "stuck_loop" and "3 steps in a row" in stop_of(run)["detail"]
     assert_timeline(run, ["ok"] * 4)
     assert run.guardrails["rules"]["no_new_info"]["streak"] == 3 and run.guardrail_steers == 1
@@ -177,9 +212,11 @@ def test_it_tells_each_threshold_of_a_limit_once_as_usage_crosses_it(chat, fake_
         [],
         [{"meter": "steps", "percent": 50, "used": 2, "limit": 4}],
         [],
-        [{"meter": "steps", "percent": 80, "used": 4, "limit": 4},
-         {"meter": "steps", "percent": 100, "used": 4, "limit": 4}],
-    ]  # fmt: skip
+        [
+            {"meter": "steps", "percent": 80, "used": 4, "limit": 4},
+            {"meter": "steps", "percent": 100, "used": 4, "limit": 4},
+        ],
+    ]
     assert stop_of(run)["reason"] == "budget_exceeded"
     assert_timeline(run, ["ok", "ok"])
 
@@ -189,8 +226,10 @@ def test_it_tells_the_wall_time_thresholds_while_the_model_streams(chat, fake_op
     fake_openrouter.script(Reply(text="slow " * 200, fragment=5, chunk_delay=0.05))
     run = execute(send(chat))
     assert [c for c in crossings(run) if c[0] == "wall_seconds"] == [
-        ("wall_seconds", 50), ("wall_seconds", 80), ("wall_seconds", 100),
-    ]  # fmt: skip
+        ("wall_seconds", 50),
+        ("wall_seconds", 80),
+        ("wall_seconds", 100),
+    ]
     assert stop_of(run)["reason"] == "time_limit"
     hundred = next(
         e for e in events(run) if e.type == "budget" and e.data.get("crossed", [{}])[0].get("percent") == 100
@@ -209,12 +248,16 @@ def test_it_steers_blocks_and_stops_a_model_talking_to_itself_when_the_task_need
     run = execute(send(ops, "Restart whatever is failing."))
     assert sequence(run) == [
         "run_started",
-        *TEXT_CALL, "guardrails:no_tool_calls:observe",
-        *TEXT_CALL, "guardrails:no_tool_calls:steer",
-        *TEXT_CALL, "guardrails:no_tool_calls:block",
-        *TEXT_CALL, "guardrails:no_tool_calls:stop",
+        *TEXT_CALL,
+        "guardrails:no_tool_calls:observe",
+        *TEXT_CALL,
+        "guardrails:no_tool_calls:steer",
+        *TEXT_CALL,
+        "guardrails:no_tool_calls:block",
+        *TEXT_CALL,
+        "guardrails:no_tool_calls:stop",
         "stop_reason",
-    ]  # fmt: skip
+    ]
     stop = stop_of(run)
     assert stop["reason"] == "stuck_loop" and "4 times without calling a tool" in stop["detail"]
     # The block: the call after it must call a tool.
@@ -234,9 +277,14 @@ def test_a_run_that_needs_tools_completes_once_it_called_one(chat, fake_openrout
     )
     run = execute(send(ops, "What is failing?"))
     assert sequence(run) == [
-        "run_started", *TEXT_CALL, "guardrails:no_tool_calls:observe", *TOOL_CALL, *TOOL_STEP, *TEXT_CALL,
+        "run_started",
+        *TEXT_CALL,
+        "guardrails:no_tool_calls:observe",
+        *TOOL_CALL,
+        *TOOL_STEP,
+        *TEXT_CALL,
         "stop_reason",
-    ]  # fmt: skip
+    ]
     assert stop_of(run)["reason"] == "completed"
     assert_timeline(run, ["ok"])
 

@@ -65,11 +65,15 @@ def test_the_guardrails_panel_counts_the_rules_that_fired(client, chat, fake_ope
 
     add_tool(restart)
     assert "No rule has fired" in client.get(f"/chat/sessions/{chat.pk}/").content.decode()
-    fake_openrouter.script(*[Reply(tools=[Tool("restart", '{"service": "api"}', id=f"c{i}")],
-                                   finish_reason="tool_calls") for i in range(4)])  # fmt: skip
+    fake_openrouter.script(
+        *[
+            Reply(tools=[Tool("restart", '{"service": "api"}', id=f"c{i}")], finish_reason="tool_calls")
+            for i in range(4)
+        ]
+    )
     run = execute(send(chat))
     html = client.get(f"/chat/sessions/{chat.pk}/").content.decode()
-    panel = html[html.index('id="chat-guardrails"'):]
+    panel = html[html.index('id="chat-guardrails"') :]
     panel = panel[: panel.index("</section>")]
     assert f"1 steer, 1 block in run {run.pk}." in panel
     assert re.search(r"<strong>repeated_failure</strong> <span class=\"badge\">stop</span>", panel), panel
@@ -127,7 +131,9 @@ def test_the_mode_selector_switches_the_next_runs_mode(client, chat):
     assert client.post(f"/chat/sessions/{chat.pk}/mode/", {"mode": "ops"}).status_code == 302
     chat.refresh_from_db()
     assert chat.mode == "ops"
-    assert re.search(r'<option value="ops" selected>', client.get(f"/chat/sessions/{chat.pk}/").content.decode())
+    assert re.search(
+        r'<option value="ops" selected>', client.get(f"/chat/sessions/{chat.pk}/").content.decode()
+    )
     assert send(chat, "which mode?").mode == "ops", "the next run is in the new mode"
     assert client.post(f"/chat/sessions/{chat.pk}/mode/", {"mode": "no-such-mode"}).status_code == 422
     chat.refresh_from_db()
@@ -151,8 +157,11 @@ def test_bad_input_gets_a_4xx_page_never_a_500(client, chat, path, data, status)
 
 
 def test_a_nul_in_a_message_changes_nothing_and_says_why(client, chat):
-    response = client.post(f"/chat/sessions/{chat.pk}/messages/", {"content": "a\x00b"},
-                           HTTP_REFERER=f"http://testserver/chat/sessions/{chat.pk}/")  # fmt: skip
+    response = client.post(
+        f"/chat/sessions/{chat.pk}/messages/",
+        {"content": "a\x00b"},
+        HTTP_REFERER=f"http://testserver/chat/sessions/{chat.pk}/",
+    )
     assert response.status_code == 302 and response.url.endswith(f"/chat/sessions/{chat.pk}/")
     assert not ChatRun.objects.filter(session=chat).exists()
 

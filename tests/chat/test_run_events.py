@@ -26,8 +26,12 @@ def test_it_replays_a_run_to_its_owner_and_to_no_one_else(client, finished_run, 
     ] == "stop_reason"
     assert body["events"][-1]["run_id"] == finished_run.pk and body["last_seq"] == len(body["events"])
     theirs = {"HTTP_AUTHORIZATION": f"Bearer {make_token('read', user=carol)}"}
-    for path in [f"/api/events/{finished_run.topic}", f"/api/events/{finished_run.topic}/stream",
-                 "/api/events/chat.run.999999", "/api/events/chat.run.x"]:  # fmt: skip
+    for path in [
+        f"/api/events/{finished_run.topic}",
+        f"/api/events/{finished_run.topic}/stream",
+        "/api/events/chat.run.999999",
+        "/api/events/chat.run.x",
+    ]:
         answer = client.get(path, **theirs)
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found", path
 

@@ -26,8 +26,11 @@ def test_it_runs_a_message_as_an_engine_task_when_so_configured(chat, fake_openr
     run = send(chat)
     task = Task.objects.get(kind="chat_run")
     assert (task.payload, task.source, task.status, task.created_by) == (
-        {"run_id": run.pk}, "chat", Status.PENDING, "operator:alice",
-    )  # fmt: skip
+        {"run_id": run.pk},
+        "chat",
+        Status.PENDING,
+        "operator:alice",
+    )
     assert ChatRun.objects.get(pk=run.pk).status == "queued"  # the request only queued it
     WorkerLoop("builtin", capabilities=[], poll_seconds=0.1).run(exit_when_idle=True)
     task.refresh_from_db()

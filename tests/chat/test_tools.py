@@ -24,8 +24,16 @@ def test_it_finds_every_apps_tools_with_their_safety():
     tools = registry()
     safe = {name for name, t in tools.items() if t.safe}
     unsafe = {name for name, t in tools.items() if not t.safe}
-    assert {"list_tasks", "list_workers", "engine_status", "spend_today", "budgets", "policies", "top_errors",
-            "error_detail"} <= safe  # fmt: skip
+    assert {
+        "list_tasks",
+        "list_workers",
+        "engine_status",
+        "spend_today",
+        "budgets",
+        "policies",
+        "top_errors",
+        "error_detail",
+    } <= safe
     assert {"create_task", "approve_task", "retry_task"} <= unsafe
     assert tools["top_errors"].app == "logscrawler" and tools["list_tasks"].app == "engine"
 
@@ -46,19 +54,26 @@ def test_it_builds_an_openai_schema_from_hints_and_docstring():
     }
     props = tool_get("list_tasks").parameters["properties"]
     assert props["status"]["enum"][:2] == ["pending", "running"] and props["limit"] == {
-        "type": "integer", "default": 10, "description": "how many, 1 to 25",
-    }  # fmt: skip
+        "type": "integer",
+        "default": 10,
+        "description": "how many, 1 to 25",
+    }
     assert tool_get("create_task").parameters["properties"]["payload"]["type"] == "object"
     assert parse_docstring("Does a thing.\n\nMore words\nhere.\n\nn: how many") == (
-        "Does a thing.\n\nMore words here.", {"n": "how many"},
-    )  # fmt: skip
+        "Does a thing.\n\nMore words here.",
+        {"n": "how many"},
+    )
 
 
 @pytest.mark.django_db
 def test_it_checks_arguments_before_calling(alice):
     list_tasks = tool_get("list_tasks")
-    for bad, words in [({"limit": "5"}, "limit must be integer"), ({"limit": True}, "limit must be integer"),
-                       ({"status": "weird"}, "status must be one of"), ({"x": 1}, "unknown argument(s) x")]:  # fmt: skip
+    for bad, words in [
+        ({"limit": "5"}, "limit must be integer"),
+        ({"limit": True}, "limit must be integer"),
+        ({"status": "weird"}, "status must be one of"),
+        ({"x": 1}, "unknown argument(s) x"),
+    ]:
         with pytest.raises(ToolArgumentError, match=words.replace("(", r"\(").replace(")", r"\)")):
             list_tasks.call(bad, user=alice)
     with pytest.raises(ToolArgumentError, match="missing required argument task_id"):

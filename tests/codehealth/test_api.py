@@ -48,19 +48,36 @@ def test_it_registers_and_lists_repositories(client, bearer, tmp_path):
     listing = client.get(f"{BASE}/repositories", **headers).json()
     assert [r["name"] for r in listing] == ["site"]
     schema = "https://user:pw@api.example.com/api/openapi.json?key=s3cret"
-    created = post(client, f"{BASE}/repositories", {"local_path": str(tmp_path), "name": "api", "schema_url": schema},
-                   **headers).json()  # fmt: skip
-    assert created["schema_url"] == "https://api.example.com/api/openapi.json"  # never the key or the password
+    created = post(
+        client,
+        f"{BASE}/repositories",
+        {"local_path": str(tmp_path), "name": "api", "schema_url": schema},
+        **headers,
+    ).json()
+    assert (
+        created["schema_url"] == "https://api.example.com/api/openapi.json"
+    )  # never the key or the password
     assert Repository.objects.get(name="api").schema_url == schema
-    assert_error(post(client, f"{BASE}/repositories", {"local_path": str(tmp_path), "schema_url": "file:///etc"},
-                      **headers), 422, "bad_schema_url")  # fmt: skip
+    assert_error(
+        post(
+            client,
+            f"{BASE}/repositories",
+            {"local_path": str(tmp_path), "schema_url": "file:///etc"},
+            **headers,
+        ),
+        422,
+        "bad_schema_url",
+    )
 
 
 def test_bad_input_is_a_422_in_the_one_shape(client, bearer):
     headers = bearer("write")
     assert_error(post(client, f"{BASE}/repositories", {"github": "no way"}, **headers), 422, "bad_github")
-    assert_error(post(client, f"{BASE}/repositories", {"github": "a/b", "scan_every_days": -1}, **headers), 422,
-                 "validation_error")  # fmt: skip
+    assert_error(
+        post(client, f"{BASE}/repositories", {"github": "a/b", "scan_every_days": -1}, **headers),
+        422,
+        "validation_error",
+    )
     response = client.post(f"{BASE}/repositories", "{not json", content_type="application/json", **headers)
     assert 400 <= response.status_code < 500 and "error" in response.json()
     assert Repository.objects.count() == 0
@@ -88,8 +105,9 @@ def test_another_operators_repository_is_not_found(client, make_token, dave, rep
     assert Task.objects.count() == 0
 
 
-def test_a_scan_request_is_queued_for_the_jobs_process(client, bearer, repository, monkeypatch,
-                                                       django_capture_on_commit_callbacks):  # fmt: skip
+def test_a_scan_request_is_queued_for_the_jobs_process(
+    client, bearer, repository, monkeypatch, django_capture_on_commit_callbacks
+):
     queued = []
     monkeypatch.setattr(services, "async_task", lambda *args, **kw: queued.append(args))
     with django_capture_on_commit_callbacks(execute=True):
@@ -103,8 +121,11 @@ def test_findings_scans_and_reports_are_listed(client, bearer, repository):
     (finding,) = client.get(f"{BASE}/repositories/{repository.pk}/findings", **headers).json()
     assert (finding["name"], finding["is_open"], finding["task_id"]) == ("F401", True, None)
     assert client.get(f"{BASE}/repositories/{repository.pk}/findings?state=fixed", **headers).json() == []
-    assert_error(client.get(f"{BASE}/repositories/{repository.pk}/findings?kind=nope", **headers), 422,
-                 "validation_error")  # fmt: skip
+    assert_error(
+        client.get(f"{BASE}/repositories/{repository.pk}/findings?kind=nope", **headers),
+        422,
+        "validation_error",
+    )
     (scan,) = client.get(f"{BASE}/repositories/{repository.pk}/scans", **headers).json()
     assert scan["status"] == "done" and scan["score"] < 100
     services.report_build(repository)
@@ -131,22 +152,36 @@ def test_unknown_and_huge_ids_are_4xx(client, bearer):
 
 
 def test_an_auto_pr_for_a_local_repository_is_refused(client, bearer, repository):
-    assert_error(post(client, f"{BASE}/repositories/{repository.pk}/pull-requests", **bearer("write")), 422,
-                 "not_on_github")  # fmt: skip
+    assert_error(
+        post(client, f"{BASE}/repositories/{repository.pk}/pull-requests", **bearer("write")),
+        422,
+        "not_on_github",
+    )
 
 
-def test_findings_are_dismissed_and_reopened_through_the_api(client, bearer, repository, django_user_model, make_token):
+def test_findings_are_dismissed_and_reopened_through_the_api(
+    client, bearer, repository, django_user_model, make_token
+):
     headers = bearer("read", "write")
     finding = CodeFinding.objects.get()
     response = post(client, f"{BASE}/findings/{finding.pk}/dismiss", {"reason": "intended"}, **headers)
-    assert response.status_code == 200 and response.json()["dismissed_by"] and response.json()["is_open"] is False
+    assert (
+        response.status_code == 200
+        and response.json()["dismissed_by"]
+        and response.json()["is_open"] is False
+    )
     listing = client.get(f"{BASE}/repositories/{repository.pk}/findings?state=dismissed", **headers).json()
     assert [f["id"] for f in listing] == [finding.pk] and listing[0]["dismiss_reason"] == "intended"
     assert client.get(f"{BASE}/repositories/{repository.pk}/findings", **headers).json() == []
-    assert_error(post(client, f"{BASE}/findings/{finding.pk}/dismiss", {}, **headers), 409, "already_dismissed")
+    assert_error(
+        post(client, f"{BASE}/findings/{finding.pk}/dismiss", {}, **headers), 409, "already_dismissed"
+    )
     assert_error(post(client, f"{BASE}/findings/{finding.pk}/task", **headers), 409, "dismissed")
-    assert_error(post(client, f"{BASE}/findings/{finding.pk}/dismiss", {"reason": "x" * 301}, **headers), 422,
-                 "validation_error")  # fmt: skip
+    assert_error(
+        post(client, f"{BASE}/findings/{finding.pk}/dismiss", {"reason": "x" * 301}, **headers),
+        422,
+        "validation_error",
+    )
     dave = django_user_model.objects.create_user("dave", "d@example.com", "pw-dave-123456", is_staff=True)
     strangers = {"HTTP_AUTHORIZATION": f"Bearer {make_token('write', user=dave)}"}
     assert_error(post(client, f"{BASE}/findings/{finding.pk}/reopen", **strangers), 404, "not_found")

@@ -23,14 +23,25 @@ def remove_line(row: int) -> list[dict]:
 
 
 def unused(path: str, row: int, module: str, *, edits=True) -> Finding:
-    return Finding("lint", "ruff", path, row, "F401", 100, f"`{module}` imported but unused", fixable=True,
-                   extra={"edits": remove_line(row)} if edits else {})  # fmt: skip
+    return Finding(
+        "lint",
+        "ruff",
+        path,
+        row,
+        "F401",
+        100,
+        f"`{module}` imported but unused",
+        fixable=True,
+        extra={"edits": remove_line(row)} if edits else {},
+    )
 
 
 @pytest.fixture
 def repository(alice, github, gh, settings):
-    github.commit_files({"app/views.py": VIEWS.encode(), "app/__init__.py": INIT.encode(),
-                         "app/apps.py": APPS.encode()}, message="app")  # fmt: skip
+    github.commit_files(
+        {"app/views.py": VIEWS.encode(), "app/__init__.py": INIT.encode(), "app/apps.py": APPS.encode()},
+        message="app",
+    )
     settings.CODEHEALTH_MAX_OPEN_PRS = 1
     repository = services.repository_create(alice, github="acme/shop")
     return repository
@@ -43,16 +54,26 @@ def scan_with(repository, github, *findings: Finding) -> Scan:
 
 
 def test_it_opens_a_pull_request_with_only_mechanical_fixes(repository, github, gh):
-    not_mechanical = Finding("lint", "ruff", "app/views.py", 4, "T201", 100, "`print` found", fixable=True,
-                             extra={"edits": remove_line(4)})  # fmt: skip
+    not_mechanical = Finding(
+        "lint",
+        "ruff",
+        "app/views.py",
+        4,
+        "T201",
+        100,
+        "`print` found",
+        fixable=True,
+        extra={"edits": remove_line(4)},
+    )
     scan_with(
-        repository, github,
+        repository,
+        github,
         unused("app/views.py", 1, "os"),
         unused("app/__init__.py", 1, "os"),  # a re-export: never
         unused("app/apps.py", 1, "shop.signals"),  # imported for its receivers: never
         unused("app/apps.py", 2, "sys", edits=False),  # no edits: nothing to apply
         not_mechanical,
-    )  # fmt: skip
+    )
     row = autopr.pull_request_open(repository, client=gh)
     branch = row.branch
     assert github.file_at(branch, "app/views.py") == b"import sys\n\nprint(sys.argv)\n"
@@ -111,46 +132,93 @@ def test_github_refusing_is_a_clear_error(repository, github, gh):
 
 
 def test_edits_apply_refuses_overlaps():
-    edits = remove_line(1) + [{"content": "x", "location": {"row": 1, "column": 3},
-                               "end_location": {"row": 1, "column": 4}}]  # fmt: skip
+    edits = remove_line(1) + [
+        {"content": "x", "location": {"row": 1, "column": 3}, "end_location": {"row": 1, "column": 4}}
+    ]
     with pytest.raises(ValueError):
         autopr.edits_apply("import os\n", edits)
 
 
 def reformat(path: str, old: str, new: str) -> Finding:
     end = {"row": len(old.splitlines(keepends=True)) + 1, "column": 1}
-    return Finding("lint", "ruff", path, 1, "unformatted", 100, "ruff format would reformat this file", fixable=True,
-                   extra={"edits": [{"content": new, "location": {"row": 1, "column": 1}, "end_location": end}]})  # fmt: skip
+    return Finding(
+        "lint",
+        "ruff",
+        path,
+        1,
+        "unformatted",
+        100,
+        "ruff format would reformat this file",
+        fixable=True,
+        extra={"edits": [{"content": new, "location": {"row": 1, "column": 1}, "end_location": end}]},
+    )
 
 
 def test_a_reformat_is_a_mechanical_fix_and_yields_to_precise_fixes_in_the_same_file(repository, github, gh):
     tidy_apps = "import shop.signals\nimport sys\n\nprint(sys.path)  # tidy\n"
     scan_with(
-        repository, github,
+        repository,
+        github,
         reformat("app/apps.py", APPS, tidy_apps),
         unused("app/views.py", 1, "os"),
         reformat("app/views.py", VIEWS, "import os\nimport sys\n\n\nprint(sys.argv)\n"),
-    )  # fmt: skip
+    )
     row = autopr.pull_request_open(repository, client=gh)
     assert github.file_at(row.branch, "app/apps.py") == tidy_apps.encode()
-    assert github.file_at(row.branch, "app/views.py") == b"import sys\n\nprint(sys.argv)\n"  # the F401 fix only
-    assert sorted((c["path"], c["rule"]) for c in row.changes) == [("app/apps.py", "unformatted"), ("app/views.py", "F401")]
-    assert "| `app/apps.py` | 1 | unformatted | reformat with the repository's own ruff format settings" in row.body
+    assert (
+        github.file_at(row.branch, "app/views.py") == b"import sys\n\nprint(sys.argv)\n"
+    )  # the F401 fix only
+    assert sorted((c["path"], c["rule"]) for c in row.changes) == [
+        ("app/apps.py", "unformatted"),
+        ("app/views.py", "F401"),
+    ]
+    assert (
+        "| `app/apps.py` | 1 | unformatted | reformat with the repository's own ruff format settings"
+        in row.body
+    )
 
 
 def test_a_frontend_type_gets_the_optional_field_its_api_returns(repository, github, gh):
     types = "export interface Task {\n  id: number;\n}\n"
     github.commit_files({"web/lib/types.ts": types.encode()}, message="web")
-    add = [{"content": "  result?: unknown;\n", "location": {"row": 3, "column": 1}, "end_location": {"row": 3, "column": 1}}]
+    add = [
+        {
+            "content": "  result?: unknown;\n",
+            "location": {"row": 3, "column": 1},
+            "end_location": {"row": 3, "column": 1},
+        }
+    ]
     scan_with(
-        repository, github,
-        Finding("contract", "type_missing_optional_field", "web/lib/types.ts", 1, "Task.result", 50,
-                "'Task' has no 'result'", fixable=True, extra={"edits": add}),
-        Finding("contract", "missing_response_field", "web/lib/types.ts", 2, "Task.name", 85,
-                "not returned", fixable=True, extra={"edits": add}),  # a real mismatch: a human's call, never a PR
-    )  # fmt: skip
+        repository,
+        github,
+        Finding(
+            "contract",
+            "type_missing_optional_field",
+            "web/lib/types.ts",
+            1,
+            "Task.result",
+            50,
+            "'Task' has no 'result'",
+            fixable=True,
+            extra={"edits": add},
+        ),
+        Finding(
+            "contract",
+            "missing_response_field",
+            "web/lib/types.ts",
+            2,
+            "Task.name",
+            85,
+            "not returned",
+            fixable=True,
+            extra={"edits": add},
+        ),  # a real mismatch: a human's call, never a PR
+    )
     row = autopr.pull_request_open(repository, client=gh)
-    assert github.file_at(row.branch, "web/lib/types.ts") == b"export interface Task {\n  id: number;\n  result?: unknown;\n}\n"
+    assert (
+        github.file_at(row.branch, "web/lib/types.ts")
+        == b"export interface Task {\n  id: number;\n  result?: unknown;\n}\n"
+    )
     assert [c["rule"] for c in row.changes] == ["type_missing_optional_field"]
     assert "add an optional field the API returns to its frontend type: `Task.result`" in row.body
 

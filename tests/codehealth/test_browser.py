@@ -23,11 +23,23 @@ def test_it_drills_down_and_creates_a_task_in_one_click(signed_in_page, hq_serve
     repository = services.repository_create(alice, local_path=str(tmp_path), name="acme/shop")
     for days, findings in ((14, 6), (7, 3), (0, 2)):
         scan = Scan.objects.create(repository=repository, started_at=timezone.now() - timedelta(days=days))
-        services.scan_record(scan, [
-            Finding("lint", "ruff", f"shop/module_{i}.py", i + 1, "F401", 100, f"`os` imported but unused ({i})",
-                    fixable=True)
-            for i in range(findings)
-        ], now=scan.started_at)  # fmt: skip
+        services.scan_record(
+            scan,
+            [
+                Finding(
+                    "lint",
+                    "ruff",
+                    f"shop/module_{i}.py",
+                    i + 1,
+                    "F401",
+                    100,
+                    f"`os` imported but unused ({i})",
+                    fixable=True,
+                )
+                for i in range(findings)
+            ],
+            now=scan.started_at,
+        )
     services.report_build(repository)
     page.goto(hq_server + "/codehealth/")
     expect(page.locator(f"#codehealth-repository-{repository.pk}")).to_contain_text("acme/shop")
@@ -72,9 +84,12 @@ def test_a_scan_is_followed_live_from_scan_now_to_its_score(signed_in_page, hq_s
     expect(page.locator("#hq-flash")).to_contain_text("is queued")
     expect(row).to_contain_text("queued")  # the jobs process is not running here: the queue shows
     # the jobs process's part, done here: its events reach the open page over the websocket
-    scan = services.repository_scan(Repository.objects.get(pk=repository.pk),
-                                    analyse=lambda path: [Finding("lint", "ruff", "app.py", 1, "F401", 100,
-                                                                  "`os` imported but unused", fixable=True)])  # fmt: skip
+    scan = services.repository_scan(
+        Repository.objects.get(pk=repository.pk),
+        analyse=lambda path: [
+            Finding("lint", "ruff", "app.py", 1, "F401", 100, "`os` imported but unused", fixable=True)
+        ],
+    )
     expect(row).to_contain_text(str(scan.score))
     expect(row).not_to_contain_text("queued")
     expect(page.locator("#codehealth-status")).to_contain_text("lowest score")

@@ -16,7 +16,7 @@ def _runs(github, count: int) -> None:
             "head_sha": f"{i:040x}",
             "status": "completed",
             "conclusion": "success",
-        }  # fmt: skip
+        }
         for i in range(1, count + 1)
     ]
 
@@ -145,12 +145,34 @@ def test_a_zip_with_a_climbing_path_is_refused():
 
 
 def test_it_reads_jobs_check_runs_and_annotations(github, gh):
-    github.jobs[9] = [{"id": 1, "name": "lint", "status": "completed", "conclusion": "failure",
-                       "steps": [{"name": "ruff", "conclusion": "failure"}]}]  # fmt: skip
-    github.check_runs["abc"] = [{"id": 77, "name": "lint", "status": "completed", "conclusion": "failure",
-                                 "output": {"annotations_count": 1}}]  # fmt: skip
-    github.annotations[77] = [{"path": "app/x.py", "start_line": 3, "end_line": 3,
-                               "annotation_level": "failure", "message": "F401 unused", "title": "ruff"}]  # fmt: skip
+    github.jobs[9] = [
+        {
+            "id": 1,
+            "name": "lint",
+            "status": "completed",
+            "conclusion": "failure",
+            "steps": [{"name": "ruff", "conclusion": "failure"}],
+        }
+    ]
+    github.check_runs["abc"] = [
+        {
+            "id": 77,
+            "name": "lint",
+            "status": "completed",
+            "conclusion": "failure",
+            "output": {"annotations_count": 1},
+        }
+    ]
+    github.annotations[77] = [
+        {
+            "path": "app/x.py",
+            "start_line": 3,
+            "end_line": 3,
+            "annotation_level": "failure",
+            "message": "F401 unused",
+            "title": "ruff",
+        }
+    ]
     assert gh.run_jobs("acme", "shop", 9)[0].steps[0]["name"] == "ruff"
     (check,) = gh.check_runs("acme", "shop", "abc")
     assert check.annotations_count == 1
@@ -171,8 +193,12 @@ def test_the_whole_pull_request_sequence(github, gh):
     head = gh.ref_get("acme", "shop", "main")
     base_tree = gh.commit_get("acme", "shop", head)["tree"]
     blob = gh.blob_create("acme", "shop", b"import sys\nprint(sys.argv)\n")
-    tree = gh.tree_create("acme", "shop", base_tree=base_tree,
-                              entries=[{"path": "app/x.py", "mode": "100644", "type": "blob", "sha": blob}])  # fmt: skip
+    tree = gh.tree_create(
+        "acme",
+        "shop",
+        base_tree=base_tree,
+        entries=[{"path": "app/x.py", "mode": "100644", "type": "blob", "sha": blob}],
+    )
     commit = gh.commit_create("acme", "shop", message="Remove an unused import", tree=tree, parents=[head])
     gh.ref_create("acme", "shop", branch="codehealth/fix-1", sha=commit)
     pull = gh.pull_create("acme", "shop", head="codehealth/fix-1", base="main", title="Fix", body="F401")

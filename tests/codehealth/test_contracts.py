@@ -44,7 +44,8 @@ def test_a_matching_frontend_has_no_violation(schema, tmp_path):
         "interface Task { id: number; title: string; status: string; result?: unknown }\n"
         "export const getTask = (id: number) => apiFetch<Task>(`/api/engine/tasks/${id}`);\n"
         "export const mint = () => fetch('/api/tokens', {method: 'POST', body: JSON.stringify({name, scopes})});\n"
-        "export const other = () => fetch('https://example.com/elsewhere');\n")
+        "export const other = () => fetch('https://example.com/elsewhere');\n"
+    )
     assert validate_contracts(schema, tmp_path) == []
 
 
@@ -68,8 +69,11 @@ def test_a_type_missing_an_optional_field_gets_a_types_only_fix(schema):
     from codehealth.autopr import edits_apply
 
     source = (FRONTEND / "lib" / "api.ts").read_text()
-    drift = next(f for f in validate_contracts(schema, FRONTEND, backend_root=BACKEND)
-                 if f.category == "type_missing_optional_field")  # fmt: skip
+    drift = next(
+        f
+        for f in validate_contracts(schema, FRONTEND, backend_root=BACKEND)
+        if f.category == "type_missing_optional_field"
+    )
     assert drift.fixable and drift.confidence == 50 and (drift.path, drift.line) == ("lib/api.ts", 13)
     fixed = edits_apply(source, drift.extra["edits"])
     assert "  priority: number;\n  result?: unknown;\n}" in fixed  # after the last field, indented like it
@@ -79,9 +83,12 @@ def test_a_type_missing_an_optional_field_gets_a_types_only_fix(schema):
 def test_a_one_line_type_gets_the_finding_but_no_fix(schema, tmp_path):
     (tmp_path / "api.ts").write_text(
         "interface Task { id: number; title: string; status: string }\n"
-        "export const getTask = (id: number) => apiFetch<Task>(`/api/engine/tasks/${id}`);\n")
+        "export const getTask = (id: number) => apiFetch<Task>(`/api/engine/tasks/${id}`);\n"
+    )
     (drift,) = validate_contracts(schema, tmp_path)
-    assert drift.category == "type_missing_optional_field" and not drift.fixable and "edits" not in drift.extra
+    assert (
+        drift.category == "type_missing_optional_field" and not drift.fixable and "edits" not in drift.extra
+    )
 
 
 def test_ts_spelling_of_schema_types():

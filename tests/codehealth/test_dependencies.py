@@ -9,22 +9,48 @@ from codehealth.dependencies import (
 )
 
 ADVISORIES = [
-    {"id": "GHSA-aaaa", "aliases": ["CVE-2025-0001"], "summary": "SQL injection",
-     "affected": [{"package": {"ecosystem": "PyPI", "name": "Django"},
-                   "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "4.2"}, {"fixed": "4.2.8"},
-                                                                {"introduced": "5.0"}, {"fixed": "5.0.1"}]}]}]},
-    {"id": "GHSA-bbbb", "affected": [{"package": {"ecosystem": "npm", "name": "next"},
-                                      "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"},
-                                                                               {"last_affected": "14.1.0"}]}]}]},
-    {"id": "PYSEC-cccc", "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
-                                       "versions": ["2.30.0"]}]},
+    {
+        "id": "GHSA-aaaa",
+        "aliases": ["CVE-2025-0001"],
+        "summary": "SQL injection",
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "Django"},
+                "ranges": [
+                    {
+                        "type": "ECOSYSTEM",
+                        "events": [
+                            {"introduced": "4.2"},
+                            {"fixed": "4.2.8"},
+                            {"introduced": "5.0"},
+                            {"fixed": "5.0.1"},
+                        ],
+                    }
+                ],
+            }
+        ],
+    },
+    {
+        "id": "GHSA-bbbb",
+        "affected": [
+            {
+                "package": {"ecosystem": "npm", "name": "next"},
+                "ranges": [{"type": "SEMVER", "events": [{"introduced": "0"}, {"last_affected": "14.1.0"}]}],
+            }
+        ],
+    },
+    {
+        "id": "PYSEC-cccc",
+        "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"}, "versions": ["2.30.0"]}],
+    },
 ]
 
 
 def _checkout(tmp_path):
     (tmp_path / "requirements.txt").write_text("Django==4.2.3\nrequests==2.31.0  # pinned\n-e .\n")
-    (tmp_path / "package.json").write_text(json.dumps(
-        {"dependencies": {"next": "^14.0.4", "react": "18.2.0", "local": "file:../x"}}, indent=2))
+    (tmp_path / "package.json").write_text(
+        json.dumps({"dependencies": {"next": "^14.0.4", "react": "18.2.0", "local": "file:../x"}}, indent=2)
+    )
     return tmp_path
 
 
@@ -59,10 +85,12 @@ def test_an_audit_that_could_not_run_says_so(tmp_path):
 
 
 def test_outdated_packages_come_from_the_registries_json_through_the_cache(tmp_path):
-    answers = {"https://pypi.org/pypi/django/json": {"info": {"version": "5.2.1"}},
-               "https://pypi.org/pypi/requests/json": {"info": {"version": "2.31.0"}},
-               "https://registry.npmjs.org/next": {"dist-tags": {"latest": "15.0.0"}},
-               "https://registry.npmjs.org/react": {"dist-tags": {"latest": "18.2.0"}}}
+    answers = {
+        "https://pypi.org/pypi/django/json": {"info": {"version": "5.2.1"}},
+        "https://pypi.org/pypi/requests/json": {"info": {"version": "2.31.0"}},
+        "https://registry.npmjs.org/next": {"dist-tags": {"latest": "15.0.0"}},
+        "https://registry.npmjs.org/react": {"dist-tags": {"latest": "18.2.0"}},
+    }
     asked = []
 
     def fetcher(url):
@@ -72,10 +100,14 @@ def test_outdated_packages_come_from_the_registries_json_through_the_cache(tmp_p
     cache = RegistryCache(tmp_path / "cache.json")
     first = audit_dependencies(_checkout(tmp_path), advisories=[], fetcher=fetcher, cache=cache)
     outdated = {f.name: f.extra for f in first.findings if f.category == "outdated"}
-    assert outdated == {"django": {"current": "4.2.3", "latest": "5.2.1", "major": True, "ecosystem": "PyPI"},
-                        "next": {"current": "14.0.4", "latest": "15.0.0", "major": True, "ecosystem": "npm"}}
+    assert outdated == {
+        "django": {"current": "4.2.3", "latest": "5.2.1", "major": True, "ecosystem": "PyPI"},
+        "next": {"current": "14.0.4", "latest": "15.0.0", "major": True, "ecosystem": "npm"},
+    }
     assert first.status["outdated"] == "ok"
-    again = audit_dependencies(tmp_path, advisories=[], fetcher=fetcher, cache=RegistryCache(tmp_path / "cache.json"))
+    again = audit_dependencies(
+        tmp_path, advisories=[], fetcher=fetcher, cache=RegistryCache(tmp_path / "cache.json")
+    )
     assert len(asked) == 4 and len(again.findings) == 2  # the second audit was answered from the cache file
 
 

@@ -2,43 +2,91 @@ import json
 
 from codehealth.lint import parse_annotations, parse_eslint_json, parse_ruff_json, parse_tsc, run_ruff
 
-RUFF = [{"code": "F401", "message": "`os` imported but unused", "filename": "/home/runner/work/app/app/a/b.py",
-         "location": {"row": 3, "column": 8}, "end_location": {"row": 3, "column": 10},
-         "fix": {"applicability": "safe", "message": "Remove unused import", "edits": []},
-         "url": "https://docs.astral.sh/ruff/rules/unused-import"},
-        {"code": "B009", "message": "Do not call getattr", "filename": "/src/x.py", "location": {"row": 1, "column": 1},
-         "fix": {"applicability": "unsafe", "message": "Replace", "edits": []}},
-        {"code": None, "message": "SyntaxError: bad", "filename": "/src/y.py", "location": {"row": 2, "column": 1},
-         "fix": None}]
+RUFF = [
+    {
+        "code": "F401",
+        "message": "`os` imported but unused",
+        "filename": "/home/runner/work/app/app/a/b.py",
+        "location": {"row": 3, "column": 8},
+        "end_location": {"row": 3, "column": 10},
+        "fix": {"applicability": "safe", "message": "Remove unused import", "edits": []},
+        "url": "https://docs.astral.sh/ruff/rules/unused-import",
+    },
+    {
+        "code": "B009",
+        "message": "Do not call getattr",
+        "filename": "/src/x.py",
+        "location": {"row": 1, "column": 1},
+        "fix": {"applicability": "unsafe", "message": "Replace", "edits": []},
+    },
+    {
+        "code": None,
+        "message": "SyntaxError: bad",
+        "filename": "/src/y.py",
+        "location": {"row": 2, "column": 1},
+        "fix": None,
+    },
+]
 
 
 def test_ruff_json_keeps_only_safe_fixes_as_fixable():
     findings = parse_ruff_json(json.dumps(RUFF), root="/src")
     assert [(f.path, f.line, f.name, f.fixable) for f in findings] == [
-        ("a/b.py", 3, "F401", True), ("x.py", 1, "B009", False), ("y.py", 2, "syntax-error", False)]
+        ("a/b.py", 3, "F401", True),
+        ("x.py", 1, "B009", False),
+        ("y.py", 2, "syntax-error", False),
+    ]
 
 
 def test_eslint_json():
-    text = json.dumps([{"filePath": "/repo/web/app/page.tsx", "messages": [
-        {"ruleId": "no-unused-vars", "severity": 2, "message": "'x' is unused", "line": 4, "column": 7},
-        {"ruleId": "semi", "severity": 1, "message": "Missing semicolon", "line": 5, "column": 9,
-         "fix": {"range": [1, 2], "text": ";"}}]}])
+    text = json.dumps(
+        [
+            {
+                "filePath": "/repo/web/app/page.tsx",
+                "messages": [
+                    {
+                        "ruleId": "no-unused-vars",
+                        "severity": 2,
+                        "message": "'x' is unused",
+                        "line": 4,
+                        "column": 7,
+                    },
+                    {
+                        "ruleId": "semi",
+                        "severity": 1,
+                        "message": "Missing semicolon",
+                        "line": 5,
+                        "column": 9,
+                        "fix": {"range": [1, 2], "text": ";"},
+                    },
+                ],
+            }
+        ]
+    )
     findings = parse_eslint_json(text, root="/repo")
     assert [(f.path, f.line, f.name, f.fixable, f.extra["severity"]) for f in findings] == [
-        ("web/app/page.tsx", 4, "no-unused-vars", False, "error"), ("web/app/page.tsx", 5, "semi", True, "warning")]
+        ("web/app/page.tsx", 4, "no-unused-vars", False, "error"),
+        ("web/app/page.tsx", 5, "semi", True, "warning"),
+    ]
 
 
 def test_tsc_plain_and_pretty_output():
-    text = ("app/page.tsx(12,5): error TS2322: Type 'string' is not assignable to type 'number'.\n"
-            "\x1b[96mlib/api.ts\x1b[0m:\x1b[93m3\x1b[0m:\x1b[93m1\x1b[0m - \x1b[91merror\x1b[0m"
-            "\x1b[90m TS2304: \x1b[0mCannot find name 'x'.\n"
-            "Found 2 errors in 2 files.\n")
-    assert [(f.path, f.line, f.name) for f in parse_tsc(text)] == [("app/page.tsx", 12, "TS2322"),
-                                                                    ("lib/api.ts", 3, "TS2304")]
+    text = (
+        "app/page.tsx(12,5): error TS2322: Type 'string' is not assignable to type 'number'.\n"
+        "\x1b[96mlib/api.ts\x1b[0m:\x1b[93m3\x1b[0m:\x1b[93m1\x1b[0m - \x1b[91merror\x1b[0m"
+        "\x1b[90m TS2304: \x1b[0mCannot find name 'x'.\n"
+        "Found 2 errors in 2 files.\n"
+    )
+    assert [(f.path, f.line, f.name) for f in parse_tsc(text)] == [
+        ("app/page.tsx", 12, "TS2322"),
+        ("lib/api.ts", 3, "TS2304"),
+    ]
 
 
 def test_annotations_are_capped_like_githubs():
-    annotations = [{"path": "a.py", "start_line": i, "message": "m", "annotation_level": "failure"} for i in range(25)]
+    annotations = [
+        {"path": "a.py", "start_line": i, "message": "m", "annotation_level": "failure"} for i in range(25)
+    ]
     assert len(parse_annotations(annotations, tool="ruff")) == 10
 
 

@@ -80,7 +80,8 @@ async def quiet(settings):
 async def test_the_overview_line_is_about_the_viewers_own_repositories(alice, dave, quiet, tmp_path):
     shop = await sync_to_async(services.repository_create)(alice, local_path=str(tmp_path), name="shop")
     await sync_to_async(services._scan_failed)(
-        await sync_to_async(Scan.objects.create)(repository=shop, started_at=timezone.now()), "git clone failed"
+        await sync_to_async(Scan.objects.create)(repository=shop, started_at=timezone.now()),
+        "git clone failed",
     )
     alices, alice_first = await _open(alice, "overview")
     daves, dave_first = await _open(dave, "overview")
@@ -100,7 +101,9 @@ async def test_the_overview_line_is_about_the_viewers_own_repositories(alice, da
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_index_follows_a_scan_from_queued_to_scored(alice, dave, quiet, tmp_path, monkeypatch):
-    monkeypatch.setattr(services, "async_task", lambda *a, **kw: None)  # no jobs process: the socket shows the queue
+    monkeypatch.setattr(
+        services, "async_task", lambda *a, **kw: None
+    )  # no jobs process: the socket shows the queue
     shop = await sync_to_async(services.repository_create)(alice, local_path=str(tmp_path), name="shop")
     comm, first = await _open(alice, live.INDEX_PAGE)
     stranger, stranger_first = await _open(dave, live.INDEX_PAGE)
@@ -128,7 +131,9 @@ async def test_a_repository_page_redraws_on_its_own_scans_only(alice, dave, quie
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     shop = await sync_to_async(services.repository_create)(alice, local_path=str(tmp_path / "a"), name="shop")
-    other = await sync_to_async(services.repository_create)(alice, local_path=str(tmp_path / "b"), name="other")
+    other = await sync_to_async(services.repository_create)(
+        alice, local_path=str(tmp_path / "b"), name="other"
+    )
     page = live.page_name(shop.pk, "lint")
     comm, first = await _open(alice, page)
     assert 'id="codehealth-summary"' in first and "Not scanned yet" in first
@@ -163,8 +168,9 @@ def test_a_scan_queued_long_ago_that_never_started_is_said(alice, tmp_path, monk
 
 
 @pytest.mark.django_db
-def test_scan_now_from_the_page_answers_with_the_flash_and_fresh_fragments(alice_client, alice, tmp_path,
-                                                                         monkeypatch):  # fmt: skip
+def test_scan_now_from_the_page_answers_with_the_flash_and_fresh_fragments(
+    alice_client, alice, tmp_path, monkeypatch
+):
     monkeypatch.setattr(services, "async_task", lambda *a, **kw: None)
     shop = services.repository_create(alice, local_path=str(tmp_path), name="shop")
     headers = {"HTTP_HX_REQUEST": "true"}

@@ -12,11 +12,22 @@ from juggernaut.http import http_session
 from tests.fakes.osv import FakeOSV
 
 
-def record(vid: str, name: str, versions: list[str], modified: str = "2025-01-01T00:00:00Z",
-           ecosystem: str = "PyPI") -> dict:  # fmt: skip
-    return {"id": vid, "modified": modified, "summary": f"{vid} in {name}", "aliases": [f"CVE-2025-{vid[-4:]}"],
-            "affected": [{"package": {"ecosystem": ecosystem, "name": name}, "versions": versions,
-                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.0"}]}]}]}  # fmt: skip
+def record(
+    vid: str, name: str, versions: list[str], modified: str = "2025-01-01T00:00:00Z", ecosystem: str = "PyPI"
+) -> dict:
+    return {
+        "id": vid,
+        "modified": modified,
+        "summary": f"{vid} in {name}",
+        "aliases": [f"CVE-2025-{vid[-4:]}"],
+        "affected": [
+            {
+                "package": {"ecosystem": ecosystem, "name": name},
+                "versions": versions,
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "9.0"}]}],
+            }
+        ],
+    }
 
 
 def dep(name: str, version: str, ecosystem: str = "PyPI") -> Dependency:
@@ -30,8 +41,13 @@ def session():
 
 def test_a_refresh_fetches_what_affects_the_declared_packages_and_the_audit_uses_it(tmp_path, session):
     snapshot = tmp_path / "osv.json"
-    fake = FakeOSV([record("GHSA-0001", "Django", ["4.2.0"]), record("GHSA-0002", "requests", ["2.0.0"]),
-                    record("GHSA-0003", "left-pad", ["1.0.0"], ecosystem="npm")])  # fmt: skip
+    fake = FakeOSV(
+        [
+            record("GHSA-0001", "Django", ["4.2.0"]),
+            record("GHSA-0002", "requests", ["2.0.0"]),
+            record("GHSA-0003", "left-pad", ["1.0.0"], ecosystem="npm"),
+        ]
+    )
     (tmp_path / "requirements.txt").write_text("django==4.2.0\nrequests==2.31.0\n")
     deps = [dep("django", "4.2.0"), dep("requests", "2.31.0")]
     with fake.serve():
@@ -52,7 +68,10 @@ def test_a_record_modified_since_is_fetched_again_and_other_packages_records_are
     old = record("GHSA-0001", "Django", ["4.2.0"])
     other = record("GHSA-0009", "flask", ["1.0"])
     snapshot.write_text(json.dumps([old, other]))
-    newer = {**record("GHSA-0001", "Django", ["4.2.0"], modified="2025-06-01T00:00:00Z"), "summary": "updated"}
+    newer = {
+        **record("GHSA-0001", "Django", ["4.2.0"], modified="2025-06-01T00:00:00Z"),
+        "summary": "updated",
+    }
     with FakeOSV([newer]).serve() as fake:
         result = osv.snapshot_refresh(snapshot, [dep("Django", "4.2.0")], base_url=fake.url, session=session)
     assert (result.status, result.fetched, result.records) == ("refreshed", 1, 2)
@@ -85,9 +104,12 @@ def test_osv_down_leaves_the_snapshot_as_it_was_and_the_audit_reads_it(tmp_path,
 
 
 def test_an_unreachable_osv_is_offline_not_an_error(tmp_path, session):
-    result = osv.snapshot_refresh(tmp_path / "osv.json", [dep("django", "4.2.0")], base_url="http://127.0.0.1:9",
-                                  session=session)  # fmt: skip
-    assert result.status.startswith("offline: OSV could not be asked") and not (tmp_path / "osv.json").exists()
+    result = osv.snapshot_refresh(
+        tmp_path / "osv.json", [dep("django", "4.2.0")], base_url="http://127.0.0.1:9", session=session
+    )
+    assert (
+        result.status.startswith("offline: OSV could not be asked") and not (tmp_path / "osv.json").exists()
+    )
 
 
 @pytest.mark.django_db

@@ -82,8 +82,9 @@ def test_the_overview_line_tells_the_worst_first(repository):
     scan(repository, UNUSED, VULN)
     status = area.status()
     assert status.state == "warn" and "1 vulnerable dependency" in status.text and status.attention == 1
-    failed = Scan.objects.create(repository=repository, started_at=timezone.now(), status="failed",
-                                 error="git clone failed: not found")  # fmt: skip
+    failed = Scan.objects.create(
+        repository=repository, started_at=timezone.now(), status="failed", error="git clone failed: not found"
+    )
     assert failed and area.status().state == "error" and "git clone failed" in area.status().text
 
 
@@ -136,8 +137,11 @@ def test_a_dismissed_finding_stops_counting_and_stays_dismissed_through_scans(al
     before = repository.scans.first().score
     headers = {"HTTP_HX_REQUEST": "true"}
     page = f"codehealth-{repository.pk}"
-    answer = alice_client.post(f"/codehealth/findings/{finding.pk}/dismiss/",
-                               {"reason": "re-exported for plugins", "page": page}, **headers).content.decode()  # fmt: skip
+    answer = alice_client.post(
+        f"/codehealth/findings/{finding.pk}/dismiss/",
+        {"reason": "re-exported for plugins", "page": page},
+        **headers,
+    ).content.decode()
     assert "F401 dismissed: it no longer counts." in answer and 'id="codehealth-findings"' in answer
     assert f'id="codehealth-finding-{finding.pk}"' not in answer  # gone from the open list
     assert repository.scans.first().score > before  # the score follows at once
@@ -153,9 +157,14 @@ def test_a_dismissed_finding_stops_counting_and_stays_dismissed_through_scans(al
 
 
 def test_a_not_run_audit_cannot_be_dismissed(alice_client, repository):
-    scan(repository, Finding("dependency", "not_run", "", None, "vulnerabilities", 100, "no advisory snapshot"))
+    scan(
+        repository, Finding("dependency", "not_run", "", None, "vulnerabilities", 100, "no advisory snapshot")
+    )
     finding = CodeFinding.objects.get()
     assert "Dismiss" not in alice_client.get(f"/codehealth/{repository.pk}/").content.decode()
-    answer = alice_client.post(f"/codehealth/findings/{finding.pk}/dismiss/", {"page": f"codehealth-{repository.pk}"},
-                               HTTP_HX_REQUEST="true").content.decode()  # fmt: skip
+    answer = alice_client.post(
+        f"/codehealth/findings/{finding.pk}/dismiss/",
+        {"page": f"codehealth-{repository.pk}"},
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
     assert "Refused: an audit that did not run cannot be dismissed" in answer

@@ -71,11 +71,14 @@ def test_the_running_instances_schema_is_validated_against_the_frontend(alice, f
     assert ("type_missing_optional_field", "Task.result") in names
 
 
-@pytest.mark.parametrize(("body", "status", "why"), [
-    (b'{"detail": "boom"}', 500, "answered HTTP 500"),
-    (b"<html>login</html>", 200, "is not JSON"),
-    (b'{"openapi": "3.1.0"}', 200, "is not an OpenAPI document"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("body", "status", "why"),
+    [
+        (b'{"detail": "boom"}', 500, "answered HTTP 500"),
+        (b"<html>login</html>", 200, "is not JSON"),
+        (b'{"openapi": "3.1.0"}', 200, "is not an OpenAPI document"),
+    ],
+)
 def test_a_schema_that_cannot_be_had_is_not_run_never_clean(alice, frontend_only, body, status, why):
     with Instance(body, status) as instance:
         scan = _scan(alice, frontend_only, f"{instance.url}/api/openapi.json?key=s3cret-key")
@@ -97,8 +100,10 @@ def test_a_dead_instance_is_not_run(alice, frontend_only):
     assert "could not be fetched" in CodeFinding.objects.get(kind="contract").reason
 
 
-@pytest.mark.parametrize("url", ["ftp://host/schema.json", "javascript:alert(1)", "http://", "http://a\x00b/",
-                                 "http://" + "a" * 500])  # fmt: skip
+@pytest.mark.parametrize(
+    "url",
+    ["ftp://host/schema.json", "javascript:alert(1)", "http://", "http://a\x00b/", "http://" + "a" * 500],
+)
 def test_a_schema_url_must_be_http(alice, frontend_only, url):
     with pytest.raises(CodehealthError) as refused:
         services.repository_create(alice, local_path=str(frontend_only), schema_url=url)

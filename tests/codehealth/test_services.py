@@ -58,9 +58,16 @@ def analyser(*findings: Finding):
 UNUSED_OS = Finding("lint", "ruff", "app/views.py", 1, "F401", 100, "`os` imported but unused", fixable=True)
 STALE_FN = Finding("stale", "function", "app/views.py", 9, "old_helper", 95, "no reference anywhere")
 UNSURE = Finding("stale", "method", "app/views.py", 12, "maybe", 40, "only a getattr with a variable")
-CONTRACT = Finding("contract", "missing_field", "web/api.ts", 7, "GET /api/orders", 90, "reads `total`",
-                   extra={"method": "GET", "endpoint": "/api/orders", "backend_path": "orders/api.py",
-                          "backend_line": 20})  # fmt: skip
+CONTRACT = Finding(
+    "contract",
+    "missing_field",
+    "web/api.ts",
+    7,
+    "GET /api/orders",
+    90,
+    "reads `total`",
+    extra={"method": "GET", "endpoint": "/api/orders", "backend_path": "orders/api.py", "backend_line": 20},
+)
 
 
 @pytest.fixture
@@ -229,9 +236,18 @@ def test_repositories_due_follow_their_schedule(repository):
     assert services.repositories_due(now=now + timedelta(days=7)) == [repository]
 
 
-OSV = [{"id": "PYSEC-2099-1", "summary": "header injection",
-        "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
-                      "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.32.0"}]}]}]}]
+OSV = [
+    {
+        "id": "PYSEC-2099-1",
+        "summary": "header injection",
+        "affected": [
+            {
+                "package": {"ecosystem": "PyPI", "name": "requests"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.32.0"}]}],
+            }
+        ],
+    }
+]
 
 
 @pytest.fixture
@@ -254,10 +270,12 @@ def dependency_rows(scan) -> dict[tuple[str, str], str]:
     return {(r.category, r.name): r.reason for r in rows}
 
 
-def test_a_scan_audits_dependencies_against_the_registries_and_the_osv_snapshot(repository, manifests,
-                                                                                 settings):
-    fake = FakeRegistries(pypi={"requests": "2.32.3", "django-ninja": "1.3.0"},
-                          npm={"@acme/ui": "2.1.0", "react": "18.2.0"})
+def test_a_scan_audits_dependencies_against_the_registries_and_the_osv_snapshot(
+    repository, manifests, settings
+):
+    fake = FakeRegistries(
+        pypi={"requests": "2.32.3", "django-ninja": "1.3.0"}, npm={"@acme/ui": "2.1.0", "react": "18.2.0"}
+    )
     with fake.serve():
         settings.CODEHEALTH_PYPI_URL = f"{fake.url}/pypi"
         settings.CODEHEALTH_NPM_URL = fake.url
@@ -291,12 +309,33 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-RUFF_JSON = json.dumps([{"code": "F401", "filename": "/home/runner/work/shop/shop/app/models.py",
-                         "location": {"row": 2, "column": 1}, "message": "`re` imported but unused",
-                         "fix": {"applicability": "safe", "message": "Remove unused import", "edits": []}}])
-ESLINT_JSON = json.dumps([{"filePath": "/home/runner/work/shop/shop/web/page.tsx",
-                           "messages": [{"ruleId": "no-unused-vars", "line": 4, "column": 7, "severity": 2,
-                                         "message": "'x' is assigned a value but never used."}]}])
+RUFF_JSON = json.dumps(
+    [
+        {
+            "code": "F401",
+            "filename": "/home/runner/work/shop/shop/app/models.py",
+            "location": {"row": 2, "column": 1},
+            "message": "`re` imported but unused",
+            "fix": {"applicability": "safe", "message": "Remove unused import", "edits": []},
+        }
+    ]
+)
+ESLINT_JSON = json.dumps(
+    [
+        {
+            "filePath": "/home/runner/work/shop/shop/web/page.tsx",
+            "messages": [
+                {
+                    "ruleId": "no-unused-vars",
+                    "line": 4,
+                    "column": 7,
+                    "severity": 2,
+                    "message": "'x' is assigned a value but never used.",
+                }
+            ],
+        }
+    ]
+)
 TSC_TXT = b"web/api.ts(12,3): error TS2339: Property 'total' does not exist on type 'Order'.\n"
 
 
@@ -309,33 +348,75 @@ def on_github(alice, checkout_dir, settings, tmp_path, github):
     (checkout_dir.parent / "acme").mkdir()
     (checkout_dir.parent / "acme" / "shop.git").symlink_to(checkout_dir)
     sha = git(checkout_dir, "rev-parse", "HEAD").strip()
-    github.runs = [{"id": 8, "name": "CI", "head_branch": "main", "head_sha": "0" * 40, "status": "completed",
-                    "conclusion": "success"},
-                   {"id": 9, "name": "CI", "head_branch": "main", "head_sha": sha, "status": "completed",
-                    "conclusion": "failure"}]  # fmt: skip
+    github.runs = [
+        {
+            "id": 8,
+            "name": "CI",
+            "head_branch": "main",
+            "head_sha": "0" * 40,
+            "status": "completed",
+            "conclusion": "success",
+        },
+        {
+            "id": 9,
+            "name": "CI",
+            "head_branch": "main",
+            "head_sha": sha,
+            "status": "completed",
+            "conclusion": "failure",
+        },
+    ]
     return services.repository_create(alice, github="acme/shop"), sha
 
 
 def test_a_scan_reads_the_ci_artifacts_of_its_commit(on_github, github):
     repository, _ = on_github
     github.add_artifact(8, 80, "lint", {"ruff.json": json.dumps([]).encode()})  # another commit's run
-    github.add_artifact(9, 90, "lint-results", {"ruff.json": RUFF_JSON.encode(), "eslint.json": ESLINT_JSON.encode(),
-                                                "tsc.txt": TSC_TXT, "coverage.xml": b"<coverage/>"})
+    github.add_artifact(
+        9,
+        90,
+        "lint-results",
+        {
+            "ruff.json": RUFF_JSON.encode(),
+            "eslint.json": ESLINT_JSON.encode(),
+            "tsc.txt": TSC_TXT,
+            "coverage.xml": b"<coverage/>",
+        },
+    )
     scan = services.repository_scan(repository, analyse=analyser())
     assert scan.status == ScanStatus.DONE, scan.error
     rows = {(r.category, r.path, r.line, r.name) for r in CodeFinding.objects.filter(repository=repository)}
-    assert rows == {("ruff", "app/models.py", 2, "F401"), ("eslint", "web/page.tsx", 4, "no-unused-vars"),
-                    ("tsc", "web/api.ts", 12, "TS2339")}
+    assert rows == {
+        ("ruff", "app/models.py", 2, "F401"),
+        ("eslint", "web/page.tsx", 4, "no-unused-vars"),
+        ("tsc", "web/api.ts", 12, "TS2339"),
+    }
     assert scan.counts["ci"] == "artifacts" and "CI run 9" in scan.counts["ci_note"]
     assert "/repos/acme/shop/actions/artifacts/80/zip" not in {p for _, p in github.requests}
 
 
 def test_without_artifacts_annotations_stand_in_ten_per_check(on_github, github):
     repository, sha = on_github
-    github.check_runs[sha] = [{"id": 77, "name": "mypy", "status": "completed", "conclusion": "failure",
-                               "output": {"annotations_count": 12}}]  # fmt: skip
-    github.annotations[77] = [{"path": "app/views.py", "start_line": n, "end_line": n, "annotation_level": "failure",
-                               "message": f"error {n}", "title": f"E{n}"} for n in range(1, 13)]  # fmt: skip
+    github.check_runs[sha] = [
+        {
+            "id": 77,
+            "name": "mypy",
+            "status": "completed",
+            "conclusion": "failure",
+            "output": {"annotations_count": 12},
+        }
+    ]
+    github.annotations[77] = [
+        {
+            "path": "app/views.py",
+            "start_line": n,
+            "end_line": n,
+            "annotation_level": "failure",
+            "message": f"error {n}",
+            "title": f"E{n}",
+        }
+        for n in range(1, 13)
+    ]
     scan = services.repository_scan(repository, analyse=analyser())
     assert scan.counts["ci"] == "annotations"
     assert CodeFinding.objects.filter(repository=repository, category="mypy").count() == 10

@@ -6,31 +6,75 @@ from codehealth.stale_refs import build_index
 REPO = Path(__file__).parent / "fixtures" / "djrepo"
 
 PLANTED = {
-    ("import", "os"), ("import", "OrderedDict"), ("variable", "unused_total"),
-    ("function", "_old_rounding"), ("function", "slugify_code"), ("class", "LegacyPriceTable"),
-    ("method", "PriceFormatter.format_cents_v1"), ("method", "Order.recalculate_legacy_discount"),
-    ("route", "old-export"), ("view", "legacy_invoice"), ("template", "shop/promo_banner.html"),
-    ("tool", "cancel_everything"), ("file", "shop.orphan_utils"),
+    ("import", "os"),
+    ("import", "OrderedDict"),
+    ("variable", "unused_total"),
+    ("function", "_old_rounding"),
+    ("function", "slugify_code"),
+    ("class", "LegacyPriceTable"),
+    ("method", "PriceFormatter.format_cents_v1"),
+    ("method", "Order.recalculate_legacy_discount"),
+    ("route", "old-export"),
+    ("view", "legacy_invoice"),
+    ("template", "shop/promo_banner.html"),
+    ("tool", "cancel_everything"),
+    ("file", "shop.orphan_utils"),
 }
 # Code that only looks dead, one entry per way Django and friends keep code alive.
 LOOKS_DEAD = {
-    "ShopConfig", "ready",  # INSTALLED_APPS string, framework hook
-    "TimingMiddleware", "TokenBackend", "cart_count",  # settings strings
+    "ShopConfig",
+    "ready",  # INSTALLED_APPS string, framework hook
+    "TimingMiddleware",
+    "TokenBackend",
+    "cart_count",  # settings strings
     "order_saved",  # @receiver
-    "money", "shout", "shop_tags",  # template filter, tag, {% load %}
-    "Command", "handle", "add_arguments", "close_orders",  # management command
-    "OrderAdmin", "get_queryset",  # admin registration, hook
-    "forwards", "Migration", "0001_initial",  # migrations
-    "refund", "Helpers.refund",  # getattr with a literal
+    "money",
+    "shout",
+    "shop_tags",  # template filter, tag, {% load %}
+    "Command",
+    "handle",
+    "add_arguments",
+    "close_orders",  # management command
+    "OrderAdmin",
+    "get_queryset",  # admin registration, hook
+    "forwards",
+    "Migration",
+    "0001_initial",  # migrations
+    "refund",
+    "Helpers.refund",  # getattr with a literal
     "exported_helper",  # __all__
-    "__str__", "__call__", "__init__", "save", "clean_total", "Order.save", "Order.clean_total",
-    "render_label", "Order.render_label", "notify", "Order.notify",  # template attribute, signal call
-    "test_it_builds_an_empty_report", "orders", "TestPricing", "test_rounding", "shop_settings",
+    "__str__",
+    "__call__",
+    "__init__",
+    "save",
+    "clean_total",
+    "Order.save",
+    "Order.clean_total",
+    "render_label",
+    "Order.render_label",
+    "notify",
+    "Order.notify",  # template attribute, signal call
+    "test_it_builds_an_empty_report",
+    "orders",
+    "TestPricing",
+    "test_rounding",
+    "shop_settings",
     "order_status",  # a tool named in __all__
     "signals",  # imported in ready() for its receivers
-    "order-list", "order-detail", "checkout", "about", "export", "action",  # reversed, {% url %}, linked
-    "shop/_row.html", "shop/base_layout.html", "shop/about.html", "shop/order_detail_page.html",
-    "AboutView", "dispatch_by_name", "order_list", "order_detail",
+    "order-list",
+    "order-detail",
+    "checkout",
+    "about",
+    "export",
+    "action",  # reversed, {% url %}, linked
+    "shop/_row.html",
+    "shop/base_layout.html",
+    "shop/about.html",
+    "shop/order_detail_page.html",
+    "AboutView",
+    "dispatch_by_name",
+    "order_list",
+    "order_detail",
 }
 
 
@@ -87,24 +131,38 @@ def test_django_places_keep_only_what_they_expect_and_an_archive_imports_by_pack
     for folder in (pkg, pkg / "management", pkg / "management" / "commands", pkg / "templatetags"):
         (folder / "__init__.py").write_text("")
     commands = pkg / "management" / "commands"
-    (commands / "sync_orders.py").write_text("from django.core.management.base import BaseCommand\n\n\n"
-                                             "class Command(BaseCommand):\n    def handle(self, *args, **options):\n"
-                                             "        pass\n")  # fmt: skip
+    (commands / "sync_orders.py").write_text(
+        "from django.core.management.base import BaseCommand\n\n\n"
+        "class Command(BaseCommand):\n    def handle(self, *args, **options):\n"
+        "        pass\n"
+    )
     (commands / "helpers_left_behind.py").write_text("def helper():\n    return 1\n")  # not a command
-    (pkg / "templatetags" / "shop_extras.py").write_text("from django import template\n\nregister = template.Library()\n")
+    (pkg / "templatetags" / "shop_extras.py").write_text(
+        "from django import template\n\nregister = template.Library()\n"
+    )
     (pkg / "templatetags" / "scratch.py").write_text("X = 1\n")  # not a tag library
-    (pkg / "apps.py").write_text("from django.apps import AppConfig\n\n\nclass ShopConfig(AppConfig):\n    name = 'shop'\n\n\n"
-                                 "class LeftoverTable:\n    size = 1\n")  # fmt: skip
+    (pkg / "apps.py").write_text(
+        "from django.apps import AppConfig\n\n\nclass ShopConfig(AppConfig):\n    name = 'shop'\n\n\n"
+        "class LeftoverTable:\n    size = 1\n"
+    )
     (pkg / "formatting.py").write_text("def money(value):\n    return value\n")
     (pkg / "views.py").write_text("from shop.formatting import money\n\nprint(money(1))\n")
-    (pkg / "health.py").write_text("from juggernaut.healing import check\n\n\n@check('disk')\ndef disk_check(now):\n"
-                                   "    return []\n")  # fmt: skip
+    (pkg / "health.py").write_text(
+        "from juggernaut.healing import check\n\n\n@check('disk')\ndef disk_check(now):\n    return []\n"
+    )
     (pkg / "urls.py").write_text("import shop.health  # noqa: F401\n")
     found = {(f.category, f.name) for f in find_stale(tmp_path)}
     assert ("file", "shop.management.commands.helpers_left_behind") in found
     assert ("file", "shop.templatetags.scratch") in found
     assert ("class", "LeftoverTable") in found  # apps.py keeps its AppConfig, not every class in it
-    alive = {"shop.management.commands.sync_orders", "shop.templatetags.shop_extras", "ShopConfig",
-             "shop.formatting", "money", "disk_check", "shop.health"}  # fmt: skip
+    alive = {
+        "shop.management.commands.sync_orders",
+        "shop.templatetags.shop_extras",
+        "ShopConfig",
+        "shop.formatting",
+        "money",
+        "disk_check",
+        "shop.health",
+    }
     assert not {name for _, name in found} & alive, found
     assert not any("proj-1.0" in name for _, name in found)  # modules are named as they are imported

@@ -178,8 +178,19 @@ def test_it_lists_tasks_by_status_with_a_count(client, bearer):
 
     page = client.get("/api/engine/tasks?status=pending&limit=2", **bearer("read")).json()
     assert page["count"] == 3 and len(page["items"]) == 2
-    assert {"id", "title", "kind", "payload", "priority", "status", "required_capabilities", "reason",
-            "attempts", "max_attempts", "lease_expires_at"} <= set(page["items"][0])  # fmt: skip
+    assert {
+        "id",
+        "title",
+        "kind",
+        "payload",
+        "priority",
+        "status",
+        "required_capabilities",
+        "reason",
+        "attempts",
+        "max_attempts",
+        "lease_expires_at",
+    } <= set(page["items"][0])
     waiting = client.get("/api/engine/tasks?status=waiting_approval", **bearer("read")).json()
     assert waiting["count"] == 1 and waiting["items"][0]["reason"]
     assert_error(client.get("/api/engine/tasks?status=bogus", **bearer("read")), 422, "bad_status")
@@ -210,8 +221,12 @@ def test_it_steers_tasks_as_an_operator(alice_client):
     assert retried.json()["status"] == "pending"
     detail = alice_client.get(f"/api/engine/tasks/{task.pk}").json()
     assert [e["to_status"] for e in detail["events"]] == [
-        "waiting_approval", "pending", "pending", "cancelled", "pending"
-    ]  # fmt: skip
+        "waiting_approval",
+        "pending",
+        "pending",
+        "cancelled",
+        "pending",
+    ]
 
 
 def test_it_pauses_and_resumes_the_engine(alice_client):
@@ -230,7 +245,10 @@ def test_it_reassigns_only_to_a_live_worker_that_can_run_the_task_as_it_is(alice
 
     refused = post(alice_client, f"/tasks/{task.pk}/reassign", {"worker_name": "small"})
     assert_error(refused, 409)
-    assert "cannot run task" in refused.json()["error"]["message"] and "gpu" in refused.json()["error"]["message"]
+    assert (
+        "cannot run task" in refused.json()["error"]["message"]
+        and "gpu" in refused.json()["error"]["message"]
+    )
     assert_error(post(alice_client, f"/tasks/{task.pk}/reassign", {"worker_name": "nobody"}), 422)
     moved = post(alice_client, f"/tasks/{task.pk}/reassign", {"worker_name": "big"})
     assert moved.status_code == 200 and moved.json()["required_capabilities"] == ["git", "gpu"]

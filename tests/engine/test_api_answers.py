@@ -15,16 +15,50 @@ pytestmark = pytest.mark.django_db
 # database holds afterwards (datetimes as the API writes them), so an operation that answers from a
 # stale or half-built object fails here.
 TASK_KEYS = [
-    "id", "title", "kind", "payload", "priority", "status", "required_capabilities", "source", "dedupe_key",
-    "reason_code", "reason", "unblock_action", "needs_approval", "approved_by", "acknowledged_by",
-    "acknowledged_at", "attempts", "max_attempts", "next_attempt_at", "timeout_seconds", "lease_owner",
-    "lease_expires_at", "depends_on", "last_error", "result", "origin", "created_by", "created_at",
-    "updated_at", "started_at", "finished_at",
-]  # fmt: skip
+    "id",
+    "title",
+    "kind",
+    "payload",
+    "priority",
+    "status",
+    "required_capabilities",
+    "source",
+    "dedupe_key",
+    "reason_code",
+    "reason",
+    "unblock_action",
+    "needs_approval",
+    "approved_by",
+    "acknowledged_by",
+    "acknowledged_at",
+    "attempts",
+    "max_attempts",
+    "next_attempt_at",
+    "timeout_seconds",
+    "lease_owner",
+    "lease_expires_at",
+    "depends_on",
+    "last_error",
+    "result",
+    "origin",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+]
 WORKER_KEYS = [
-    "id", "name", "owner", "kinds", "capabilities", "concurrency", "last_heartbeat", "started_at",
-    "stopped_at", "live",
-]  # fmt: skip
+    "id",
+    "name",
+    "owner",
+    "kinds",
+    "capabilities",
+    "concurrency",
+    "last_heartbeat",
+    "started_at",
+    "stopped_at",
+    "live",
+]
 
 
 def as_json(value):
@@ -67,17 +101,37 @@ def test_it_answers_each_operation_with_the_task_and_worker_as_stored(client, be
     assert client.get("/api/engine/workers", **steer).json() == [stored_worker(worker["id"])]
 
     first = assert_task(
-        post(client, "/tasks", {"title": "push", "kind": "noop", "payload": {"ref": "main"},
-                                "required_capabilities": ["git"], "dedupe_key": "push-main"}, **steer),
+        post(
+            client,
+            "/tasks",
+            {
+                "title": "push",
+                "kind": "noop",
+                "payload": {"ref": "main"},
+                "required_capabilities": ["git"],
+                "dedupe_key": "push-main",
+            },
+            **steer,
+        ),
         201,
-    )  # fmt: skip
+    )
     again = post(client, "/tasks", {"title": "again", "kind": "noop", "dedupe_key": "push-main"}, **steer)
     assert assert_task(again)["id"] == first["id"]
     second = assert_task(
-        post(client, "/tasks", {"title": "after", "kind": "noop", "depends_on": first["id"],
-                                "needs_approval": True, "required_capabilities": ["git"]}, **steer),
+        post(
+            client,
+            "/tasks",
+            {
+                "title": "after",
+                "kind": "noop",
+                "depends_on": first["id"],
+                "needs_approval": True,
+                "required_capabilities": ["git"],
+            },
+            **steer,
+        ),
         201,
-    )  # fmt: skip
+    )
     assert second["depends_on"] == first["id"] and second["status"] == "waiting_approval"
     assert_task(post(client, f"/tasks/{second['id']}/approve", **steer))
     patched = client.patch(

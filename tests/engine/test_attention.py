@@ -123,7 +123,10 @@ def test_it_says_no_worker_is_alive_once_the_last_heartbeat_is_too_old(db, make_
     assert 'id="hq-area-engine"' in html and "No worker alive; 1 task waiting to run." in html
     # The Engine page's count of live workers is as true as its headline.
     engine_page = hq.render_timed("engine")
-    assert '<li class="tile tile-workers tile-alarm" id="engine-count-workers"><span class="n">0</span>' in engine_page
+    assert (
+        '<li class="tile tile-workers tile-alarm" id="engine-count-workers"><span class="n">0</span>'
+        in engine_page
+    )
 
 
 def test_it_reports_an_overdue_lease_and_a_silent_jobs_process_by_the_clock(db, make_worker):
@@ -156,7 +159,9 @@ def test_it_heads_the_line_with_tasks_of_a_kind_no_live_worker_runs(alice_client
     assert line.state == "warn"
     assert line.text == "1 task is of kind report.weekly, which no live worker runs."
     register, external = line.actions
-    assert register.label == "Add a handler for report.weekly in an app's handlers.py, then restart the worker"
+    assert (
+        register.label == "Add a handler for report.weekly in an app's handlers.py, then restart the worker"
+    )
     assert register.command == '@register("report.weekly", capabilities=["report.weekly"])'
     assert external.command == (
         'POST /api/engine/workers {"name": "worker-report.weekly", "kinds": ["report.weekly"], '
@@ -192,7 +197,10 @@ def test_it_names_the_worker_command_when_a_handler_for_the_kind_exists(db, hand
     ]
     blocked = Task.objects.get(kind="report.weekly")
     assert blocked.reason == "No live worker runs tasks of kind report.weekly."
-    assert blocked.unblock_action == "Start a worker that runs it: manage.py engine_worker --name worker-report.weekly"
+    assert (
+        blocked.unblock_action
+        == "Start a worker that runs it: manage.py engine_worker --name worker-report.weekly"
+    )
 
 
 def test_it_never_calls_a_blocked_task_idle(db, make_worker, settings):

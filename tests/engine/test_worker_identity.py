@@ -13,7 +13,9 @@ pytestmark = pytest.mark.django_db
 
 
 def post(client, path: str, body=None, **headers):
-    return client.post(f"/api/engine{path}", json.dumps(body or {}), content_type="application/json", **headers)
+    return client.post(
+        f"/api/engine{path}", json.dumps(body or {}), content_type="application/json", **headers
+    )
 
 
 def register(client, headers, name: str, **extra) -> dict:
@@ -38,7 +40,9 @@ def test_it_gives_the_incarnation_only_to_the_registering_caller(client, bearer)
     listed = client.get("/api/engine/workers", **bearer("read"))
     assert listed.status_code == 200 and len(listed.json()) == 2
     assert "incarnation" not in listed.content.decode()
-    beat = post(client, f"/workers/{registered['id']}/heartbeat", {"incarnation": registered["incarnation"]}, **mine)
+    beat = post(
+        client, f"/workers/{registered['id']}/heartbeat", {"incarnation": registered["incarnation"]}, **mine
+    )
     assert beat.status_code == 200 and "incarnation" not in beat.content.decode()
     assert {w["owner"] for w in listed.json()} == {"builtin", f"token:{_token_id(mine)}"}
 
@@ -102,7 +106,9 @@ def test_it_claims_only_the_kinds_a_worker_declared(client, bearer):
     other.refresh_from_db()
     assert other.status == Status.PENDING
     anything = register(client, headers, "any", kinds=["*"], capabilities=["gpu"])
-    took = post(client, "/claim", {"worker": anything["id"], "incarnation": anything["incarnation"]}, **headers)
+    took = post(
+        client, "/claim", {"worker": anything["id"], "incarnation": anything["incarnation"]}, **headers
+    )
     assert [t["id"] for t in took.json()] == [other.pk]
     bad = post(client, "/workers", {"name": "x", "kinds": ["Not A Kind"]}, **headers)
     assert bad.status_code == 422
@@ -115,7 +121,9 @@ def test_it_leaves_kinds_without_a_handler_to_other_workers_and_says_so(client, 
     fail, and escalate) such a task; the task is blocked with that reason until a worker runs the kind."""
     task = services.task_create("frob", kind="frobnicate", required_capabilities=["frobnicate"])
     done = services.task_create("noop", kind="noop")
-    proc = start_worker("--name", "builtin", "--capabilities", "gpu,frobnicate", "--poll", "0.2", "--exit-when-idle")
+    proc = start_worker(
+        "--name", "builtin", "--capabilities", "gpu,frobnicate", "--poll", "0.2", "--exit-when-idle"
+    )
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, output
     assert Task.objects.get(pk=done.pk).status == Status.DONE  # it did run what it has a handler for

@@ -157,14 +157,20 @@ class FakeGitHub:
             data = self.file_at(query.get("ref") or self.default_branch, rest[len("/contents/") :])
             if data is None:
                 raise Refusal(404, "Not Found")
-            return "object", {"type": "file", "path": rest[10:], "encoding": "base64",
-                              "content": base64.encodebytes(data).decode()}  # fmt: skip
+            return "object", {
+                "type": "file",
+                "path": rest[10:],
+                "encoding": "base64",
+                "content": base64.encodebytes(data).decode(),
+            }
         if get and (m := re.fullmatch(r"/git/trees/([0-9a-f]+)", rest)):
             tree = self.trees.get(m[1])
             if tree is None:
                 raise Refusal(404, "Not Found")
-            entries = [{"path": p, "mode": mode, "type": "blob", "sha": s, "size": len(self.blobs[s])}
-                       for p, (mode, s) in sorted(tree.items())]  # fmt: skip
+            entries = [
+                {"path": p, "mode": mode, "type": "blob", "sha": s, "size": len(self.blobs[s])}
+                for p, (mode, s) in sorted(tree.items())
+            ]
             return "object", {"sha": m[1], "tree": entries, "truncated": False}
         if get and (m := re.fullmatch(r"/git/ref/(heads/.+)", rest)):
             if m[1] not in self.refs:
@@ -174,8 +180,12 @@ class FakeGitHub:
             commit = self.commits.get(m[1])
             if commit is None:
                 raise Refusal(404, "Not Found")
-            return "object", {"sha": m[1], "message": commit["message"], "tree": {"sha": commit["tree"]},
-                              "parents": [{"sha": p} for p in commit["parents"]]}  # fmt: skip
+            return "object", {
+                "sha": m[1],
+                "message": commit["message"],
+                "tree": {"sha": commit["tree"]},
+                "parents": [{"sha": p} for p in commit["parents"]],
+            }
         if method == "POST" and rest == "/git/blobs":
             data = (
                 base64.b64decode(body["content"])
@@ -224,12 +234,28 @@ class FakeGitHub:
                     [{"resource": "PullRequest", "field": "head", "code": "invalid"}],
                 )
             if any(p["head"]["ref"] == body["head"] and p["state"] == "open" for p in self.pulls):
-                raise Refusal(422, "Validation Failed", [{"resource": "PullRequest", "code": "custom",
-                              "message": f"A pull request already exists for {self.owner}:{body['head']}."}])  # fmt: skip
+                raise Refusal(
+                    422,
+                    "Validation Failed",
+                    [
+                        {
+                            "resource": "PullRequest",
+                            "code": "custom",
+                            "message": f"A pull request already exists for {self.owner}:{body['head']}.",
+                        }
+                    ],
+                )
             number = len(self.pulls) + 1
-            pull = {"number": number, "state": "open", "title": body["title"], "body": body.get("body") or "",
-                    "html_url": f"https://github.com/{self.owner}/{self.repo}/pull/{number}", "merged_at": None,
-                    "head": {"ref": body["head"]}, "base": {"ref": body["base"]}}  # fmt: skip
+            pull = {
+                "number": number,
+                "state": "open",
+                "title": body["title"],
+                "body": body.get("body") or "",
+                "html_url": f"https://github.com/{self.owner}/{self.repo}/pull/{number}",
+                "merged_at": None,
+                "head": {"ref": body["head"]},
+                "base": {"ref": body["base"]},
+            }
             self.pulls.append(pull)
             return "created", pull
         if get and rest == "/pulls":
@@ -322,10 +348,13 @@ class FakeGitHub:
                 self._send(200, data, {"Content-Type": "application/zip"})
 
             def _limits(self) -> dict:
-                return {"x-ratelimit-limit": str(fake.primary_limit),
-                        "x-ratelimit-remaining": str(max(fake.primary_limit - fake.used, 0)),
-                        "x-ratelimit-reset": str(fake.reset_at), "x-ratelimit-used": str(fake.used),
-                        "x-ratelimit-resource": "core"}  # fmt: skip
+                return {
+                    "x-ratelimit-limit": str(fake.primary_limit),
+                    "x-ratelimit-remaining": str(max(fake.primary_limit - fake.used, 0)),
+                    "x-ratelimit-reset": str(fake.reset_at),
+                    "x-ratelimit-used": str(fake.used),
+                    "x-ratelimit-resource": "core",
+                }
 
             def _json(self, status: int, payload: dict, headers: dict | None = None) -> None:
                 raw = json.dumps(payload).encode()

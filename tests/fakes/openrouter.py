@@ -334,8 +334,13 @@ class FakeOpenRouter:
 
     def _stream(self, h, turn: Reply, body: dict) -> None:
         gen_id = self._gen_id(turn)
-        base = {"id": gen_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": turn.model,
-                "provider": turn.provider}  # fmt: skip
+        base = {
+            "id": gen_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": turn.model,
+            "provider": turn.provider,
+        }
 
         def event(choices, **extra) -> bytes:
             # Raw UTF-8 by default, as OpenRouter sends it; ``ascii`` escapes it (emoji become two halves).
@@ -395,7 +400,7 @@ class FakeOpenRouter:
                             "native_finish_reason": turn.native_finish_reason or turn.finish_reason,
                         }
                     ]
-                )  # fmt: skip
+                )
             )
         if turn.usage:
             events.append(event([], usage=self._usage(turn)))

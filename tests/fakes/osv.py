@@ -33,12 +33,18 @@ class FakeOSV:
 
     def _affecting(self, query: dict) -> list[dict]:
         package = query.get("package") or {}
-        ecosystem, name = package.get("ecosystem", ""), _name(package.get("ecosystem", ""), package.get("name", ""))
+        ecosystem, name = (
+            package.get("ecosystem", ""),
+            _name(package.get("ecosystem", ""), package.get("name", "")),
+        )
         found = []
         for record in self.records.values():
             for affected in record.get("affected", []):
                 p = affected.get("package", {})
-                if (p.get("ecosystem"), _name(p.get("ecosystem", ""), p.get("name", ""))) != (ecosystem, name):
+                if (p.get("ecosystem"), _name(p.get("ecosystem", ""), p.get("name", ""))) != (
+                    ecosystem,
+                    name,
+                ):
                     continue
                 if query.get("version") in affected.get("versions", []):
                     found.append({"id": record["id"], "modified": record.get("modified", "")})
@@ -57,7 +63,7 @@ class FakeOSV:
                 return 400, {"code": 3, "message": "version specified in params and PURL query"}
             vulns = self._affecting(query)
             start = int(query.get("page_token") or 0)
-            page = vulns[start:start + self.page_size]
+            page = vulns[start : start + self.page_size]
             result: dict = {"vulns": page} if page else {}
             if start + self.page_size < len(vulns):
                 result["next_page_token"] = str(start + self.page_size)

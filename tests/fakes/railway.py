@@ -50,8 +50,17 @@ class FakeRailway:
     _errors: list = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add_log(self, environment: str, timestamp: datetime, message: str, *, severity: str = "info",
-                service: str = "svc-api", deployment: str = "dep-1", **attributes) -> None:  # fmt: skip
+    def add_log(
+        self,
+        environment: str,
+        timestamp: datetime,
+        message: str,
+        *,
+        severity: str = "info",
+        service: str = "svc-api",
+        deployment: str = "dep-1",
+        **attributes,
+    ) -> None:
         self.logs.setdefault(environment, []).append(
             {
                 "timestamp": timestamp.isoformat().replace("+00:00", "Z"),
@@ -76,9 +85,16 @@ class FakeRailway:
 
     def add_http(self, deployment: str, timestamp: datetime, status: int, path: str = "/") -> None:
         self.http.setdefault(deployment, []).append(
-            {"requestId": f"req-{len(self.http.get(deployment, []))}", "timestamp": timestamp.isoformat(),
-             "method": "GET", "path": path, "httpStatus": status, "totalDuration": 12, "srcIp": "10.0.0.1"}
-        )  # fmt: skip
+            {
+                "requestId": f"req-{len(self.http.get(deployment, []))}",
+                "timestamp": timestamp.isoformat(),
+                "method": "GET",
+                "path": path,
+                "httpStatus": status,
+                "totalDuration": 12,
+                "srcIp": "10.0.0.1",
+            }
+        )
 
     def fail_next(self, message: str) -> None:
         """The next request answers HTTP 200 with a GraphQL error."""
@@ -88,11 +104,28 @@ class FakeRailway:
 
     def answer(self, operation: str, variables: dict) -> dict:
         if operation == "Projects":
-            return {"projects": {"edges": [{"node": {
-                "id": self.project_id, "name": "shop",
-                "environments": {"edges": [{"node": {"id": k, "name": v}} for k, v in self.environments.items()]},
-                "services": {"edges": [{"node": {"id": k, "name": v}} for k, v in self.services.items()]},
-            }}]}}  # fmt: skip
+            return {
+                "projects": {
+                    "edges": [
+                        {
+                            "node": {
+                                "id": self.project_id,
+                                "name": "shop",
+                                "environments": {
+                                    "edges": [
+                                        {"node": {"id": k, "name": v}} for k, v in self.environments.items()
+                                    ]
+                                },
+                                "services": {
+                                    "edges": [
+                                        {"node": {"id": k, "name": v}} for k, v in self.services.items()
+                                    ]
+                                },
+                            }
+                        }
+                    ]
+                }
+            }
         if operation == "Deployments":
             wanted = variables.get("input", {})
             rows = [d for d in self.deployments if d["serviceId"] == wanted.get("serviceId")]

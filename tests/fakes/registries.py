@@ -20,8 +20,9 @@ def _pep503(name: str) -> str:
 
 
 class FakeRegistries:
-    def __init__(self, pypi: dict[str, str] | None = None, npm: dict[str, str] | None = None, *,
-                 delay: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self, pypi: dict[str, str] | None = None, npm: dict[str, str] | None = None, *, delay: float = 0.0
+    ) -> None:
         self.delay = delay  # seconds each answer takes, as a registry across the internet does
         self.pypi = {_pep503(k): v for k, v in (pypi or {}).items()}
         self.npm = dict(npm or {})

@@ -56,7 +56,9 @@ OPERATIONS = [
     if (op.method.upper(), op.path) not in SKIP
 ]
 # Negative mode needs something to make invalid: a parameter or a body (health, for one, has neither).
-WITH_INPUT = [op for op in OPERATIONS if op.definition.raw.get("parameters") or "requestBody" in op.definition.raw]
+WITH_INPUT = [
+    op for op in OPERATIONS if op.definition.raw.get("parameters") or "requestBody" in op.definition.raw
+]
 tally = {"cases": 0, "negative": 0, "server_errors": 0}
 
 

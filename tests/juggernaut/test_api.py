@@ -79,7 +79,11 @@ def test_no_two_api_schemas_share_a_name():
             yield sub
             yield from subclasses(sub)
 
-    ours = {c for c in subclasses(Schema) if c.__module__.split(".")[0] in
-            {"juggernaut", "chat", "selfheal", "logscrawler", "codehealth", "routing"}}  # fmt: skip
+    ours = {
+        c
+        for c in subclasses(Schema)
+        if c.__module__.split(".")[0]
+        in {"juggernaut", "chat", "selfheal", "logscrawler", "codehealth", "routing"}
+    }
     twice = [name for name, n in Counter(c.__name__ for c in ours).items() if n > 1]
     assert twice == [], twice

@@ -124,7 +124,11 @@ def id_routes(patterns=None, prefix: str = "") -> list[str]:
     return found
 
 
-ADMIN_IDS = [f"/admin/engine/task/{HUGE}/change/", f"/admin/engine/worker/{HUGE}/change/", "/admin/auth/user/1e999/change/"]
+ADMIN_IDS = [
+    f"/admin/engine/task/{HUGE}/change/",
+    f"/admin/engine/worker/{HUGE}/change/",
+    "/admin/auth/user/1e999/change/",
+]
 
 
 def test_it_finds_the_id_routes_it_checks():

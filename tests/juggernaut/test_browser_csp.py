@@ -15,7 +15,9 @@ PAGES = ["/", "/engine/", "/settings/", "/areas/chat/", "/chat/", "/admin/", "/a
 
 def watch(page) -> list[str]:
     problems: list[str] = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    page.on(
+        "console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None
+    )
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     return problems
 
@@ -27,7 +29,9 @@ def test_it_sends_a_policy_allowing_only_the_hqs_own_scripts_and_styles(hq_serve
     assert directives["default-src"] == "'self'" and directives["frame-ancestors"] == "'none'"
 
 
-def test_it_runs_every_page_without_a_console_error_under_the_policy(page, hq_server, alice, transactional_db):
+def test_it_runs_every_page_without_a_console_error_under_the_policy(
+    page, hq_server, alice, transactional_db
+):
     alice.is_superuser = True
     alice.save()
     Task.objects.create(title="csp check", kind="noop")

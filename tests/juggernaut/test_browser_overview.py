@@ -45,7 +45,10 @@ def test_it_shows_one_status_line_per_area_with_honest_empty_states(signed_in_pa
     lines = page.locator(".area-lines .area-line")
     assert lines.count() == 6
     assert "No diagnosis yet." in page.locator("#hq-area-selfheal").inner_text()
-    assert "No repository of yours is registered: nothing is analysed." in page.locator("#hq-area-codehealth").inner_text()
+    assert (
+        "No repository of yours is registered: nothing is analysed."
+        in page.locator("#hq-area-codehealth").inner_text()
+    )
     assert "No chat runs yet." in page.locator("#hq-area-chat").inner_text()
     nav = page.locator("nav.nav").inner_text()
     for label in [

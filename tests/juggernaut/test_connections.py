@@ -27,7 +27,9 @@ def test_it_answers_503_with_retry_after_when_the_pool_stays_empty(make_token):
             # Hold the token table, so the first request sits on the pool's only connection.
             blocker.execute("LOCK TABLE api_tokens IN ACCESS EXCLUSIVE MODE")
             holder = threading.Thread(
-                target=lambda: first.append(requests.get(server.url + "/api/engine/tasks", headers=headers, timeout=30))
+                target=lambda: first.append(
+                    requests.get(server.url + "/api/engine/tasks", headers=headers, timeout=30)
+                )
             )
             holder.start()
             time.sleep(1.0)

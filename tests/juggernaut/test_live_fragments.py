@@ -113,10 +113,13 @@ async def test_the_first_timed_refresh_does_not_resend_what_the_connect_just_sen
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_per_viewer_page_is_rendered_once_per_viewer_and_shared_within(alice, django_user_model, settings):
+async def test_a_per_viewer_page_is_rendered_once_per_viewer_and_shared_within(
+    alice, django_user_model, settings
+):
     settings.HQ_REFRESH_SECONDS = 3600
-    dave = await sync_to_async(django_user_model.objects.create_user)("dave", "d@example.com", "pw-dave-123456",
-                                                                      is_staff=True)  # fmt: skip
+    dave = await sync_to_async(django_user_model.objects.create_user)(
+        "dave", "d@example.com", "pw-dave-123456", is_staff=True
+    )
     calls: list[str] = []
 
     def render(envelopes: list[dict], *, viewer) -> str:
@@ -125,12 +128,16 @@ async def test_a_per_viewer_page_is_rendered_once_per_viewer_and_shared_within(a
 
     hq.fragments_register("mine", render, page="mine", per_viewer=True)
     shared: list[int] = []
-    hq.fragments_register("plain", lambda envelopes: shared.append(1) or '<div id="plain">same</div>', page="mine")
+    hq.fragments_register(
+        "plain", lambda envelopes: shared.append(1) or '<div id="plain">same</div>', page="mine"
+    )
     try:
         alices = [await _open(await sync_to_async(_session)(alice), "mine") for _ in range(3)]
         daves = await _open(await sync_to_async(_session)(dave), "mine")
         await sync_to_async(publish)("mine", "changed", {})
-        assert [await s.receive_from(timeout=10) for s in alices] == ['<div id="mine" hx-swap-oob="true">for alice</div>'] * 3
+        assert [await s.receive_from(timeout=10) for s in alices] == [
+            '<div id="mine" hx-swap-oob="true">for alice</div>'
+        ] * 3
         assert await daves.receive_from(timeout=10) == '<div id="mine" hx-swap-oob="true">for dave</div>'
         assert sorted(calls) == ["alice", "dave"]  # three sockets of one viewer share one render
         # A batch the per-viewer parts do not follow is one render for every viewer of the page.

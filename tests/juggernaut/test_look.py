@@ -13,8 +13,16 @@ from juggernaut.timefmt import age_text, duration_text
 
 def test_it_words_every_age_one_way():
     assert [duration_text(s) for s in [0, 59, 60, 3599, 3600, 3660, 86399, 86400, 90000]] == [
-        "0 s", "59 s", "1 min", "59 min", "1 h", "1 h 1 min", "23 h 59 min", "1 d", "1 d 1 h",
-    ]  # fmt: skip
+        "0 s",
+        "59 s",
+        "1 min",
+        "59 min",
+        "1 h",
+        "1 h 1 min",
+        "23 h 59 min",
+        "1 d",
+        "1 d 1 h",
+    ]
     now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     assert age_text(now - timedelta(seconds=77), now) == "1 min ago"
     assert age_text(now + timedelta(seconds=20), now) == "in 20 s"

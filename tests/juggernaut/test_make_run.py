@@ -152,7 +152,11 @@ def test_it_restarts_a_dying_child_and_stops_only_on_a_crash_loop(tmp_path):
         overview = session.post(
             url + "/login/",
             timeout=5,
-            data={"username": "ops", "password": "a-long-enough-password", "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            data={
+                "username": "ops",
+                "password": "a-long-enough-password",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
             headers={"Referer": url + "/login/"},
         ).text
         assert "worker exited with code -9; restarting it" in overview  # said on the Overview
@@ -184,7 +188,11 @@ def test_it_leaves_a_taken_over_worker_stopped_and_keeps_the_hq_up(tmp_path):
         session.post(
             url + "/login/",
             timeout=5,
-            data={"username": "ops", "password": "a-long-enough-password", "csrfmiddlewaretoken": session.cookies["csrftoken"]},
+            data={
+                "username": "ops",
+                "password": "a-long-enough-password",
+                "csrfmiddlewaretoken": session.cookies["csrftoken"],
+            },
             headers={"Referer": url + "/login/"},
         )
         deadline = time.monotonic() + 60

@@ -19,7 +19,12 @@ from juggernaut.redaction import RedactingLogFilter
 from tests.conftest import DaphneServer
 
 # Built, not written out: the debug page quotes this file's source around the failing frame.
-NEEDLES = ["fake-db-" + "pass-1234", "sk-or-fake-" + "key-5678", "fake-admin-" + "pass-9012", "fake-hook-" + "pass-3456"]
+NEEDLES = [
+    "fake-db-" + "pass-1234",
+    "sk-or-fake-" + "key-5678",
+    "fake-admin-" + "pass-9012",
+    "fake-hook-" + "pass-3456",
+]
 FAKE_SECRETS = {
     "DATABASE_URL": f"postgres://hq:{NEEDLES[0]}@db.internal:5432/hq",
     "OPENROUTER_API_KEY": NEEDLES[1],

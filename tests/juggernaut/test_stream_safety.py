@@ -226,4 +226,9 @@ def test_it_closes_a_revoked_tokens_socket_and_sse_stream_over_the_real_server(
     lines = list(sse.iter_lines(decode_unicode=True))  # ends: the server closed the stream
     assert "event: error" in lines and any("token_revoked" in line for line in lines)
     # The revoked token opens nothing new.
-    assert requests.get(hq_server + "/api/events/engine", headers={"Authorization": f"Bearer {raw}"}, timeout=5).status_code == 401
+    assert (
+        requests.get(
+            hq_server + "/api/events/engine", headers={"Authorization": f"Bearer {raw}"}, timeout=5
+        ).status_code
+        == 401
+    )

@@ -103,7 +103,9 @@ def test_it_revokes_through_the_api(alice_client, client):
 @pytest.mark.django_db
 def test_it_answers_each_token_operation_with_the_token_as_stored(alice_client, client):
     made = alice_client.post(
-        "/api/tokens", {"name": "bot", "scopes": ["read", "write"], "days": 3}, content_type="application/json"
+        "/api/tokens",
+        {"name": "bot", "scopes": ["read", "write"], "days": 3},
+        content_type="application/json",
     )
     body = made.json()
     token = ApiToken.objects.get(pk=body["id"])

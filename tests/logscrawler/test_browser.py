@@ -35,15 +35,19 @@ def test_it_shows_a_new_error_live_and_resolves_it(signed_in_page, hq_server, ma
                 "severity": "error",
                 "id": m,
             }
-        )  # fmt: skip
+        )
         for m in ("checkout 41 failed: card declined", "checkout 42 failed: card declined")
     )
     sent: list[int] = []
 
     def push() -> None:
         try:
-            answer = requests.post(hq_server + "/api/logs/ingest", data=body, timeout=30,
-                                   headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"})  # fmt: skip
+            answer = requests.post(
+                hq_server + "/api/logs/ingest",
+                data=body,
+                timeout=30,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"},
+            )
             sent.append(answer.status_code)
         finally:
             connection.close()

@@ -80,8 +80,15 @@ def test_it_pages_forward_from_an_anchor_as_railway_does(fake, db, settings):
 
 def test_it_pages_http_logs_until_caught_up_within_the_budget(fake, db, settings):
     settings.LOGS_CRAWL_PAGE = 4
-    fake.deployments = [{"id": "dep-1", "status": "SUCCESS", "createdAt": "2026-05-01T10:00:00Z",
-                         "serviceId": "svc-api", "environmentId": "env-prod"}]  # fmt: skip
+    fake.deployments = [
+        {
+            "id": "dep-1",
+            "status": "SUCCESS",
+            "createdAt": "2026-05-01T10:00:00Z",
+            "serviceId": "svc-api",
+            "environmentId": "env-prod",
+        }
+    ]
     for i in range(13):  # more requests in one interval than one page holds
         fake.add_http(
             "dep-1", NOW - timedelta(minutes=20, seconds=-i), 503 if i % 3 == 0 else 200, path="/pay"
@@ -120,11 +127,20 @@ def test_it_asks_for_errors_and_warnings_and_still_sees_the_dropped_notice(fake,
 
 def test_the_fake_applies_railways_filter_syntax():
     rows = [
-        {"message": "charge failed: card declined", "severity": "error", "tags": {"serviceId": "svc-api"},
-         "attributes": [{"key": "orderId", "value": "42"}]},
+        {
+            "message": "charge failed: card declined",
+            "severity": "error",
+            "tags": {"serviceId": "svc-api"},
+            "attributes": [{"key": "orderId", "value": "42"}],
+        },
         {"message": "charge ok", "severity": "info", "tags": {"serviceId": "svc-worker"}, "attributes": []},
-        {"message": "disk almost full", "severity": "warn", "tags": {"serviceId": "svc-api"}, "attributes": []},
-    ]  # fmt: skip
+        {
+            "message": "disk almost full",
+            "severity": "warn",
+            "tags": {"serviceId": "svc-api"},
+            "attributes": [],
+        },
+    ]
 
     def kept(expression: str) -> list[str]:
         return [r["message"] for r in _filtered(rows, expression)]

@@ -108,11 +108,21 @@ def test_it_spends_no_more_than_its_share_of_the_hourly_budget(fake, db, setting
 
 def test_it_backfills_a_failed_deployment_and_reads_http_5xx(fake, db):
     fake.deployments = [
-        {"id": "dep-9", "status": "FAILED", "createdAt": "2026-05-01T11:00:00Z", "serviceId": "svc-api",
-         "environmentId": "env-prod"}
-    ]  # fmt: skip
-    fake.add_log("env-other", NOW - timedelta(hours=3), "npm ERR! missing script: build", severity="error",
-                 deployment="dep-9")  # fmt: skip
+        {
+            "id": "dep-9",
+            "status": "FAILED",
+            "createdAt": "2026-05-01T11:00:00Z",
+            "serviceId": "svc-api",
+            "environmentId": "env-prod",
+        }
+    ]
+    fake.add_log(
+        "env-other",
+        NOW - timedelta(hours=3),
+        "npm ERR! missing script: build",
+        severity="error",
+        deployment="dep-9",
+    )
     for i in range(4):
         fake.add_http("dep-9", NOW - timedelta(minutes=10, seconds=i), 502 if i % 2 else 200, path="/pay")
     run = crawler.crawl_run(client=client_for(fake), now=NOW)

@@ -101,9 +101,10 @@ def test_it_takes_a_partly_variable_token_as_a_value_of_a_variable_slot():
     # a bare word in the slot is not partly a variable: until the slot is one, it is another message
     other = Fingerprinter()
     other.fingerprint("replica joined peer 10.0.0.1, term 3")
-    assert other.fingerprint("replica joined peer quorum, term 9").id != other.fingerprint(
-        "replica joined peer 10.0.0.2, term 3"
-    ).id
+    assert (
+        other.fingerprint("replica joined peer quorum, term 9").id
+        != other.fingerprint("replica joined peer 10.0.0.2, term 3").id
+    )
 
 
 def test_it_masks_numbers_ids_addresses_paths_and_durations():

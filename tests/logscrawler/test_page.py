@@ -71,15 +71,26 @@ def test_it_shows_a_fingerprint_with_samples_chart_and_task(alice_client, api):
 def test_it_lists_the_recent_crawl_runs_with_their_window_and_in_the_admin_read_only(alice_client, db):
     now = timezone.now().replace(microsecond=0)
     older = CrawlRun.objects.create(
-        started_at=now - timedelta(minutes=10), finished_at=now - timedelta(minutes=10), status="ok",
-        window_start=now - timedelta(minutes=70), window_end=now - timedelta(minutes=11), lines=412,
-        new_fingerprints=3, requests=6, budget=7,
-    )  # fmt: skip
+        started_at=now - timedelta(minutes=10),
+        finished_at=now - timedelta(minutes=10),
+        status="ok",
+        window_start=now - timedelta(minutes=70),
+        window_end=now - timedelta(minutes=11),
+        lines=412,
+        new_fingerprints=3,
+        requests=6,
+        budget=7,
+    )
     CrawlRun.objects.create(
-        started_at=now - timedelta(minutes=5), finished_at=now - timedelta(minutes=5), status="partial",
-        window_start=now - timedelta(minutes=11), lines=0, requests=7, budget=7,
+        started_at=now - timedelta(minutes=5),
+        finished_at=now - timedelta(minutes=5),
+        status="partial",
+        window_start=now - timedelta(minutes=11),
+        lines=0,
+        requests=7,
+        budget=7,
         errors=["env-prod: this cycle's budget of 7 requests is spent"],
-    )  # fmt: skip
+    )
     html = alice_client.get("/logs/").content.decode()
     table = html[html.index('id="logs-runs"') :]
     rows = table[: table.index("</table>")].split("<tr>")[2:]

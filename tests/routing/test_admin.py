@@ -23,9 +23,17 @@ def test_every_routing_screen_renders(admin_client, model):
 
 def test_the_admin_refuses_a_policy_whose_model_breaks_its_cap(admin_client):
     ops = Policy.objects.get(mode="ops")
-    form = {"mode": "ops", "model": "openai/gpt-4o", "fallback_models": '["google/gemini-2.0-flash-001"]',
-            "max_price_per_1k": "0.001", "max_context_tokens": "16000", "max_iterations": "5",
-            "max_output_tokens": "1024", "sort": "", "allow_fallbacks": "on"}  # fmt: skip
+    form = {
+        "mode": "ops",
+        "model": "openai/gpt-4o",
+        "fallback_models": '["google/gemini-2.0-flash-001"]',
+        "max_price_per_1k": "0.001",
+        "max_context_tokens": "16000",
+        "max_iterations": "5",
+        "max_output_tokens": "1024",
+        "sort": "",
+        "allow_fallbacks": "on",
+    }
     response = admin_client.post(f"/admin/routing/policy/{ops.pk}/change/", form)
     assert response.status_code == 200
     assert "openai/gpt-4o costs $0.0025 per 1k prompt tokens" in response.content.decode()

@@ -21,7 +21,9 @@ def routed_server(
 ) -> Iterator[tuple[str, FakeOpenRouter]]:
     """A daphne whose routing points at a fake OpenRouter in this process."""
     with FakeOpenRouter() as fake:
-        server = DaphneServer(env={"OPENROUTER_BASE_URL": fake.url, "OPENROUTER_API_KEY": fake.api_key}).start()
+        server = DaphneServer(
+            env={"OPENROUTER_BASE_URL": fake.url, "OPENROUTER_API_KEY": fake.api_key}
+        ).start()
         try:
             yield server.url, fake
         finally:

@@ -30,15 +30,28 @@ def rollup(period: str = "day", mode: str = "", session: str = "") -> CostTracki
 
 @pytest.mark.django_db
 def test_it_records_a_call_with_its_real_cost_and_rolls_it_up(openrouter, fake_openrouter):
-    fake_openrouter.script(Reply(text="Yes, restart it.", prompt_tokens=30, completion_tokens=5, cost=Decimal("0.00002"),
-                                 model="openai/gpt-4o-mini", keepalives=1))  # fmt: skip
+    fake_openrouter.script(
+        Reply(
+            text="Yes, restart it.",
+            prompt_tokens=30,
+            completion_tokens=5,
+            cost=Decimal("0.00002"),
+            model="openai/gpt-4o-mini",
+            keepalives=1,
+        )
+    )
     usage, completion = services.completion_run(
         "ops", MESSAGES, max_tokens=300, session="s-1", run="r-1", client=openrouter
     )
     assert completion.content == "Yes, restart it."
     usage.refresh_from_db()
     assert (usage.mode, usage.session, usage.run, usage.model_requested, usage.model_used) == (
-        "ops", "s-1", "r-1", "openai/gpt-4o-mini", "openai/gpt-4o-mini")  # fmt: skip
+        "ops",
+        "s-1",
+        "r-1",
+        "openai/gpt-4o-mini",
+        "openai/gpt-4o-mini",
+    )
     assert (usage.prompt_tokens, usage.completion_tokens, usage.cost_usd) == (30, 5, Decimal("0.00002"))
     assert (
         usage.cost_source == "usage"
@@ -176,8 +189,9 @@ def test_crossing_a_soft_limit_raises_an_event(openrouter, fake_openrouter):
 @pytest.mark.django_db
 def test_budget_set_updates_in_place_and_validates():
     budget, created = services.budget_set(scope="mode", mode="code", period="day", limit_usd=Decimal("5"))
-    again, created_again = services.budget_set(scope="mode", mode="code", period="day", limit_usd=Decimal("7"),
-                                               soft_limit_usd=Decimal("6"))  # fmt: skip
+    again, created_again = services.budget_set(
+        scope="mode", mode="code", period="day", limit_usd=Decimal("7"), soft_limit_usd=Decimal("6")
+    )
     assert created and not created_again and again.pk == budget.pk and Budget.objects.get().limit_usd == 7
     for bad in ({"soft_limit_usd": Decimal("8")}, {"limit_usd": Decimal("-1")}):
         with pytest.raises(RoutingError) as caught:

@@ -80,7 +80,7 @@ def test_it_assembles_tool_call_arguments_split_mid_token_and_mid_character(open
             fragment=2,
             ascii=True,
             byte_split=7,
-        )  # fmt: skip
+        )
     )
     completion = openrouter.chat_stream({"model": "m", "messages": MESSAGES, "tools": [WEATHER]}).collect()
     assert [(c.name, c.arguments) for c in completion.tool_calls] == [
@@ -109,7 +109,7 @@ def test_it_keeps_repeated_ids_once_and_names_empty_or_duplicate_ids(openrouter,
                 Tool("c", "{}", id=""),
             ],
             finish_reason="tool_calls",
-        )  # fmt: skip
+        )
     )
     calls = openrouter.chat_stream({"model": "m", "messages": MESSAGES}).collect().tool_calls
     assert [c.id for c in calls] == ["call_x", "call_x_1", "call_2"]
@@ -117,8 +117,14 @@ def test_it_keeps_repeated_ids_once_and_names_empty_or_duplicate_ids(openrouter,
 
 
 def test_a_non_streamed_completion_reads_tool_calls_and_usage(openrouter, fake_openrouter):
-    fake_openrouter.script(Reply(text="", tools=[Tool("weather", '{"city": "Rome"}', id="call_1")],
-                                 finish_reason="tool_calls", cost=Decimal("0.002")))  # fmt: skip
+    fake_openrouter.script(
+        Reply(
+            text="",
+            tools=[Tool("weather", '{"city": "Rome"}', id="call_1")],
+            finish_reason="tool_calls",
+            cost=Decimal("0.002"),
+        )
+    )
     completion = openrouter.chat({"model": "m", "messages": MESSAGES, "tools": [WEATHER]})
     assert completion.tool_calls[0].as_dict() == {
         "id": "call_1",
@@ -352,4 +358,3 @@ def test_a_500_before_the_stream_is_not_repeated_by_the_client(openrouter, fake_
         openrouter.chat_stream({"model": "m", "messages": MESSAGES})
     assert caught.value.status == 500 and not caught.value.permanent and openrouter.slept == []
     assert len(fake_openrouter.chat_bodies()) == 1
-

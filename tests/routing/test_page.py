@@ -86,8 +86,14 @@ def test_a_good_key_shows_its_credit(openrouter, fake_openrouter):
 
 
 def test_the_page_edits_a_policy_and_refuses_one_above_its_cap(alice_client):
-    form = {"model": "openai/gpt-4o", "fallback_models": "", "max_price_per_1k": "0.001",
-            "max_context_tokens": "16000", "max_iterations": "5", "max_output_tokens": "1024"}  # fmt: skip
+    form = {
+        "model": "openai/gpt-4o",
+        "fallback_models": "",
+        "max_price_per_1k": "0.001",
+        "max_context_tokens": "16000",
+        "max_iterations": "5",
+        "max_output_tokens": "1024",
+    }
     response = alice_client.post("/routing/policies/ops/", form, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     assert "Refused: openai/gpt-4o costs $0.0025 per 1k prompt tokens" in response.content.decode()

@@ -42,8 +42,11 @@ def test_a_policy_whose_model_costs_more_than_its_cap_is_rejected():
 
 def test_a_fallback_above_the_cap_or_unknown_is_rejected_too():
     with pytest.raises(RoutingError) as caught:
-        services.policy_update("code", fallback_models=["anthropic/claude-sonnet-4", "nobody/unknown-model"],
-                               max_price_per_1k=Decimal("0.01"))  # fmt: skip
+        services.policy_update(
+            "code",
+            fallback_models=["anthropic/claude-sonnet-4", "nobody/unknown-model"],
+            max_price_per_1k=Decimal("0.01"),
+        )
     assert caught.value.code == "bad_policy"
     assert "claude-sonnet-4 costs $0.015 per 1k completion tokens" in caught.value.message
     assert "nobody/unknown-model is not in the model catalog" in caught.value.message
@@ -97,10 +100,19 @@ def test_a_prompt_larger_than_the_policy_context_is_refused_with_a_sentence():
 
 
 def test_no_model_fits_when_none_supports_tools():
-    CatalogModel.objects.create(model_id="openai/gpt-4o-mini", context_length=128000, prompt_price=Decimal("1.5E-7"),
-                                completion_price=Decimal("6E-7"), supported_parameters=["max_tokens"])  # fmt: skip
-    CatalogModel.objects.create(model_id="google/gemini-2.0-flash-001", context_length=1048576,
-                                prompt_price=Decimal("1E-7"), completion_price=Decimal("4E-7"))  # fmt: skip
+    CatalogModel.objects.create(
+        model_id="openai/gpt-4o-mini",
+        context_length=128000,
+        prompt_price=Decimal("1.5E-7"),
+        completion_price=Decimal("6E-7"),
+        supported_parameters=["max_tokens"],
+    )
+    CatalogModel.objects.create(
+        model_id="google/gemini-2.0-flash-001",
+        context_length=1048576,
+        prompt_price=Decimal("1E-7"),
+        completion_price=Decimal("4E-7"),
+    )
     with pytest.raises(RoutingError) as caught:
         services.route_select("ops", prompt_tokens=100, needs_tools=True)
     assert caught.value.code == "no_model_fits"

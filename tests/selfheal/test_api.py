@@ -17,9 +17,15 @@ def quiet_externals(settings):
 
 def expired_lease() -> Task:
     w = Worker.objects.create(name="w1", last_heartbeat=timezone.now())
-    return Task.objects.create(title="t", kind="noop", status=Status.RUNNING, lease_owner=w,
-                               lease_incarnation=w.incarnation, attempts=1,
-                               lease_expires_at=timezone.now() - timedelta(minutes=5))  # fmt: skip
+    return Task.objects.create(
+        title="t",
+        kind="noop",
+        status=Status.RUNNING,
+        lease_owner=w,
+        lease_incarnation=w.incarnation,
+        attempts=1,
+        lease_expires_at=timezone.now() - timedelta(minutes=5),
+    )
 
 
 def test_it_diagnoses_with_the_report_inline(client, bearer):
@@ -31,7 +37,14 @@ def test_it_diagnoses_with_the_report_inline(client, bearer):
     f = next(f for f in body["findings"] if f["check"] == "queue")
     assert set(f) == {"check", "severity", "title", "evidence", "action"}
     assert f["action"]["kind"] == "safe"
-    assert {c["name"] for c in body["checks"]} >= {"workers", "queue", "jobs", "errors", "database", "budgets"}
+    assert {c["name"] for c in body["checks"]} >= {
+        "workers",
+        "queue",
+        "jobs",
+        "errors",
+        "database",
+        "budgets",
+    }
     assert all(set(c) == {"name", "status", "duration_ms"} for c in body["checks"])
     listed = client.get("/api/self-heal/executions", **bearer("read"))
     assert listed.status_code == 200
@@ -44,8 +57,12 @@ def test_it_diagnoses_with_the_report_inline(client, bearer):
 
 def test_it_repairs_dry_run_first_then_for_real(client, bearer):
     task = expired_lease()
-    dry = client.post("/api/self-heal/repair", {"actions": ["release_expired_leases"], "dry_run": True},
-                      content_type="application/json", **bearer("write")).json()  # fmt: skip
+    dry = client.post(
+        "/api/self-heal/repair",
+        {"actions": ["release_expired_leases"], "dry_run": True},
+        content_type="application/json",
+        **bearer("write"),
+    ).json()
     assert dry["steps"][0]["status"] == "dry_run" and dry["steps"][0]["touched"] == 1
     task.refresh_from_db()
     assert task.status == Status.RUNNING
@@ -64,11 +81,16 @@ def test_it_repairs_dry_run_first_then_for_real(client, bearer):
 def test_it_refuses_without_the_scope_and_bad_input(client, bearer):
     assert client.post("/api/self-heal/diagnose", **bearer("read")).status_code == 403
     assert client.post("/api/self-heal/diagnose").status_code == 401
-    r = client.post("/api/self-heal/repair", {"actions": ["drop_tables"]}, content_type="application/json",
-                    **bearer("write"))  # fmt: skip
+    r = client.post(
+        "/api/self-heal/repair",
+        {"actions": ["drop_tables"]},
+        content_type="application/json",
+        **bearer("write"),
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "unknown_action"
-    r = client.post("/api/self-heal/repair", {"dry_run": "maybe"}, content_type="application/json",
-                    **bearer("write"))  # fmt: skip
+    r = client.post(
+        "/api/self-heal/repair", {"dry_run": "maybe"}, content_type="application/json", **bearer("write")
+    )
     assert r.status_code == 422 and "error" in r.json()
     r = client.get("/api/self-heal/executions/999999", **bearer("read"))
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
@@ -83,7 +105,9 @@ def test_auto_heal_stops_when_a_breaker_opens(client, bearer, settings):
     client.post("/api/self-heal/auto-heal", **bearer("write"))
     third = client.post("/api/self-heal/auto-heal", **bearer("write")).json()
     assert third["status"] == "failed"
-    assert third["steps"][0]["name"] == "circuit_breaker" and "2 auto-heal runs" in third["steps"][0]["output"]
+    assert (
+        third["steps"][0]["name"] == "circuit_breaker" and "2 auto-heal runs" in third["steps"][0]["output"]
+    )
 
 
 def test_auto_heal_stops_after_a_repair_that_did_not_verify(client, bearer):
@@ -91,9 +115,15 @@ def test_auto_heal_stops_after_a_repair_that_did_not_verify(client, bearer):
     from selfheal.models import Playbook
 
     healing.ACTIONS["stubborn"] = healing.SafeAction(
-        "stubborn", lambda **kw: healing.Outcome(0, "cannot", fixed=False), "no", "nothing", 1, True, True)
-    healing.CHECKS["stubborn_check"] = healing.Check("stubborn_check", lambda now: [healing.Finding(
-        "stubborn_check", "warning", "always", action=healing.Fix.safe("stubborn", "try"))], "x")  # fmt: skip
+        "stubborn", lambda **kw: healing.Outcome(0, "cannot", fixed=False), "no", "nothing", 1, True, True
+    )
+    healing.CHECKS["stubborn_check"] = healing.Check(
+        "stubborn_check",
+        lambda now: [
+            healing.Finding("stubborn_check", "warning", "always", action=healing.Fix.safe("stubborn", "try"))
+        ],
+        "x",
+    )
     Playbook.objects.create(name="stubborn", auto_run=True, steps=[{"name": "stubborn", "params": {}}])
     Playbook.objects.filter(name="DiagnoseSystem").delete()
     try:
@@ -102,7 +132,9 @@ def test_auto_heal_stops_after_a_repair_that_did_not_verify(client, bearer):
     finally:
         del healing.ACTIONS["stubborn"], healing.CHECKS["stubborn_check"]
     assert first["status"] == "failed" and first["steps"][0]["status"] == "not_fixed"
-    assert second["steps"][0]["name"] == "circuit_breaker" and "did not verify" in second["steps"][0]["output"]
+    assert (
+        second["steps"][0]["name"] == "circuit_breaker" and "did not verify" in second["steps"][0]["output"]
+    )
 
 
 def test_the_page_diagnoses_and_shows_the_overview_line(alice_client):
@@ -111,7 +143,9 @@ def test_the_page_diagnoses_and_shows_the_overview_line(alice_client):
     assert page.status_code == 200 and b"Diagnose" in page.content
     r = alice_client.post("/selfheal/diagnose/", headers={"HX-Request": "true"})
     assert b"expired lease" in r.content and b"Repair: release_expired_leases" in r.content
-    preview = alice_client.post("/selfheal/repair/release_expired_leases/preview/", headers={"HX-Request": "true"})
+    preview = alice_client.post(
+        "/selfheal/repair/release_expired_leases/preview/", headers={"HX-Request": "true"}
+    )
     assert b"Dry run: would release 1 task(s)" in preview.content
     overview = alice_client.get("/")
     assert b"Last diagnosis" in overview.content

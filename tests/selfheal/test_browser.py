@@ -16,9 +16,15 @@ def test_it_diagnoses_and_repairs_from_the_button(signed_in_page, hq_server):
     page = signed_in_page
     problems = BrowserProblems(page)
     w = Worker.objects.create(name="w1", last_heartbeat=timezone.now() + timedelta(minutes=10))
-    task = Task.objects.create(title="stuck", kind="noop", status=Status.RUNNING, lease_owner=w, attempts=1,
-                               lease_incarnation=w.incarnation,
-                               lease_expires_at=timezone.now() - timedelta(minutes=5))  # fmt: skip
+    task = Task.objects.create(
+        title="stuck",
+        kind="noop",
+        status=Status.RUNNING,
+        lease_owner=w,
+        attempts=1,
+        lease_incarnation=w.incarnation,
+        lease_expires_at=timezone.now() - timedelta(minutes=5),
+    )
     page.goto(hq_server + "/selfheal/")
     expect(page.locator("body")).to_have_attribute("data-live", "open")
     expect(page.locator("#selfheal-report")).to_contain_text("No diagnosis yet")

@@ -49,13 +49,22 @@ def test_it_finds_a_dead_worker():
 
 def test_it_finds_an_expired_lease_and_repairs_it():
     w = live_worker()
-    t = Task.objects.create(title="t", kind="noop", status=Status.RUNNING, lease_owner=w,
-                            lease_incarnation=w.incarnation, lease_expires_at=timezone.now() - timedelta(minutes=5),
-                            attempts=1)  # fmt: skip
+    t = Task.objects.create(
+        title="t",
+        kind="noop",
+        status=Status.RUNNING,
+        lease_owner=w,
+        lease_incarnation=w.incarnation,
+        lease_expires_at=timezone.now() - timedelta(minutes=5),
+        attempts=1,
+    )
     findings, _ = run("queue")
     assert findings[0]["severity"] == "critical"
-    assert findings[0]["action"] == {"kind": "safe", "name": "release_expired_leases",
-                                     "description": findings[0]["action"]["description"]}  # fmt: skip
+    assert findings[0]["action"] == {
+        "kind": "safe",
+        "name": "release_expired_leases",
+        "description": findings[0]["action"]["description"],
+    }
     ex = services.repair_run(actions=["release_expired_leases"])
     t.refresh_from_db()
     assert t.status == Status.PENDING
@@ -122,7 +131,14 @@ def test_a_hanging_check_times_out_without_delaying_the_rest(settings):
 
 def test_a_repair_that_cannot_fix_says_so():
     healing.ACTIONS["stubborn"] = healing.SafeAction(
-        "stubborn", lambda **kw: healing.Outcome(0, "cannot fix it", fixed=False), "no", "nothing", 1, True, False)
+        "stubborn",
+        lambda **kw: healing.Outcome(0, "cannot fix it", fixed=False),
+        "no",
+        "nothing",
+        1,
+        True,
+        False,
+    )
     try:
         ex = services.repair_run(actions=["stubborn"])
     finally:

@@ -18,14 +18,24 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def fingerprint(status="acknowledged") -> ErrorFingerprint:
     service = LogService.objects.create(name="api")
     now = timezone.now()
-    return ErrorFingerprint.objects.create(service=service, key="k1", grouping_version="1", template="boom <*>",
-                                           status=status, count=1, first_seen=now, last_seen=now)  # fmt: skip
+    return ErrorFingerprint.objects.create(
+        service=service,
+        key="k1",
+        grouping_version="1",
+        template="boom <*>",
+        status=status,
+        count=1,
+        first_seen=now,
+        last_seen=now,
+    )
 
 
 def test_it_finds_an_error_spike_and_is_quiet_without_one():
     fp = fingerprint()
     minute = timezone.now().replace(second=0, microsecond=0)
-    ErrorMinute.objects.create(fingerprint=fp, service=fp.service, minute=minute - timedelta(minutes=50), count=2)
+    ErrorMinute.objects.create(
+        fingerprint=fp, service=fp.service, minute=minute - timedelta(minutes=50), count=2
+    )
     assert services.checks_run(["errors"])["findings"] == []
     ErrorMinute.objects.create(fingerprint=fp, service=fp.service, minute=minute, count=80)
     found = services.checks_run(["errors"])["findings"]

@@ -31,8 +31,13 @@ def test_it_requeues_a_failed_task_under_its_retry_limit_and_verifies():
 
 
 def test_it_unblocks_a_task_once_a_capable_worker_is_alive():
-    task = Task.objects.create(title="t", kind="noop", status=Status.BLOCKED, reason_code=NO_CAPABLE_WORKER,
-                               required_capabilities=["gpu"])  # fmt: skip
+    task = Task.objects.create(
+        title="t",
+        kind="noop",
+        status=Status.BLOCKED,
+        reason_code=NO_CAPABLE_WORKER,
+        required_capabilities=["gpu"],
+    )
     assert not any("capable worker now" in t for t in codes("queue")), "no capable worker yet: nothing to do"
     Worker.objects.create(name="gpu1", capabilities=["gpu"], last_heartbeat=timezone.now())
     assert any("capable worker now" in t for t in codes("queue"))
@@ -67,9 +72,12 @@ def test_it_prunes_an_event_backlog_past_retention(settings):
 
 def test_the_rows_per_hour_breaker_caps_what_repairs_touch(settings):
     settings.SELFHEAL_MAX_ROWS_PER_HOUR = 3
-    Task.objects.bulk_create([Task(title=f"t{i}", kind="noop", status=Status.FAILED, attempts=1, max_attempts=3)
-                              for i in range(5)])  # fmt: skip
+    Task.objects.bulk_create(
+        [Task(title=f"t{i}", kind="noop", status=Status.FAILED, attempts=1, max_attempts=3) for i in range(5)]
+    )
     services.repair_run(actions=["requeue_failed"])
-    assert Task.objects.filter(status=Status.PENDING).count() == 3, "three rows, then the hour's budget is spent"
+    assert Task.objects.filter(status=Status.PENDING).count() == 3, (
+        "three rows, then the hour's budget is spent"
+    )
     services.repair_run(actions=["requeue_failed"])
     assert Task.objects.filter(status=Status.PENDING).count() == 3, "nothing more within the hour"

@@ -18,8 +18,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            findings = scan_path(options["path"], kinds=options["kind"], schema=options["schema"],
-                                 advisories=options["advisories"])
+            findings = scan_path(
+                options["path"],
+                kinds=options["kind"],
+                schema=options["schema"],
+                advisories=options["advisories"],
+            )
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
         if options["json"]:
@@ -33,5 +37,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{'KIND':<10} {'CATEGORY':<22} {'CONF':>4}  {'WHERE':<{width}}  NAME — REASON")
         for f in sorted(findings, key=lambda f: (f.kind, f.path, f.line or 0)):
             where = f"{f.path}:{f.line}" if f.line else f.path
-            self.stdout.write(f"{f.kind:<10} {f.category:<22} {f.confidence:>4}  {where:<{width}}  {f.name} — {f.reason}")
+            self.stdout.write(
+                f"{f.kind:<10} {f.category:<22} {f.confidence:>4}  {where:<{width}}  {f.name} — {f.reason}"
+            )
         self.stdout.write(f"{len(findings)} findings")

@@ -106,7 +106,10 @@ def start_actions(kind: str, required: Iterable[str], *, name: str = "", label: 
             f"Add a handler for {kind} in an app's handlers.py, then restart the worker",
             command=f'@register("{kind}"{caps})',
         ),
-        Action("or register an external worker that runs it", command=f"POST /api/engine/workers {json.dumps(body)}"),
+        Action(
+            "or register an external worker that runs it",
+            command=f"POST /api/engine/workers {json.dumps(body)}",
+        ),
     ]
 
 
@@ -129,7 +132,10 @@ def why_unrunnable(required: Iterable[str], kind: str, live: list[Worker]) -> tu
     which = "live worker" if len(runners) == len(live) else f"live worker that runs {kind}"
     missing = sorted(set(need) - set().union(*(w.capabilities or [] for w in runners)))
     fix = start_actions(
-        kind, need, name=f"worker-{missing[0] if missing else 'all'}", label=f"Start a worker with {', '.join(need)}"
+        kind,
+        need,
+        name=f"worker-{missing[0] if missing else 'all'}",
+        label=f"Start a worker with {', '.join(need)}",
     )
     if missing:
         return f"No {which} has {', '.join(missing)}.", fix

@@ -435,7 +435,9 @@ def task_release(
     if worker is None:
         raise not_found("worker", worker_id)
     with transaction.atomic():
-        task = _release(task_id, worker, as_incarnation(incarnation), reason=reason, now=now or timezone.now())
+        task = _release(
+            task_id, worker, as_incarnation(incarnation), reason=reason, now=now or timezone.now()
+        )
         if task is None:
             raise _lease_lost(task_id)
     return task

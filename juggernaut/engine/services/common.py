@@ -85,7 +85,7 @@ def clean_kinds(value: Iterable[str] | None) -> list[str]:
     if bad or len(kinds) > 200:
         raise EngineError(
             "bad_kinds",
-            f"kinds: at most 200 task kinds, or \"*\" for any (bad: {', '.join(bad)[:200]})",
+            f'kinds: at most 200 task kinds, or "*" for any (bad: {", ".join(bad)[:200]})',
             status=422,
         )
     return [ANY_KIND] if ANY_KIND in kinds else kinds

@@ -120,7 +120,9 @@ class Command(BaseCommand):
                     exit_code = 1
                     stopping = True
                     break
-                delay = min(BACKOFF_MAX_SECONDS, settings.HQ_RESTART_BACKOFF_SECONDS * 2.0 ** (len(recent) - 1))
+                delay = min(
+                    BACKOFF_MAX_SECONDS, settings.HQ_RESTART_BACKOFF_SECONDS * 2.0 ** (len(recent) - 1)
+                )
                 message = (
                     f"{name} exited with code {proc.returncode}; restarting it in {delay:.1f} s "
                     f"(exit {len(recent)} of {CRASH_LOOP_EXITS} allowed in {CRASH_LOOP_SECONDS:.0f} s)"
