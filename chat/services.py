@@ -24,6 +24,7 @@ from chat.models import (
     Phase,
     Role,
     RunStatus,
+    StopReason,
     ToolExecution,
     ToolStatus,
 )
@@ -97,9 +98,20 @@ def message_send(session: ChatSession, *, content: str, user) -> ChatRun:
 
 
 def run_resume(run: ChatRun, *, user) -> ChatRun:
-    """Go on from where a stopped run ended (an interrupted one above all), in a new run."""
+    """Go on from where an interrupted run ended, in a new run.
+
+    Only an interruption (its process died) left work half done; a run that finished, was stopped or
+    hit a limit ended on purpose, and its stop says what to do instead (usually: send a message)."""
     if ChatRun.objects.active().filter(session=run.session).exists():
         raise _busy(run.session)
+    if run.stop_reason != StopReason.INTERRUPTED:
+        raise ChatError(
+            "not_resumable",
+            f"Run {run.pk} was not interrupted ({run.get_stop_reason_display().lower()}), so there is "
+            f"nothing to resume. {runs.ACTIONS[run.stop_reason]}",
+            status=409,
+            details={"stop_reason": run.stop_reason},
+        )
     latest = ChatRun.objects.filter(session=run.session).order_by("-id").values_list("pk", flat=True).first()
     if latest != run.pk:
         raise ChatError(

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from chat import services
-from chat.models import ChatRun, ChatSession, ToolExecution
+from chat import runs, services
+from chat.models import ChatRun, ChatSession, StopReason, ToolExecution
 from tests.chat.conftest import events, execute, send
 from tests.fakes.openrouter import Reply, Tool
 
@@ -208,12 +208,24 @@ def test_it_approves_and_refuses_bad_approvals(client, rw, stranger, chat, fake_
     assert ChatRun.objects.get(pk=run.pk).status == "queued"
 
 
-def test_it_resumes_the_latest_stopped_run(client, rw, stranger, session):
+def test_it_resumes_the_latest_interrupted_run(client, rw, stranger, session):
     run = send(session)
-    services.run_stop(run, user=session.owner)
+    runs.run_close(run.pk, reason=StopReason.INTERRUPTED, detail="its process died")
     assert_error(call(client, "post", f"/runs/{run.pk}/resume", headers=stranger), 404)
     answer = call(client, "post", f"/runs/{run.pk}/resume", headers=rw)
     assert answer.status_code == 202
     resumed = ChatRun.objects.get(pk=answer.json()["run_id"])
     assert resumed.resumed_from == run and resumed.status == "queued"
     assert_error(call(client, "post", f"/runs/{run.pk}/resume", headers=rw), 409, "run_active")
+
+
+@pytest.mark.parametrize(
+    "reason", [StopReason.COMPLETED, StopReason.CANCELLED, StopReason.MODEL_ERROR, StopReason.MAX_ITERATIONS]
+)
+def test_it_refuses_to_resume_a_run_that_ended_on_purpose_and_says_what_to_do(client, rw, session, reason):
+    run = send(session)
+    runs.run_close(run.pk, reason=reason, detail="ended")
+    answer = call(client, "post", f"/runs/{run.pk}/resume", headers=rw)
+    error = assert_error(answer, 409, "not_resumable")
+    assert runs.ACTIONS[reason] in error["message"] and error["details"] == {"stop_reason": reason}
+    assert ChatRun.objects.filter(session=session).count() == 1  # no new run started
