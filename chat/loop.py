@@ -223,6 +223,7 @@ class Loop:
                     on_phase=self._on_phase,
                     tool_choice="required" if self.schemas and self.guard.force_tools else None,
                     avoid_models=self.guard.avoid_models,
+                    cancel=self.control.stopped,
                 )
             except RoutingError as exc:
                 tokens.flush()

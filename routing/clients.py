@@ -57,6 +57,7 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # (request timeout, rate limited, the model's provider down or busy). A 500/504 is left to the caller.
 CHAT_RETRY_STATUSES = frozenset({408, 429, 502, 503})
 READ_SIZE = 65536
+CANCEL_POLL_SECONDS = 0.05  # how often a call waiting for the answer's headers looks at its cancel flag
 
 
 @dataclass
@@ -252,11 +253,48 @@ class OpenRouterClient:
             raise completion.error
         return completion
 
-    def chat_stream(self, body: dict) -> ChatStream:
-        """Start a streamed completion; errors before the first byte of the stream raise here."""
+    def chat_stream(self, body: dict, *, cancel: threading.Event | None = None) -> ChatStream:
+        """Start a streamed completion; errors before the first byte of the stream raise here.
+
+        With ``cancel``, setting it ends the wait for the answer's headers within ``CANCEL_POLL_SECONDS``
+        in every phase (connecting, a retry's backoff, a provider that queues the request); once the
+        stream exists, ``ChatStream.cancel`` stops it."""
         started = time.monotonic()
         body = {**body, "stream": True, "stream_options": {"include_usage": True}}
-        return ChatStream(self._post_chat(body, stream=True), started=started)
+        if cancel is None:
+            return ChatStream(self._post_chat(body, stream=True), started=started)
+        return ChatStream(self._post_cancellable(body, cancel), started=started)
+
+    def _post_cancellable(self, body: dict, cancel: threading.Event) -> requests.Response:
+        """The POST on a thread of its own, which a cancel abandons: the caller never waits for the
+        provider. What the abandoned thread gets afterwards is closed unread."""
+        outcome: dict[str, Any] = {}
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def post() -> None:
+            try:
+                response = self._post_chat(body, stream=True)
+            except BaseException as exc:  # handed to the waiting caller, raised there
+                response, outcome["error"] = None, exc
+            with lock:
+                done.set()
+                if outcome.get("abandoned") and response is not None:
+                    response.close()
+                outcome["response"] = response
+
+        threading.Thread(target=post, name="openrouter-post", daemon=True).start()
+        while not done.wait(CANCEL_POLL_SECONDS):
+            if cancel.is_set():
+                with lock:
+                    if not done.is_set():
+                        outcome["abandoned"] = True
+                        raise OpenRouterError(
+                            "cancelled", "the call was cancelled before the server answered", permanent=True
+                        )
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["response"]
 
     def _post_chat(self, body: dict, *, stream: bool) -> requests.Response:
         """POST the completion; the session has retried what may be retried (``Retry-After`` honoured)."""

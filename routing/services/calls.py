@@ -1,5 +1,6 @@
 """A routed completion end to end, the catalog sync, the key check and policy edits."""
 
+import threading
 import time
 from collections.abc import Callable, Collection
 
@@ -44,6 +45,7 @@ def completion_run(
     on_delta: Callable[[str], None] | None = None,
     on_phase: Callable[[str, object], None] | None = None,
     avoid_models: Collection[str] = (),
+    cancel: threading.Event | None = None,
 ) -> tuple[Usage, Completion]:
     """One routed, budgeted, recorded completion (streamed from the server; ``on_delta`` sees the text).
 
@@ -53,6 +55,8 @@ def completion_run(
     code ``cancelled``, recorded and settled like any failure).
 
     ``avoid_models`` go last among the policy's models (the caller's fallback after they failed).
+    Setting ``cancel`` (from another thread) ends the call before the server has answered too: while
+    connecting, during a retry's backoff, or while the provider queues the request.
 
     Raises ``RoutingError``: ``no_model_fits``, ``budget_exceeded``, or ``model_error`` after the failed
     call has been recorded and charged.
@@ -75,7 +79,8 @@ def completion_run(
     try:
         if on_phase is not None:
             on_phase("selected", selection)
-        stream = client.chat_stream(selection.body(messages, tools=tools, tool_choice=tool_choice))
+        body = selection.body(messages, tools=tools, tool_choice=tool_choice)
+        stream = client.chat_stream(body, cancel=cancel)
         completion = stream.completion
         if on_phase is not None:
             on_phase("stream", stream)

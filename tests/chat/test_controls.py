@@ -55,6 +55,22 @@ def test_it_stops_mid_stream_and_settles_the_call(chat, fake_openrouter, alice):
     assert run.budget.cost_usd_used == usage.cost_usd == chat.cost_usd
 
 
+def test_it_stops_while_the_model_has_not_answered_yet(chat, fake_openrouter, alice):
+    # The provider sends nothing, not even its headers, for 30 s: Stop must not wait for it.
+    fake_openrouter.script(Reply(text="too late", headers_delay=30))
+    run = send(chat)
+    background = Background(run)
+    wait_for(lambda: ChatRun.objects.get(pk=run.pk).phase == "calling_model", "the model call")
+    services.run_stop(run, user=alice)
+    run = background.join()
+    stop = stop_of(run)
+    assert stop["reason"] == "cancelled" and stop["detail"] == "Stopped by operator:alice."
+    assert sequence(run)[-1] == "stop_reason" and "token" not in sequence(run)
+    usage = Usage.objects.get()
+    assert usage.error_code == "cancelled"
+    assert not Reservation.objects.filter(settled_at__isnull=True).exists()
+
+
 def test_it_stops_mid_tool_without_waiting_for_the_tool(chat, fake_openrouter, add_tool, alice):
     release = threading.Event()
 

@@ -67,6 +67,7 @@ class Reply:
     cut_after: int | None = None  # events sent before the connection is cut (no end of the stream)
     generation_id: str | None = None
     ascii: bool = False  # escape non-ASCII as \\uXXXX (needed for surrogate halves split across fragments)
+    headers_delay: float = 0.0  # seconds before the status line (a reasoning model, a queued provider)
 
 
 @dataclass
@@ -237,6 +238,8 @@ class FakeOpenRouter:
             self._json(h, 400, {"error": {"code": 400, "message": "messages is required"}})
             return
         turn = self.next_turn(body)
+        if getattr(turn, "headers_delay", 0):
+            time.sleep(turn.headers_delay)
         if isinstance(turn, Fail):
             headers = {"Retry-After": turn.retry_after} if turn.retry_after else {}
             error = {"code": turn.code if turn.code is not None else turn.status, "message": turn.message}

@@ -358,3 +358,20 @@ def test_a_500_before_the_stream_is_not_repeated_by_the_client(openrouter, fake_
         openrouter.chat_stream({"model": "m", "messages": MESSAGES})
     assert caught.value.status == 500 and not caught.value.permanent and openrouter.slept == []
     assert len(fake_openrouter.chat_bodies()) == 1
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [Fail(429, "Rate limited", retry_after="5"), Reply(text="late", headers_delay=30)],
+    ids=["in-a-retry-backoff", "before-the-headers"],
+)
+def test_a_cancel_ends_the_call_before_the_server_has_answered(fake_openrouter, settings, turn):
+    settings.HTTP_MAX_RETRIES = 3  # the 429 is retried after its Retry-After, sleeping for real
+    fake_openrouter.script(turn, Reply(text="never asked for"))
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    with pytest.raises(OpenRouterError) as exc:
+        OpenRouterClient().chat_stream({"model": "m", "messages": MESSAGES}, cancel=cancel)
+    assert exc.value.code == "cancelled" and exc.value.permanent
+    # The caller went on while the provider still held the request (or the client its backoff).
+    assert len(fake_openrouter.chat_bodies()) == 1
