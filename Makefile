@@ -29,7 +29,12 @@ chromium:
 	      || echo "could not install chromium: browser tests will be skipped"; \
 	  else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
 
-test: $(VENV)/.installed-dev chromium
+# The frontend protocols' own clients and schemas (AG-UI, the AI SDK), which the chat's stream tests run.
+tests/clients/node_modules/.installed: tests/clients/package-lock.json
+	npm ci --prefix tests/clients --no-audit --no-fund
+	touch $@
+
+test: $(VENV)/.installed-dev chromium tests/clients/node_modules/.installed
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
@@ -40,4 +45,4 @@ check-deploy: $(VENV)/.installed
 	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:
-	rm -rf $(VENV) var/test-*.sqlite3
+	rm -rf $(VENV) var/test-*.sqlite3 tests/clients/node_modules

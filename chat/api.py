@@ -5,7 +5,7 @@ its owner's: anyone else gets 404. A run's events are on ``chat.run.<id>`` (repl
 
 from ninja import Router, Status
 
-from chat import schemas, services
+from chat import schemas, services, streams
 from chat.models import ChatSession
 from juggernaut.auth import require_scope
 from juggernaut.schemas import DbId
@@ -98,3 +98,22 @@ def runs_resume(request, run_id: DbId):
     principal = require_scope(request, "write")
     run = services.run_get(principal.user, run_id)
     return Status(202, services.run_resume(run, user=principal.user))
+
+
+# --- the frontend protocols: a message (or the answers to approvals) in, the run streamed out ------
+
+
+@router.post("/agui", response={200: None})
+async def agui(request, payload: schemas.RunAgentIn):
+    """AG-UI: post a `RunAgentInput` (`threadId` = the session's id, as a string); the run streams as
+    AG-UI events (SSE) until it stops, or pauses for approvals with the interrupt outcome (answer them
+    with `resume`). The session must be the caller's (404 otherwise); see the mapping in the docs."""
+    return await streams.agui_stream(request, payload)
+
+
+@router.post("/ui-stream", response={200: None})
+async def ui_stream(request, payload: schemas.UIChatIn):
+    """The Vercel AI SDK's UI message stream (`DefaultChatTransport`, `useChat`): `id` is the session's
+    id; the run streams as UI message chunks (SSE, `x-vercel-ai-ui-message-stream: v1`) until it
+    stops or pauses for approvals, then `[DONE]`. The session must be the caller's (404 otherwise)."""
+    return await streams.ui_stream(request, payload)

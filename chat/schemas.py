@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from ninja import Field, Schema
 
@@ -167,3 +167,40 @@ class RunOut(Schema):
     @staticmethod
     def resolve_last_seq(obj: ChatRun) -> int:
         return last_seqs([obj.topic]).get(obj.topic, 0)
+
+
+# --- the frontend protocols' requests (chat/protocols) ------------------------------------------
+
+
+# Field names are the protocols' own (camelCase), so their clients' requests validate as they are.
+class ResumeEntryIn(Schema):
+    """An answer to an interrupt: `resolved` with `{"approved": bool}`, or `cancelled` (a denial)."""
+
+    interruptId: str = Field(..., min_length=1, max_length=100)
+    status: Literal["resolved", "cancelled"]
+    payload: Any = None
+
+
+class RunAgentIn(Schema):
+    """AG-UI's `RunAgentInput`. `threadId` is the chat session's id; the last message (a user message)
+    is what is sent, unless `resume` answers the approvals the session's run waits for. `tools`,
+    `context`, `state` and `forwardedProps` are accepted and not used: the HQ's tools and state are its own."""
+
+    threadId: str = Field(..., min_length=1, max_length=100)
+    runId: str = Field(..., min_length=1, max_length=200)
+    messages: list[dict] = Field(default_factory=list, max_length=10_000)
+    tools: list[dict] = Field(default_factory=list, max_length=1_000)
+    context: list[dict] = Field(default_factory=list, max_length=1_000)
+    state: Any = None
+    forwardedProps: Any = None
+    resume: list[ResumeEntryIn] | None = Field(None, max_length=100)
+
+
+class UIChatIn(Schema):
+    """What the AI SDK's `DefaultChatTransport` posts: `id` is the chat session's id; the last message
+    is a user message to send, or the assistant message whose tool parts answer the approvals."""
+
+    id: str = Field(..., min_length=1, max_length=100)
+    messages: list[dict] = Field(..., min_length=1, max_length=10_000)
+    trigger: str | None = Field(None, max_length=40)
+    messageId: str | None = Field(None, max_length=200)

@@ -31,6 +31,7 @@ from chat.models import (
 from juggernaut.auth import actor_of
 from juggernaut.engine import services as engine
 from juggernaut.engine.models import Source
+from juggernaut.events import last_seqs
 from routing.services import RoutingError, budget_set, policy_get
 
 RUNNERS = ("jobs", "engine", "manual")
@@ -242,6 +243,43 @@ def run_approve(run: ChatRun, *, tool_call_id: str, approve: bool, user, actor: 
             )
             run_dispatch(run, user=user)
     return execution
+
+
+def session_decide(
+    session: ChatSession, *, decisions: dict[str, bool], user, actor: str = ""
+) -> tuple[ChatRun, int]:
+    """Answer every call the session's waiting run asks approval for, at once (a frontend protocol's
+    resume), and the run goes on; returns it and the last ``seq`` of its events before the answers.
+    All or nothing: an answer missing, or one for a call that does not wait, changes nothing."""
+    with transaction.atomic():
+        run = (
+            ChatRun.objects.select_for_update()
+            .filter(session=session, status=RunStatus.WAITING_APPROVAL)
+            .select_related("session")
+            .first()
+        )
+        if run is None:
+            raise ChatError(
+                "not_waiting", f"session {session.pk} has no run waiting for an approval", status=409
+            )
+        waiting = set(
+            ToolExecution.objects.filter(run=run, status=ToolStatus.WAITING_APPROVAL).values_list(
+                "tool_call_id", flat=True
+            )
+        )
+        if set(decisions) != waiting:
+            raise ChatError(
+                "bad_decisions",
+                f"run {run.pk} waits for approval of {', '.join(sorted(waiting))}: answer each of them, "
+                "and only them",
+                status=422,
+                details={"waiting": sorted(waiting), "answered": sorted(decisions)},
+            )
+        before = last_seqs([run.topic]).get(run.topic, 0)
+        for call, approve in decisions.items():
+            run_approve(run, tool_call_id=call, approve=approve, user=user, actor=actor)
+    run.refresh_from_db()
+    return run, before
 
 
 def runs_sweep(*, now=None) -> list[int]:

@@ -6,6 +6,7 @@ Both read the same log the websockets read (see ``juggernaut.events``); the SSE 
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -98,7 +99,14 @@ async def events_stream(
     return response
 
 
-async def _sse(topic: str, after_seq: int, token_id: int | None):
+class StreamRevoked(Exception):
+    """The token a stream was opened with was revoked or expired: the stream ends."""
+
+
+async def follow(topic: str, after_seq: int, token_id: int | None) -> AsyncIterator[list[dict] | None]:
+    """The envelopes of ``topic`` after ``after_seq``, then the live ones as they commit, in batches
+    (exactly once, in order); ``None`` after ``EVENTS_SSE_PING_SECONDS`` of quiet, so the caller can
+    keep proxies open. Raises ``StreamRevoked`` when the stream's token is revoked."""
     layer = get_channel_layer()
     channel = await layer.new_channel()
     pending: list[dict] = []
@@ -111,25 +119,39 @@ async def _sse(topic: str, after_seq: int, token_id: int | None):
     if token_id is not None:
         relay.watch_token(token_id, channel)
     try:
-        yield "retry: 3000\n\n"
         await subscriber.subscribe(topic, after_seq)
         while True:
-            while pending:
-                env = pending.pop(0)
-                yield f"id: {env['seq']}\nevent: {env['type']}\ndata: {json.dumps(env, cls=DjangoJSONEncoder)}\n\n"
+            if pending:
+                batch, pending[:] = list(pending), []
+                yield batch
             try:
                 message = await asyncio.wait_for(
                     layer.receive(channel), timeout=settings.EVENTS_SSE_PING_SECONDS
                 )
             except TimeoutError:
-                yield ": ping\n\n"
+                yield None
                 continue
             if message["type"] == "token.revoked":
-                revoked = HQError("token_revoked", "the token of this stream was revoked or expired")
-                yield f"event: error\ndata: {json.dumps(revoked.as_dict())}\n\n"
-                return
+                raise StreamRevoked
             await subscriber.on_batch(message["topic"], message["events"])
     finally:
         if token_id is not None:
             relay.unwatch_token(token_id, channel)
         await subscriber.close()
+
+
+def revoked_error() -> HQError:
+    return HQError("token_revoked", "the token of this stream was revoked or expired")
+
+
+async def _sse(topic: str, after_seq: int, token_id: int | None):
+    yield "retry: 3000\n\n"
+    try:
+        async for batch in follow(topic, after_seq, token_id):
+            if batch is None:
+                yield ": ping\n\n"
+                continue
+            for env in batch:
+                yield f"id: {env['seq']}\nevent: {env['type']}\ndata: {json.dumps(env, cls=DjangoJSONEncoder)}\n\n"
+    except StreamRevoked:
+        yield f"event: error\ndata: {json.dumps(revoked_error().as_dict())}\n\n"
