@@ -221,11 +221,14 @@ api.add_router("/tokens", tokens_router)
 
 
 def _mount_app_routers() -> None:
-    """Each app's ``router`` from its ``api.py``, at ``/<app label>`` (or the module's ``PREFIX``)."""
+    """Each app's ``router`` from its ``api.py``, at ``/<app label>`` (or the module's ``PREFIX``); the
+    module's ``DOCS`` (markdown), if any, becomes a section of the API's description."""
     for config, module in app_modules("api"):
         router = getattr(module, "router", None)
         if config.name != "juggernaut" and isinstance(router, Router):
             api.add_router(getattr(module, "PREFIX", f"/{config.label}"), router)
+            if getattr(module, "DOCS", ""):
+                api.description += "\n" + module.DOCS
 
 
 _mount_app_routers()

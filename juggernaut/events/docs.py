@@ -34,26 +34,6 @@ step `status`, `token`, `tool_start` / `tool_result`, `budget` and `guardrails` 
 | `guardrails` | `rule` (`repeated_failure`, `same_result`, `ping_pong`, `repeated_text`, `no_new_info`, `no_tool_calls`, `model_error`), `action` (`observe`, `steer`, `block`, `stop`), `fingerprint`, `streak`, `message` |
 | `stop_reason` | `reason` (`completed`, `max_iterations`, `budget_exceeded`, `time_limit`, `stuck_loop`, `guardrail_blocked`, `length`, `content_filter`, `model_error`, `cancelled`, `interrupted`), `detail` (a sentence), `action` (what lets the work go on) |
 
-### Mapping a chat run to AG-UI events
-
-| envelope `type` | AG-UI event |
-|---|---|
-| `run_started` | `RUN_STARTED` (`threadId` = `data.session_id`, `runId` = `run_id`) |
-| `token` (`data.delta`) | `TEXT_MESSAGE_START` once per `iteration`, then `TEXT_MESSAGE_CONTENT` (`delta`) |
-| `tool_start` (`data.tool_call_id`, `data.name`, `data.args`) | `TEXT_MESSAGE_END` if a message is open, `TOOL_CALL_START` (`toolCallId`, `toolCallName`) + `TOOL_CALL_ARGS` (`delta` = JSON of `args`) + `TOOL_CALL_END` |
-| `tool_result` (`data.tool_call_id`, `data.output` or `data.error`) | `TOOL_CALL_RESULT` (`content` = JSON of the output, or the error) |
-| `status` with `phase` `retrying` and `discard_partial` | `TEXT_MESSAGE_END`, then `CUSTOM` (name `status`); the next tokens start a new message |
-| `status`, `budget`, `guardrails` | `STATE_DELTA` (`/phase`, `/budget`, `/guardrails/<rule>`) or `CUSTOM` (name = type) |
-| `stop_reason` | `TEXT_MESSAGE_END` if open, then `RUN_FINISHED` (`completed`, `cancelled`, `max_iterations`, `length`) or `RUN_ERROR` (`message` = `detail`, `code` = `reason`) for the others |
-
-### Mapping to the Vercel AI SDK UI message stream
-
-| envelope `type` | stream part |
-|---|---|
-| `run_started` | `{"type": "start", "messageId": run_id}` |
-| `token` | `{"type": "text-start", "id"}` once per `iteration`, then `{"type": "text-delta", "id", "delta": data.delta}` |
-| `tool_start` | `{"type": "tool-input-available", "toolCallId", "toolName", "input": data.args}` |
-| `tool_result` | `{"type": "tool-output-available", "toolCallId", "output"}`, or `{"type": "tool-output-error", "toolCallId", "errorText": data.error}` |
-| `status`, `budget`, `guardrails` | `{"type": "data-<type>", "data": data}` (transient: `status` and `budget` replace the previous one) |
-| `stop_reason` | `text-end` if open; `{"type": "error", "errorText": data.detail}` unless `completed`; `{"type": "finish"}`, then `[DONE]` |
+Frontends built on AG-UI or the Vercel AI SDK need not translate these: the chat streams a run in
+either protocol itself (`POST /api/chat/agui`, `POST /api/chat/ui-stream`, below).
 """

@@ -9,6 +9,7 @@ import pytest
 from chat import services
 from chat.models import ChatRun, StopReason, ToolExecution
 from chat.protocols import agui, aisdk
+from chat.protocols.docs import agui_rows, aisdk_rows
 from tests.chat.conftest import execute, send
 from tests.chat.test_api import assert_error, call, rw, session, stranger  # noqa: F401
 from tests.fakes.openrouter import Reply, Tool
@@ -183,3 +184,36 @@ def test_it_patches_only_paths_its_snapshot_created():
             assert op["op"] == "add" or key in target, op["path"]
             target[key] = op["value"]
     assert state["guardrails"]["same_result"]["action"] == "steer" and state["budget"]["steps"]["used"] == 1
+
+
+def test_it_documents_both_mappings_as_the_translators_make_them(alice_client):
+    schema = alice_client.get("/api/openapi.json").json()
+    described = schema["info"]["description"]
+    for row in (*agui_rows(), *aisdk_rows()):
+        assert row[0] in described
+    assert '`{"type": "RUN_ERROR", "message": "<a sentence>", "code": "max_iterations"}`' in described
+    assert '`{"type": "finish", "finishReason": "tool-calls"}`' in described
+    for path in ("/api/chat/agui", "/api/chat/ui-stream"):
+        assert "text/event-stream" in schema["paths"][path]["post"]["responses"]["200"]["content"]
+
+
+def test_it_takes_the_signed_in_session_too_and_starts_the_run_with_the_last_message(alice_client, chat):
+    """(Committed: the stream gives its database connection back before it follows the run.)"""
+    history = [
+        {"id": "u0", "role": "user", "content": "earlier"},
+        {"id": "a0", "role": "assistant", "content": "an answer"},
+        {
+            "id": "u1",
+            "role": "user",
+            "content": [{"type": "text", "text": "What is "}, {"type": "text", "text": "failing?"}],
+        },
+    ]
+    body = {"threadId": str(chat.pk), "runId": "r1", "messages": history}
+    answer = call(alice_client, "post", "/agui", body)
+    assert answer.status_code == 200 and answer["Content-Type"] == "text/event-stream"
+    run = ChatRun.objects.get()
+    assert run.status == "queued" and run.messages.get().content == "What is failing?"
+    services.run_stop(run, user=chat.owner)
+    answer = call(alice_client, "post", "/ui-stream", ui_input(chat.pk))
+    assert answer.status_code == 200 and answer["x-vercel-ai-ui-message-stream"] == "v1"
+    assert ChatRun.objects.latest("pk").messages.get().content == "Hi"
