@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from chat import services
 from chat.models import ChatRun
+from juggernaut.models import ApiToken
 from tests.chat.conftest import Background, wait_for
 from tests.conftest import DaphneServer
 from tests.fakes.openrouter import Reply, Tool
@@ -269,3 +271,55 @@ def test_it_asks_approval_with_tool_approval_parts_and_goes_on_when_answered(
     [done] = parts(second["message"], "tool-create_task")
     assert done["state"] == "output-available" and done["input"] == {"title": "Check the api", "kind": "echo"}
     assert [p["text"] for p in parts(second["message"], "text")] == ["Queued it."]
+
+
+def test_it_ends_a_stream_whose_token_is_revoked_in_its_protocols_error_form(
+    live, session, make_token, tmp_path
+):
+    raw, admin = make_token("read", "write"), make_token("admin")
+    token_id = ApiToken.objects.get(prefix=raw[:10]).pk
+    other = services.session_create(session.owner, mode="normal", title="Another")
+    user = {"id": "u", "role": "user"}
+    requests_of = {
+        "agui": (
+            "/api/chat/agui",
+            {"threadId": str(session.pk), "runId": "r1", "messages": [{**user, "content": "Hi"}]},
+        ),
+        "aisdk": (
+            "/api/chat/ui-stream",
+            {"id": str(other.pk), "messages": [{**user, "parts": [{"type": "text", "text": "Hi"}]}]},
+        ),
+    }
+    streams = {
+        protocol: requests.post(
+            live + path,
+            json=body,
+            headers={"Authorization": f"Bearer {raw}"},
+            stream=True,
+            timeout=10,  # a read that waits longer than this fails the test
+        )
+        for protocol, (path, body) in requests_of.items()
+    }
+    wait_for(lambda: ChatRun.objects.filter(status="queued").count() == 2, "both requests to queue their run")
+    revoked = requests.delete(
+        f"{live}/api/tokens/{token_id}", headers={"Authorization": f"Bearer {admin}"}, timeout=10
+    )
+    assert revoked.status_code == 200
+    texts = {protocol: response.text for protocol, response in streams.items()}  # ends: the server closed it
+    assert (
+        '"type": "RUN_ERROR", "message": "the token of this stream was revoked or expired"' in texts["agui"]
+    )
+    assert '"code": "token_revoked"' in texts["agui"]
+    assert '"errorText": "the token of this stream was revoked or expired"' in texts["aisdk"]
+    assert texts["aisdk"].rstrip().endswith("data: [DONE]")
+    for protocol, text in texts.items():
+        capture = tmp_path / f"{protocol}.sse"
+        capture.write_text(text)
+        checked = subprocess.run(
+            ["node", str(CLIENTS / "validate.mjs"), protocol, str(capture)],
+            capture_output=True,
+            text=True,
+            cwd=CLIENTS,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert set(ChatRun.objects.values_list("status", flat=True)) == {"queued"}  # leaving does not stop a run
