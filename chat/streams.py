@@ -66,7 +66,7 @@ def _agui_begin(principal: Principal, payload: RunAgentIn) -> tuple[ChatRun, int
     state = agui.initial_state(
         run.pk, status={"phase": run.phase, "status": run.status}, budget=run.budget.as_dict()
     )
-    close_old_connections()
+    close_old_connections()  # the stream may last long: the pool gets back the connection it started with
     return run, after, state
 
 
@@ -82,7 +82,7 @@ def _ui_begin(principal: Principal, payload: UIChatIn) -> tuple[ChatRun, int]:
         )
     else:
         run, after = _send(session, aisdk.text_of(last) if last.get("role") == "user" else "", principal)
-    close_old_connections()
+    close_old_connections()  # as above
     return run, after
 
 

@@ -24,6 +24,12 @@ SAMPLE = [
     ("first `token` of a model call", "token", {"delta": "Checking", "iteration": 1}),
     ("`token`", "token", {"delta": " the logs.", "iteration": 1}),
     (
+        "`status` `retrying` with `discard_partial` (the text so far was a failed attempt; the retry writes a new one)",
+        "status",
+        {"phase": "retrying", "status": "running", "attempt": 2, "error": "timeout", "discard_partial": True},
+    ),
+    ("`token` after the retry", "token", {"delta": "Checking the logs.", "iteration": 1}),
+    (
         "`tool_start`",
         "tool_start",
         {
