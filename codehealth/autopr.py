@@ -22,6 +22,7 @@ from codehealth.errors import CodehealthError
 from codehealth.findings import TYPE_DRIFT
 from codehealth.lint import FORMAT_RULE
 from codehealth.models import AutoPullRequest, ChecksState, CodeFinding, PullStatus, Repository, ScanStatus
+from codehealth.untrusted import confined_path
 from juggernaut.events import publish
 
 TOPIC = "codehealth"
@@ -60,6 +61,8 @@ def fix_eligible(finding: CodeFinding) -> bool:
     rule = _rule(finding)
     if not (finding.is_open and finding.fixable and rule in MECHANICAL_RULES and finding.extra.get("edits")):
         return False
+    if not finding.path or confined_path(finding.path) != finding.path:
+        return False  # a path that leaves the repository (a row kept from an older scan) is never fetched
     if rule in UNUSED_IMPORT_RULES:
         if basename(finding.path) == "__init__.py":
             return False

@@ -7,12 +7,12 @@ those do check-run annotations stand in, at most ten per check run (GitHub keeps
 A CI that cannot be read is a note on the scan, never a failed scan: the local analysis still counts.
 """
 
-import json
 from dataclasses import dataclass, field
 
 from codehealth import lint
 from codehealth.clients import GitHubClient, GitHubError
 from codehealth.findings import Finding
+from codehealth.untrusted import json_loads
 
 MAX_ARTIFACTS = 10
 
@@ -25,11 +25,14 @@ class CiResult:
 
 
 def _parse_file(name: str, data: bytes) -> list[Finding] | None:
-    """The findings of one artifact file, or None when it is none of the formats we read."""
+    """The findings of one artifact file, or None when it is none of the formats we read (or JSON that
+    ``codehealth.untrusted`` refuses: non-finite or absurd numbers, deep nesting). Paths that leave the
+    repository are refused, and a CI's fix edits are never kept: an auto-PR applies only edits the
+    HQ's own ruff computed."""
     text = data.decode("utf-8", errors="replace")
     if name.endswith(".json"):
         try:
-            items = json.loads(text)
+            items = json_loads(text)
         except ValueError:
             return None
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
@@ -39,7 +42,7 @@ def _parse_file(name: str, data: bytes) -> list[Finding] | None:
         if "filePath" in items[0] and "messages" in items[0]:
             return lint.parse_eslint_json(text)
         if "code" in items[0] and "filename" in items[0]:
-            return lint.parse_ruff_json(text)
+            return lint.parse_ruff_json(text, with_edits=False)
         return None
     if name.endswith((".txt", ".log")) and "tsc" in name.lower():
         return lint.parse_tsc(text)

@@ -30,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from django.conf import settings
@@ -152,6 +153,19 @@ class PullRequest:
     base: str
     title: str
     merged: bool
+
+
+def repo_path(owner: str, repo: str, *parts: object) -> str:
+    """An API path under ``/repos/<owner>/<repo>/`` built from quoted segments: a part may hold slashes
+    (a file path, a branch), but no segment may be empty, ``.`` or ``..`` or hold a NUL, so a path
+    from a scan (``../../../../etc/passwd``) can never leave the repository's part of the API."""
+    segments = [owner, repo]
+    for part in parts:
+        segments += str(part).split("/")
+    for segment in segments:
+        if segment in ("", ".", "..") or "\x00" in segment:
+            raise GitHubError(f"refused an API path with the segment {segment[:50]!r}", permanent=True)
+    return "/repos/" + "/".join(quote(segment, safe="") for segment in segments)
 
 
 def _pull(data: dict) -> PullRequest:
@@ -367,7 +381,10 @@ class GitHubClient:
                 r.get("conclusion"),
             )
             for r in self._pages(
-                f"/repos/{owner}/{repo}/actions/runs", key="workflow_runs", params=params, max_pages=max_pages
+                repo_path(owner, repo, "actions/runs"),
+                key="workflow_runs",
+                params=params,
+                max_pages=max_pages,
             )
         ]
 
@@ -381,7 +398,7 @@ class GitHubClient:
                 j.get("conclusion"),
                 list(j.get("steps") or []),
             )
-            for j in self._pages(f"/repos/{owner}/{repo}/actions/runs/{run_id}/jobs", key="jobs")
+            for j in self._pages(repo_path(owner, repo, "actions/runs", run_id, "jobs"), key="jobs")
         ]
 
     def run_artifacts(self, owner: str, repo: str, run_id: int) -> list[Artifact]:
@@ -393,7 +410,7 @@ class GitHubClient:
                 int(a.get("size_in_bytes") or 0),
                 bool(a.get("expired")),
             )
-            for a in self._pages(f"/repos/{owner}/{repo}/actions/runs/{run_id}/artifacts", key="artifacts")
+            for a in self._pages(repo_path(owner, repo, "actions/runs", run_id, "artifacts"), key="artifacts")
         ]
 
     def artifact_download(
@@ -409,7 +426,7 @@ class GitHubClient:
         without our token; the zip is read up to ``max_bytes`` and unpacked up to ``max_unzipped_bytes``."""
         max_bytes = max_bytes or settings.GITHUB_ARTIFACT_MAX_BYTES
         max_unzipped = max_unzipped_bytes or settings.GITHUB_ARTIFACT_MAX_UNZIPPED_BYTES
-        url = self._url(f"/repos/{owner}/{repo}/actions/artifacts/{artifact_id}/zip")
+        url = self._url(repo_path(owner, repo, "actions/artifacts", artifact_id, "zip"))
         response = self._send("GET", url, allow_redirects=False)
         if response.status_code in (301, 302, 307) and response.headers.get("Location"):
             try:
@@ -443,7 +460,7 @@ class GitHubClient:
                 c.get("conclusion"),
                 int((c.get("output") or {}).get("annotations_count") or 0),
             )
-            for c in self._pages(f"/repos/{owner}/{repo}/commits/{ref}/check-runs", key="check_runs")
+            for c in self._pages(repo_path(owner, repo, "commits", ref, "check-runs"), key="check_runs")
         ]
 
     def check_run_annotations(self, owner: str, repo: str, check_run_id: int) -> list[Annotation]:
@@ -457,16 +474,14 @@ class GitHubClient:
                 str(a.get("message") or ""),
                 str(a.get("title") or ""),
             )
-            for a in self._pages(f"/repos/{owner}/{repo}/check-runs/{check_run_id}/annotations")
+            for a in self._pages(repo_path(owner, repo, "check-runs", check_run_id, "annotations"))
         ]
 
     # --- contents and trees ----------------------------------------------------------------------
 
     def content(self, owner: str, repo: str, path: str, *, ref: str | None = None) -> bytes:
         """One file's bytes at ``ref`` (default: the default branch)."""
-        data, _ = self._get(
-            f"/repos/{owner}/{repo}/contents/{path.lstrip('/')}", {"ref": ref} if ref else None
-        )
+        data, _ = self._get(repo_path(owner, repo, "contents", path), {"ref": ref} if ref else None)
         if not isinstance(data, dict) or data.get("type") != "file":
             raise GitHubError(f"{path[:200]} is not a file", permanent=True, status=200)
         return base64.b64decode(data.get("content") or "")
@@ -474,7 +489,7 @@ class GitHubClient:
     def tree(self, owner: str, repo: str, sha: str, *, recursive: bool = True) -> list[TreeEntry]:
         """A tree's entries (all levels when ``recursive``)."""
         data, _ = self._get(
-            f"/repos/{owner}/{repo}/git/trees/{sha}", {"recursive": "1"} if recursive else None
+            repo_path(owner, repo, "git/trees", sha), {"recursive": "1"} if recursive else None
         )
         return [
             TreeEntry(
@@ -491,12 +506,12 @@ class GitHubClient:
 
     def ref_get(self, owner: str, repo: str, branch: str) -> str:
         """The commit sha a branch points at."""
-        data, _ = self._get(f"/repos/{owner}/{repo}/git/ref/heads/{branch}")
+        data, _ = self._get(repo_path(owner, repo, "git/ref/heads", branch))
         return str(data["object"]["sha"])
 
     def commit_get(self, owner: str, repo: str, sha: str) -> dict:
         """A commit: ``sha``, ``tree`` (its tree sha), ``parents`` (shas), ``message``."""
-        data, _ = self._get(f"/repos/{owner}/{repo}/git/commits/{sha}")
+        data, _ = self._get(repo_path(owner, repo, "git/commits", sha))
         return {
             "sha": data["sha"],
             "tree": data["tree"]["sha"],
@@ -507,25 +522,25 @@ class GitHubClient:
     def blob_create(self, owner: str, repo: str, content: bytes) -> str:
         """Store a file's bytes; its blob sha."""
         body = {"content": base64.b64encode(content).decode(), "encoding": "base64"}
-        return str(self._write("POST", f"/repos/{owner}/{repo}/git/blobs", body)["sha"])
+        return str(self._write("POST", repo_path(owner, repo, "git/blobs"), body)["sha"])
 
     def tree_create(self, owner: str, repo: str, *, base_tree: str, entries: list[dict]) -> str:
         """A tree on ``base_tree`` with ``entries`` (``path``, ``mode``, ``type``, ``sha``) changed."""
         body = {"base_tree": base_tree, "tree": entries}
-        return str(self._write("POST", f"/repos/{owner}/{repo}/git/trees", body)["sha"])
+        return str(self._write("POST", repo_path(owner, repo, "git/trees"), body)["sha"])
 
     def commit_create(self, owner: str, repo: str, *, message: str, tree: str, parents: list[str]) -> str:
         """A commit of ``tree`` on ``parents``; its sha."""
         body = {"message": message, "tree": tree, "parents": parents}
-        return str(self._write("POST", f"/repos/{owner}/{repo}/git/commits", body)["sha"])
+        return str(self._write("POST", repo_path(owner, repo, "git/commits"), body)["sha"])
 
     def ref_create(self, owner: str, repo: str, *, branch: str, sha: str) -> None:
         """A new branch at ``sha`` (422 when it exists)."""
-        self._write("POST", f"/repos/{owner}/{repo}/git/refs", {"ref": f"refs/heads/{branch}", "sha": sha})
+        self._write("POST", repo_path(owner, repo, "git/refs"), {"ref": f"refs/heads/{branch}", "sha": sha})
 
     def ref_update(self, owner: str, repo: str, *, branch: str, sha: str, force: bool = False) -> None:
         """Move a branch to ``sha`` (fast-forward only unless ``force``)."""
-        self._write("PATCH", f"/repos/{owner}/{repo}/git/refs/heads/{branch}", {"sha": sha, "force": force})
+        self._write("PATCH", repo_path(owner, repo, "git/refs/heads", branch), {"sha": sha, "force": force})
 
     # --- pull requests ---------------------------------------------------------------------------
 
@@ -534,13 +549,15 @@ class GitHubClient:
     ) -> PullRequest:
         """Open a pull request of ``head`` into ``base``."""
         data = self._write(
-            "POST", f"/repos/{owner}/{repo}/pulls", {"head": head, "base": base, "title": title, "body": body}
+            "POST",
+            repo_path(owner, repo, "pulls"),
+            {"head": head, "base": base, "title": title, "body": body},
         )
         return _pull(data)
 
     def pulls_list(self, owner: str, repo: str, *, state: str = "open") -> list[PullRequest]:
         """Pull requests in ``state`` (open, closed, all)."""
-        return [_pull(p) for p in self._pages(f"/repos/{owner}/{repo}/pulls", params={"state": state})]
+        return [_pull(p) for p in self._pages(repo_path(owner, repo, "pulls"), params={"state": state})]
 
 
 def _message(response: requests.Response) -> str:

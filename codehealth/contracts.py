@@ -9,13 +9,13 @@ that the calls' responses are typed with.
 
 import ast
 import difflib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from codehealth.findings import TYPE_DRIFT, Finding
 from codehealth.stale_refs import iter_files
+from codehealth.untrusted import json_loads
 
 FRONTEND_SUFFIXES = (".ts", ".tsx", ".js", ".jsx", ".mjs")
 SCHEMA_FILES = ("openapi.json", "schema.json", "openapi/openapi.json", "docs/openapi.json")
@@ -75,7 +75,7 @@ def load_schema(source: str | Path | dict) -> dict:
     text = str(source)
     if not text.lstrip().startswith("{"):
         text = Path(source).read_text(encoding="utf-8")
-    return json.loads(text)
+    return json_loads(text, max_depth=200)  # a checkout's file: no non-finite numbers, bounded nesting
 
 
 def find_schema_file(root: Path) -> Path | None:
@@ -373,7 +373,7 @@ def backend_locations(root: Path | None, ops: dict) -> dict[str, tuple[str, int]
             continue
         try:
             tree = ast.parse(file.read_text(encoding="utf-8", errors="replace"))
-        except SyntaxError:
+        except (SyntaxError, ValueError, OSError, RecursionError, MemoryError):
             continue
         rel = file.relative_to(root).as_posix()
         prefix = rel[:-3].replace("/", "_")

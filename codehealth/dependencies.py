@@ -20,6 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from codehealth.findings import Finding
 from codehealth.stale_refs import iter_files
+from codehealth.untrusted import json_loads
 
 PYPI_URL = "https://pypi.org/pypi"  # + /<name>/json
 NPM_URL = "https://registry.npmjs.org"  # + /<name>
@@ -107,10 +108,13 @@ def parse_pyproject(text: str, path: str = "pyproject.toml") -> list[Dependency]
 
 
 def parse_package_json(text: str, path: str = "package.json") -> list[Dependency]:
-    data = json.loads(text)
+    data = json_loads(text)  # the repository's own file: untrusted numbers and nesting refused
+    if not isinstance(data, dict):
+        raise ValueError("package.json is not an object")
     deps = []
     for table in ("dependencies", "devDependencies", "optionalDependencies"):
-        for name, spec in (data.get(table) or {}).items():
+        entries = data.get(table)
+        for name, spec in (entries if isinstance(entries, dict) else {}).items():
             local = str(spec).startswith(("file:", "link:", "workspace:", "git", "http"))
             deps.append(
                 Dependency(
@@ -138,7 +142,7 @@ def declared_dependencies(root: Path | str) -> list[Dependency]:
                 deps += parse_package_json(file.read_text(encoding="utf-8"), rel)
             elif re.fullmatch(r"requirements[\w.-]*\.(txt|in)", file.name):
                 deps += parse_requirements(file.read_text(encoding="utf-8"), rel)
-        except (ValueError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        except (ValueError, tomllib.TOMLDecodeError, UnicodeDecodeError, OSError, RecursionError):
             continue
     return deps
 

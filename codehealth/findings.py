@@ -10,6 +10,8 @@ KINDS = ("stale", "lint", "contract", "dependency")
 # A frontend type that lacks an optional field its API returns: drift, not a mismatch (nothing breaks),
 # so it is no contract violation and costs no score; its fix (types only) is mechanical.
 TYPE_DRIFT = "type_missing_optional_field"
+# A file an analyser could not read (a note, not a problem of the code: it counts in no score)
+SKIPPED = "skipped"
 STALE_CATEGORIES = (
     "import",
     "variable",

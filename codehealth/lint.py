@@ -11,10 +11,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from dataclasses import replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from codehealth.findings import Finding
+from codehealth.untrusted import bounded_int, confined_path, json_loads
+from codehealth.untrusted import text as text_of
 
 ANNOTATIONS_PER_STEP = 10
 FORMAT_RULE = "unformatted"  # the code ruff's formatter gives a file it would change
@@ -25,41 +28,42 @@ _TSC_LINE = re.compile(
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def _relative(path: str, root: str | Path | None) -> str:
-    path = path.replace("\\", "/")
-    if root:
-        base = str(Path(root).resolve()).replace("\\", "/").rstrip("/") + "/"
-        if path.startswith(base):
-            return path[len(base) :]
-    for prefix in ("/home/runner/work/", "/github/workspace/"):
-        if path.startswith(prefix):  # a GitHub runner's checkout: .../work/<repo>/<repo>/<path>
-            rest = path[len(prefix) :].split("/")
-            return "/".join(rest[2:] if prefix.startswith("/home") else rest)
-    return str(PurePosixPath(path)).lstrip("./") if path.startswith("./") else path
+def _location(item: dict, key: str) -> dict:
+    value = item.get(key)
+    return value if isinstance(value, dict) else {}
 
 
-def parse_ruff_json(text: str, *, root: str | Path | None = None) -> list[Finding]:
-    """Findings from ``ruff check --output-format json``; ``fixable`` only for ruff's safe fixes."""
+def parse_ruff_json(text: str, *, root: str | Path | None = None, with_edits: bool = True) -> list[Finding]:
+    """Findings from ``ruff check --output-format json``; ``fixable`` only for ruff's safe fixes.
+    ``with_edits``: keep the fix's edits (only for ruff's own run on the checkout: a CI artifact's
+    edits are somebody else's text, never applied by an auto-PR). Items whose path leaves the
+    repository are refused (``codehealth.untrusted``)."""
     findings = []
-    for item in json.loads(text or "[]"):
-        fix = item.get("fix") or {}
-        code = item.get("code") or "syntax-error"
+    items = json_loads(text or "[]")
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        path = confined_path(item.get("filename", ""), root)
+        if path is None:
+            continue
+        fix = item.get("fix") if isinstance(item.get("fix"), dict) else {}
+        safe = fix.get("applicability") == "safe"
+        edits = fix.get("edits") if with_edits and safe and isinstance(fix.get("edits"), list) else None
+        location = _location(item, "location")
         findings.append(
             Finding(
                 kind="lint",
                 category="ruff",
-                path=_relative(item.get("filename", ""), root),
-                line=(item.get("location") or {}).get("row"),
-                name=code,
+                path=path,
+                line=bounded_int(location.get("row")),
+                name=text_of(item.get("code"), 300) or "syntax-error",
                 confidence=100,
-                reason=item.get("message", ""),
-                fixable=fix.get("applicability") == "safe",
-                extra={"column": (item.get("location") or {}).get("column"), "url": item.get("url")}
-                | ({"fix": fix.get("message")} if fix else {})
+                reason=text_of(item.get("message")),
+                fixable=safe,
+                extra={"column": bounded_int(location.get("column")), "url": text_of(item.get("url"), 500)}
+                | ({"fix": text_of(fix.get("message"), 500)} if fix else {})
                 # The safe fix's edits travel with the finding: an auto-PR applies exactly these.
-                | (
-                    {"edits": fix["edits"]} if fix.get("applicability") == "safe" and fix.get("edits") else {}
-                ),
+                | ({"edits": edits} if edits else {}),
             )
         )
     return findings
@@ -68,21 +72,29 @@ def parse_ruff_json(text: str, *, root: str | Path | None = None) -> list[Findin
 def parse_eslint_json(text: str, *, root: str | Path | None = None) -> list[Finding]:
     """Findings from ``eslint -f json``; an autofix eslint offers counts as fixable."""
     findings = []
-    for result in json.loads(text or "[]"):
-        path = _relative(result.get("filePath", ""), root)
-        for message in result.get("messages", []):
+    results = json_loads(text or "[]")
+    for result in results if isinstance(results, list) else []:
+        if not isinstance(result, dict):
+            continue
+        path = confined_path(result.get("filePath", ""), root)
+        messages = result.get("messages")
+        if path is None or not isinstance(messages, list):
+            continue
+        for message in messages:
+            if not isinstance(message, dict):
+                continue
             findings.append(
                 Finding(
                     kind="lint",
                     category="eslint",
                     path=path,
-                    line=message.get("line"),
-                    name=message.get("ruleId") or "parse-error",
+                    line=bounded_int(message.get("line")),
+                    name=text_of(message.get("ruleId"), 300) or "parse-error",
                     confidence=100,
-                    reason=message.get("message", ""),
+                    reason=text_of(message.get("message")),
                     fixable="fix" in message,
                     extra={
-                        "column": message.get("column"),
+                        "column": bounded_int(message.get("column")),
                         "severity": "error" if message.get("severity") == 2 else "warning",
                     },
                 )
@@ -95,18 +107,19 @@ def parse_tsc(text: str, *, root: str | Path | None = None) -> list[Finding]:
     findings = []
     for raw in (text or "").splitlines():
         match = _TSC_LINE.match(_ANSI.sub("", raw).strip())
-        if not match:
+        path = confined_path(match["path"].strip(), root) if match else None
+        if path is None:
             continue
         findings.append(
             Finding(
                 kind="lint",
                 category="tsc",
-                path=_relative(match["path"].strip(), root),
-                line=int(match["line"] or match["line2"]),
+                path=path,
+                line=bounded_int(int(match["line"] or match["line2"])),
                 name=match["code"],
                 confidence=100,
                 reason=match["message"].strip(),
-                extra={"column": int(match["col"] or match["col2"]), "severity": match["level"]},
+                extra={"column": bounded_int(int(match["col"] or match["col2"])), "severity": match["level"]},
             )
         )
     return findings
@@ -117,16 +130,21 @@ def parse_annotations(annotations: list[dict], *, tool: str = "ci") -> list[Find
     keeps only the first ten per step, so more would be an illusion of completeness."""
     findings = []
     for item in annotations[:ANNOTATIONS_PER_STEP]:
+        path = confined_path(item.get("path", ""), None)
+        if path is None:
+            continue
         findings.append(
             Finding(
                 kind="lint",
                 category=tool,
-                path=item.get("path", ""),
-                line=item.get("start_line"),
-                name=item.get("title") or item.get("annotation_level", "annotation"),
+                path=path,
+                line=bounded_int(item.get("start_line")),
+                name=text_of(item.get("title"), 300)
+                or text_of(item.get("annotation_level"), 40)
+                or "annotation",
                 confidence=80,
-                reason=item.get("message", ""),
-                extra={"level": item.get("annotation_level")},
+                reason=text_of(item.get("message")),
+                extra={"level": text_of(item.get("annotation_level"), 40)},
             )
         )
     return findings
@@ -142,6 +160,79 @@ def _ruff_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("RUFF_")}
 
 
+# What a checkout's ruff configuration may say to the HQ's ruff: the rule selection, and the few
+# scalar settings its checks and formatter read. Everything else (``fix``, ``unsafe-fixes``,
+# ``extend`` to a file elsewhere, isort's ``required-imports``, plugins' settings) is never read:
+# ruff runs ``--isolated`` and gets only these, as ``--config`` overrides.
+_RULE_LISTS = ("select", "extend-select", "ignore", "extend-ignore")
+_RULE_CODE = re.compile(r"^(ALL|[A-Z]{1,8}[0-9]{0,4})$")
+_SCALARS = {
+    "line-length": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 320,
+    "indent-width": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16,
+}
+_FORMAT_SCALARS = {
+    "quote-style": {"double", "single", "preserve"},
+    "indent-style": {"space", "tab"},
+    "line-ending": {"auto", "lf", "cr-lf", "native"},
+    "skip-magic-trailing-comma": {True, False},
+    "docstring-code-format": {True, False},
+}
+CONFIG_FILES = (("pyproject.toml", ("tool", "ruff")), ("ruff.toml", ()), (".ruff.toml", ()))
+
+
+def _ruff_table(root: Path) -> dict:
+    """The checkout's ruff settings (the first config file ruff itself would read), or {}."""
+    for name, keys in reversed(CONFIG_FILES):  # ruff prefers .ruff.toml, then ruff.toml, then pyproject
+        file = root / name
+        if file.is_symlink() or not file.is_file():
+            continue
+        try:
+            table = tomllib.loads(file.read_text(encoding="utf-8", errors="replace"))
+        except (tomllib.TOMLDecodeError, OSError, RecursionError):
+            return {}
+        for key in keys:
+            table = table.get(key) if isinstance(table, dict) else None
+        if isinstance(table, dict):
+            return table
+    return {}
+
+
+def ruff_overrides(root: str | Path) -> list[str]:
+    """``--config`` arguments carrying only the checkout's rule selection and safe scalar settings."""
+    table = _ruff_table(Path(root))
+    lint_table = table.get("lint") if isinstance(table.get("lint"), dict) else {}
+    format_table = table.get("format") if isinstance(table.get("format"), dict) else {}
+    args: list[str] = []
+    for key in _RULE_LISTS:
+        value = lint_table.get(key, table.get(key))
+        if isinstance(value, list):
+            codes = [c for c in value if isinstance(c, str) and _RULE_CODE.match(c)][:500]
+            args += ["--config", f"lint.{key} = {json.dumps(codes)}"]
+    for key, ok in _SCALARS.items():
+        if ok(table.get(key)):
+            args += ["--config", f"{key} = {json.dumps(table[key])}"]
+    for key, allowed in _FORMAT_SCALARS.items():
+        value = format_table.get(key)
+        if isinstance(value, (str, bool)) and value in allowed:
+            args += ["--config", f"format.{key} = {json.dumps(value)}"]
+    return args
+
+
+def _ruff(binary: str, root: Path, command: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run ruff on ``root`` so that nothing in the checkout can make it write: ``--isolated`` (no
+    configuration file is read; the rule selection comes in as ``--config``), no cache, and the
+    caller's flags never fix in place."""
+    return subprocess.run(
+        [binary, *command, "--isolated", "--no-cache", *ruff_overrides(root), "."],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_ruff_env(),
+        check=False,
+    )
+
+
 def formatter_configured(root: Path) -> bool:
     """Whether the checkout formats with ruff (a ``[tool.ruff.format]`` or a ruff.toml ``[format]``
     table): only then is "reformat" one of its own checks, and a fix it would accept."""
@@ -150,8 +241,9 @@ def formatter_configured(root: Path) -> bool:
         ("ruff.toml", "[format]"),
         (".ruff.toml", "[format]"),
     ):
+        file = root / name
         try:
-            if table in (root / name).read_text(encoding="utf-8", errors="replace"):
+            if not file.is_symlink() and table in file.read_text(encoding="utf-8", errors="replace"):
                 return True
         except OSError:
             continue
@@ -160,23 +252,16 @@ def formatter_configured(root: Path) -> bool:
 
 def run_ruff_format(root: str | Path, *, timeout: float = 300) -> list[Finding]:
     """One finding per file ruff's formatter would change, in a checkout that uses the formatter, with
-    the formatter's own edits (``ruff format --check --output-format json``), so an auto-PR applies
-    exactly what ``ruff format`` would. Nothing when the formatter is not the checkout's or cannot run."""
+    the formatter's own edits (``ruff format --check --output-format json``: computed, never written),
+    so an auto-PR applies exactly what ``ruff format`` would. Nothing when the formatter is not the
+    checkout's or cannot run."""
     root, binary = Path(root), ruff_binary()
     if not binary or not formatter_configured(root):
         return []
     try:
-        done = subprocess.run(
-            [binary, "format", "--check", "--output-format", "json", "--no-cache", "."],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=_ruff_env(),
-            check=False,
-        )
+        done = _ruff(binary, root, ["format", "--check", "--output-format", "json"], timeout)
         found = parse_ruff_json(done.stdout, root=root) if done.returncode in (0, 1) else []
-    except (OSError, subprocess.TimeoutExpired, json.JSONDecodeError):
+    except (OSError, subprocess.TimeoutExpired, ValueError):
         return []
     return [
         replace(f, reason="ruff format, with the repository's settings, would reformat this file")
@@ -186,26 +271,19 @@ def run_ruff_format(root: str | Path, *, timeout: float = 300) -> list[Finding]:
 
 
 def run_ruff(root: str | Path, *, timeout: float = 300) -> list[Finding] | None:
-    """Run ruff on the checkout with its own configuration; None when ruff could not run."""
+    """Run ruff on the checkout with its rule selection (``--no-fix``: fixes are only reported, with
+    their edits); None when ruff could not run."""
     binary = ruff_binary()
     if not binary:
         return None
-    env = _ruff_env()
+    root = Path(root)
     try:
-        done = subprocess.run(
-            [binary, "check", "--output-format", "json", "--exit-zero", "--no-cache", "."],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
-        )
+        done = _ruff(binary, root, ["check", "--no-fix", "--output-format", "json", "--exit-zero"], timeout)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if done.returncode != 0:
         return None
     try:
         return parse_ruff_json(done.stdout, root=root)
-    except json.JSONDecodeError:
+    except ValueError:
         return None

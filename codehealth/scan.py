@@ -8,11 +8,12 @@ from pathlib import Path
 
 from codehealth import contracts, dependencies, lint, stale
 from codehealth.findings import KINDS, Finding
+from codehealth.stale_refs import iter_files
 
 
 def _frontend_roots(root: Path) -> list[Path]:
     """Directories holding a package.json (outside node_modules): each one a frontend to validate."""
-    return sorted({p.parent for p in root.rglob("package.json") if "node_modules" not in p.parts})
+    return sorted({p.parent for p in iter_files(root) if p.name == "package.json"})
 
 
 def scan_path(

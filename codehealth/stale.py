@@ -10,7 +10,7 @@ import ast
 import re
 from pathlib import Path
 
-from codehealth.findings import Finding
+from codehealth.findings import SKIPPED, Finding
 from codehealth.stale_refs import Definition, Index, build_index
 
 MIN_CONFIDENCE = 60
@@ -726,5 +726,22 @@ def find_stale(
             if finding:
                 findings.append(finding)
     findings += _routes(index) + _templates(index) + _files(index) + stale_tools(index, called_tools)
-    findings = [f for f in findings if f.confidence >= min_confidence]
+    findings = [f for f in findings if f.confidence >= min_confidence] + skipped_findings(index)
     return sorted(findings, key=lambda f: (f.path, f.line or 0, f.category, f.name))
+
+
+def skipped_findings(index: Index) -> list[Finding]:
+    """A note per file the analysis had to skip (a 20,000-term expression is more than Python's parser
+    nests): the scan goes on without it, and says so. Such notes count in no score."""
+    return [
+        Finding(
+            kind="lint",
+            category=SKIPPED,
+            path=path,
+            line=None,
+            name="not_analysed",
+            confidence=100,
+            reason=f"this file was skipped: {why}",
+        )
+        for path, why in sorted(index.skipped.items())
+    ]

@@ -87,13 +87,18 @@ class Index:
     lines: int = 0
 
     by_path: dict[str, Module] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # files not analysed, and why
 
     def referenced(self, name: str) -> bool:
         return self.name_counts.get(name, 0) > 0 or name in self.text_words
 
 
 def iter_files(root: Path):
-    """Every file of the checkout outside vendored and generated directories."""
+    """Every file of the checkout outside vendored and generated directories. Symlinks are never
+    followed to a directory (a loop would never end) and a file symlink only when it resolves inside
+    the checkout (``helpers.py -> ../../etc/passwd`` is not the repository's file)."""
+    root = Path(root)
+    real_root = root.resolve()
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -102,11 +107,21 @@ def iter_files(root: Path):
         except OSError:
             continue
         for entry in entries:
-            if entry.is_dir():
+            if entry.is_symlink():
+                if _inside(entry, real_root) and entry.is_file():
+                    yield entry
+            elif entry.is_dir():
                 if entry.name not in SKIP_DIRS and not entry.name.endswith(".egg-info"):
                     stack.append(entry)
             elif entry.is_file():
                 yield entry
+
+
+def _inside(link: Path, real_root: Path) -> bool:
+    try:
+        return link.resolve(strict=True).is_relative_to(real_root)
+    except (OSError, RuntimeError):  # dangling, or a loop
+        return False
 
 
 def module_name(rel: str, packages: set[str]) -> str:
@@ -324,7 +339,10 @@ def build_index(root: Path) -> Index:
             try:
                 source = file.read_text(encoding="utf-8", errors="replace")
                 tree = ast.parse(source, filename=rel)
-            except (SyntaxError, ValueError):
+            except (SyntaxError, ValueError, OSError):
+                continue
+            except (RecursionError, MemoryError):
+                index.skipped[rel] = "nested too deeply for Python's parser"
                 continue
             index.lines += source.count("\n") + 1
             module = Module(path=rel, name=module_name(rel, packages), tree=tree)
@@ -333,9 +351,15 @@ def build_index(root: Path) -> Index:
                 for n, line in enumerate(source.splitlines(), 1)
                 if re.search(r"#\s*noqa(?!:)|#\s*noqa:[^#]*F401", line)
             }
+            known = len(index.definitions)
+            try:
+                _Collector(index, module, file.name == "__init__.py").visit(tree)
+            except RecursionError:
+                del index.definitions[known:]  # nothing half-read of this file stays
+                index.skipped[rel] = "nested too deeply to analyse"
+                continue
             index.modules[module.name] = module
             index.by_path[rel] = module
-            _Collector(index, module, file.name == "__init__.py").visit(tree)
             for comment in re.findall(r"#\s*type:([^\n#]*)", source):  # PEP 484 type comments
                 module.loads.update(IDENT.findall(comment))
             for name in module.loads:
