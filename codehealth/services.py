@@ -2,14 +2,15 @@
 build the weekly report. Auto-PRs are ``codehealth.autopr``.
 
 A scan hands the checkout to an analyser, ``analyse(path) -> list[Finding]``, by default
-``codehealth.scan.scan_path``; callers (and tests) may pass any other.
+``codehealth.scan.scan_path``; callers (and tests) may pass any other. Either runs in the sandbox
+(``codehealth.analysis``, ``codehealth.sandbox``).
 """
 
+import logging
 import re
+import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
@@ -19,10 +20,11 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from codehealth import sources
+from codehealth.analysis import Analyser, checkout_analyse, confine
 from codehealth.checkout import repository_checkout
 from codehealth.ci import ci_findings
 from codehealth.errors import CodehealthError
-from codehealth.findings import TYPE_DRIFT, Finding
+from codehealth.findings import SKIPPED, TYPE_DRIFT, Finding
 from codehealth.models import (
     AutoPullRequest,
     CodeFinding,
@@ -46,31 +48,7 @@ GITHUB_REPO = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/([A-Za-z0-9._-]{
 # Penalty points per open finding; the score is 100 x 50 / (50 + penalty): 100 when clean, 50 at 50
 # points, never below 0. Vulnerabilities and contract breaks weigh most: they ship bugs.
 WEIGHTS = {"lint": 1.0, "stale": 0.5, "contract": 5.0, "vulnerable": 10.0, "outdated": 1.0}
-
-Analyser = Callable[[Path], list[Finding]]
-
-
-def _default_analyse(path: Path, *, schema: dict | None = None, skip: tuple[str, ...] = ()) -> list[Finding]:
-    from codehealth import dependencies  # the analysers are optional at import time: a lazy seam
-    from codehealth.findings import KINDS
-    from codehealth.scan import scan_path
-
-    snapshot = Path(settings.CODEHEALTH_OSV_SNAPSHOT) if settings.CODEHEALTH_OSV_SNAPSHOT else None
-    fetch = cache = None
-    if settings.CODEHEALTH_REGISTRY_LOOKUPS:
-        cache_file = Path(settings.CODEHEALTH_CLONE_DIR) / "registry-cache.json"
-        cache_file.parent.mkdir(parents=True, exist_ok=True)
-        fetch = sources.registry_fetcher()
-        cache = dependencies.RegistryCache(cache_file, ttl=settings.CODEHEALTH_REGISTRY_CACHE_HOURS * 3600)
-    return scan_path(
-        path,
-        kinds=[k for k in KINDS if k not in skip],
-        schema=schema,
-        advisories=snapshot if snapshot and snapshot.is_file() else None,
-        fetcher=fetch,
-        cache=cache,
-        registry_urls={"pypi": settings.CODEHEALTH_PYPI_URL, "npm": settings.CODEHEALTH_NPM_URL},
-    )
+log = logging.getLogger(__name__)
 
 
 # --- repositories --------------------------------------------------------------------------------
@@ -162,6 +140,8 @@ def _bucket(row: CodeFinding | Finding) -> str | None:
         return None  # not sure enough to count against anyone
     if row.kind == "contract" and row.category == TYPE_DRIFT:
         return None  # drift: nothing breaks
+    if row.category == SKIPPED:
+        return None  # a note that a file could not be analysed, not a problem of the code
     return row.kind
 
 
@@ -180,20 +160,26 @@ def scan_request(repository: Repository) -> None:
 def repository_scan(
     repository: Repository, *, analyse: Analyser | None = None, now: datetime | None = None
 ) -> Scan:
-    """Check the repository out, run the analyser and record what it found (a failure is recorded too)."""
+    """Check the repository out, run the analyser in the sandbox (``codehealth.analysis``) within
+    ``CODEHEALTH_SCAN_TIMEOUT_SECONDS``, and record what it found. A scan that fails for any reason
+    is recorded failed, with the reason in words."""
     now = now or timezone.now()
     scan = Scan.objects.create(repository=repository, started_at=now)
     Repository.objects.filter(pk=repository.pk).update(scan_requested_at=None)
     publish(TOPIC, "scan_started", {"repository_id": repository.pk, "scan_id": scan.pk})
-    schema, schema_problem = (
-        sources.schema_fetch(repository.schema_url) if repository.schema_url else (None, "")
-    )
-    if analyse is None:
-        analyse = partial(_default_analyse, schema=schema, skip=("contract",) if schema_problem else ())
+    deadline = time.monotonic() + settings.CODEHEALTH_SCAN_TIMEOUT_SECONDS
     try:
+        schema, schema_problem = (
+            sources.schema_fetch(repository.schema_url) if repository.schema_url else (None, "")
+        )
         with repository_checkout(repository) as (path, sha):
-            notes = sources.advisories_refresh(path)
-            findings = analyse(path)
+            findings, notes = checkout_analyse(
+                path,
+                analyse=analyse,
+                schema=schema,
+                skip=("contract",) if schema_problem else (),
+                deadline=deadline,
+            )
         if schema_problem:
             findings.append(
                 Finding(
@@ -211,13 +197,15 @@ def repository_scan(
             ci = ci_findings(
                 repository.github_owner, repository.github_name, sha=sha, branch=repository.default_branch
             )
-            findings += ci.findings  # after the local ones: the same finding keeps the checkout's fix edits
+            ci_found, refused = confine(ci.findings)
+            findings += ci_found  # after the local ones: the same finding keeps the checkout's fix edits
+            if refused:
+                notes["refused"] = notes.get("refused", 0) + refused
     except CodehealthError as exc:
         return _scan_failed(scan, exc.message)
-    except ImportError as exc:
-        return _scan_failed(scan, f"the analysers are not installed ({exc.name or 'codehealth.scan'})")
-    except (OSError, ValueError, UnicodeError, SyntaxError) as exc:  # an analyser tripping over a checkout
-        return _scan_failed(scan, f"the analysis failed: {exc.__class__.__name__}")
+    except Exception as exc:  # a scan that dies for any reason ends failed, in words
+        log.exception("scan %s of %s failed", scan.pk, repository.name)
+        return _scan_failed(scan, f"the scan failed: {exc.__class__.__name__}")
     scan.commit_sha = sha
     notes |= {"ci": ci.source, "ci_note": ci.note} if ci else {}
     return scan_record(scan, findings, now=now, notes=notes)
@@ -311,7 +299,12 @@ def scan_record(
     return scan
 
 
-NOTE_KEYS = ("ci", "ci_note", "osv")  # what a scan's counts say of its inputs, kept through a recount
+NOTE_KEYS = (
+    "ci",
+    "ci_note",
+    "osv",
+    "refused",
+)  # what a scan's counts say of its inputs, kept through a recount
 
 
 def scan_totals(scan: Scan, *, notes: dict | None = None) -> None:

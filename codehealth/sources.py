@@ -7,7 +7,6 @@ import ipaddress
 import json
 import socket
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -40,9 +39,9 @@ def registry_fetcher() -> Callable[[str], dict | None]:
     return fetch
 
 
-def advisories_refresh(path: Path) -> dict:
-    """Refresh the OSV snapshot for the checkout's packages before the audit reads it (see
-    ``codehealth.osv``); the scan keeps the outcome as its ``osv`` note."""
+def advisories_refresh(deps: list) -> dict:
+    """Refresh the OSV snapshot for the checkout's packages (``deps``, as the sandbox read them) before
+    the audit reads it (see ``codehealth.osv``); the scan keeps the outcome as its ``osv`` note."""
     if not (
         settings.CODEHEALTH_REGISTRY_LOOKUPS
         and settings.CODEHEALTH_OSV_SNAPSHOT
@@ -50,11 +49,10 @@ def advisories_refresh(path: Path) -> dict:
     ):
         return {}
     from codehealth import osv  # lazy, like the analysers
-    from codehealth.dependencies import declared_dependencies
 
     refresh = osv.snapshot_refresh(
         settings.CODEHEALTH_OSV_SNAPSHOT,
-        declared_dependencies(path),
+        deps,
         base_url=settings.CODEHEALTH_OSV_URL,
         session=http_session(timeout=20),
     )

@@ -375,6 +375,14 @@ CODEHEALTH_MAX_OPEN_PRS = envint("CODEHEALTH_MAX_OPEN_PRS", 3)
 CODEHEALTH_STALE_MIN_CONFIDENCE = envint("CODEHEALTH_STALE_MIN_CONFIDENCE", 80)
 CODEHEALTH_CLONE_TIMEOUT_SECONDS = envint("CODEHEALTH_CLONE_TIMEOUT_SECONDS", 300)
 CODEHEALTH_CLONE_DIR = env("CODEHEALTH_CLONE_DIR", str(BASE_DIR / "var" / "codehealth"))
+# A scan's analysers run in a child process on a scratch copy of the checkout (codehealth.sandbox):
+# killed past the deadline, capped in address space, and, when the HQ runs as root, as this user.
+CODEHEALTH_SCAN_TIMEOUT_SECONDS = envint("CODEHEALTH_SCAN_TIMEOUT_SECONDS", 180)
+CODEHEALTH_SCAN_MEMORY_MB = envint("CODEHEALTH_SCAN_MEMORY_MB", 2048)
+CODEHEALTH_SCAN_USER = env("CODEHEALTH_SCAN_USER", "nobody")
+# Directories under which an admin may register local repositories (absolute paths, comma-separated);
+# empty: no local path may be registered. The HQ's own directory and HQ_VAR_DIR are always refused.
+CODEHEALTH_LOCAL_ROOTS = envlist("CODEHEALTH_LOCAL_ROOTS")
 # Dependency audit. Vulnerabilities come from an OSV-format snapshot (a JSON list of OSV records, or the
 # querybatch shape), else from one committed in the checkout; without either the part is "not run".
 # Each scan first refreshes the snapshot from OSV's API for the packages the checkout declares, when

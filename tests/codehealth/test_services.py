@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from codehealth import checkout, services
+from codehealth import analysis, checkout, services
 from codehealth.errors import CodehealthError
 from codehealth.findings import Finding
 from codehealth.models import CodeFinding, ContractViolation, ReviewStatus, ScanStatus, StaleCodeItem
@@ -45,13 +45,11 @@ def checkout_dir(shop_template, tmp_path):
 
 
 def analyser(*findings: Finding):
-    """A stand-in analyser: returns ``findings``, recording the path it was given."""
+    """A stand-in analyser (run in the sandbox like the real one): returns ``findings``."""
 
     def analyse(path):
-        analyse.paths.append(path)
         return list(findings)
 
-    analyse.paths = []
     return analyse
 
 
@@ -78,7 +76,6 @@ def repository(alice, checkout_dir):
 def test_it_scans_a_local_checkout_into_rows(repository, checkout_dir):
     analyse = analyser(UNUSED_OS, STALE_FN, UNSURE, CONTRACT)
     scan = services.repository_scan(repository, analyse=analyse)
-    assert analyse.paths == [checkout_dir]
     assert scan.status == ScanStatus.DONE
     assert scan.commit_sha == git(checkout_dir, "rev-parse", "HEAD").strip()
     assert (scan.findings_count, scan.new_count, scan.fixed_count) == (4, 4, 0)
@@ -126,7 +123,7 @@ def test_missing_analysers_are_a_failed_scan_that_says_so(repository, monkeypatc
     def missing(path, **options):
         raise ModuleNotFoundError("No module named 'codehealth.scan'", name="codehealth.scan")
 
-    monkeypatch.setattr(services, "_default_analyse", missing)
+    monkeypatch.setattr(analysis, "default_analyse", missing)
     scan = services.repository_scan(repository)
     assert scan.status == ScanStatus.FAILED and "analysers are not installed (codehealth.scan)" in scan.error
 
@@ -151,7 +148,9 @@ def test_it_refuses_bad_repositories(alice, tmp_path):
         assert info.value.code == code and info.value.status == 422
 
 
-def test_it_clones_shallowly_with_the_token_only_in_a_header(alice, checkout_dir, settings, tmp_path):
+def test_it_clones_shallowly_with_the_token_only_in_a_header(
+    alice, checkout_dir, settings, tmp_path, monkeypatch
+):
     # A file:// remote stands in for GitHub: the same clone, offline.
     settings.GITHUB_CLONE_URL = f"file://{checkout_dir.parent}"
     settings.GITHUB_TOKEN = "ghp_secret_token_value"
@@ -160,13 +159,15 @@ def test_it_clones_shallowly_with_the_token_only_in_a_header(alice, checkout_dir
     (checkout_dir.parent / "acme").mkdir()
     (checkout_dir.parent / "acme" / "shop.git").symlink_to(checkout_dir)  # what clone_url names
     seen = {}
+    analyse_checkout = services.checkout_analyse
 
-    def analyse(path):
+    def inspected(path, **options):  # the clone as the sandbox gets it
         seen["config"] = (path / ".git" / "config").read_text()
         seen["depth"] = git(path, "rev-list", "--count", "HEAD").strip()
-        return [UNUSED_OS]
+        return analyse_checkout(path, **options)
 
-    scan = services.repository_scan(repository, analyse=analyse)
+    monkeypatch.setattr(services, "checkout_analyse", inspected)
+    scan = services.repository_scan(repository, analyse=analyser(UNUSED_OS))
     assert scan.status == ScanStatus.DONE, scan.error
     assert seen["depth"] == "1"
     assert "ghp_secret" not in seen["config"] and "extraheader" not in seen["config"]
