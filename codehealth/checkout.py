@@ -41,6 +41,40 @@ def _clean(text: str, token: str) -> str:
     return text.replace(token, "[redacted]") if token else text
 
 
+def local_path_check(user, path: str) -> str:
+    """The directory ``path`` resolves to, when ``user`` may register it: only an admin, only under
+    ``CODEHEALTH_LOCAL_ROOTS`` (none when empty), never the HQ's own directory or ``HQ_VAR_DIR`` (nor a
+    directory holding either)."""
+    if not getattr(user, "is_superuser", False):
+        raise CodehealthError("admin_only", "only an admin registers a local path", status=403)
+    if "\x00" in path or not Path(path).is_absolute():
+        raise CodehealthError(
+            "bad_local_path", "local_path must be an absolute path to a directory", status=422
+        )
+    try:
+        real = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError):
+        real = None
+    if real is None or not real.is_dir():
+        raise CodehealthError(
+            "bad_local_path", "local_path must be an absolute path to a directory", status=422
+        )
+    for own in (Path(settings.BASE_DIR).resolve(), Path(settings.VAR_DIR).resolve()):
+        if real.is_relative_to(own) or own.is_relative_to(real):
+            raise CodehealthError(
+                "local_path_refused", "the HQ's own files and data directory are never scanned", status=422
+            )
+    roots = [Path(r).resolve() for r in settings.CODEHEALTH_LOCAL_ROOTS if Path(r).is_absolute()]
+    if not any(real.is_relative_to(root) for root in roots):
+        raise CodehealthError(
+            "local_path_refused",
+            "local paths are allowed only under CODEHEALTH_LOCAL_ROOTS"
+            + ("" if roots else ", and none is set"),
+            status=422,
+        )
+    return str(real)
+
+
 def head_sha(path: Path) -> str:
     """The checkout's commit, or "" when it is not a git repository."""
     try:
@@ -96,7 +130,8 @@ def clone(url: str, dest: Path, *, branch: str, token: str = "") -> str:
 @contextmanager
 def repository_checkout(repository: Repository) -> Iterator[tuple[Path, str]]:
     """``(path, commit sha)`` of the repository's files for as long as the block runs; a clone is
-    removed afterwards, a local path is left as it is."""
+    removed afterwards, a local path is left as it is (the analysers work on a scratch copy of
+    either: ``codehealth.sandbox``)."""
     if repository.local_path:
         path = Path(repository.local_path)
         if not path.is_dir():

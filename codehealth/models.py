@@ -24,9 +24,13 @@ class RepositoryQuerySet(models.QuerySet):
 class Repository(models.Model):
     """A repository to analyse: on GitHub (``github_owner``/``github_name``), or a local checkout."""
 
-    name = models.CharField(max_length=200, unique=True)  # owner/name, or a label for a local path
+    # owner/name, or a label for a local path; unique per owner (a global uniqueness would tell anyone
+    # which names other operators use)
+    name = models.CharField(max_length=200)
     github_owner = models.CharField(max_length=100, blank=True, default="")
     github_name = models.CharField(max_length=100, blank=True, default="")
+    # resolved; registered once (checked by repository_create: only admins register local paths, and a
+    # database constraint would refuse to migrate over the duplicates earlier versions let in)
     local_path = models.CharField(max_length=1000, blank=True, default="")
     default_branch = models.CharField(max_length=200, default="main")
     frontend_root = models.CharField(max_length=300, blank=True, default="")
@@ -50,7 +54,8 @@ class Repository(models.Model):
             models.CheckConstraint(
                 condition=(~Q(github_owner="") & ~Q(github_name="")) | ~Q(local_path=""),
                 name="codehealth_repository_has_a_source",
-            )
+            ),
+            models.UniqueConstraint(fields=["owner", "name"], name="codehealth_repository_name_uniq"),
         ]
 
     def __str__(self) -> str:

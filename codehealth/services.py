@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
 from codehealth import sources
 from codehealth.analysis import Analyser, checkout_analyse, confine
-from codehealth.checkout import repository_checkout
+from codehealth.checkout import local_path_check, repository_checkout
 from codehealth.ci import ci_findings
 from codehealth.errors import CodehealthError
 from codehealth.findings import SKIPPED, TYPE_DRIFT, Finding
@@ -73,8 +73,10 @@ def repository_create(
     scan_every_days: int = 7,
     schema_url: str = "",
 ) -> Repository:
-    """Register a repository: ``github`` as ``owner/name``, or an absolute ``local_path`` to a directory;
-    ``schema_url``: where a running instance serves its OpenAPI document, when none is exported."""
+    """Register a repository: ``github`` as ``owner/name``, or an absolute ``local_path`` to a directory
+    (an admin's decision: ``checkout.local_path_check``); ``schema_url``: where a running instance serves
+    its OpenAPI document, when none is exported. Names are unique per owner; a local path is registered
+    once, by anyone."""
     github, local_path = (github or "").strip(), (local_path or "").strip()
     if bool(github) == bool(local_path):
         raise CodehealthError("bad_source", "give either github (owner/name) or local_path", status=422)
@@ -84,10 +86,8 @@ def repository_create(
         if not match:
             raise CodehealthError("bad_github", "github must look like owner/name", status=422)
         gh_owner, gh_name = match.groups()
-    elif not Path(local_path).is_absolute() or not Path(local_path).is_dir():
-        raise CodehealthError(
-            "bad_local_path", "local_path must be an absolute path to a directory", status=422
-        )
+    else:
+        local_path = local_path_check(owner, local_path)
     branch = (default_branch or "main").strip()
     if not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) or ".." in branch or branch.startswith("-"):
         raise CodehealthError("bad_branch", "default_branch is not a valid branch name", status=422)
@@ -103,20 +103,30 @@ def repository_create(
     ):
         raise CodehealthError("bad_schema_url", "schema_url must be an http(s) URL", status=422)
     name = (name or github or Path(local_path).name).strip()[:200]
-    if Repository.objects.filter(name=name).exists():
-        raise CodehealthError("exists", f"a repository named {name!r} exists", status=409)
-    repository = Repository.objects.create(
-        name=name,
-        github_owner=gh_owner,
-        github_name=gh_name,
-        local_path=local_path,
-        default_branch=branch,
-        frontend_root=_root(frontend_root, "frontend_root"),
-        backend_root=_root(backend_root, "backend_root"),
-        scan_every_days=scan_every_days,
-        owner=owner,
-        schema_url=schema_url,
-    )
+    # Only the caller's own names are looked at: whether another operator uses a name is not told.
+    if Repository.objects.filter(owner=owner, name=name).exists():
+        raise CodehealthError("exists", f"you have a repository named {name!r} already", status=409)
+    if local_path and Repository.objects.filter(local_path=local_path).exists():
+        raise CodehealthError("path_registered", "this local path is registered already", status=409)
+    roots = {
+        "frontend_root": _root(frontend_root, "frontend_root"),
+        "backend_root": _root(backend_root, "backend_root"),
+    }
+    try:
+        with transaction.atomic():
+            repository = Repository.objects.create(
+                name=name,
+                github_owner=gh_owner,
+                github_name=gh_name,
+                local_path=local_path,
+                default_branch=branch,
+                scan_every_days=scan_every_days,
+                owner=owner,
+                schema_url=schema_url,
+                **roots,
+            )
+    except IntegrityError as exc:  # the same registration, at the same moment
+        raise CodehealthError("exists", "this repository is registered already", status=409) from exc
     publish(TOPIC, "repository_added", {"repository_id": repository.pk})
     return repository
 
@@ -209,6 +219,35 @@ def repository_scan(
     scan.commit_sha = sha
     notes |= {"ci": ci.source, "ci_note": ci.note} if ci else {}
     return scan_record(scan, findings, now=now, notes=notes)
+
+
+def scan_deadline_passed(*, now: datetime | None = None) -> datetime:
+    """The start before which a scan still ``running`` is past its deadline: the clone's time limit,
+    the analysis's, and a minute to record what it found."""
+    seconds = settings.CODEHEALTH_CLONE_TIMEOUT_SECONDS + settings.CODEHEALTH_SCAN_TIMEOUT_SECONDS + 60
+    return (now or timezone.now()) - timedelta(seconds=seconds)
+
+
+def scans_orphans_close(*, now: datetime | None = None) -> int:
+    """Close every scan still ``running`` past its deadline (its jobs process was killed or restarted
+    mid-scan, so nothing else ever will) as failed, saying so; each is closed once, by one caller.
+    Returns how many were closed."""
+    closed = 0
+    started_before = scan_deadline_passed(now=now)
+    for scan in Scan.objects.filter(status=ScanStatus.RUNNING, started_at__lt=started_before):
+        message = (
+            "the scan stopped without finishing (its jobs process ended mid-scan) and was closed "
+            "after its deadline"
+        )
+        with transaction.atomic():
+            # one conditional update: a sweep and a late finish never both win
+            if not Scan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(
+                status=ScanStatus.FAILED, error=message, finished_at=now or timezone.now()
+            ):
+                continue
+            publish(TOPIC, "scan_failed", {"repository_id": scan.repository_id, "scan_id": scan.pk})
+        closed += 1
+    return closed
 
 
 def _scan_failed(scan: Scan, message: str) -> Scan:

@@ -18,8 +18,11 @@ def repository_scan(repository_id: int) -> str:
 
 
 def scans_due() -> int:
-    """Scan every repository whose schedule says so, then read the open auto-PRs back from GitHub
-    (merged or closed, and their checks)."""
+    """Close the scans left running past their deadline, scan every repository whose schedule says so,
+    then read the open auto-PRs back from GitHub (merged or closed, and their checks)."""
+    closed = services.scans_orphans_close()
+    if closed:
+        log.warning("closed %s scans left running past their deadline", closed)
     due = services.repositories_due()
     for repository in due:
         services.repository_scan(repository)

@@ -21,8 +21,8 @@ def dave(django_user_model):
 
 
 @pytest.fixture
-def repository(alice, tmp_path):
-    repository = services.repository_create(alice, local_path=str(tmp_path), name="shop")
+def repository(alice, tmp_path, local_repository):
+    repository = local_repository(alice, tmp_path, name="shop")
     scan = Scan.objects.create(repository=repository, started_at=timezone.now())
     services.scan_record(
         scan, [Finding("lint", "ruff", "app/x.py", 1, "F401", 100, "`os` imported but unused")]
@@ -40,18 +40,18 @@ def assert_error(response, status: int, code: str) -> None:
     assert set(body) == {"error"} and body["error"]["code"] == code
 
 
-def test_it_registers_and_lists_repositories(client, bearer, tmp_path):
+def test_it_registers_and_lists_repositories(client, bearer):
     headers = bearer("read", "write")
-    response = post(client, f"{BASE}/repositories", {"local_path": str(tmp_path), "name": "site"}, **headers)
+    response = post(client, f"{BASE}/repositories", {"github": "acme/site", "name": "site"}, **headers)
     assert response.status_code == 201
-    assert response.json()["local_path"] == str(tmp_path)
+    assert response.json()["github_name"] == "site"
     listing = client.get(f"{BASE}/repositories", **headers).json()
     assert [r["name"] for r in listing] == ["site"]
     schema = "https://user:pw@api.example.com/api/openapi.json?key=s3cret"
     created = post(
         client,
         f"{BASE}/repositories",
-        {"local_path": str(tmp_path), "name": "api", "schema_url": schema},
+        {"github": "acme/api", "name": "api", "schema_url": schema},
         **headers,
     ).json()
     assert (
@@ -62,7 +62,7 @@ def test_it_registers_and_lists_repositories(client, bearer, tmp_path):
         post(
             client,
             f"{BASE}/repositories",
-            {"local_path": str(tmp_path), "schema_url": "file:///etc"},
+            {"github": "acme/web", "schema_url": "file:///etc"},
             **headers,
         ),
         422,

@@ -116,8 +116,8 @@ def test_nothing_mechanical_means_no_pull_request(repository, github, gh):
     assert github.pulls == [] and AutoPullRequest.objects.count() == 0
 
 
-def test_a_local_repository_gets_no_pull_request(alice, tmp_path):
-    repository = services.repository_create(alice, local_path=str(tmp_path))
+def test_a_local_repository_gets_no_pull_request(alice, tmp_path, local_repository):
+    repository = local_repository(alice, tmp_path)
     with pytest.raises(CodehealthError) as info:
         autopr.pull_request_open(repository)
     assert info.value.code == "not_on_github"

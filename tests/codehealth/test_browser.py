@@ -16,11 +16,13 @@ from tests.conftest import screenshot
 pytestmark = pytest.mark.browser
 
 
-def test_it_drills_down_and_creates_a_task_in_one_click(signed_in_page, hq_server, alice, tmp_path):
+def test_it_drills_down_and_creates_a_task_in_one_click(
+    signed_in_page, hq_server, alice, tmp_path, local_repository
+):
     page = signed_in_page
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    repository = services.repository_create(alice, local_path=str(tmp_path), name="acme/shop")
+    repository = local_repository(alice, tmp_path, name="acme/shop")
     for days, findings in ((14, 6), (7, 3), (0, 2)):
         scan = Scan.objects.create(repository=repository, started_at=timezone.now() - timedelta(days=days))
         services.scan_record(
@@ -70,12 +72,14 @@ def test_it_drills_down_and_creates_a_task_in_one_click(signed_in_page, hq_serve
     assert errors == []
 
 
-def test_a_scan_is_followed_live_from_scan_now_to_its_score(signed_in_page, hq_server, alice, tmp_path):
+def test_a_scan_is_followed_live_from_scan_now_to_its_score(
+    signed_in_page, hq_server, alice, tmp_path, local_repository
+):
     page = signed_in_page
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     (tmp_path / "app.py").write_text("import os\n")
-    repository = services.repository_create(alice, local_path=str(tmp_path), name="acme/live")
+    repository = local_repository(alice, tmp_path, name="acme/live")
     page.goto(hq_server + "/codehealth/")
     row = page.locator(f"#codehealth-repository-{repository.pk}")
     expect(row).to_contain_text("never")

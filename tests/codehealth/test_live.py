@@ -77,8 +77,10 @@ async def quiet(settings):
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_overview_line_is_about_the_viewers_own_repositories(alice, dave, quiet, tmp_path):
-    shop = await sync_to_async(services.repository_create)(alice, local_path=str(tmp_path), name="shop")
+async def test_the_overview_line_is_about_the_viewers_own_repositories(
+    alice, dave, quiet, tmp_path, local_repository
+):
+    shop = await sync_to_async(local_repository)(alice, tmp_path, name="shop")
     await sync_to_async(services._scan_failed)(
         await sync_to_async(Scan.objects.create)(repository=shop, started_at=timezone.now()),
         "git clone failed",
@@ -100,11 +102,13 @@ async def test_the_overview_line_is_about_the_viewers_own_repositories(alice, da
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_the_index_follows_a_scan_from_queued_to_scored(alice, dave, quiet, tmp_path, monkeypatch):
+async def test_the_index_follows_a_scan_from_queued_to_scored(
+    alice, dave, quiet, tmp_path, monkeypatch, local_repository
+):
     monkeypatch.setattr(
         services, "async_task", lambda *a, **kw: None
     )  # no jobs process: the socket shows the queue
-    shop = await sync_to_async(services.repository_create)(alice, local_path=str(tmp_path), name="shop")
+    shop = await sync_to_async(local_repository)(alice, tmp_path, name="shop")
     comm, first = await _open(alice, live.INDEX_PAGE)
     stranger, stranger_first = await _open(dave, live.INDEX_PAGE)
     assert f'id="codehealth-repository-{shop.pk}"' in first and "never" in first
@@ -127,13 +131,13 @@ async def test_the_index_follows_a_scan_from_queued_to_scored(alice, dave, quiet
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_repository_page_redraws_on_its_own_scans_only(alice, dave, quiet, tmp_path):
+async def test_a_repository_page_redraws_on_its_own_scans_only(
+    alice, dave, quiet, tmp_path, local_repository
+):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    shop = await sync_to_async(services.repository_create)(alice, local_path=str(tmp_path / "a"), name="shop")
-    other = await sync_to_async(services.repository_create)(
-        alice, local_path=str(tmp_path / "b"), name="other"
-    )
+    shop = await sync_to_async(local_repository)(alice, tmp_path / "a", name="shop")
+    other = await sync_to_async(local_repository)(alice, tmp_path / "b", name="other")
     page = live.page_name(shop.pk, "lint")
     comm, first = await _open(alice, page)
     assert 'id="codehealth-summary"' in first and "Not scanned yet" in first
@@ -152,9 +156,9 @@ async def test_a_repository_page_redraws_on_its_own_scans_only(alice, dave, quie
 
 
 @pytest.mark.django_db
-def test_a_scan_queued_long_ago_that_never_started_is_said(alice, tmp_path, monkeypatch):
+def test_a_scan_queued_long_ago_that_never_started_is_said(alice, tmp_path, monkeypatch, local_repository):
     monkeypatch.setattr(services, "async_task", lambda *a, **kw: None)
-    shop = services.repository_create(alice, local_path=str(tmp_path), name="shop")
+    shop = local_repository(alice, tmp_path, name="shop")
     services.scan_request(shop)
     assert hq.AREAS["codehealth"].status(alice).state == "idle"  # just queued: not news yet
     Repository.objects.filter(pk=shop.pk).update(scan_requested_at=timezone.now() - timedelta(minutes=6))
@@ -169,10 +173,10 @@ def test_a_scan_queued_long_ago_that_never_started_is_said(alice, tmp_path, monk
 
 @pytest.mark.django_db
 def test_scan_now_from_the_page_answers_with_the_flash_and_fresh_fragments(
-    alice_client, alice, tmp_path, monkeypatch
+    alice_client, alice, tmp_path, monkeypatch, local_repository
 ):
     monkeypatch.setattr(services, "async_task", lambda *a, **kw: None)
-    shop = services.repository_create(alice, local_path=str(tmp_path), name="shop")
+    shop = local_repository(alice, tmp_path, name="shop")
     headers = {"HTTP_HX_REQUEST": "true"}
     index = alice_client.post(f"/codehealth/{shop.pk}/scan/", {"page": live.INDEX_PAGE}, **headers)
     body = index.content.decode()

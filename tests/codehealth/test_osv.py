@@ -113,14 +113,16 @@ def test_an_unreachable_osv_is_offline_not_an_error(tmp_path, session):
 
 
 @pytest.mark.django_db
-def test_a_scan_refreshes_the_snapshot_first_and_reports_the_vulnerability(alice, tmp_path, settings):
+def test_a_scan_refreshes_the_snapshot_first_and_reports_the_vulnerability(
+    alice, tmp_path, settings, local_repository
+):
     checkout = tmp_path / "repo"
     checkout.mkdir()
     (checkout / "requirements.txt").write_text("django==4.2.0\n")
     settings.CODEHEALTH_REGISTRY_LOOKUPS = True
     settings.CODEHEALTH_OSV_SNAPSHOT = str(tmp_path / "var" / "osv.json")
     settings.CODEHEALTH_PYPI_URL = settings.CODEHEALTH_NPM_URL = "http://127.0.0.1:9"
-    repository = services.repository_create(alice, local_path=str(checkout), name="shop")
+    repository = local_repository(alice, checkout, name="shop")
     with FakeOSV([record("GHSA-0001", "django", ["4.2.0"])]).serve() as fake:
         settings.CODEHEALTH_OSV_URL = fake.url
         scan = services.repository_scan(repository)

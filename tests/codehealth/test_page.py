@@ -24,8 +24,8 @@ def scan(repository, *findings, at=None) -> Scan:
 
 
 @pytest.fixture
-def repository(alice, tmp_path):
-    return services.repository_create(alice, local_path=str(tmp_path), name="shop")
+def repository(alice, tmp_path, local_repository):
+    return local_repository(alice, tmp_path, name="shop")
 
 
 def test_it_lists_repositories_with_score_and_scan_button(alice_client, repository):

@@ -53,14 +53,16 @@ def frontend_only(tmp_path) -> Path:
     return root
 
 
-def _scan(alice, root: Path, url: str):
-    repository = services.repository_create(alice, local_path=str(root), name="web", schema_url=url)
+def _scan(local_repository, alice, root: Path, url: str):
+    repository = local_repository(alice, root, name="web", schema_url=url)
     return services.repository_scan(repository)
 
 
-def test_the_running_instances_schema_is_validated_against_the_frontend(alice, frontend_only):
+def test_the_running_instances_schema_is_validated_against_the_frontend(
+    alice, frontend_only, local_repository
+):
     with Instance(json.dumps(api.get_openapi_schema()).encode()) as instance:
-        scan = _scan(alice, frontend_only, f"{instance.url}/api/openapi.json")
+        scan = _scan(local_repository, alice, frontend_only, f"{instance.url}/api/openapi.json")
     assert instance.paths == ["/api/openapi.json"]
     names = set(CodeFinding.objects.filter(kind="contract").values_list("category", "name"))
     assert ("missing_endpoint", "DELETE /api/engine/tasks/{}") in names
@@ -79,24 +81,28 @@ def test_the_running_instances_schema_is_validated_against_the_frontend(alice, f
         (b'{"openapi": "3.1.0"}', 200, "is not an OpenAPI document"),
     ],
 )
-def test_a_schema_that_cannot_be_had_is_not_run_never_clean(alice, frontend_only, body, status, why):
+def test_a_schema_that_cannot_be_had_is_not_run_never_clean(
+    alice, frontend_only, body, status, why, local_repository
+):
     with Instance(body, status) as instance:
-        scan = _scan(alice, frontend_only, f"{instance.url}/api/openapi.json?key=s3cret-key")
+        scan = _scan(
+            local_repository, alice, frontend_only, f"{instance.url}/api/openapi.json?key=s3cret-key"
+        )
     contract = list(CodeFinding.objects.filter(kind="contract"))
     assert [(f.category, f.name) for f in contract] == [("not_run", "openapi")]
     assert why in contract[0].reason and "s3cret-key" not in contract[0].reason
     assert scan.status == "done"  # the rest of the scan ran
 
 
-def test_an_oversized_schema_is_refused(alice, frontend_only, monkeypatch):
+def test_an_oversized_schema_is_refused(alice, frontend_only, monkeypatch, local_repository):
     monkeypatch.setattr(sources, "SCHEMA_MAX_BYTES", 1000)
     with Instance(json.dumps(api.get_openapi_schema()).encode()) as instance:
-        _scan(alice, frontend_only, f"{instance.url}/api/openapi.json")
+        _scan(local_repository, alice, frontend_only, f"{instance.url}/api/openapi.json")
     assert "larger than" in CodeFinding.objects.get(kind="contract").reason
 
 
-def test_a_dead_instance_is_not_run(alice, frontend_only):
-    _scan(alice, frontend_only, "http://127.0.0.1:9/api/openapi.json")
+def test_a_dead_instance_is_not_run(alice, frontend_only, local_repository):
+    _scan(local_repository, alice, frontend_only, "http://127.0.0.1:9/api/openapi.json")
     assert "could not be fetched" in CodeFinding.objects.get(kind="contract").reason
 
 
@@ -104,20 +110,20 @@ def test_a_dead_instance_is_not_run(alice, frontend_only):
     "url",
     ["ftp://host/schema.json", "javascript:alert(1)", "http://", "http://a\x00b/", "http://" + "a" * 500],
 )
-def test_a_schema_url_must_be_http(alice, frontend_only, url):
+def test_a_schema_url_must_be_http(alice, frontend_only, url, local_repository):
     with pytest.raises(CodehealthError) as refused:
-        services.repository_create(alice, local_path=str(frontend_only), schema_url=url)
+        local_repository(alice, frontend_only, schema_url=url)
     assert refused.value.status == 422
 
 
 @pytest.mark.parametrize("host", ["169.254.169.254", "[fe80::1]", "0.0.0.0", "224.0.0.1"])
-def test_a_link_local_host_is_never_fetched(alice, frontend_only, host):
-    _scan(alice, frontend_only, f"http://{host}/latest/meta-data/")
+def test_a_link_local_host_is_never_fetched(alice, frontend_only, host, local_repository):
+    _scan(local_repository, alice, frontend_only, f"http://{host}/latest/meta-data/")
     reason = CodeFinding.objects.get(kind="contract").reason
     assert "was not fetched" in reason and "link-local" in reason
 
 
-def test_a_redirect_is_not_followed(alice, frontend_only):
+def test_a_redirect_is_not_followed(alice, frontend_only, local_repository):
     class Redirecting(QuietHandler):
         def do_GET(self) -> None:
             self.send_response(302)
@@ -126,5 +132,5 @@ def test_a_redirect_is_not_followed(alice, frontend_only):
             self.end_headers()
 
     with FakeServer(Redirecting) as server:
-        _scan(alice, frontend_only, f"{server.url}/api/openapi.json")
+        _scan(local_repository, alice, frontend_only, f"{server.url}/api/openapi.json")
     assert "redirects; give the URL it redirects to" in CodeFinding.objects.get(kind="contract").reason

@@ -69,8 +69,8 @@ CONTRACT = Finding(
 
 
 @pytest.fixture
-def repository(alice, checkout_dir):
-    return services.repository_create(alice, local_path=str(checkout_dir), name="shop")
+def repository(alice, checkout_dir, local_repository):
+    return local_repository(alice, checkout_dir, name="shop")
 
 
 def test_it_scans_a_local_checkout_into_rows(repository, checkout_dir):
@@ -134,7 +134,7 @@ def test_a_vanished_local_path_is_a_failed_scan(repository, checkout_dir):
     assert scan.status == ScanStatus.FAILED and "not a directory" in scan.error
 
 
-def test_it_refuses_bad_repositories(alice, tmp_path):
+def test_it_refuses_bad_repositories(admin, tmp_path):
     for kwargs, code in [
         ({}, "bad_source"),
         ({"github": "acme/shop", "local_path": str(tmp_path)}, "bad_source"),
@@ -144,7 +144,7 @@ def test_it_refuses_bad_repositories(alice, tmp_path):
         ({"github": "acme/shop", "frontend_root": "../etc"}, "bad_root"),
     ]:
         with pytest.raises(CodehealthError) as info:
-            services.repository_create(alice, **kwargs)
+            services.repository_create(admin, **kwargs)
         assert info.value.code == code and info.value.status == 422
 
 
