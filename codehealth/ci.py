@@ -22,9 +22,10 @@ class CiResult:
     findings: list[Finding] = field(default_factory=list)
     source: str = "none"  # "artifacts", "annotations" or "none"
     note: str = ""  # what was read, or why nothing was
+    refused: int = 0  # items refused: a path out of the repository
 
 
-def _parse_file(name: str, data: bytes) -> list[Finding] | None:
+def _parse_file(name: str, data: bytes, refused: list) -> list[Finding] | None:
     """The findings of one artifact file, or None when it is none of the formats we read (or JSON that
     ``codehealth.untrusted`` refuses: non-finite or absurd numbers, deep nesting). Paths that leave the
     repository are refused, and a CI's fix edits are never kept: an auto-PR applies only edits the
@@ -40,17 +41,17 @@ def _parse_file(name: str, data: bytes) -> list[Finding] | None:
         if not items:
             return []  # a clean run of either tool
         if "filePath" in items[0] and "messages" in items[0]:
-            return lint.parse_eslint_json(text)
+            return lint.parse_eslint_json(text, refused=refused)
         if "code" in items[0] and "filename" in items[0]:
-            return lint.parse_ruff_json(text, with_edits=False)
+            return lint.parse_ruff_json(text, with_edits=False, refused=refused)
         return None
     if name.endswith((".txt", ".log")) and "tsc" in name.lower():
-        return lint.parse_tsc(text)
+        return lint.parse_tsc(text, refused=refused)
     return None
 
 
 def _from_artifacts(
-    client: GitHubClient, owner: str, repo: str, run_id: int
+    client: GitHubClient, owner: str, repo: str, run_id: int, refused: list
 ) -> tuple[list[Finding], list[str]]:
     findings: list[Finding] = []
     read: list[str] = []
@@ -61,14 +62,14 @@ def _from_artifacts(
         except GitHubError:
             continue
         for name, data in sorted(files.items()):
-            parsed = _parse_file(name, data)
+            parsed = _parse_file(name, data, refused)
             if parsed is not None:
                 findings += parsed
                 read.append(f"{artifact.name}/{name}")
     return findings, read
 
 
-def _from_annotations(client: GitHubClient, owner: str, repo: str, ref: str) -> list[Finding]:
+def _from_annotations(client: GitHubClient, owner: str, repo: str, ref: str, refused: list) -> list[Finding]:
     findings: list[Finding] = []
     for check in client.check_runs(owner, repo, ref):
         if not check.annotations_count:
@@ -86,6 +87,7 @@ def _from_annotations(client: GitHubClient, owner: str, repo: str, ref: str) -> 
                 for a in notes
             ],
             tool=check.name or "ci",
+            refused=refused,
         )
     return findings
 
@@ -95,16 +97,20 @@ def ci_findings(
 ) -> CiResult:
     """The lint findings of the CI run of ``sha`` (or the branch's newest completed run)."""
     client = client or GitHubClient()
+    refused: list[str] = []
     try:
         runs = client.workflow_runs(owner, repo, branch=branch, status="completed", max_pages=1)
         run = next((r for r in runs if r.head_sha == sha), runs[0] if runs else None)
         if run is not None:
-            findings, read = _from_artifacts(client, owner, repo, run.id)
+            findings, read = _from_artifacts(client, owner, repo, run.id, refused)
             if read:
-                return CiResult(findings, "artifacts", f"CI run {run.id}: {', '.join(read[:5])}")
-        findings = _from_annotations(client, owner, repo, sha or branch)
+                note = f"CI run {run.id}: {', '.join(read[:5])}"
+                return CiResult(findings, "artifacts", note, refused=len(refused))
+        findings = _from_annotations(client, owner, repo, sha or branch, refused)
     except GitHubError as exc:
         return CiResult(note=f"CI results not read: {exc}"[:300])
     if findings:
-        return CiResult(findings, "annotations", "CI annotations (no readable artifact)")
+        return CiResult(
+            findings, "annotations", "CI annotations (no readable artifact)", refused=len(refused)
+        )
     return CiResult(note="no CI artifact or annotation to read")

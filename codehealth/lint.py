@@ -33,11 +33,18 @@ def _location(item: dict, key: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def parse_ruff_json(text: str, *, root: str | Path | None = None, with_edits: bool = True) -> list[Finding]:
+def _refuse(refused: list | None, path: object) -> None:
+    if refused is not None:
+        refused.append(str(path)[:200])
+
+
+def parse_ruff_json(
+    text: str, *, root: str | Path | None = None, with_edits: bool = True, refused: list | None = None
+) -> list[Finding]:
     """Findings from ``ruff check --output-format json``; ``fixable`` only for ruff's safe fixes.
     ``with_edits``: keep the fix's edits (only for ruff's own run on the checkout: a CI artifact's
     edits are somebody else's text, never applied by an auto-PR). Items whose path leaves the
-    repository are refused (``codehealth.untrusted``)."""
+    repository are refused (``codehealth.untrusted``), and their paths added to ``refused``."""
     findings = []
     items = json_loads(text or "[]")
     for item in items if isinstance(items, list) else []:
@@ -45,6 +52,7 @@ def parse_ruff_json(text: str, *, root: str | Path | None = None, with_edits: bo
             continue
         path = confined_path(item.get("filename", ""), root)
         if path is None:
+            _refuse(refused, item.get("filename"))
             continue
         fix = item.get("fix") if isinstance(item.get("fix"), dict) else {}
         safe = fix.get("applicability") == "safe"
@@ -69,7 +77,9 @@ def parse_ruff_json(text: str, *, root: str | Path | None = None, with_edits: bo
     return findings
 
 
-def parse_eslint_json(text: str, *, root: str | Path | None = None) -> list[Finding]:
+def parse_eslint_json(
+    text: str, *, root: str | Path | None = None, refused: list | None = None
+) -> list[Finding]:
     """Findings from ``eslint -f json``; an autofix eslint offers counts as fixable."""
     findings = []
     results = json_loads(text or "[]")
@@ -78,6 +88,8 @@ def parse_eslint_json(text: str, *, root: str | Path | None = None) -> list[Find
             continue
         path = confined_path(result.get("filePath", ""), root)
         messages = result.get("messages")
+        if path is None:
+            _refuse(refused, result.get("filePath"))
         if path is None or not isinstance(messages, list):
             continue
         for message in messages:
@@ -102,13 +114,16 @@ def parse_eslint_json(text: str, *, root: str | Path | None = None) -> list[Find
     return findings
 
 
-def parse_tsc(text: str, *, root: str | Path | None = None) -> list[Finding]:
+def parse_tsc(text: str, *, root: str | Path | None = None, refused: list | None = None) -> list[Finding]:
     """Findings from ``tsc --noEmit`` output, plain (``a.ts(3,5): error TS…``) or pretty (``a.ts:3:5 - …``)."""
     findings = []
     for raw in (text or "").splitlines():
         match = _TSC_LINE.match(_ANSI.sub("", raw).strip())
-        path = confined_path(match["path"].strip(), root) if match else None
+        if not match:
+            continue
+        path = confined_path(match["path"].strip(), root)
         if path is None:
+            _refuse(refused, match["path"])
             continue
         findings.append(
             Finding(
@@ -125,13 +140,16 @@ def parse_tsc(text: str, *, root: str | Path | None = None) -> list[Finding]:
     return findings
 
 
-def parse_annotations(annotations: list[dict], *, tool: str = "ci") -> list[Finding]:
+def parse_annotations(
+    annotations: list[dict], *, tool: str = "ci", refused: list | None = None
+) -> list[Finding]:
     """Check-run annotations (GitHub's wire format), at most ``ANNOTATIONS_PER_STEP``: GitHub itself
     keeps only the first ten per step, so more would be an illusion of completeness."""
     findings = []
     for item in annotations[:ANNOTATIONS_PER_STEP]:
         path = confined_path(item.get("path", ""), None)
         if path is None:
+            _refuse(refused, item.get("path"))
             continue
         findings.append(
             Finding(
@@ -157,7 +175,11 @@ def ruff_binary() -> str | None:
 
 
 def _ruff_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("RUFF_")}
+    """No ``RUFF_`` setting from outside; a thread stack deep enough for a 20,000-term expression (ruff
+    would overflow its default one and lose the whole run), on a bounded number of threads so the
+    stacks fit in the sandbox's address space."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUFF_")}
+    return env | {"RUST_MIN_STACK": str(64 * 1024 * 1024), "RAYON_NUM_THREADS": "4"}
 
 
 # What a checkout's ruff configuration may say to the HQ's ruff: the rule selection, and the few

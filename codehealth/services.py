@@ -209,8 +209,8 @@ def repository_scan(
             )
             ci_found, refused = confine(ci.findings)
             findings += ci_found  # after the local ones: the same finding keeps the checkout's fix edits
-            if refused:
-                notes["refused"] = notes.get("refused", 0) + refused
+            if refused + ci.refused:
+                notes["refused"] = notes.get("refused", 0) + refused + ci.refused
     except CodehealthError as exc:
         return _scan_failed(scan, exc.message)
     except Exception as exc:  # a scan that dies for any reason ends failed, in words
