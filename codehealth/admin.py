@@ -1,5 +1,8 @@
+from django import forms
 from django.contrib import admin
 
+from codehealth.checkout import local_path_check
+from codehealth.errors import CodehealthError
 from codehealth.models import (
     AutoPullRequest,
     CodeFinding,
@@ -11,8 +14,33 @@ from codehealth.models import (
 )
 
 
+class RepositoryForm(forms.ModelForm):
+    """A local path set here passes the same rules as through the API (``local_path_check``): an
+    admin's decision, under CODEHEALTH_LOCAL_ROOTS, registered once."""
+
+    user = None  # the signed-in admin, set by RepositoryAdmin.get_form
+
+    def clean_local_path(self) -> str:
+        value = (self.cleaned_data.get("local_path") or "").strip()
+        if not value or value == self.instance.local_path:
+            return value
+        try:
+            value = local_path_check(self.user, value)
+        except CodehealthError as exc:
+            raise forms.ValidationError(exc.message) from exc
+        if Repository.objects.filter(local_path=value).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("this local path is registered already")
+        return value
+
+
 @admin.register(Repository)
 class RepositoryAdmin(admin.ModelAdmin):
+    form = RepositoryForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
+
     list_display = [
         "name",
         "github_owner",
