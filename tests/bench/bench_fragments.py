@@ -72,7 +72,7 @@ def operators(count: int) -> list[str]:
     cookies = []
     for n in range(count):
         user = get_user_model().objects.create_user(f"op{n}", password="x", is_staff=True)
-        repository = services.repository_create(user, local_path=str(ROOT), name=f"repo-{n}")
+        repository = services.repository_create(user, github=f"acme/repo-{n}")
         services.scan_record(Scan.objects.create(repository=repository, started_at=timezone.now()), [])
         client = Client()
         client.force_login(user)
