@@ -1,7 +1,12 @@
 import json
+from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError
 
+from codehealth.analysis import checkout_analyse
+from codehealth.contracts import load_schema
+from codehealth.dependencies import load_advisories
+from codehealth.errors import CodehealthError
 from codehealth.findings import KINDS
 from codehealth.scan import scan_path
 
@@ -17,15 +22,19 @@ class Command(BaseCommand):
         parser.add_argument("--advisories", help="an OSV advisory snapshot (JSON list of records)")
 
     def handle(self, *args, **options):
+        # the given files are read here; the checkout only in the sandbox, like a scheduled scan's
         try:
-            findings = scan_path(
-                options["path"],
+            analyse = partial(
+                scan_path,
                 kinds=options["kind"],
-                schema=options["schema"],
-                advisories=options["advisories"],
+                schema=load_schema(options["schema"]) if options["schema"] else None,
+                advisories=load_advisories(options["advisories"]) if options["advisories"] else None,
             )
+            findings, _ = checkout_analyse(options["path"], analyse=analyse)
         except (OSError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
+        except CodehealthError as exc:
+            raise CommandError(exc.message) from exc
         if options["json"]:
             for finding in findings:
                 self.stdout.write(json.dumps(finding.as_json(), sort_keys=False))
