@@ -4,8 +4,9 @@
 
 1. makes itself a process group (so the parent can kill it with everything it started, ruff included),
 2. sets the operating system's own limits on itself (``resource.setrlimit``): address space
-   (``CODEHEALTH_SCAN_MEMORY_MB``), CPU seconds (the deadline's), the largest file it may write, no
-   core dumps; every process it starts inherits them,
+   (``CODEHEALTH_SCAN_MEMORY_MB`` more than it maps at the fork), CPU seconds (the deadline's), the
+   largest file it may write, no core dumps; every process it starts inherits them; and an alarm a few
+   seconds past the deadline, so it ends even if its parent is gone,
 3. copies the checkout into a fresh directory of the system's temporary directory: regular files only,
    a file symlink only when it resolves inside the checkout (copied as a plain file), never a
    directory symlink, never a FIFO or device, nothing of ``.git`` or vendored directories, within a
@@ -53,6 +54,7 @@ _SIGNALS = {
     signal.SIGKILL: "it was killed (out of memory, or by the system)",
     signal.SIGXCPU: "it used up its CPU time",
     signal.SIGXFSZ: "it wrote a file larger than allowed",
+    signal.SIGALRM: "it ran past its deadline",
     signal.SIGSEGV: "it crashed",
 }
 
@@ -152,6 +154,10 @@ def _child(source: Path, base: Path, work: Callable[[Path], Any], write_fd: int,
             for number in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
                 signal.signal(number, signal.SIG_DFL)  # the jobs process's own handlers are not ours
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write fails, it does not kill
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            # a wall-clock end of its own: should the parent die (its jobs process killed), the child,
+            # in a process group of its own, still ends soon after the deadline
+            signal.alarm(int(timeout) + 5)
             limits_set(timeout)
             copy = base / "repo"
             copy_confined(source, copy)
@@ -194,9 +200,22 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"{value.__class__.__name__} is not JSON data")
 
 
+def _address_space() -> int:
+    """The bytes of address space this process has mapped (0 where /proc does not say)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def limits_set(timeout: float) -> None:
-    """The child's limits, inherited by everything it starts (see the module docstring)."""
-    memory = settings.CODEHEALTH_SCAN_MEMORY_MB * 1024 * 1024
+    """The child's limits, inherited by everything it starts (see the module docstring). The address
+    space cap is what the analysis may add to what the forked child already maps (a jobs process's
+    size is not the analysis's), and applies whole to every process it starts (ruff)."""
+    memory = _address_space() + settings.CODEHEALTH_SCAN_MEMORY_MB * 1024 * 1024
     cpu = int(timeout) + 1
     for limit, value in (
         (resource.RLIMIT_AS, memory),
