@@ -59,6 +59,12 @@ def local_path_check(user, path: str) -> str:
         raise CodehealthError(
             "bad_local_path", "local_path must be an absolute path to a directory", status=422
         )
+    return local_path_allowed(real)
+
+
+def local_path_allowed(real: Path) -> str:
+    """``real`` (a resolved directory) when the rules of ``local_path_check`` allow it, checked again at
+    every scan: a registration made before the rules, or a root since removed, is not scanned."""
     for own in (Path(settings.BASE_DIR).resolve(), Path(settings.VAR_DIR).resolve()):
         if real.is_relative_to(own) or own.is_relative_to(real):
             raise CodehealthError(
@@ -138,6 +144,7 @@ def repository_checkout(repository: Repository) -> Iterator[tuple[Path, str]]:
             raise CodehealthError(
                 "no_checkout", f"{repository.local_path[:300]} is not a directory", status=422
             )
+        path = Path(local_path_allowed(path.resolve()))
         yield path, head_sha(path)
         return
     base = Path(settings.CODEHEALTH_CLONE_DIR)

@@ -6,6 +6,7 @@ import json
 import pytest
 from django.conf import settings as django_settings
 
+from codehealth import services
 from codehealth.models import Repository
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +120,10 @@ def test_the_admin_pages_apply_the_same_rules(client, admin, alice, checkouts, t
     assert list(Repository.objects.values_list("local_path", flat=True)) == [
         str((checkouts / "shop").resolve())
     ]
+
+
+def test_a_path_no_longer_under_the_roots_is_not_scanned(alice, checkouts, local_repository, settings):
+    repository = local_repository(alice, checkouts / "shop", name="shop")
+    settings.CODEHEALTH_LOCAL_ROOTS = []  # the admin withdrew the root after registration
+    scan = services.repository_scan(repository, analyse=lambda path: [])
+    assert scan.status == "failed" and "CODEHEALTH_LOCAL_ROOTS" in scan.error
