@@ -50,6 +50,9 @@ from codehealth.untrusted import json_loads
 COPY_MAX_BYTES = 1024 * 1024 * 1024  # a checkout larger than this is not copied (nor analysed)
 FILE_MAX_BYTES = 50 * 1024 * 1024  # larger files are left out of the copy: no analyser reads them
 ANSWER_MAX_BYTES = 256 * 1024 * 1024
+# Left out of the copy: what no analyser reads (ruff excludes these by default too). Test fixtures stay:
+# the stale analysis skips them, ruff lints them.
+COPY_SKIP = SKIP_DIRS - {"fixtures"}
 _SIGNALS = {
     signal.SIGKILL: "it was killed (out of memory, or by the system)",
     signal.SIGXCPU: "it used up its CPU time",
@@ -241,7 +244,7 @@ def copy_confined(source: Path, dest: Path) -> None:
         kept = []
         for name in dirnames:
             full = os.path.join(folder, name)
-            if name in SKIP_DIRS or name.endswith(".egg-info") or os.path.islink(full):
+            if name in COPY_SKIP or name.endswith(".egg-info") or os.path.islink(full):
                 continue  # a directory symlink is never followed: a loop would never end
             os.makedirs(target / name, mode=0o755, exist_ok=True)
             kept.append(name)
