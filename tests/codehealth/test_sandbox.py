@@ -4,9 +4,11 @@ it plants runs, the checkout is never written, and the scan ends within its dead
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import time
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,12 +16,15 @@ from django.conf import settings as django_settings
 from django.utils import timezone
 
 from codehealth import autopr, services, tasks
+from codehealth.analysis import checkout_analyse
 from codehealth.findings import Finding
 from codehealth.models import CodeFinding, Repository, Scan, ScanStatus
+from codehealth.scan import scan_path
 from tests.fakes.github import TOKEN
 
 pytestmark = pytest.mark.django_db
 HQ = Path(django_settings.BASE_DIR)
+FIXTURES = Path(__file__).parent / "fixtures"
 DEEP = "x = " + " + ".join(["1"] * 20_000) + "\n"
 
 
@@ -286,3 +291,14 @@ def test_an_auto_pr_never_asks_the_api_for_a_path_outside_the_repository(hostile
         autopr.pull_request_open(Repository.objects.get(pk=repository.pk))
     assert refused.value.code == "nothing_to_fix"
     assert not [p for _, p in github.requests if "passwd" in p or "/etc" in p]
+
+
+def test_a_sandboxed_analysis_finds_what_an_in_process_one_finds(tmp_path):
+    root = Path(shutil.copytree(FIXTURES / "djrepo", tmp_path / "djrepo"))
+    (root / "fixtures").mkdir()
+    (root / "fixtures" / "sample.py").write_text("import os\n")  # skipped by the stale analysis, not ruff
+    analyse = partial(scan_path, kinds=["stale", "lint"])
+    direct = {(f.kind, f.category, f.path, f.line, f.name) for f in analyse(root)}
+    sandboxed, notes = checkout_analyse(root, analyse=analyse)
+    assert {(f.kind, f.category, f.path, f.line, f.name) for f in sandboxed} == direct
+    assert ("lint", "ruff", "fixtures/sample.py", 1, "F401") in direct and notes == {}
