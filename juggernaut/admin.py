@@ -31,6 +31,13 @@ class ApiTokenForm(forms.ModelForm):
         model = ApiToken
         fields = ["name", "user", "scopes"]
 
+    def clean(self):
+        cleaned = super().clean()
+        user = cleaned.get("user")
+        if "admin" in cleaned.get("scopes", []) and user is not None and not user.is_superuser:
+            raise forms.ValidationError("Only an admin (superuser) may hold a token with the 'admin' scope.")
+        return cleaned
+
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):

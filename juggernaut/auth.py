@@ -36,6 +36,13 @@ class Principal:
         return self.token is None or self.token.has_scope(scope)
 
     @property
+    def is_admin(self) -> bool:
+        """An admin acting as one: a superuser's session, or a superuser's ``admin`` token. A staff
+        operator's session holds every scope, but never an admin's powers (taking over a worker, global
+        and per-mode budgets)."""
+        return bool(getattr(self.user, "is_superuser", False)) and self.has_scope("admin")
+
+    @property
     def actor(self) -> str:
         """This caller as history rows and events name it."""
         return actor_of(self.user, self.token)
@@ -49,11 +56,12 @@ def actor_of(user, token: ApiToken | None = None) -> str:
 
 
 def token_authenticate(raw: str) -> Principal | None:
-    """Resolve a raw bearer token; revoked, expired or unknown tokens resolve to None."""
+    """Resolve a raw bearer token; revoked, expired or unknown tokens, and tokens whose owner is no
+    longer an active operator, resolve to None."""
     if not raw or len(raw) > 200:
         return None
     token = ApiToken.objects.usable().select_related("user").filter(key_hash=hash_token(raw)).first()
-    if token is None or not token.user.is_active:
+    if token is None:
         return None
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:

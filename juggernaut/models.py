@@ -74,8 +74,10 @@ def hash_token(raw: str) -> str:
 
 class ApiTokenQuerySet(models.QuerySet):
     def usable(self) -> "ApiTokenQuerySet":
+        """Tokens that still work: not revoked, not expired, and their owner still an active operator
+        (a user who stops being staff, or is deactivated, loses every token at once)."""
         now = timezone.now()
-        return self.filter(revoked_at__isnull=True).filter(
+        return self.filter(revoked_at__isnull=True, user__is_active=True, user__is_staff=True).filter(
             models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
         )
 

@@ -25,6 +25,9 @@ def token_create(user, *, name: str, scopes: list[str], days: int | None = None)
         raise HQError("bad_name", "a token needs a name of 1 to 100 characters", status=422)
     if days is not None and not 1 <= days <= 3650:
         raise HQError("bad_expiry", "days must be between 1 and 3650", status=422)
+    if "admin" in (scopes or []) and not user.is_superuser:
+        # An admin token takes over workers and sets global budgets: an admin's power, not an operator's.
+        raise HQError("forbidden", "only an admin may create a token with the 'admin' scope", status=403)
     try:
         token, raw = ApiToken.generate(
             name=name, user=user, scopes=scopes, days=days or settings.API_TOKEN_DEFAULT_DAYS

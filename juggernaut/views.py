@@ -53,7 +53,8 @@ def area(request: HttpRequest, key: str) -> HttpResponse:
 def settings_page(request: HttpRequest) -> HttpResponse:
     ctx = {
         "tokens": services.tokens_for(request.user),
-        "scopes": SCOPES,
+        # Only an admin may mint an admin token; the service refuses a forged form all the same.
+        "scopes": [s for s in SCOPES if s != "admin" or request.user.is_superuser],
         "new_token": request.session.pop("new_token", None),
         "active": "settings",
     }

@@ -54,7 +54,7 @@ def workers_register(request, payload: schemas.WorkerIn):
     The name then belongs to the caller's token: anyone else gets 409 `name_taken`, unless an admin
     asks for a `takeover`."""
     principal = require_scope(request, "worker")
-    if payload.takeover and not principal.has_scope("admin"):
+    if payload.takeover and not principal.is_admin:
         raise EngineError("forbidden", "only an admin may take over another owner's worker", status=403)
     worker = services.worker_register(
         payload.name,

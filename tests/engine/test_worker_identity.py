@@ -77,11 +77,12 @@ def test_it_refuses_every_report_from_a_token_that_does_not_own_the_worker(clien
     assert done.status_code == 200 and done.json()["status"] == "done"
 
 
-def test_it_lets_only_an_admin_take_a_name_over(client, bearer):
+def test_it_lets_only_an_admin_take_a_name_over(client, bearer, make_token, admin_user):
     first = register(client, bearer("worker"), "shared-name")
     refused = post(client, "/workers", {"name": "shared-name", "takeover": True}, **bearer("worker"))
     assert refused.status_code == 403
-    taken = register(client, bearer("admin"), "shared-name", takeover=True)
+    admin = {"HTTP_AUTHORIZATION": f"Bearer {make_token('admin', user=admin_user)}"}
+    taken = register(client, admin, "shared-name", takeover=True)
     assert taken["id"] == first["id"] and taken["incarnation"] != first["incarnation"]
     assert taken["owner"] != first["owner"]
 
@@ -144,3 +145,25 @@ def test_it_leaves_kinds_without_a_handler_to_other_workers_and_says_so(client, 
     assert task.status == Status.PENDING
     claimed = post(client, "/claim", {"worker": frob["id"], "incarnation": frob["incarnation"]}, **headers)
     assert [t["id"] for t in claimed.json()] == [task.pk]
+
+
+def test_it_refuses_a_staff_operators_takeover_of_the_builtin_worker_by_every_path(
+    client, alice_client, bearer
+):
+    builtin = services.worker_register("builtin", capabilities=[])  # as `manage.py engine_worker` does
+    body = {"name": "builtin", "takeover": True}
+    # An admin-scope token an operator held from before admin tokens became an admin's alone.
+    by_token = post(client, "/workers", body, **bearer("admin"))
+    by_session = alice_client.post("/api/engine/workers", body, content_type="application/json")
+    for refused in (by_token, by_session):
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    # Nor can alice mint herself an admin token, through the API or the settings page.
+    minted = alice_client.post(
+        "/api/tokens", {"name": "root", "scopes": ["admin"]}, content_type="application/json"
+    )
+    assert minted.status_code == 403 and minted.json()["error"]["code"] == "forbidden"
+    page = alice_client.post("/settings/tokens/", {"name": "root", "scopes": ["admin", "worker"]})
+    assert page.status_code == 302
+    assert not ApiToken.objects.filter(name="root").exists()
+    assert 'value="admin"' not in alice_client.get("/settings/").content.decode()
+    assert Worker.objects.get(name="builtin").incarnation == builtin.incarnation
