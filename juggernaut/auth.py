@@ -13,9 +13,9 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.http.request import validate_host
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.http import is_same_domain
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
@@ -109,18 +109,38 @@ class BearerTokenAuth(HttpBearer):
 api_auth = [BearerTokenAuth(), SessionStaffAuth()]
 
 
-def origin_allowed(origin: str | None, host: str | None = None) -> bool:
-    """Browsers send Origin on websockets and SSE; it must name this site or a trusted origin."""
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of an origin, the port made explicit; None when it is not one."""
+    try:
+        parts = urlsplit(url.strip().lower())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme, parts.hostname, port
+
+
+def origin_allowed(origin: str | None, host: str | None = None, scheme: str = "http") -> bool:
+    """Browsers send Origin on websockets and SSE; it must be this site itself (the request's scheme,
+    host and port) or one of CSRF_TRUSTED_ORIGINS, compared on scheme, host and port alike, as Django
+    compares them for CSRF. ``http://localhost:3000`` is not ``http://localhost:8000``."""
     if not origin:
         return True  # not a browser: a token or session still has to authenticate
-    if origin in settings.CSRF_TRUSTED_ORIGINS:
-        return True
-    parts = urlsplit(origin)
-    origin_host = parts.hostname or ""
-    if host and parts.netloc == host:
-        return True
-    allowed = settings.ALLOWED_HOSTS or (["localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
-    return validate_host(origin_host, allowed)
+    theirs = _origin(origin)
+    if theirs is None:
+        return False
+    allowed = list(settings.CSRF_TRUSTED_ORIGINS)
+    if host:
+        allowed.append(f"{scheme}://{host}")
+    for candidate in allowed:
+        wildcard = "://*." in candidate  # CSRF_TRUSTED_ORIGINS' subdomain form, https://*.example.com
+        ours = _origin(candidate.replace("://*.", "://", 1))
+        if ours is None or (ours[0], ours[2]) != (theirs[0], theirs[2]):
+            continue
+        if theirs[1] == ours[1] or (wildcard and is_same_domain(theirs[1], "." + ours[1])):
+            return True
+    return False
 
 
 class WebsocketAuthMiddleware:
@@ -137,7 +157,9 @@ class WebsocketAuthMiddleware:
             headers = dict(scope.get("headers") or [])
             origin = headers.get(b"origin", b"").decode("latin-1") or None
             host = headers.get(b"host", b"").decode("latin-1") or None
-            principal = await _ws_principal(scope, headers) if origin_allowed(origin, host) else None
+            scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+            allowed = origin_allowed(origin, host, scheme)
+            principal = await _ws_principal(scope, headers) if allowed else None
             scope = dict(scope, principal=principal)
         return await self.app(scope, receive, send)
 

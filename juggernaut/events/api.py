@@ -79,7 +79,7 @@ async def events_stream(
     """Server-sent events: `id:` is the seq; resume with `Last-Event-ID` or `after_seq`; `: ping` heartbeats."""
     principal = await sync_to_async(require_scope)(request, "read")
     await sync_to_async(_topic)(topic, principal.user)
-    if not origin_allowed(request.headers.get("Origin"), request.get_host()):
+    if not origin_allowed(request.headers.get("Origin"), request.get_host(), request.scheme):
         raise HQError("bad_origin", "this origin may not read the event stream", status=403)
     resume = request.headers.get("Last-Event-ID")
     start = after_seq if after_seq is not None else 0
