@@ -1,7 +1,8 @@
 """The routing JSON API, mounted at ``/api/routing``: policies, the model catalog, usage, budgets, and a
 routed completion for the Next.js frontend and external workers.
 
-Scopes: ``read`` for listings, ``write`` for budgets and completions. A signed-in session has every scope.
+Scopes: ``read`` for listings, ``write`` for budgets and completions. A signed-in session has every scope;
+global and per-mode budgets are an admin's.
 """
 
 from decimal import Decimal
@@ -103,10 +104,14 @@ def budgets_list(request):
 
 @router.post("/budgets", response={200: schemas.BudgetOut, 201: schemas.BudgetOut})
 def budgets_set(request, payload: schemas.BudgetIn):
-    """Create or update the budget of one scope and period (201 when created)."""
-    require_scope(request, "write")
+    """Create or update the budget of one scope and period (201 when created). Global and per-mode
+    budgets are an admin's (403 `forbidden` for anyone else); a `session` budget is always of one of the
+    caller's own sessions, stored as `<user name>/<session>`."""
+    principal = require_scope(request, "write")
     soft = payload.soft_limit_usd
-    budget, created = services.budget_set(
+    budget, created = services.budget_set_by(
+        principal.user,
+        admin=principal.is_admin,
         scope=payload.scope,
         period=payload.period,
         mode=payload.mode or "",
@@ -122,8 +127,9 @@ def budgets_set(request, payload: schemas.BudgetIn):
 def complete(request, payload: schemas.CompletionIn):
     """A routed completion: the mode's policy picks the model, the budgets are reserved, the call is
     recorded. Refusals: `no_model_fits` (422), `budget_exceeded` (402), `model_error` (502, with
-    `details.retryable`), `not_configured` (503, no key)."""
-    require_scope(request, "write")
+    `details.retryable`), `not_configured` (503, no key). A `session` is the caller's own: its usage
+    and budget are recorded as `<user name>/<session>`."""
+    principal = require_scope(request, "write")
     messages = [m.model_dump(exclude_none=True) for m in payload.messages]
     usage, completion = services.completion_run(
         payload.mode,
@@ -131,7 +137,7 @@ def complete(request, payload: schemas.CompletionIn):
         tools=payload.tools,
         tool_choice=payload.tool_choice,
         max_tokens=payload.max_tokens,
-        session=payload.session,
+        session=services.session_of(principal.user, payload.session) if payload.session else "",
         run=payload.run,
     )
     return {

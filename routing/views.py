@@ -86,7 +86,9 @@ def policy_edit(request: HttpRequest, mode: str) -> HttpResponse:
 def budget_edit(request: HttpRequest) -> HttpResponse:
     data = request.POST
     try:
-        budget, created = services.budget_set(
+        budget, created = services.budget_set_by(
+            request.user,
+            admin=request.user.is_superuser,
             scope=data.get("scope", ""),
             period=data.get("period", ""),
             mode=data.get("mode", ""),

@@ -14,7 +14,9 @@ from routing.models import price_snapshot
 from routing.services.budgets import (
     budget_reserve,
     budget_set,
+    budget_set_by,
     reservations_expire,
+    session_of,
     usage_event,
     usage_record,
 )
@@ -36,6 +38,7 @@ __all__ = [
     "Selection",
     "budget_reserve",
     "budget_set",
+    "budget_set_by",
     "catalog_sync",
     "completion_run",
     "key_check",
@@ -46,6 +49,7 @@ __all__ = [
     "prompt_token_bounds",
     "reservations_expire",
     "route_select",
+    "session_of",
     "usage_event",
     "usage_record",
     "usd",

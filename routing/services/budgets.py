@@ -266,6 +266,33 @@ def usage_event(u: Usage) -> dict:
     }
 
 
+def session_of(user, name: str) -> str:
+    """The routing session an operator names through the API or the page: always one of their own,
+    ``<user name>/<name>``. User names hold no ``/``, so no operator can name another's session, nor a
+    session the HQ names itself (a chat session's ``chat-12``): nobody spends from, or sets, a session
+    budget that is not theirs."""
+    prefix = f"{user.get_username()}/"
+    name = (name or "").strip()
+    room = Budget._meta.get_field("session").max_length - len(prefix)
+    if not 1 <= len(name) <= room:
+        raise RoutingError("bad_session", f"a session name is 1 to {room} characters", status=422)
+    return prefix + name
+
+
+def budget_set_by(user, *, admin: bool, scope: str, session: str = "", **fields) -> tuple[Budget, bool]:
+    """``budget_set`` for an operator: global and per-mode budgets bound everyone's calls, so only an
+    admin sets them; a session budget is always of one of the operator's own sessions."""
+    if scope in (Scope.GLOBAL, Scope.MODE) and not admin:
+        raise RoutingError(
+            "forbidden",
+            "only an admin sets global and per-mode budgets; set a budget of one of your own sessions",
+            status=403,
+        )
+    if scope == Scope.SESSION:
+        session = session_of(user, session)
+    return budget_set(scope=scope, session=session, **fields)
+
+
 def budget_set(
     *,
     scope: str,

@@ -16,6 +16,12 @@ def post(client, url, body, headers):
     return client.post(url, body, content_type="application/json", **headers)
 
 
+@pytest.fixture
+def admin(make_token, admin_user) -> dict:
+    """The headers of an admin's token: global and per-mode budgets are an admin's."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {make_token('admin', user=admin_user)}"}
+
+
 def test_reads_need_the_read_scope_and_writes_the_write_scope(client, bearer):
     assert client.get("/api/routing/policies").status_code == 401
     assert client.get("/api/routing/policies", **bearer("worker")).json()["error"]["code"] == "forbidden"
@@ -41,8 +47,8 @@ def test_policies_and_models_list_the_seeded_policies_and_snapshot(client, beare
     assert models["openrouter/auto"]["prompt_price"] is None
 
 
-def test_budgets_are_created_then_updated_and_listed_with_their_spend(client, bearer):
-    writer = bearer("read", "write")
+def test_budgets_are_created_then_updated_and_listed_with_their_spend(client, admin):
+    writer = admin
     body = {"scope": "mode", "mode": "code", "period": "month", "limit_usd": 25, "soft_limit_usd": 20}
     created = post(client, "/api/routing/budgets", body, writer)
     assert (
@@ -65,8 +71,8 @@ def test_budgets_are_created_then_updated_and_listed_with_their_spend(client, be
         {"scope": "session", "period": "day", "limit_usd": 5},
     ],
 )
-def test_bad_budgets_are_refused_in_the_error_shape(client, bearer, body):
-    response = post(client, "/api/routing/budgets", body, bearer("write"))
+def test_bad_budgets_are_refused_in_the_error_shape(client, admin, body):
+    response = post(client, "/api/routing/budgets", body, admin)
     assert response.status_code in (404, 422)
     assert set(response.json()["error"]) == {"code", "message", "details"}
     assert not Budget.objects.exists()
@@ -91,7 +97,7 @@ def test_complete_routes_records_and_answers_with_usage(client, bearer, fake_ope
     assert (
         usage[0]["id"] == answer["usage_id"]
         and usage[0]["cost_usd"] == 0.0003
-        and usage[0]["session"] == "s1"
+        and usage[0]["session"] == "alice/s1"  # the caller's own session
     )
 
 
@@ -122,10 +128,8 @@ def test_usage_is_newest_first(client, bearer, fake_openrouter):
     assert client.get("/api/routing/usage?limit=0", **bearer("read")).status_code == 422
 
 
-def test_complete_refuses_with_budget_exceeded(client, bearer, fake_openrouter):
-    post(
-        client, "/api/routing/budgets", {"scope": "global", "period": "day", "limit_usd": 0}, bearer("write")
-    )
+def test_complete_refuses_with_budget_exceeded(client, bearer, admin, fake_openrouter):
+    post(client, "/api/routing/budgets", {"scope": "global", "period": "day", "limit_usd": 0}, admin)
     response = post(client, "/api/routing/complete", {"mode": "ops", "messages": MESSAGES}, bearer("write"))
     assert response.status_code == 402
     error = response.json()["error"]

@@ -115,8 +115,8 @@ def test_the_budget_form_refuses_bad_amounts_without_a_500(alice_client, limit):
     assert response.status_code == 302 and not Budget.objects.exists()
 
 
-def test_the_budget_form_sets_a_budget(alice_client):
-    response = alice_client.post(
+def test_the_budget_form_sets_a_budget(admin_client):
+    response = admin_client.post(
         "/routing/budgets/",
         {"scope": "mode", "mode": "code", "period": "month", "limit_usd": "$25", "soft_limit_usd": "20"},
         HTTP_HX_REQUEST="true",
