@@ -33,8 +33,11 @@ def repair(request, payload: RepairIn):
 
 @router.post("/auto-heal", response=ExecutionOut)
 def auto_heal(request):
-    """One auto-heal run now: auto-safe actions only, behind the circuit breakers."""
-    require_scope(request, "write")
+    """One auto-heal run now: auto-safe actions only, behind the circuit breakers. Each operator may ask
+    for SELFHEAL_MANUAL_RUNS_PER_HOUR runs an hour (429 `rate_limited` past that); asking never opens
+    the breaker that guards the schedule."""
+    principal = require_scope(request, "write")
+    services.auto_heal_manual_check(principal.user)
     return services.repair_run(trigger="api", actor=_actor(request), auto=True)
 
 

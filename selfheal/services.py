@@ -5,7 +5,8 @@
 - ``repair_run``: diagnose, run the safe actions the findings name (or those asked for) under per-run
   caps and per-hour breakers, then diagnose again and sort each finding into fixed / remaining / new.
 - ``auto_heal_run``: the same, unattended, with only auto-safe actions of auto-run playbooks, and it
-  stops (breaker open) after too many runs or rows in an hour, or after a repair that did not verify.
+  stops (breaker open) after too many scheduled runs or rows in an hour, or after a repair that did not
+  verify. Runs an operator asks for are limited per operator instead (``auto_heal_manual_check``).
 
 Every step is published on topic ``selfheal`` as it happens.
 """
@@ -18,9 +19,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connection
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
+from juggernaut.auth import actor_of
 from juggernaut.events import publish
 from juggernaut.healing import Finding, as_plain, registry_load
 from selfheal.errors import SelfHealError
@@ -124,15 +126,16 @@ def diagnose_run(*, trigger: str = "operator", actor: str = "", now: datetime | 
 
 
 def _hour_usage(now: datetime, *, exclude: int | None = None) -> tuple[int, int]:
-    """(auto-heal runs, rows touched by any repair) in the last hour, not counting run ``exclude``
-    (dry runs change nothing)."""
+    """(the schedule's auto-heal runs, rows touched by any repair) in the last hour, not counting run
+    ``exclude`` (dry runs change nothing). Runs an operator asked for have their own per-operator
+    limit (``auto_heal_manual_check``), so asking can never open the breaker that guards the schedule."""
     recent = Execution.objects.filter(
         kind__in=[Execution.Kind.REPAIR, Execution.Kind.AUTO_HEAL],
         dry_run=False,
         started_at__gte=now - timedelta(hours=1),
     ).exclude(pk=exclude)
     rows = recent.aggregate(n=Sum("touched"))["n"] or 0
-    return recent.filter(kind=Execution.Kind.AUTO_HEAL).count(), rows
+    return recent.filter(kind=Execution.Kind.AUTO_HEAL, trigger="schedule").count(), rows
 
 
 def breaker_state(*, now: datetime | None = None, exclude: int | None = None) -> str:
@@ -140,7 +143,9 @@ def breaker_state(*, now: datetime | None = None, exclude: int | None = None) ->
     now = now or timezone.now()
     runs, rows = _hour_usage(now, exclude=exclude)
     if runs >= settings.SELFHEAL_MAX_RUNS_PER_HOUR:
-        return f"{runs} auto-heal runs in the last hour (limit {settings.SELFHEAL_MAX_RUNS_PER_HOUR})"
+        return (
+            f"{runs} scheduled auto-heal runs in the last hour (limit {settings.SELFHEAL_MAX_RUNS_PER_HOUR})"
+        )
     if rows >= settings.SELFHEAL_MAX_ROWS_PER_HOUR:
         return f"{rows} rows touched in the last hour (limit {settings.SELFHEAL_MAX_ROWS_PER_HOUR})"
     last = (
@@ -277,6 +282,28 @@ def repair_run(
     return _finish(
         execution, status=status, steps=steps, touched=touched, report=after, verification=verification
     )
+
+
+def auto_heal_manual_check(user, *, now: datetime | None = None) -> None:
+    """Refuse (429) an operator's auto-heal run past SELFHEAL_MANUAL_RUNS_PER_HOUR of theirs in the
+    last hour, whichever of their tokens or sessions asked. Other operators and the schedule are not
+    affected."""
+    now = now or timezone.now()
+    actor = actor_of(user)  # "operator:alice"; a token of hers acts as "operator:alice (token …)"
+    asked = Execution.objects.filter(
+        Q(actor=actor) | Q(actor__startswith=f"{actor} ("),
+        kind=Execution.Kind.AUTO_HEAL,
+        started_at__gte=now - timedelta(hours=1),
+    ).exclude(trigger="schedule")
+    limit = settings.SELFHEAL_MANUAL_RUNS_PER_HOUR
+    if asked.count() >= limit:
+        raise SelfHealError(
+            "rate_limited",
+            f"you asked for {limit} auto-heal runs in the last hour (the limit per operator); "
+            "the schedule goes on running it",
+            status=429,
+            details={"limit": limit},
+        )
 
 
 def auto_heal_run(*, now: datetime | None = None) -> Execution:

@@ -6,6 +6,7 @@ import pytest
 from django.utils import timezone
 
 from juggernaut.engine.models import Status, Task, Worker
+from selfheal import services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,13 +101,14 @@ def test_it_refuses_without_the_scope_and_bad_input(client, bearer):
 def test_auto_heal_stops_when_a_breaker_opens(client, bearer, settings):
     settings.SELFHEAL_MAX_RUNS_PER_HOUR = 2
     expired_lease()
-    first = client.post("/api/self-heal/auto-heal", **bearer("write")).json()
-    assert first["kind"] == "auto_heal" and first["status"] == "succeeded", first
-    client.post("/api/self-heal/auto-heal", **bearer("write"))
+    first = services.auto_heal_run()  # the schedule's runs
+    assert first.kind == "auto_heal" and first.status == "succeeded", first.steps
+    services.auto_heal_run()
     third = client.post("/api/self-heal/auto-heal", **bearer("write")).json()
     assert third["status"] == "failed"
     assert (
-        third["steps"][0]["name"] == "circuit_breaker" and "2 auto-heal runs" in third["steps"][0]["output"]
+        third["steps"][0]["name"] == "circuit_breaker"
+        and "2 scheduled auto-heal runs" in third["steps"][0]["output"]
     )
 
 
