@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
+from django.db.models import Sum
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -223,3 +224,28 @@ def docs_access(view):
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def signin_lockout_parameters(request_or_attempt, credentials: dict | None = None) -> list:
+    """What django-axes counts failed sign-ins by (``AXES_LOCKOUT_PARAMETERS``).
+
+    A user name is locked out from one address after AXES_FAILURE_LIMIT wrong passwords from there
+    (name and address together), so one bad actor behind a shared proxy locks out neither everyone
+    behind it nor the real owner of the name signing in from elsewhere. Guessing spread over many
+    addresses is stopped too: once a name has failed HQ_LOGIN_NAME_FAILURE_LIMIT times in all within
+    the cool-off, it is locked out from everywhere.
+    """
+    from axes.helpers import get_client_username
+    from axes.models import AccessAttempt
+
+    if isinstance(request_or_attempt, HttpRequest):
+        username = get_client_username(request_or_attempt, credentials)
+    else:
+        username = getattr(request_or_attempt, "username", None)
+    if username:
+        failures = AccessAttempt.objects.filter(
+            username=username, attempt_time__gte=timezone.now() - settings.AXES_COOLOFF_TIME
+        ).aggregate(n=Sum("failures_since_start"))["n"]
+        if (failures or 0) >= settings.HQ_LOGIN_NAME_FAILURE_LIMIT:
+            return ["username"]
+    return [["username", "ip_address"]]

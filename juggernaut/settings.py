@@ -232,12 +232,15 @@ HQ_HOST = env("HQ_HOST", "127.0.0.1")
 PORT = envint("PORT", 8000)
 
 # Sign-in throttling (django-axes), on /login/ and /admin/login/ alike: after HQ_LOGIN_FAILURE_LIMIT
-# wrong passwords for one user name, or from one address, that name or address is locked out for
-# HQ_LOGIN_LOCKOUT_MINUTES. A correct sign-in clears the count.
+# wrong passwords for one user name from one address, that name is locked out from that address for
+# HQ_LOGIN_LOCKOUT_MINUTES (name and address together: a shared proxy's address locks out no one else);
+# after HQ_LOGIN_NAME_FAILURE_LIMIT from any addresses, the name is locked out from everywhere. A
+# correct sign-in clears its address's count. See juggernaut.auth.signin_lockout_parameters.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = envint("HQ_LOGIN_FAILURE_LIMIT", 5)
+HQ_LOGIN_NAME_FAILURE_LIMIT = envint("HQ_LOGIN_NAME_FAILURE_LIMIT", 20)
 AXES_COOLOFF_TIME = timedelta(minutes=envint("HQ_LOGIN_LOCKOUT_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = "juggernaut.auth.signin_lockout_parameters"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "juggernaut.views.signin_locked"
 # The client address is REMOTE_ADDR: daphne sets it from X-Forwarded-For only behind a proxy (HQ_BEHIND_PROXY).

@@ -92,10 +92,11 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 
 
 def signin_locked(request: HttpRequest, credentials: dict | None = None, *args, **kwargs) -> HttpResponse:
-    """The page django-axes shows on /login/ and /admin/login/ once a name or address is locked out."""
+    """The page django-axes shows on /login/ and /admin/login/ once a user name is locked out."""
     ctx = {
         "username": (credentials or {}).get("username") or request.POST.get("username", ""),
         "failure_limit": settings.AXES_FAILURE_LIMIT,
+        "name_limit": settings.HQ_LOGIN_NAME_FAILURE_LIMIT,
         "minutes": int(settings.AXES_COOLOFF_TIME.total_seconds() // 60),
     }
     return render(request, "registration/locked_out.html", ctx, status=429)
