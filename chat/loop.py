@@ -47,7 +47,14 @@ from chat.models import (
     ToolStatus,
 )
 from chat.prompt import prompt_build, prompt_fit
-from chat.tools_registry import ToolArgumentError, tool_get, tool_schemas
+from chat.tools_registry import (
+    ToolArgumentError,
+    arguments_parse,
+    call_refusal,
+    calls_checked,
+    tool_get,
+    tool_schemas,
+)
 from juggernaut.errors import HQError
 from juggernaut.events import publish
 from routing.models import Usage
@@ -143,14 +150,6 @@ def _wait_for_approval(run: ChatRun, lease: str, executions: list[ToolExecution]
             },
         )
     return RunStatus.WAITING_APPROVAL
-
-
-def _parse_arguments(raw: str) -> tuple[dict, str]:
-    try:
-        value = json.loads(raw or "{}")
-    except ValueError:
-        return {}, "the arguments are not valid JSON"
-    return (value, "") if isinstance(value, dict) else ({}, "the arguments must be a JSON object")
 
 
 class Loop:
@@ -282,7 +281,7 @@ class Loop:
                 run=run,
                 role=Role.ASSISTANT,
                 content=completion.content,
-                tool_calls=[c.as_dict() for c in completion.tool_calls],
+                tool_calls=calls_checked([c.as_dict() for c in completion.tool_calls]),
             )
             run.iterations += 1
             run.model = completion.model or usage.model_requested
@@ -382,14 +381,15 @@ class Loop:
             return found
         function = call.get("function") or {}
         name = str(function.get("name") or "")
-        arguments, problem = _parse_arguments(function.get("arguments") or "{}")
+        refused = call_refusal(call)
+        arguments, problem = ({}, refused) if refused else arguments_parse(function.get("arguments") or "{}")
         tool = tool_get(name)
         call_fp = call_fingerprint(
             name, arguments or {"_raw": function.get("arguments")}, tool.spec.volatile if tool else ()
         )
         execution = ToolExecution(
             run=self.run,
-            tool_call_id=call["id"][:100],
+            tool_call_id=call["id"],
             tool=name[:100],
             arguments=arguments,
             safe=tool.safe if tool else True,
@@ -398,8 +398,8 @@ class Loop:
         )
         if tool is None or problem:
             execution.status = ToolStatus.ERROR
-            execution.error_type = "unknown_tool" if tool is None else "bad_arguments"
-            execution.error = f"there is no tool named {name!r}" if tool is None else problem
+            execution.error_type = "bad_call_id" if refused else "bad_arguments" if tool else "unknown_tool"
+            execution.error = problem if refused or tool else f"there is no tool named {name!r}"
         elif self.guard.is_blocked(call_fp):
             execution.status = ToolStatus.BLOCKED
         elif not tool.safe:

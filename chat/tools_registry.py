@@ -6,6 +6,7 @@ parameters. Arguments the model sends are checked against the same hints before 
 wrong argument is an error the model reads, not a crash.
 """
 
+import hashlib
 import inspect
 import re
 import types
@@ -16,14 +17,55 @@ from functools import cache
 from typing import Any, Literal
 
 from juggernaut.discovery import app_modules
+from juggernaut.errors import HQError
+from juggernaut.inputs import json_strict_loads
 from juggernaut.tools import ToolSpec, acting_as, tool_spec
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 PARAM_LINE_RE = re.compile(r"^\s*([a-z_][a-z0-9_]*)\s*:\s*(.+)$")
 
 
+# A tool call id is stored (ToolExecution.tool_call_id) and sent back with the call's result.
+MAX_CALL_ID = 100
+REFUSED_ID_PREFIX = "refused-"
+
+
 class ToolArgumentError(ValueError):
     """The model's arguments do not fit the tool's signature."""
+
+
+def arguments_parse(raw: str) -> tuple[dict, str]:
+    """``(arguments, "")`` from the model's JSON text, or ``({}, why not)``: the model reads why.
+    Arguments are model output, so untrusted: non-finite numbers (``1e999``, ``Infinity``, ``NaN``),
+    deep nesting and NUL characters are refused like malformed JSON, never stored."""
+    try:
+        value = json_strict_loads(raw or "{}")
+    except HQError as exc:
+        return {}, f"the arguments are refused: {exc.message}"
+    except ValueError:
+        return {}, "the arguments are not valid JSON"
+    return (value, "") if isinstance(value, dict) else ({}, "the arguments must be a JSON object")
+
+
+def calls_checked(calls: list[dict]) -> list[dict]:
+    """The model's tool calls as the conversation stores them. A call whose id the store cannot hold
+    (not a string, or over MAX_CALL_ID characters) gets a short id marked refused instead, so it is
+    answered, as a refused call the model reads, under an id the conversation can carry."""
+    checked = []
+    for index, call in enumerate(calls):
+        raw = call.get("id")
+        if not isinstance(raw, str) or len(raw) > MAX_CALL_ID:
+            digest = hashlib.sha256(repr(raw).encode()).hexdigest()[:16]
+            call = {**call, "id": f"{REFUSED_ID_PREFIX}{index}-{digest}"}
+        checked.append(call)
+    return checked
+
+
+def call_refusal(call: dict) -> str:
+    """Why a stored call is refused before anything looks at its tool, or ""."""
+    if call["id"].startswith(REFUSED_ID_PREFIX):
+        return f"the tool call's id is over {MAX_CALL_ID} characters; the call was refused, not run"
+    return ""
 
 
 @dataclass(frozen=True)
