@@ -1,6 +1,6 @@
 """Chat tools of code health: repositories with their scores, one repository's open findings and its
-latest weekly report (read-only); a scan queued (safe: it only reads the repository); and a task for a
-finding (it changes something, so it waits for the operator's approval).
+latest weekly report (read-only); a scan queued and a task for a finding (each causes work, so each
+waits for the operator's approval).
 
 Plain typed functions with docstrings, marked by ``juggernaut.tools.tool``; the chat app builds their JSON
 schemas. Each acts as the chat session's owner and sees only that operator's repositories.
@@ -110,10 +110,12 @@ def codehealth_report(repository: str) -> dict:
     }
 
 
-@tool(safe=True)
+# A scan clones the repository and calls GitHub and package registries from the jobs process: work an
+# operator approves, never something a log line or a repository's text can start.
+@tool(safe=False)
 def codehealth_scan(repository: str) -> dict:
     """Queue a scan of one repository (by name) on the jobs process; its result arrives on the Code Health
-    page and in codehealth_repositories when it finishes."""
+    page and in codehealth_repositories when it finishes. Waits for the operator's approval."""
     found = _named(repository)
     if found is None:
         return {"error": f"no repository named {repository[:120]!r}"}

@@ -6,6 +6,13 @@ docstrings. The decorator only records what the schema cannot say:
 
 - ``safe``: a read-only tool runs at once; an unsafe one (it changes something) waits for the
   operator's approval in the chat;
+- ``per_run``: how many times one chat run may call it (None: no limit); a call past that is refused
+  and the model reads why.
+
+The rule every tool follows, because the model's words may come from a log line or a repository: a
+tool that changes something or queues work is unsafe; a safe tool that reaches outside the HQ (an
+external API, a check that calls one) carries a ``per_run`` limit; only a tool that just reads the
+HQ's own database is safe without one. Each tool's docstring says which, and why.
 - ``volatile``: argument keys whose values change between otherwise equal calls (a timestamp, a
   random id), left out when repeated calls are compared.
 
@@ -32,13 +39,23 @@ _user: ContextVar[Any] = ContextVar("tool_user", default=None)
 class ToolSpec:
     safe: bool = True
     volatile: tuple[str, ...] = ()
+    per_run: int | None = None
 
 
-def tool(func: Callable | None = None, *, safe: bool = True, volatile: tuple[str, ...] | list[str] = ()):
-    """Mark a function as a chat tool: ``@tool`` or ``@tool(safe=False, volatile=("now",))``."""
+def tool(
+    func: Callable | None = None,
+    *,
+    safe: bool = True,
+    volatile: tuple[str, ...] | list[str] = (),
+    per_run: int | None = None,
+):
+    """Mark a function as a chat tool: ``@tool``, ``@tool(safe=False, volatile=("now",))`` or
+    ``@tool(per_run=1)``."""
+    if per_run is not None and per_run < 1:
+        raise ValueError("per_run is at least 1 (an unlimited tool has None)")
 
     def mark(f: Callable) -> Callable:
-        setattr(f, ATTRIBUTE, ToolSpec(safe=safe, volatile=tuple(volatile)))
+        setattr(f, ATTRIBUTE, ToolSpec(safe=safe, volatile=tuple(volatile), per_run=per_run))
         return f
 
     return mark(func) if func is not None else mark
