@@ -57,6 +57,7 @@ from chat.tools_registry import (
     tool_get,
     tool_schemas,
 )
+from juggernaut.auth import session_principal
 from juggernaut.errors import HQError
 from juggernaut.events import publish
 from routing.models import Usage
@@ -197,6 +198,12 @@ class Loop:
 
     def _model_call(self) -> Stop | None:
         run, budget = self.run, self.budget
+        owner = type(self.session.owner).objects.filter(pk=self.session.owner_id).first()
+        if session_principal(owner) is None:  # demoted or deactivated: no more paid calls on their behalf
+            return Stop(
+                StopReason.CANCELLED,
+                "The session's owner is no longer an active operator, so the run makes no more model calls.",
+            )
         if run.iterations >= budget.max_iterations:
             return Stop(
                 StopReason.MAX_ITERATIONS,
