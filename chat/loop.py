@@ -21,7 +21,6 @@ from concurrent.futures import wait as futures_wait
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from chat import runs
@@ -37,7 +36,6 @@ from chat.guardrails import (
     failure_fingerprint,
 )
 from chat.models import (
-    OPEN_TOOL_STATUSES,
     ChatMessage,
     ChatRun,
     Phase,
@@ -411,7 +409,9 @@ class Loop:
             execution.error = problem if refused or tool else f"there is no tool named {name!r}"
         elif self.guard.is_blocked(call_fp):
             execution.status = ToolStatus.BLOCKED
-        elif tool.spec.per_run is not None and self._calls_of(name) >= tool.spec.per_run:
+        elif (limit := tool.spec.per_run) and ToolExecution.objects.went().filter(
+            run=self.run, tool=name
+        ).count() >= limit:
             execution.status, execution.error_type = ToolStatus.ERROR, "rate_limited"
             execution.error = (
                 f"{name} may run at most {tool.spec.per_run} time(s) per run; use the result you have"
@@ -433,11 +433,6 @@ class Loop:
                 },
             )
         return execution
-
-    def _calls_of(self, name: str) -> int:
-        """The calls of tool ``name`` this run has run or will run (refused ones do not count)."""
-        went = Q(status__in=[*OPEN_TOOL_STATUSES, ToolStatus.OK]) | Q(duration_ms__isnull=False)
-        return ToolExecution.objects.filter(went, run=self.run, tool=name).count()
 
     def _tools(self, message: ChatMessage, calls: list[dict]) -> Stop | Wait | None:
         executions = [self._execution(c) for c in calls]

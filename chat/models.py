@@ -248,6 +248,12 @@ class ToolStatus(models.TextChoices):
 OPEN_TOOL_STATUSES = (ToolStatus.WAITING_APPROVAL, ToolStatus.APPROVED, ToolStatus.RUNNING)
 
 
+class ToolExecutionQuerySet(models.QuerySet):
+    def went(self) -> "ToolExecutionQuerySet":
+        """Calls that ran, run or will run once approved (not those refused before running)."""
+        return self.filter(Q(status__in=[*OPEN_TOOL_STATUSES, ToolStatus.OK]) | Q(duration_ms__isnull=False))
+
+
 class ToolExecution(models.Model):
     """One tool call of a run, from the model's request to its result, error or refusal.
 
@@ -273,6 +279,8 @@ class ToolExecution(models.Model):
     iteration = models.PositiveIntegerField()
     decided_by = models.CharField(max_length=150, blank=True, default="")
     decided_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ToolExecutionQuerySet.as_manager()
 
     class Meta:
         db_table = "tool_executions"
