@@ -158,11 +158,23 @@ class WebsocketAuthMiddleware:
             headers = dict(scope.get("headers") or [])
             origin = headers.get(b"origin", b"").decode("latin-1") or None
             host = headers.get(b"host", b"").decode("latin-1") or None
-            scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
-            allowed = origin_allowed(origin, host, scheme)
+            allowed = origin_allowed(origin, host, _ws_scheme(scope, headers))
             principal = await _ws_principal(scope, headers) if allowed else None
             scope = dict(scope, principal=principal)
         return await self.app(scope, receive, send)
+
+
+def _ws_scheme(scope, headers: dict) -> str:
+    """The scheme a browser used for this websocket, as ``request.scheme`` would say it: daphne leaves
+    it out of the scope, and behind a TLS-terminating proxy only SECURE_PROXY_SSL_HEADER tells."""
+    if scope.get("scheme") in ("wss", "https"):
+        return "https"
+    proxy = settings.SECURE_PROXY_SSL_HEADER
+    if proxy:
+        name = proxy[0].removeprefix("HTTP_").replace("_", "-").lower().encode("latin-1")
+        if headers.get(name, b"").decode("latin-1").split(",")[0].strip() == proxy[1]:
+            return "https"
+    return "http"
 
 
 @database_sync_to_async

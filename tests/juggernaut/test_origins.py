@@ -11,12 +11,9 @@ from tests.juggernaut.test_events import _sse_open
 HQ = b"localhost:8000"
 
 
-async def ws_connects(raw: str, origin: str) -> bool:
-    comm = WebsocketCommunicator(
-        application,
-        "/ws/events/",
-        headers=[(b"host", HQ), (b"origin", origin.encode()), (b"authorization", f"Bearer {raw}".encode())],
-    )
+async def ws_connects(raw: str, origin: str, *extra: tuple[bytes, bytes]) -> bool:
+    headers = [(b"host", HQ), (b"origin", origin.encode()), (b"authorization", f"Bearer {raw}".encode())]
+    comm = WebsocketCommunicator(application, "/ws/events/", headers=headers + list(extra))
     connected, _ = await comm.connect()
     await comm.disconnect()
     return connected
@@ -63,3 +60,14 @@ async def test_it_refuses_sse_streams_from_another_port_of_the_same_host(make_to
     assert await sse_status(raw, "https://testserver") == 403
     settings.CSRF_TRUSTED_ORIGINS = ["http://testserver:3000"]
     assert await sse_status(raw, "http://testserver:3000") == 200
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_takes_the_scheme_from_a_trusted_tls_proxy_only(make_token, settings, stop_relays):
+    raw = await sync_to_async(make_token)("read")
+    forwarded = (b"x-forwarded-proto", b"https")
+    assert not await ws_connects(raw, "https://localhost:8000", forwarded)  # no proxy is trusted
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    assert await ws_connects(raw, "https://localhost:8000", forwarded)
+    assert not await ws_connects(raw, "http://localhost:8000", forwarded)
+    assert not await ws_connects(raw, "https://localhost:8000")  # the proxy did not say https
