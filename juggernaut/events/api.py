@@ -93,20 +93,31 @@ async def events_stream(
     # The stream may last hours: give the pool back the connection that authenticated it.
     await sync_to_async(close_old_connections)()
     token_id = principal.token.pk if principal.token else None
-    response = StreamingHttpResponse(_sse(topic, max(start, 0), token_id), content_type="text/event-stream")
+    user_id = None if principal.token else principal.user.pk
+    response = StreamingHttpResponse(
+        _sse(topic, max(start, 0), token_id, user_id), content_type="text/event-stream"
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
 
 
 class StreamRevoked(Exception):
-    """The token a stream was opened with was revoked or expired: the stream ends."""
+    """The stream's token was revoked or expired, or its session's user stopped being an active
+    operator: the stream ends, with ``error`` saying which."""
+
+    def __init__(self, error: HQError | None = None) -> None:
+        super().__init__()
+        self.error = error or revoked_error()
 
 
-async def follow(topic: str, after_seq: int, token_id: int | None) -> AsyncIterator[list[dict] | None]:
+async def follow(
+    topic: str, after_seq: int, token_id: int | None, user_id: int | None = None
+) -> AsyncIterator[list[dict] | None]:
     """The envelopes of ``topic`` after ``after_seq``, then the live ones as they commit, in batches
     (exactly once, in order); ``None`` after ``EVENTS_SSE_PING_SECONDS`` of quiet, so the caller can
-    keep proxies open. Raises ``StreamRevoked`` when the stream's token is revoked."""
+    keep proxies open. Raises ``StreamRevoked`` when the stream's token is revoked, or when the
+    signed-in operator ``user_id`` (a stream opened without a token) stops being one."""
     layer = get_channel_layer()
     channel = await layer.new_channel()
     pending: list[dict] = []
@@ -118,6 +129,8 @@ async def follow(topic: str, after_seq: int, token_id: int | None) -> AsyncItera
     relay = get_relay()
     if token_id is not None:
         relay.watch_token(token_id, channel)
+    if user_id is not None:
+        relay.watch_user(user_id, channel)
     try:
         await subscriber.subscribe(topic, after_seq)
         while True:
@@ -133,10 +146,16 @@ async def follow(topic: str, after_seq: int, token_id: int | None) -> AsyncItera
                 continue
             if message["type"] == "token.revoked":
                 raise StreamRevoked
+            if message["type"] == "operator.revoked":
+                raise StreamRevoked(
+                    HQError("not_an_operator", "this account is no longer an active operator")
+                )
             await subscriber.on_batch(message["topic"], message["events"])
     finally:
         if token_id is not None:
             relay.unwatch_token(token_id, channel)
+        if user_id is not None:
+            relay.unwatch_user(user_id, channel)
         await subscriber.close()
 
 
@@ -144,14 +163,14 @@ def revoked_error() -> HQError:
     return HQError("token_revoked", "the token of this stream was revoked or expired")
 
 
-async def _sse(topic: str, after_seq: int, token_id: int | None):
+async def _sse(topic: str, after_seq: int, token_id: int | None, user_id: int | None = None):
     yield "retry: 3000\n\n"
     try:
-        async for batch in follow(topic, after_seq, token_id):
+        async for batch in follow(topic, after_seq, token_id, user_id):
             if batch is None:
                 yield ": ping\n\n"
                 continue
             for env in batch:
                 yield f"id: {env['seq']}\nevent: {env['type']}\ndata: {json.dumps(env, cls=DjangoJSONEncoder)}\n\n"
-    except StreamRevoked:
-        yield f"event: error\ndata: {json.dumps(revoked_error().as_dict())}\n\n"
+    except StreamRevoked as revoked:
+        yield f"event: error\ndata: {json.dumps(revoked.error.as_dict())}\n\n"

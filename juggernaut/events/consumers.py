@@ -114,6 +114,7 @@ class SubscribingConsumer(AsyncWebsocketConsumer):
 
     subscriber: EventSubscriber
     token_id: int | None = None
+    user_id: int | None = None  # a signed-in session's operator, watched instead of a token
 
     async def __call__(self, scope, receive, send) -> None:
         try:
@@ -145,13 +146,20 @@ class SubscribingConsumer(AsyncWebsocketConsumer):
         if self.token_id is not None:
             get_relay().unwatch_token(self.token_id, self.channel_name)
             self.token_id = None
+        if self.user_id is not None:
+            get_relay().unwatch_user(self.user_id, self.channel_name)
+            self.user_id = None
 
     async def _accept_principal(self, principal) -> None:
-        """Accept, and have the relay close this socket if the caller's token is revoked."""
+        """Accept, and have the relay close this socket if the caller's token is revoked, or the
+        session's operator stops being one."""
         await self.accept()
         if principal.token is not None:
             self.token_id = principal.token.pk
             get_relay().watch_token(self.token_id, self.channel_name)
+        else:
+            self.user_id = principal.user.pk
+            get_relay().watch_user(self.user_id, self.channel_name)
 
     async def disconnect(self, code) -> None:
         await self._cleanup()
@@ -162,6 +170,11 @@ class SubscribingConsumer(AsyncWebsocketConsumer):
 
     async def token_revoked(self, message: dict) -> None:
         await self._send_error("token_revoked", "the token of this connection was revoked or expired")
+        await self.close(code=CLOSE_UNAUTHORIZED)
+        await self._cleanup()
+
+    async def operator_revoked(self, message: dict) -> None:
+        await self._send_error("not_an_operator", "this account is no longer an active operator")
         await self.close(code=CLOSE_UNAUTHORIZED)
         await self._cleanup()
 

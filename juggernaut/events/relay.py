@@ -16,6 +16,7 @@ import psycopg
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connections
 
 from juggernaut.db import pg_connect_params
@@ -36,8 +37,10 @@ class Relay:
         self.layer = get_channel_layer()
         self.tasks: list[asyncio.Task] = []
         self.polls = 0
-        # Channels (websockets, SSE streams) opened with each API token, closed when it stops working.
+        # Channels (websockets, SSE streams) opened with each API token, closed when it stops working,
+        # and those opened with an operator's signed-in session, closed when they stop being one.
         self.token_channels: dict[int, set[str]] = {}
+        self.user_channels: dict[int, set[str]] = {}
         self.tokens_checked_at = 0.0
 
     def start(self) -> None:
@@ -66,6 +69,15 @@ class Relay:
         if not channels:
             self.token_channels.pop(token_id, None)
 
+    def watch_user(self, user_id: int, channel_name: str) -> None:
+        self.user_channels.setdefault(user_id, set()).add(channel_name)
+
+    def unwatch_user(self, user_id: int, channel_name: str) -> None:
+        channels = self.user_channels.get(user_id, set())
+        channels.discard(channel_name)
+        if not channels:
+            self.user_channels.pop(user_id, None)
+
     def poke(self) -> None:
         self.wake.set()
 
@@ -87,14 +99,19 @@ class Relay:
         """Tell every stream opened with a token that was revoked, expired or whose user stopped being
         an active operator (one query per interval for the whole process, not one per connection)."""
         now = self.loop.time()
-        if not self.token_channels or now - self.tokens_checked_at < settings.HQ_TOKEN_CHECK_SECONDS:
+        watched = self.token_channels or self.user_channels
+        if not watched or now - self.tokens_checked_at < settings.HQ_TOKEN_CHECK_SECONDS:
             return
         self.tokens_checked_at = now
-        ids = list(self.token_channels)
-        alive = await database_sync_to_async(_usable_token_ids)(ids)
-        for token_id in set(ids) - alive:
-            for channel in self.token_channels.pop(token_id, set()):
-                await self.layer.send(channel, {"type": "token.revoked"})
+        for channels, alive_of, message in [
+            (self.token_channels, _usable_token_ids, "token.revoked"),
+            (self.user_channels, _operator_ids, "operator.revoked"),
+        ]:
+            ids = list(channels)
+            alive = await database_sync_to_async(alive_of)(ids) if ids else set()
+            for gone in set(ids) - alive:
+                for channel in channels.pop(gone, set()):
+                    await self.layer.send(channel, {"type": message})
 
     async def poll(self) -> None:
         self.polls += 1
@@ -144,6 +161,11 @@ class Relay:
 
 def _usable_token_ids(ids: list[int]) -> set[int]:
     return set(ApiToken.objects.usable().filter(pk__in=ids).values_list("pk", flat=True))
+
+
+def _operator_ids(ids: list[int]) -> set[int]:
+    users = get_user_model().objects.filter(pk__in=ids, is_active=True, is_staff=True)
+    return set(users.values_list("pk", flat=True))
 
 
 def get_relay() -> Relay:

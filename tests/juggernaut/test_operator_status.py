@@ -9,6 +9,7 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
+from django.test import Client
 
 from juggernaut.asgi import application
 from juggernaut.events.relay import get_relay
@@ -81,6 +82,44 @@ async def test_it_closes_the_open_websockets_and_sse_streams_of_a_demoted_operat
         body += (await sse.receive_output(timeout=6)).get("body", b"")
     assert not (await sse.receive_output(timeout=2)).get("more_body")  # the stream ended
     assert token_id not in get_relay().token_channels
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_it_closes_the_open_session_sockets_and_streams_of_a_demoted_operator(alice, stop_relays):
+    cookie = await sync_to_async(_session)(alice)
+    page = WebsocketCommunicator(
+        application, "/ws/hq/", headers=[(b"cookie", f"sessionid={cookie}".encode())]
+    )
+    assert (await page.connect())[0]
+    await page.receive_from(timeout=5)  # the page's resync
+    events = WebsocketCommunicator(
+        application, "/ws/events/", headers=[(b"cookie", f"sessionid={cookie}".encode())]
+    )
+    assert (await events.connect())[0]
+    sse = await _sse_open(
+        "", "/api/events/engine/stream", headers=[(b"cookie", f"sessionid={cookie}".encode())]
+    )
+    assert (await sse.receive_output(timeout=5))["status"] == 200
+
+    await sync_to_async(demote)(alice)
+
+    for socket in [page, events]:
+        frame = await socket.receive_from(timeout=6)
+        while '"error"' not in frame:  # a live fragment or event may come first
+            frame = await socket.receive_from(timeout=6)
+        assert json.loads(frame)["error"]["code"] == "not_an_operator"
+        assert await socket.receive_output(timeout=2) == {"type": "websocket.close", "code": 4401}
+    body = b""
+    while b"not_an_operator" not in body:
+        body += (await sse.receive_output(timeout=6)).get("body", b"")
+    assert not (await sse.receive_output(timeout=2)).get("more_body")
+    assert alice.pk not in get_relay().user_channels
+
+
+def _session(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
 
 
 @pytest.mark.django_db
