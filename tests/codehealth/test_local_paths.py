@@ -55,7 +55,9 @@ def test_an_admin_registers_a_path_under_the_roots_once(
 ):
     created = register(client, as_admin, {"local_path": str(checkouts / "shop"), "name": "shop"})
     assert created.status_code == 201, created.content
-    other_admin = django_user_model.objects.create_user("eve", "eve@example.com", "pw", is_superuser=True)
+    other_admin = django_user_model.objects.create_user(
+        "eve", "eve@example.com", "pw", is_staff=True, is_superuser=True
+    )
     as_eve = {"HTTP_AUTHORIZATION": f"Bearer {make_token('write', user=other_admin)}"}
     # the same directory, by another admin, under another name, or through a spelling with "..": refused
     for path in (str(checkouts / "shop"), str(checkouts / "shop" / ".." / "shop")):
