@@ -14,6 +14,7 @@ from django.urls import path  # noqa: E402
 
 from juggernaut.auth import WebsocketAuthMiddleware  # noqa: E402
 from juggernaut.events.consumers import EventsConsumer, HQConsumer  # noqa: E402
+from juggernaut.middleware import BodyLimit  # noqa: E402
 
 websocket_urlpatterns = [
     path("ws/events/", EventsConsumer.as_asgi()),
@@ -22,7 +23,7 @@ websocket_urlpatterns = [
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": BodyLimit(django_asgi_app),
         "websocket": AuthMiddlewareStack(WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

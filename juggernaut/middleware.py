@@ -1,4 +1,7 @@
-"""Middleware: the API's one error shape outside ninja's handlers, and the request guard."""
+"""Middleware: the API's one error shape outside ninja's handlers, the request guard, and the body
+limit applied in front of Django (before authentication and before the body is buffered)."""
+
+import json
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
@@ -64,6 +67,28 @@ def refusal_response(request: HttpRequest, exc: HQError, *, headers: dict | None
     return response
 
 
+# --- body limits ---------------------------------------------------------------------------------
+#
+# One limit per request: ``HQ_MAX_BODY_BYTES`` everywhere, except the paths an app registers with a
+# larger (or smaller) limit of its own setting (``/api/logs/ingest``: ``LOGS_INGEST_MAX_BYTES``). The
+# same limit is applied at three depths: by the server while the body arrives (juggernaut.serve),
+# by ``BodyLimit`` in front of Django, and by ``request_guard`` for whatever reaches Django otherwise.
+
+_body_limits: dict[str, str] = {}  # path -> name of the setting holding its limit
+
+
+def body_limit_register(path: str, setting: str) -> None:
+    """Give ``path`` the body limit held by ``setting`` (read on each request, so tests can override
+    it); call from ``AppConfig.ready``."""
+    _body_limits[path] = setting
+
+
+def body_limit(path: str) -> int:
+    """The largest body, in bytes, a request to ``path`` may carry."""
+    setting = _body_limits.get(path.rstrip("/") or "/")
+    return int(getattr(settings, setting)) if setting else settings.HQ_MAX_BODY_BYTES
+
+
 def body_too_large(limit: int | None = None) -> HQError:
     limit = limit or settings.HQ_MAX_BODY_BYTES
     return HQError(
@@ -83,14 +108,17 @@ def database_busy() -> HQError:
     )
 
 
-def _oversized(request: HttpRequest) -> bool:
+def _oversized(request: HttpRequest) -> int | None:
+    """The limit ``request``'s body breaks, if it does."""
+    limit = body_limit(request.path)
     try:
         length = int(request.META.get("CONTENT_LENGTH") or -1)
     except ValueError:
-        return True
-    if length < 0 and request.method in ("POST", "PUT", "PATCH"):
-        length = len(request.body)  # no Content-Length (chunked): the ASGI handler has read it whole
-    return length > settings.HQ_MAX_BODY_BYTES
+        return limit
+    if length < 0 and request.method in ("POST", "PUT", "PATCH") and limit <= settings.HQ_MAX_BODY_BYTES:
+        # no Content-Length (chunked): BodyLimit counted it on the way in; this reads what is left
+        length = len(request.body)
+    return limit if length > limit else None
 
 
 def _nul_in_fields(request: HttpRequest) -> str | None:
@@ -110,8 +138,9 @@ def _nul_in_fields(request: HttpRequest) -> str | None:
 
 
 def _guard(request: HttpRequest) -> HttpResponse | None:
-    if _oversized(request):
-        return refusal_response(request, body_too_large())
+    limit = _oversized(request)
+    if limit is not None:
+        return refusal_response(request, body_too_large(limit))
     field = _nul_in_fields(request)
     if field is None:
         return None
@@ -175,3 +204,72 @@ def request_guard(get_response):
 
     middleware.process_exception = _db_unavailable  # type: ignore[attr-defined]
     return middleware
+
+
+# --- the body limit in front of Django ----------------------------------------------------------------
+
+
+class BodyLimit:
+    """ASGI middleware: a body over its path's limit is refused with 413 before Django reads it (so
+    before authentication, and before Django spools it): at once when ``Content-Length`` says so,
+    otherwise as soon as the bytes received pass the limit (a chunked upload stops being read there)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(scope["path"])
+        declared = _declared_length(scope)
+        if declared is None or declared > limit:
+            await _refuse(scope, send, limit)
+            return
+        received, over = 0, False
+
+        async def bounded_receive() -> dict:
+            nonlocal received, over
+            if over:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Django takes a disconnect as the end of the request and answers nothing
+                    over = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        await self.app(scope, bounded_receive, send)
+        if over:
+            await _refuse(scope, send, limit)
+
+
+def _declared_length(scope) -> int | None:
+    """The ``Content-Length`` (0 when absent), or None when it is not a number."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return 0
+
+
+def body_refusal(path: str, limit: int) -> tuple[bytes, bytes]:
+    """The 413 answer's content type and body, outside Django: the error shape under /api/, a line
+    of text elsewhere (the page needs a request the server never built)."""
+    error = body_too_large(limit)
+    if path.startswith("/api/"):
+        return b"application/json", json.dumps(error.as_dict()).encode()
+    return b"text/plain; charset=utf-8", f"{error.message}\n".encode()
+
+
+async def _refuse(scope, send, limit: int) -> None:
+    content_type, body = body_refusal(scope["path"], limit)
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+    # the rest of the body is never read: the connection cannot carry another request
+    headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

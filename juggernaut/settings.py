@@ -297,6 +297,8 @@ CHANNEL_LAYERS = {
 
 # Live event log.
 EVENTS_RETENTION_DAYS = envint("EVENTS_RETENTION_DAYS", 14)
+# Retention prunes (events, log lines) delete this many rows per statement and transaction.
+HQ_PRUNE_BATCH = envint("HQ_PRUNE_BATCH", 2000)
 EVENTS_POLL_SECONDS = envfloat(
     "EVENTS_POLL_SECONDS", 1.0 if DATABASES["default"]["ENGINE"].endswith("postgresql") else 0.1
 )
@@ -333,7 +335,9 @@ ENGINE_HEARTBEAT_SECONDS = envint("ENGINE_HEARTBEAT_SECONDS", 10)
 # The stuck detector reports a queue whose oldest due task has waited longer than this.
 ENGINE_STUCK_QUEUE_MINUTES = envint("ENGINE_STUCK_QUEUE_MINUTES", 10)
 
-# Request bodies above this are refused with 413 (API and forms alike).
+# Request bodies above this are refused with 413 (API and forms alike), except on paths with a limit
+# of their own (log ingest: LOGS_INGEST_MAX_BYTES); refused while the body arrives, before any of it
+# is kept.
 HQ_MAX_BODY_BYTES = envint("HQ_MAX_BODY_BYTES", 2_621_440)
 DATA_UPLOAD_MAX_MEMORY_SIZE = HQ_MAX_BODY_BYTES
 # The Retry-After of a 503 when the database has no connection to give.
@@ -348,6 +352,10 @@ LOGS_RAILWAY_HOURLY_REQUESTS = envint("LOGS_RAILWAY_HOURLY_REQUESTS", 1000)
 LOGS_CRAWL_PAGE = envint("LOGS_CRAWL_PAGE", 500)
 LOGS_RETENTION_DAYS = envint("LOGS_RETENTION_DAYS", 14)
 LOGS_INGEST_MAX_BYTES = envint("LOGS_INGEST_MAX_BYTES", 10 * 1024 * 1024)
+# An ingest answer lists at most this many rejected lines (the first ones), and counts the rest.
+LOGS_INGEST_MAX_REJECTED = envint("LOGS_INGEST_MAX_REJECTED", 100)
+# Ingest stores (and commits) a service's lines this many at a time, so no request holds a lock long.
+LOGS_INGEST_BATCH_LINES = envint("LOGS_INGEST_BATCH_LINES", 500)
 # A stored line longer than this is cut, with a marker saying how much was dropped.
 LOGS_MAX_LINE_CHARS = envint("LOGS_MAX_LINE_CHARS", 16 * 1024)
 # Alert rules: a spike is >= FACTOR x the fingerprint's baseline rate and >= MIN in the last window;

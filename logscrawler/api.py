@@ -3,6 +3,8 @@
 Scopes: ``write`` to ingest, ``read`` for listings. A signed-in session has every scope.
 """
 
+from collections.abc import Iterator
+
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Query, Router
@@ -11,53 +13,41 @@ from juggernaut.auth import require_scope
 from juggernaut.schemas import DbId
 from logscrawler import schemas, services
 from logscrawler.errors import LogsError
-from logscrawler.ingest import parse_ndjson
+from logscrawler.ingest import ndjson_ingest
 from logscrawler.models import ErrorFingerprint, LogAlert
 
 PREFIX = "/logs"  # the app label is "logscrawler"; operators and other sources know it as logs
 router = Router(tags=["logs"])
 
 
-def _body(request: HttpRequest) -> bytes:
-    """The raw body, refused before reading when it is larger than ``LOGS_INGEST_MAX_BYTES``."""
-    limit = settings.LOGS_INGEST_MAX_BYTES
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    too_big = LogsError("payload_too_large", f"the body is larger than {limit} bytes", status=413)
-    if declared > limit:
-        raise too_big
-    body = request.read(limit + 1)  # the stream, not request.body: its own smaller cap would apply
-    if len(body) > limit:
-        raise too_big
-    return body
+def _lines(request: HttpRequest) -> Iterator[bytes]:
+    """The body's lines, read one at a time (never the whole body at once). The size was checked
+    before the body was read (``juggernaut.middleware``: ``LOGS_INGEST_MAX_BYTES`` on this path); the
+    read stops at the limit all the same."""
+    budget = settings.LOGS_INGEST_MAX_BYTES
+    while budget > 0:
+        raw = request.readline(budget)
+        if not raw:
+            return
+        budget -= len(raw)
+        yield raw
 
 
 @router.post("/ingest", response=schemas.IngestOut)
 def ingest(request):
     """Store NDJSON log lines ``{service, timestamp, message, severity?, attributes?, id?}``.
 
-    Up to ``LOGS_INGEST_MAX_BYTES`` per request. Each bad line (not UTF-8, not JSON, a missing field,
-    an unknown service) is listed in ``rejected`` with its line number; the other lines are kept. A
+    Up to ``LOGS_INGEST_MAX_BYTES`` per request (413 above). Each bad line (not UTF-8, not JSON,
+    nested deeper than 32 levels, a missing field, a control character in ``service`` or ``id``, a
+    date outside 1970 to 9998, an unknown service) is listed in ``rejected`` with its line number;
+    the other lines are kept. At most ``LOGS_INGEST_MAX_REJECTED`` rejections are listed (the first
+    ones); ``rejected_more`` counts the rest. Non-finite numbers in attributes are stored as null. A
     line sent again (same ``id``, or same service, timestamp and message) counts as a duplicate.
+    Lines are committed ``LOGS_INGEST_BATCH_LINES`` at a time: a request cut short keeps what was
+    committed, and sending it again stores nothing twice.
     """
     require_scope(request, "write")
-    parsed = parse_ndjson(_body(request))
-    known = services.services_by_name({name for _, name, _ in parsed.items})
-    batches: dict[str, list] = {}
-    for number, name, record in parsed.items:
-        if name in known:
-            batches.setdefault(name, []).append(record)
-        else:
-            parsed.reject(number, f"unknown service {name[:120]!r}")
-    accepted = duplicates = 0
-    for name, records in batches.items():
-        result = services.logs_ingest(known[name], records)
-        accepted += result.accepted
-        duplicates += result.duplicates
-    rejected = sorted(parsed.rejected, key=lambda r: r["line"])
-    return {"accepted": accepted, "duplicates": duplicates, "rejected": rejected}
+    return ndjson_ingest(_lines(request)).as_dict()
 
 
 @router.get("/top-errors", response=schemas.TopErrorsOut)

@@ -6,6 +6,7 @@ they came in one record with newlines or one record per line.
 """
 
 import json
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,6 +16,9 @@ from typing import Any
 from logscrawler.header import LEVELS, split_header
 
 ERROR_LEVELS = {"error", "critical"}
+# JSON from outside nests at most this deep: deeper input is refused before anything recursive
+# (json.dumps, the database's JSON functions, redaction) walks it.
+JSON_MAX_DEPTH = 32
 # pino / bunyan numeric levels
 _NUMERIC_LEVELS = {10: "debug", 20: "debug", 30: "info", 40: "warning", 50: "error", 60: "critical"}
 _MESSAGE_KEYS = ("message", "msg", "text", "log")
@@ -87,14 +91,49 @@ def _status(value: Any) -> int | None:
     return status if 100 <= status <= 599 else None
 
 
+class JSONTooDeep(ValueError):
+    pass
+
+
+def _finite(text: str) -> float | None:
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+def json_depth(value: Any) -> int:
+    """How deep a decoded JSON value nests (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def json_loads_bounded(text: str | bytes, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
+    """``json.loads`` for text from outside: non-finite numbers (``Infinity``, ``NaN``, ``1e999``)
+    become null, which every database takes; nesting deeper than ``max_depth`` raises ``JSONTooDeep``
+    (a ``ValueError``), and so does nesting deep enough to exhaust the decoder's recursion."""
+    try:
+        data = json.loads(text, parse_constant=lambda _name: None, parse_float=_finite)
+    except RecursionError as exc:
+        raise JSONTooDeep(f"JSON nested deeper than {max_depth} levels") from exc
+    if json_depth(data) > max_depth:
+        raise JSONTooDeep(f"JSON nested deeper than {max_depth} levels")
+    return data
+
+
 def parse_record(text: str, *, severity: str | None = None, attributes: dict | None = None) -> Event:
     """One record: a JSON object or a plain line, with the severity its source reported, if any."""
     attributes = dict(attributes or {})
     stripped = text.strip()
     if stripped.startswith("{") and stripped.endswith("}"):
         try:
-            data = json.loads(stripped)
-        except ValueError:
+            data = json_loads_bounded(stripped)
+        except ValueError:  # not JSON, or too deep to read as such: a plain line
             data = None
         if isinstance(data, dict):
             return _parse_json(data, severity, attributes)

@@ -17,6 +17,7 @@ class IngestOut(Schema):
     accepted: int
     duplicates: int
     rejected: list[RejectedLine]
+    rejected_more: int = 0  # rejected lines beyond the ones listed (LOGS_INGEST_MAX_REJECTED)
 
 
 class TopErrorsQuery(Schema):

@@ -45,7 +45,7 @@ def test_it_stores_lines_and_fingerprints_errors(client, bearer, api_service):
     )
     response = ingest(client, body, bearer("write"))
     assert response.status_code == 200, response.content
-    assert response.json() == {"accepted": 6, "duplicates": 0, "rejected": []}
+    assert response.json() == {"accepted": 6, "duplicates": 0, "rejected": [], "rejected_more": 0}
     assert LogLine.objects.count() == 4  # the three lines of the traceback are one event
     assert LogLine.objects.filter(is_error=True).count() == 3
     payment, trace = ErrorFingerprint.objects.order_by("first_seen")
@@ -59,7 +59,7 @@ def test_it_counts_a_batch_sent_twice_once(client, bearer, api_service):
     body = ndjson(line("db down", 0, severity="error"), line("db down", 5, severity="error", id="rw-1"))
     assert ingest(client, body, bearer("write")).json()["accepted"] == 2
     again = ingest(client, body, bearer("write")).json()
-    assert again == {"accepted": 0, "duplicates": 2, "rejected": []}
+    assert again == {"accepted": 0, "duplicates": 2, "rejected": [], "rejected_more": 0}
     assert LogLine.objects.count() == 2
     assert ErrorFingerprint.objects.get().count == 2
 
@@ -100,7 +100,7 @@ def test_it_keeps_huge_and_nul_lines_safely(client, bearer, api_service):
 def test_it_refuses_an_oversized_body(client, bearer, api_service):
     response = ingest(client, ndjson(*[line("y" * 100, i) for i in range(20)]), bearer("write"))
     assert response.status_code == 413
-    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.json()["error"]["code"] == "body_too_large"
     assert LogLine.objects.count() == 0
 
 
