@@ -1,7 +1,8 @@
 """Database connections outside plain ORM use: the per-process Postgres pool (Django's
 ``OPTIONS["pool"]``, sized in settings) and the details side connections (``LISTEN``) need."""
 
-from django.db import connections
+from django.conf import settings
+from django.db import connections, transaction
 from django.db.backends.postgresql.base import DatabaseWrapper as PostgresWrapper
 
 
@@ -36,3 +37,22 @@ def pool_at_least(size: int, alias: str = "default") -> None:
         return
     options["max_size"] = size
     connection.close_pool()  # the next connection opens a pool of the new size
+
+
+def queryset_delete_batched(queryset, *, batch: int | None = None) -> int:
+    """Delete the rows of ``queryset`` ``batch`` at a time (``HQ_PRUNE_BATCH``), each batch its own
+    statement and transaction, holding no more than one batch's primary keys in memory: a retention
+    prune of millions of rows neither loads them (``QuerySet.delete()`` fetches every row that has
+    cascades to follow) nor holds a lock for the whole run. Returns the number of rows deleted."""
+    size = max(batch or settings.HQ_PRUNE_BATCH, 1)
+    model, total = queryset.model, 0
+    while True:
+        keys = list(queryset.order_by().values_list("pk", flat=True)[:size])
+        if not keys:
+            return total
+        with transaction.atomic():
+            # only the keys are read back: cascades need nothing else
+            deleted = model.objects.filter(pk__in=keys).only("pk").delete()[1].get(model._meta.label, 0)
+        total += deleted
+        if len(keys) < size:
+            return total

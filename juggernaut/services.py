@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from juggernaut.db import queryset_delete_batched
 from juggernaut.errors import HQError
 from juggernaut.events import publish
 from juggernaut.models import SCOPES, ApiToken, Event
@@ -71,7 +72,8 @@ def operator_ensure(*, username: str = "", password: str = "") -> tuple[str, str
 
 
 def events_prune(*, days: int | None = None, keep=None) -> int:
-    """Delete events older than the retention window, except topics still on screen.
+    """Delete events older than the retention window, except topics still on screen, in batches of
+    ``HQ_PRUNE_BATCH``.
 
     ``keep`` is a list of topics to spare; apps extend it through ``EVENT_KEEPERS`` callables that
     return the topics of objects still shown (a chat run keeps its events).
@@ -81,8 +83,7 @@ def events_prune(*, days: int | None = None, keep=None) -> int:
     keep_topics = set(keep or [])
     for keeper in EVENT_KEEPERS:
         keep_topics.update(keeper())
-    deleted, _ = Event.objects.filter(ts__lt=cutoff).exclude(topic__in=keep_topics).delete()
-    return deleted
+    return queryset_delete_batched(Event.objects.filter(ts__lt=cutoff).exclude(topic__in=keep_topics))
 
 
 # Callables returning topics whose events must survive retention; apps append in AppConfig.ready().

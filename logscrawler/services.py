@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
+from juggernaut.db import queryset_delete_batched
 from juggernaut.events import publish
 from logscrawler.alerts import alerts_evaluate
 from logscrawler.errors import LogsError
@@ -347,10 +348,10 @@ def top_errors(
 
 
 def logs_prune(*, now: datetime | None = None) -> int:
-    """Delete raw lines older than ``LOGS_RETENTION_DAYS``; fingerprints and rollups stay."""
+    """Delete raw lines older than ``LOGS_RETENTION_DAYS``, ``HQ_PRUNE_BATCH`` at a time; fingerprints
+    and rollups stay."""
     cutoff = (now or timezone.now()) - timedelta(days=settings.LOGS_RETENTION_DAYS)
-    deleted, _ = LogLine.objects.filter(timestamp__lt=cutoff).delete()
-    return deleted
+    return queryset_delete_batched(LogLine.objects.filter(timestamp__lt=cutoff))
 
 
 def service_for_import(name: str) -> LogService:

@@ -1,13 +1,24 @@
 """Storage across batches: fingerprints resume, merge with their history, regress; import_logs; prune."""
 
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from logscrawler import services
-from logscrawler.models import ErrorFingerprint, ErrorMinute, FingerprintStatus, LogAlert, LogLine, LogService
+from logscrawler.models import (
+    ErrorFingerprint,
+    ErrorMinute,
+    ErrorOccurrence,
+    FingerprintStatus,
+    LogAlert,
+    LogLine,
+    LogService,
+)
 from logscrawler.services import Record
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -106,3 +117,20 @@ def test_it_prunes_old_lines_but_keeps_fingerprints(web, settings):
     assert services.logs_prune(now=T0 + timedelta(days=10, minutes=1)) >= 1
     assert list(LogLine.objects.values_list("message", flat=True)) == ["recent"]
     assert ErrorFingerprint.objects.count() == 2
+
+
+def test_it_prunes_in_bounded_batches_without_reading_the_lines(web, settings):
+    settings.LOGS_RETENTION_DAYS = 7
+    settings.HQ_PRUNE_BATCH = 3
+    old = [error(f"job {i} crashed with code {i}", i) for i in range(10)]
+    services.logs_ingest(web, [*old, error("recent", 60 * 24 * 10)])
+    with CaptureQueriesContext(connection) as queries:
+        assert services.logs_prune(now=T0 + timedelta(days=10, minutes=1)) == 10
+    sql = [q["sql"] for q in queries.captured_queries]
+    line_deletes = [s for s in sql if s.startswith('DELETE FROM "railway_logs"')]
+    # Postgres binds the keys as one array or a list: count the keys named in each statement
+    sizes = [len(re.findall(r"\d+", s.split(" IN ", 1)[1])) for s in line_deletes]
+    assert sizes == [3, 3, 3, 1]
+    assert not any('"railway_logs"."message"' in s for s in sql)  # no line was loaded to be deleted
+    assert list(LogLine.objects.values_list("message", flat=True)) == ["recent"]
+    assert ErrorOccurrence.objects.count() == 1
