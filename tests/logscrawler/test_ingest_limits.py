@@ -101,6 +101,21 @@ def test_it_stores_non_finite_attribute_numbers_as_null(client, bearer, api_serv
     assert stored.attributes == {"ms": None, "rows": [1, None], "ok": 2.5}
 
 
+def test_it_stores_nul_and_lone_surrogates_in_attributes_as_replacement_characters(
+    client, bearer, api_service
+):
+    bad = raw_line(
+        "odd attributes", attributes='{"k\\u0000ey": "v\\u0000", "s": "\\ud800", "n": {"\\u0000": 1}}'
+    )
+    response = ingest(client, between_good_lines(bad), bearer("write"))
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == 3
+    stored = LogLine.objects.get(message="odd attributes")
+    dumped = json.dumps(stored.attributes, ensure_ascii=False)
+    assert "\\u0000" not in dumped and "\x00" not in dumped
+    dumped.encode("utf-8")
+
+
 def test_it_rejects_a_line_that_fails_while_stored_and_keeps_its_batch(
     client, bearer, api_service, monkeypatch
 ):
