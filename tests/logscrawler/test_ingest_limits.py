@@ -6,8 +6,10 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from channels.testing import ApplicationCommunicator
 from django.test import override_settings
 
+from juggernaut.asgi import application
 from logscrawler.fingerprint import Fingerprinter
 from logscrawler.models import LogLine, LogService
 
@@ -169,3 +171,46 @@ def test_it_accepts_a_body_above_the_general_limit_up_to_its_own(client, bearer,
     too_big = ingest(client, body + b"\n" + body, bearer("write"))
     assert too_big.status_code == 413
     assert too_big.json()["error"]["details"] == {"limit": 4 * 1024 * 1024}
+
+
+# --- the body limit in front of Django (any ASGI server) ---------------------------------------------
+
+
+def _http_scope(path: str, headers: list) -> dict:
+    return {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+
+
+async def _answer(comm: ApplicationCommunicator) -> tuple[int, dict]:
+    start = await comm.receive_output(timeout=10)
+    body = await comm.receive_output(timeout=10)
+    return start["status"], json.loads(body["body"])
+
+
+@override_settings(LOGS_INGEST_MAX_BYTES=1000)
+async def test_it_refuses_an_announced_oversized_body_before_reading_it():
+    headers = [(b"content-length", b"5000"), (b"authorization", b"Bearer nonsense")]
+    comm = ApplicationCommunicator(application, _http_scope("/api/logs/ingest", headers))
+    # nothing of the body is sent: the answer comes from the announced length alone
+    status, answer = await _answer(comm)
+    assert status == 413 and answer["error"]["details"] == {"limit": 1000}
+
+
+@override_settings(LOGS_INGEST_MAX_BYTES=1000)
+async def test_it_stops_reading_a_chunked_body_at_the_limit():
+    comm = ApplicationCommunicator(application, _http_scope("/api/logs/ingest", []))
+    for _ in range(3):
+        await comm.send_input({"type": "http.request", "body": b"x" * 400, "more_body": True})
+    status, answer = await _answer(comm)  # answered while the sender is still sending
+    assert status == 413 and answer["error"]["code"] == "body_too_large"
