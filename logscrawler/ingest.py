@@ -177,9 +177,11 @@ class _Batcher:
             return
         batch = self.pending.setdefault(name, [])
         batch.append((number, record))
-        if len(batch) >= self.size:
+        grown = len(batch) - self.size
+        if grown >= 0 and grown % max(self.size // 4, 1) == 0:
             # The last event may go on in the next lines (a stack trace): it waits for them, unless
-            # the batch is all one event and has grown to twice its size.
+            # the batch is all one event and has grown to twice its size (looked at again after
+            # each quarter of a batch, as import_logs does).
             cut = services.open_event_start([r for _, r in batch])
             if cut == 0 and len(batch) < 2 * self.size:
                 return

@@ -214,3 +214,32 @@ async def test_it_stops_reading_a_chunked_body_at_the_limit():
         await comm.send_input({"type": "http.request", "body": b"x" * 400, "more_body": True})
     status, answer = await _answer(comm)  # answered while the sender is still sending
     assert status == 413 and answer["error"]["code"] == "body_too_large"
+
+
+@override_settings(LOGS_INGEST_BATCH_LINES=4)
+def test_it_keeps_a_stack_trace_cut_by_a_batch_boundary_in_one_event(client, bearer, api_service):
+    trace = [
+        "Traceback (most recent call last):",
+        '  File "/app/pay.py", line 3, in charge',
+        "    amount = order['amount']",
+        "KeyError: 'amount'",
+    ]
+    # (seconds, message): the trace's lines share their second, as a logger writes them
+    lines = [
+        (0, "GET /a 200"),
+        (1, "GET /b 200"),
+        (2, "GET /c 200"),
+        *[(3, t) for t in trace],
+        (4, "GET /d 200"),
+    ]
+    body = b"\n".join(
+        json.dumps(
+            {"service": "api", "timestamp": (T0 + timedelta(seconds=s)).isoformat(), "message": m}
+        ).encode()
+        for s, m in lines
+    )
+    response = ingest(client, body, bearer("write"))
+    assert response.json()["accepted"] == len(lines)
+    stored = LogLine.objects.get(is_error=True)
+    assert stored.message.startswith("Traceback") and stored.message.endswith("KeyError: 'amount'")
+    assert LogLine.objects.count() == 5
