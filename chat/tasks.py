@@ -2,7 +2,10 @@
 
 import logging
 
+from django_q.models import Schedule
+
 from chat import services
+from juggernaut.schedules import Declared
 
 log = logging.getLogger(__name__)
 
@@ -18,3 +21,9 @@ def runs_sweep() -> int:
     if closed:
         log.info("closed %d interrupted chat runs: %s", len(closed), closed)
     return len(closed)
+
+
+# What the jobs cluster runs on its own (synced by ``manage.py sync_schedules``).
+SCHEDULES = [
+    Declared("hq:chat-sweep", runs_sweep, Schedule.MINUTES, minutes=1),
+]

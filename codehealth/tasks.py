@@ -2,8 +2,11 @@
 
 import logging
 
+from django_q.models import Schedule
+
 from codehealth import autopr, services
 from codehealth.models import Repository
+from juggernaut.schedules import Declared
 
 log = logging.getLogger(__name__)
 
@@ -37,3 +40,10 @@ def reports_weekly() -> int:
         services.report_build(repository)
         count += 1
     return count
+
+
+# What the jobs cluster runs on its own (synced by ``manage.py sync_schedules``).
+SCHEDULES = [
+    Declared("hq:codehealth-scans", scans_due, Schedule.HOURLY),
+    Declared("hq:codehealth-weekly-report", reports_weekly, Schedule.WEEKLY),
+]

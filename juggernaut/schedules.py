@@ -1,82 +1,49 @@
-"""The django-q2 schedules, declared once; ``manage.py sync_schedules`` makes the database match."""
+"""The django-q2 schedules: each app declares its own as ``SCHEDULES`` in its ``tasks.py`` (found by
+``juggernaut.discovery``); ``manage.py sync_schedules`` makes the database match."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from django.conf import settings
 from django.utils import timezone
 from django_q.models import Schedule
 
+from juggernaut.discovery import app_modules
+
 
 @dataclass(frozen=True)
 class Declared:
+    """One schedule: ``name`` (``hq:…``), the task function it runs, and when."""
+
     name: str
-    func: str
+    task: Callable[..., object]
     schedule_type: str
     minutes: int | None = None
     cron: str | None = None
-    enabled_setting: str | None = None  # a FEATURE_APPS key
     minutes_setting: str | None = None  # the interval is this setting, read at sync; 0 switches it off
+
+    @property
+    def func(self) -> str:
+        """The dotted path django-q2 stores and imports."""
+        return f"{self.task.__module__}.{self.task.__qualname__}"
 
 
 PREFIX = "hq:"
 
-SCHEDULES: list[Declared] = [
-    Declared("hq:events-prune", "juggernaut.tasks.events_prune", Schedule.DAILY),
-    Declared(
-        "hq:engine-tick",
-        "juggernaut.engine.tasks.engine_tick",
-        Schedule.MINUTES,
-        minutes=1,
-        enabled_setting="engine",
-    ),
-    Declared("hq:chat-sweep", "chat.tasks.runs_sweep", Schedule.MINUTES, minutes=1, enabled_setting="chat"),
-    Declared(
-        "hq:routing-sync-models", "routing.tasks.models_sync", Schedule.DAILY, enabled_setting="routing"
-    ),
-    Declared(
-        "hq:routing-expire-reservations",
-        "routing.tasks.reservations_expire",
-        Schedule.HOURLY,
-        enabled_setting="routing",
-    ),
-    Declared(
-        "hq:logs-crawl",
-        "logscrawler.tasks.logs_crawl",
-        Schedule.MINUTES,
-        minutes=settings.LOGS_CRAWL_MINUTES,
-        enabled_setting="logscrawler",
-    ),
-    Declared("hq:logs-prune", "logscrawler.tasks.logs_prune", Schedule.DAILY, enabled_setting="logscrawler"),
-    Declared(
-        "hq:selfheal-auto",
-        "selfheal.tasks.auto_heal",
-        Schedule.MINUTES,
-        enabled_setting="selfheal",
-        minutes_setting="SELFHEAL_AUTO_MINUTES",
-    ),
-    Declared(
-        "hq:codehealth-scans", "codehealth.tasks.scans_due", Schedule.HOURLY, enabled_setting="codehealth"
-    ),
-    Declared(
-        "hq:codehealth-weekly-report",
-        "codehealth.tasks.reports_weekly",
-        Schedule.WEEKLY,
-        enabled_setting="codehealth",
-    ),
-]
-
 
 def declared() -> list[Declared]:
+    """Every switched-on app's ``SCHEDULES`` (from its ``tasks.py``), in app order."""
     found = []
-    for d in SCHEDULES:
-        if d.enabled_setting and not settings.FEATURE_APPS.get(d.enabled_setting, True):
-            continue
-        if d.minutes_setting:
-            minutes = getattr(settings, d.minutes_setting)
-            if minutes <= 0:
-                continue
-            d = replace(d, minutes=minutes)
-        found.append(d)
+    for config, module in app_modules("tasks"):
+        for d in getattr(module, "SCHEDULES", ()):
+            if not d.name.startswith(PREFIX):
+                raise ValueError(f"{config.label}: schedule {d.name!r} must be named {PREFIX}…")
+            if d.minutes_setting:
+                minutes = getattr(settings, d.minutes_setting)
+                if minutes <= 0:
+                    continue
+                d = replace(d, minutes=minutes)
+            found.append(d)
     return found
 
 

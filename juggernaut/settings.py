@@ -143,15 +143,14 @@ USE_TZ = True
 USE_I18N = False
 LANGUAGE_CODE = "en-us"
 
-# Feature apps can be switched off one by one; a switched-off area says so on the Overview.
-FEATURE_APPS = {
-    "chat": envbool("CHAT_ENABLED", True),
-    "selfheal": envbool("SELFHEAL_ENABLED", True),
-    "logscrawler": envbool("LOGSCRAWLER_ENABLED", True),
-    "codehealth": envbool("CODEHEALTH_ENABLED", True),
-    "routing": envbool("ROUTING_ENABLED", True),
-    "engine": envbool("ENGINE_ENABLED", True),
-}
+# Feature apps, each switched on or off by ``<LABEL>_ENABLED`` (see juggernaut/features.py: a
+# switched-off app stays installed but plugs nothing in). The kernel and its engine are not features.
+FEATURE_APP_NAMES = ["chat", "selfheal", "logscrawler", "codehealth", "routing"]
+FEATURE_APPS = {name: envbool(f"{name.upper()}_ENABLED", True) for name in FEATURE_APP_NAMES}
+if not envbool("ENGINE_ENABLED", True):
+    raise ImproperlyConfigured(
+        "ENGINE_ENABLED=0: the engine cannot be switched off (feature apps keep foreign keys to its tasks)"
+    )
 
 INSTALLED_APPS = [
     "daphne",
@@ -169,11 +168,7 @@ INSTALLED_APPS = [
     "axes",
     "juggernaut",
     "juggernaut.engine",
-    "chat",
-    "selfheal",
-    "logscrawler",
-    "codehealth",
-    "routing",
+    *FEATURE_APP_NAMES,
 ]
 
 MIDDLEWARE = [

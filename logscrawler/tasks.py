@@ -2,6 +2,10 @@
 
 import logging
 
+from django.conf import settings
+from django_q.models import Schedule
+
+from juggernaut.schedules import Declared
 from logscrawler import crawler, services
 
 log = logging.getLogger(__name__)
@@ -19,3 +23,10 @@ def logs_prune() -> int:
     deleted = services.logs_prune()
     log.info("pruned %d old log lines", deleted)
     return deleted
+
+
+# What the jobs cluster runs on its own (synced by ``manage.py sync_schedules``).
+SCHEDULES = [
+    Declared("hq:logs-crawl", logs_crawl, Schedule.MINUTES, minutes=settings.LOGS_CRAWL_MINUTES),
+    Declared("hq:logs-prune", logs_prune, Schedule.DAILY),
+]

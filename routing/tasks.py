@@ -2,6 +2,9 @@
 
 import logging
 
+from django_q.models import Schedule
+
+from juggernaut.schedules import Declared
 from routing import services
 from routing.errors import RoutingError
 
@@ -24,3 +27,10 @@ def models_sync() -> dict:
 def reservations_expire() -> int:
     """Hourly: release budget held by calls whose process died before recording them."""
     return services.reservations_expire()
+
+
+# What the jobs cluster runs on its own (synced by ``manage.py sync_schedules``).
+SCHEDULES = [
+    Declared("hq:routing-sync-models", models_sync, Schedule.DAILY),
+    Declared("hq:routing-expire-reservations", reservations_expire, Schedule.HOURLY),
+]

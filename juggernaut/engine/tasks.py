@@ -5,8 +5,10 @@ import time
 
 from django.conf import settings
 from django.db import close_old_connections
+from django_q.models import Schedule
 
 from juggernaut.engine import services
+from juggernaut.schedules import Declared
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +36,9 @@ def engine_tick() -> dict:
     totals["ticks"] = ticks
     log.info("engine ticks: %s", totals)
     return totals
+
+
+# What the jobs cluster runs on its own (synced by ``manage.py sync_schedules``).
+SCHEDULES = [
+    Declared("hq:engine-tick", engine_tick, Schedule.MINUTES, minutes=1),
+]

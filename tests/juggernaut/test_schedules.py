@@ -43,6 +43,31 @@ def test_it_updates_changed_ones_and_deletes_stale_ones_but_not_operators():
 
 @pytest.mark.django_db
 def test_it_leaves_out_schedules_of_switched_off_apps(settings):
-    settings.FEATURE_APPS = {**settings.FEATURE_APPS, "engine": False}
-    schedules.schedules_sync()
-    assert not Schedule.objects.filter(name="hq:engine-tick").exists()
+    call_command("sync_schedules")
+    assert Schedule.objects.filter(name="hq:chat-sweep").exists()
+    settings.FEATURE_APPS = {**settings.FEATURE_APPS, "chat": False}
+    result = schedules.schedules_sync()
+    assert result["deleted"] == ["hq:chat-sweep"]
+    assert not Schedule.objects.filter(name="hq:chat-sweep").exists()
+    assert Schedule.objects.filter(name="hq:engine-tick").exists()
+
+
+@pytest.mark.django_db
+def test_it_syncs_what_each_app_declares_in_its_tasks_module():
+    call_command("sync_schedules")
+    tick = Schedule.objects.get(name="hq:engine-tick")
+    assert (tick.func, tick.schedule_type, tick.minutes) == (
+        "juggernaut.engine.tasks.engine_tick",
+        Schedule.MINUTES,
+        1,
+    )
+    crawl = Schedule.objects.get(name="hq:logs-crawl")
+    assert crawl.func == "logscrawler.tasks.logs_crawl"
+
+
+def test_it_refuses_a_schedule_named_outside_its_prefix(monkeypatch):
+    from juggernaut import tasks
+
+    monkeypatch.setattr(tasks, "SCHEDULES", [schedules.Declared("nightly", tasks.events_prune, "D")])
+    with pytest.raises(ValueError, match="must be named hq:"):
+        schedules.declared()

@@ -57,7 +57,7 @@ class Command(BaseCommand):
         }
         # What an operator does once a child's identity was taken over (it is not restarted).
         instead: dict[str, str] = {}
-        if settings.FEATURE_APPS.get("engine", True) and "engine_worker" in get_commands():
+        if "engine_worker" in get_commands():
             children["worker"] = [py, manage, "engine_worker", "--name", "builtin"]
             instead["worker"] = (
                 "another owner took over its worker name builtin, so restarting it would only be refused; "

@@ -1,0 +1,34 @@
+"""Feature apps and their switches.
+
+A feature app is installed always and switched on or off by ``<LABEL>_ENABLED`` (``FEATURE_APPS``
+in the settings). Switched off, it is installed but inert: its tables and migrations stay (other apps'
+migrations and foreign keys keep working, and switching it back on loses nothing), but it plugs
+nothing in: no URLs, no API router, no tools, handlers, schedules or self-heal checks (discovery
+skips it), no Overview line, no live fragments. Apps that are not features (the kernel, the engine)
+cannot be switched off.
+"""
+
+from django.apps import AppConfig, apps
+from django.conf import settings
+
+
+def feature_enabled(label: str) -> bool:
+    """Whether the app labelled ``label`` plugs in (apps that are not features always do)."""
+    return settings.FEATURE_APPS.get(label, True)
+
+
+def module_enabled(module_name: str) -> bool:
+    """Whether the app that holds the module ``module_name`` is switched on."""
+    config = apps.get_containing_app_config(module_name)
+    return config is None or feature_enabled(config.label)
+
+
+class FeatureConfig(AppConfig):
+    """The ``AppConfig`` of a feature app: it plugs in (``plug_in``) only while switched on."""
+
+    def ready(self) -> None:
+        if feature_enabled(self.label):
+            self.plug_in()
+
+    def plug_in(self) -> None:
+        """Register the app's Overview area, live fragments, feed wording and task sources."""
