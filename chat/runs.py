@@ -49,7 +49,7 @@ ACTIONS = {
 
 def emit(run: ChatRun, type: str, data: dict | None = None) -> None:
     """Publish one event of a run (inside the caller's transaction, if any)."""
-    publish(run.topic, type, {"run_id": run.pk, **(data or {})}, run_id=run.pk)
+    publish(run.topic, type, {"run_id": run.pk, **(data or {})}, correlation_id=run.pk)
 
 
 def status_emit(run: ChatRun, phase: str, **extra) -> None:

@@ -83,7 +83,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 @admin.register(Event)
 class EventAdmin(AppendOnlyAdmin):
-    list_display = ["topic", "seq", "type", "ts", "run_id"]
+    list_display = ["topic", "seq", "type", "ts", "correlation_id"]
     list_filter = ["topic", "type"]
     search_fields = ["topic", "type"]
     date_hierarchy = "ts"

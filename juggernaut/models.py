@@ -38,7 +38,9 @@ class Event(models.Model):
     seq = models.BigIntegerField()
     type = models.CharField(max_length=64)
     ts = models.DateTimeField(default=timezone.now)
-    run_id = models.BigIntegerField(null=True, blank=True)
+    # The unit of work the event belongs to, as its producer numbers it (a chat run's id); the
+    # envelope sends it as ``run_id``, the key the event contract has always had.
+    correlation_id = models.BigIntegerField(null=True, blank=True)
     data = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
 
     objects = EventQuerySet.as_manager()
@@ -59,7 +61,7 @@ class Event(models.Model):
             "topic": self.topic,
             "type": self.type,
             "ts": self.ts.isoformat().replace("+00:00", "Z"),
-            "run_id": self.run_id,
+            "run_id": self.correlation_id,
             "data": self.data,
         }
 

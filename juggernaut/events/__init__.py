@@ -68,8 +68,10 @@ def redact(value: Any) -> Any:
     return value
 
 
-def publish(topic: str, type: str, data: dict | None = None, *, run_id: int | None = None) -> Event:
-    """Store an event in the caller's transaction; it is fanned out once that transaction commits."""
+def publish(topic: str, type: str, data: dict | None = None, *, correlation_id: int | None = None) -> Event:
+    """Store an event in the caller's transaction; it is fanned out once that transaction commits.
+
+    ``correlation_id`` ties the event to its unit of work (the envelope's ``run_id``)."""
     topic_validate(topic)
     if not type or len(type) > 64:
         raise EventError("event type must be 1 to 64 characters")
@@ -89,7 +91,7 @@ def publish(topic: str, type: str, data: dict | None = None, *, run_id: int | No
                 )
                 row = cursor.fetchone()
             event = Event.objects.create(
-                topic=topic, seq=row[0], type=type, run_id=run_id, data=redact(data or {})
+                topic=topic, seq=row[0], type=type, correlation_id=correlation_id, data=redact(data or {})
             )
             if connection.vendor == "postgresql":
                 # Delivered by Postgres at commit, and not at all on rollback.

@@ -88,7 +88,7 @@ def test_it_redacts_secret_looking_keys():
 
 @pytest.mark.django_db
 def test_it_builds_the_documented_envelope():
-    event = publish("chat.run.7", "token", {"text": "hi"}, run_id=7)
+    event = publish("chat.run.7", "token", {"text": "hi"}, correlation_id=7)
     env = event.envelope()
     assert set(env) == {"v", "seq", "topic", "type", "ts", "run_id", "data"}
     assert (env["v"], env["seq"], env["topic"], env["type"], env["run_id"]) == (
@@ -396,3 +396,23 @@ async def test_it_keeps_delivering_by_polling_when_no_wake_up_arrives(
     got = await receive_envelopes(comm, 3, timeout=10)
     assert [e["seq"] for e in got] == [1, 2, 3]
     await comm.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_each_events_run_id_when_the_column_becomes_a_correlation_id():
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("juggernaut", "0001_initial")], [("juggernaut", "0002_event_correlation_id")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old_event = executor.loader.project_state(before).apps.get_model("juggernaut", "Event")
+    old_event.objects.create(topic="chat.run.9", seq=1, type="token", run_id=9, data={})
+    executor = MigrationExecutor(connection)
+    executor.migrate(after)
+    executor.loader.build_graph()
+    new_event = executor.loader.project_state(after).apps.get_model("juggernaut", "Event")
+    assert list(new_event.objects.values_list("topic", "correlation_id")) == [("chat.run.9", 9)]
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    envelope = Event.objects.get(topic="chat.run.9").envelope()
+    assert envelope["run_id"] == 9
