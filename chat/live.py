@@ -115,7 +115,9 @@ def why_idle(session: ChatSession, run: ChatRun | None) -> dict:
     if key["state"] != "ok":
         items.append({"state": key["state"], "text": key["text"], "action": key.get("action", "")})
     for area_key in ("routing", "engine"):
-        area = hq.AREAS[area_key]
+        area = hq.AREAS.get(area_key)
+        if area is None:  # switched off
+            continue
         status = area.status()
         items.append(
             {

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from chat import runs
+from chat.apps import TASK_SOURCE
 from chat.errors import ChatError
 from chat.loop import run_execute
 from chat.models import (
@@ -30,7 +31,6 @@ from chat.models import (
 )
 from juggernaut.auth import actor_of
 from juggernaut.engine import services as engine
-from juggernaut.engine.models import Source
 from juggernaut.events import last_seqs
 from routing.services import RoutingError, budget_set, policy_get
 
@@ -170,7 +170,7 @@ def run_dispatch(run: ChatRun, *, user) -> None:
             f"Chat run {run.pk}",
             kind="chat_run",
             payload={"run_id": run.pk},
-            source=Source.CHAT,
+            source=TASK_SOURCE,
             max_attempts=1,
             origin={"chat_run": run.pk},
             actor=actor_of(user),

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal
 
+from chat.apps import TASK_SOURCE
 from juggernaut.discovery import app_modules
 from juggernaut.errors import HQError
 from juggernaut.inputs import json_strict_loads
+from juggernaut.features import feature_enabled
 from juggernaut.tools import ToolSpec, acting_as, tool_spec
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -89,7 +91,7 @@ class Tool:
 
     def call(self, arguments: dict, *, user) -> Any:
         """Check the arguments against the signature, then run the tool as ``user``."""
-        with acting_as(user):
+        with acting_as(user, source=TASK_SOURCE):
             return self.func(**self.check(arguments))
 
     def check(self, arguments: dict) -> dict:
@@ -235,8 +237,10 @@ def registry() -> dict[str, Tool]:
 
 
 def tool_schemas() -> list[dict]:
-    return [t.schema() for t in registry().values()]
+    """The tools offered to the model: those of apps switched on (the registry is built once)."""
+    return [t.schema() for t in registry().values() if feature_enabled(t.app)]
 
 
 def tool_get(name: str) -> Tool | None:
-    return registry().get(name)
+    found = registry().get(name)
+    return found if found is not None and feature_enabled(found.app) else None

@@ -1,17 +1,26 @@
-from django.apps import AppConfig
+from juggernaut import features
+
+# What the engine records as the source of the tasks this app creates.
+TASK_SOURCE = "codehealth"
 
 
-class CodehealthConfig(AppConfig):
+class CodehealthConfig(features.FeatureConfig):
     name = "codehealth"
     verbose_name = "Code health"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self) -> None:
+    def plug_in(self) -> None:
         from codehealth import live
         from juggernaut import feed, hq
+        from juggernaut.engine.sources import source_register
 
+        source_register(TASK_SOURCE, app=self.label)
         hq.area_register(
-            "codehealth", live.codehealth_area_status, url_name="codehealth:index", per_viewer=True
+            "codehealth",
+            live.codehealth_area_status,
+            label="Code Health",
+            url_name="codehealth:index",
+            per_viewer=True,
         )
         hq.fragments_register(
             "codehealth",

@@ -21,6 +21,7 @@ from django_q.tasks import async_task
 
 from codehealth import sources
 from codehealth.analysis import Analyser, checkout_analyse, confine
+from codehealth.apps import TASK_SOURCE
 from codehealth.checkout import local_path_check, repository_checkout
 from codehealth.ci import ci_findings
 from codehealth.errors import CodehealthError
@@ -39,7 +40,7 @@ from codehealth.models import (
     fingerprint_of,
 )
 from juggernaut.engine import services as engine
-from juggernaut.engine.models import Source, Task
+from juggernaut.engine.models import Task
 from juggernaut.events import publish
 
 TOPIC = "codehealth"
@@ -489,7 +490,7 @@ def finding_task_create(finding: CodeFinding, *, actor: str) -> Task:
             "reason": finding.reason[:2000],
             "fixable": finding.fixable,
         },
-        source=Source.CODEHEALTH,
+        source=TASK_SOURCE,
         dedupe_key=finding.dedupe_key,
         origin={"type": "codehealth_finding", "id": finding.pk},
         actor=actor,

@@ -13,8 +13,15 @@ from django.conf import settings
 
 
 def feature_enabled(label: str) -> bool:
-    """Whether the app labelled ``label`` plugs in (apps that are not features always do)."""
-    return settings.FEATURE_APPS.get(label, True)
+    """Whether the app labelled ``label`` plugs in (apps that are not features always do): its own
+    switch is on, and so are the switches of the features it ``requires``."""
+    if not settings.FEATURE_APPS.get(label, True):
+        return False
+    try:
+        config = apps.get_app_config(label)
+    except LookupError:
+        return True
+    return all(feature_enabled(required) for required in getattr(config, "requires", ()))
 
 
 def module_enabled(module_name: str) -> bool:
@@ -24,7 +31,13 @@ def module_enabled(module_name: str) -> bool:
 
 
 class FeatureConfig(AppConfig):
-    """The ``AppConfig`` of a feature app: it plugs in (``plug_in``) only while switched on."""
+    """The ``AppConfig`` of a feature app: it plugs in (``plug_in``) only while switched on.
+
+    Subclass it as ``features.FeatureConfig``: a second config class in an app's ``apps.py`` would
+    make Django fall back to a plain ``AppConfig``."""
+
+    # Labels of the features this one cannot work without: switching one off switches this off too.
+    requires: tuple[str, ...] = ()
 
     def ready(self) -> None:
         if feature_enabled(self.label):

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from juggernaut.discovery import app_modules
+from juggernaut.features import module_enabled
 
 SEVERITIES = ("critical", "warning", "info")
 
@@ -130,9 +131,13 @@ def action(
 
 
 def registry_load() -> tuple[dict[str, Check], dict[str, SafeAction]]:
-    """Import every app's ``selfheal.py`` (once; later calls are cheap) and return the registry."""
+    """Import every switched-on app's ``selfheal.py`` (once; later calls are cheap) and return its
+    checks and actions (those of an app switched off since it was imported are left out)."""
     app_modules("selfheal")
-    return CHECKS, ACTIONS
+    return (
+        {name: c for name, c in CHECKS.items() if module_enabled(c.func.__module__)},
+        {name: a for name, a in ACTIONS.items() if module_enabled(a.func.__module__)},
+    )
 
 
 def as_plain(value: Any) -> Any:

@@ -1,18 +1,19 @@
 """The Overview's areas: one live status line each, registered by the app that owns the area.
 
-An app registers a provider in its ``AppConfig.ready()``; areas nobody registered show an honest
-empty state. The HQ websocket re-renders an area's line when an event arrives on one of its topics.
+An app registers its area (label, topics, status provider, page) in its ``AppConfig.ready()``, so the
+kernel names none; a switched-off app's area has no line. The HQ websocket re-renders an area's line when an event arrives on one of its topics.
 """
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
-from django.conf import settings
+from django.apps import apps
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
 from juggernaut.areas import AreaStatus
+from juggernaut.features import feature_enabled
 from juggernaut.feed import feed_items
 from juggernaut.models import Event
 
@@ -22,11 +23,11 @@ class Area:
     key: str
     label: str
     topics: list[str]
-    empty_text: str
-    feature: str | None = None
-    provider: Callable[..., AreaStatus] | None = None
+    provider: Callable[..., AreaStatus]
+    app: str  # the label of the app that registered it: its switch hides the area
     url_name: str | None = None
     per_viewer: bool = False  # the provider takes the viewer: the line says what is theirs
+    nav_order: int = 100
 
     @property
     def url(self) -> str:
@@ -39,33 +40,36 @@ class Area:
 
     def status(self, viewer=None) -> AreaStatus:
         """The line as ``viewer`` may see it (None: the whole system, for internal callers)."""
-        if self.feature and not settings.FEATURE_APPS.get(self.feature, True):
-            return AreaStatus("off", f"Switched off ({self.feature.upper()}_ENABLED=0).")
-        if self.provider is None:
-            return AreaStatus("empty", self.empty_text)
         try:
             return self.provider(viewer) if self.per_viewer else self.provider()
         except Exception as exc:  # a broken area must not take the Overview down with it
             return AreaStatus("error", f"Status unavailable: {exc.__class__.__name__}")
 
 
-AREAS: dict[str, Area] = {
-    area.key: area
-    for area in [
-        Area("engine", "Engine", ["engine"], "The task engine is not installed yet.", "engine"),
-        Area("chat", "Chat", ["chat"], "The chat brain is not built yet.", "chat"),
-        Area("selfheal", "Self-Heal", ["selfheal"], "Self-heal playbooks are not built yet.", "selfheal"),
-        Area("logs", "System Health", ["logs"], "The Railway log crawler is not built yet.", "logscrawler"),
-        Area(
-            "codehealth",
-            "Code Health",
-            ["codehealth"],
-            "The GitHub code crawler is not built yet.",
-            "codehealth",
-        ),
-        Area("routing", "Routing & Costs", ["routing"], "OpenRouter routing is not built yet.", "routing"),
-    ]
-}
+class AreaRegistry(Mapping[str, Area]):
+    """The registered areas, in registration order (``INSTALLED_APPS`` order, as ``ready()`` runs),
+    showing only those whose app is switched on."""
+
+    def __init__(self) -> None:
+        self._areas: dict[str, Area] = {}
+
+    def add(self, area: Area) -> None:
+        self._areas[area.key] = area
+
+    def __getitem__(self, key: str) -> Area:
+        area = self._areas[key]
+        if not feature_enabled(area.app):
+            raise KeyError(key)
+        return area
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, area in self._areas.items() if feature_enabled(area.app))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+AREAS = AreaRegistry()
 
 ACTIVITY_TOPIC = "hq"
 ACTIVITY_LIMIT = 25
@@ -75,20 +79,38 @@ def area_register(
     key: str,
     provider: Callable[..., AreaStatus],
     *,
+    label: str,
     url_name: str | None = None,
     topics: list[str] | None = None,
     per_viewer: bool = False,
+    nav_order: int = 100,
 ) -> None:
-    """Give an area its live status line and page (call from ``AppConfig.ready``).
+    """Add an app's area to the Overview: its live status line (``provider``), its page and its
+    place in the navigation (call from ``AppConfig.ready``). The line follows the topic ``key`` and
+    any other ``topics``. The app is the one that holds ``provider``; switched off, its area is gone.
 
     With ``per_viewer``, ``provider(viewer)`` gets the user looking (None for internal callers), for
     an area whose objects belong to their owners; the Overview is then rendered per viewer."""
-    area = AREAS[key]
-    area.provider = provider
-    area.per_viewer = per_viewer
-    area.url_name = url_name or area.url_name
-    if topics:
-        area.topics = sorted(set(area.topics) | set(topics))
+    config = apps.get_containing_app_config(provider.__module__)
+    if config is None:
+        raise ValueError(f"area {key!r}: its provider belongs to no installed app")
+    AREAS.add(
+        Area(
+            key,
+            label,
+            sorted({key, *topics}) if topics else [key],
+            provider,
+            config.label,
+            url_name,
+            per_viewer,
+            nav_order,
+        )
+    )
+
+
+def areas_navigation() -> list[Area]:
+    """The areas in navigation order."""
+    return sorted(AREAS.values(), key=lambda area: area.nav_order)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from juggernaut.errors import HQError
 ATTRIBUTE = "__hq_tool__"
 
 _user: ContextVar[Any] = ContextVar("tool_user", default=None)
+_source: ContextVar[str] = ContextVar("tool_source", default="")
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,15 @@ class ToolRefused(HQError):
 
 
 @contextmanager
-def acting_as(user) -> Iterator[None]:
-    """Run tools as ``user`` (the chat session's owner)."""
-    reset = _user.set(user)
+def acting_as(user, *, source: str = "") -> Iterator[None]:
+    """Run tools as ``user`` (the chat session's owner), on behalf of the app whose task source is
+    ``source`` (what the tasks they create are recorded as coming from)."""
+    reset, reset_source = _user.set(user), _source.set(source)
     try:
         yield
     finally:
         _user.reset(reset)
+        _source.reset(reset_source)
 
 
 def tool_user():
@@ -92,6 +95,11 @@ def tool_user():
             "not_an_operator", "this tool acts for an operator, and the session's owner is not one"
         )
     return user
+
+
+def tool_source() -> str:
+    """The task source of the app running the tool ("" when none said)."""
+    return _source.get()
 
 
 def tool_actor() -> str:

@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 
 from juggernaut import views
 from juggernaut.api import api, json_not_found
+from juggernaut.features import feature_enabled
 
 urlpatterns = [
     path("", views.overview, name="overview"),
@@ -20,9 +21,14 @@ urlpatterns = [
     path("api/", api.urls),
     re_path(r"^api/(?P<path>.*)$", json_not_found),
     path("engine/", include("juggernaut.engine.urls")),
-    path("routing/", include("routing.urls")),
-    path("logs/", include("logscrawler.urls")),
-    path("selfheal/", include("selfheal.urls")),
-    path("chat/", include("chat.urls")),
-    path("codehealth/", include("codehealth.urls")),
 ]
+
+# Each feature app's pages, mounted only while it is switched on (see juggernaut/features.py).
+FEATURE_PAGES = [
+    ("routing/", "routing"),
+    ("logs/", "logscrawler"),
+    ("selfheal/", "selfheal"),
+    ("chat/", "chat"),
+    ("codehealth/", "codehealth"),
+]
+urlpatterns += [path(prefix, include(f"{app}.urls")) for prefix, app in FEATURE_PAGES if feature_enabled(app)]

@@ -12,23 +12,13 @@ from juggernaut.auth import operator_required, session_principal
 from juggernaut.errors import HQError
 from juggernaut.models import SCOPES
 
-NAV = [
-    ("overview", "Overview"),
-    ("chat", "Chat"),
-    ("engine", "Engine"),
-    ("selfheal", "Self-Heal"),
-    ("logs", "System Health"),
-    ("codehealth", "Code Health"),
-    ("routing", "Routing & Costs"),
-]
-
 
 def hq_context(request: HttpRequest) -> dict:
     """Navigation for every page (a context processor)."""
     if session_principal(getattr(request, "user", None)) is None:
         return {}
     nav = [{"key": "overview", "label": "Overview", "url": "/"}]
-    nav += [{"key": key, "label": label, "url": hq.AREAS[key].url} for key, label in NAV[1:]]
+    nav += [{"key": a.key, "label": a.label, "url": a.url} for a in hq.areas_navigation()]
     return {"hq_nav": nav, "hq_version": juggernaut.__version__}
 
 

@@ -19,9 +19,9 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from juggernaut.engine import services as engine
-from juggernaut.engine.models import Source
 from juggernaut.events import publish
 from juggernaut.http import http_session
+from logscrawler.apps import TASK_SOURCE
 from logscrawler.models import (
     AlertRule,
     AlertThresholds,
@@ -108,7 +108,7 @@ def task_for_fingerprint(fingerprint: ErrorFingerprint, reason: str) -> int:
             "sample": fingerprint.sample[:4000],
             "reason": reason,
         },
-        source=Source.LOGS,
+        source=TASK_SOURCE,
         dedupe_key=task_dedupe_key(fingerprint),
         origin={"type": "fingerprint", "id": fingerprint.pk},
         actor="logs",

@@ -1,16 +1,21 @@
-from django.apps import AppConfig
+from juggernaut import features
+
+# What the engine records as the source of the tasks this app creates.
+TASK_SOURCE = "selfheal"
 
 
-class SelfhealConfig(AppConfig):
+class SelfhealConfig(features.FeatureConfig):
     name = "selfheal"
     verbose_name = "Self-Heal"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self) -> None:
+    def plug_in(self) -> None:
         from juggernaut import hq
+        from juggernaut.engine.sources import source_register
         from selfheal import live
 
-        hq.area_register("selfheal", live.selfheal_area_status, url_name="selfheal:index")
+        source_register(TASK_SOURCE, app=self.label)
+        hq.area_register("selfheal", live.selfheal_area_status, label="Self-Heal", url_name="selfheal:index")
         hq.fragments_register(
             "selfheal",
             live.render_events,

@@ -13,7 +13,7 @@ class EngineConfig(AppConfig):
         from juggernaut.engine import live, services
 
         app_modules("handlers")
-        hq.area_register("engine", services.engine_area_status, url_name="engine:index")
+        hq.area_register("engine", services.engine_area_status, label="Engine", url_name="engine:index")
         hq.fragments_register(
             "engine", live.render_events, resync=live.render_resync, page="engine", timed=live.render_timed
         )

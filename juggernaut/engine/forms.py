@@ -3,7 +3,8 @@
 from django import forms
 from django.db.models import Q
 
-from juggernaut.engine.models import Source, Status, TaskQuerySet, worker_actor
+from juggernaut.engine.models import Status, TaskQuerySet, worker_actor
+from juggernaut.engine.sources import source_choices
 
 
 class TaskFilterForm(forms.Form):
@@ -16,7 +17,7 @@ class TaskFilterForm(forms.Form):
     status = forms.ChoiceField(required=False, choices=[("", "any status"), *Status.choices])
     kind = forms.CharField(required=False, max_length=100)
     worker = forms.CharField(required=False, max_length=100)
-    source = forms.ChoiceField(required=False, choices=[("", "any source"), *Source.choices])
+    source = forms.ChoiceField(required=False, choices=lambda: [("", "any source"), *source_choices()])
     attention = forms.BooleanField(required=False, label="Needs attention")
 
     def clean_q(self) -> str:

@@ -13,6 +13,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from juggernaut.engine.sources import OPERATOR
+
 
 class Status(models.TextChoices):
     PENDING = "pending"
@@ -45,14 +47,6 @@ ACTION_STATUSES: dict[str, tuple[str, ...]] = {
     # Seen, and left as it is: it stops asking for attention (a retry asks again if it fails again).
     "acknowledge": (Status.FAILED, Status.ESCALATED),
 }
-
-
-class Source(models.TextChoices):
-    LOGS = "logs"
-    CODEHEALTH = "codehealth"
-    CHAT = "chat"
-    SELFHEAL = "selfheal"
-    OPERATOR = "operator"
 
 
 def default_max_attempts() -> int:
@@ -208,7 +202,8 @@ class Task(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     status_changed_at = models.DateTimeField(default=timezone.now)
     required_capabilities = models.JSONField(default=list, blank=True)
-    source = models.CharField(max_length=20, choices=Source.choices, default=Source.OPERATOR)
+    # A slug the creating app registered (juggernaut.engine.sources), checked by task_create.
+    source = models.CharField(max_length=20, default=OPERATOR)
     dedupe_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 (spec: nullable key, NULLs never collide)
 
     attempts = models.PositiveIntegerField(default=0)

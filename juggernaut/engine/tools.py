@@ -10,8 +10,9 @@ from typing import Literal
 from django.utils import timezone
 
 from juggernaut.engine import services
-from juggernaut.engine.models import Source, Status, Task, Worker
-from juggernaut.tools import tool, tool_actor, tool_user
+from juggernaut.engine.models import Status, Task, Worker
+from juggernaut.engine.sources import OPERATOR
+from juggernaut.tools import tool, tool_actor, tool_source, tool_user
 
 MAX_ITEMS = 25
 TaskStatus = Literal[
@@ -56,7 +57,7 @@ def list_tasks(status: TaskStatus = "", kind: str = "", limit: int = 10) -> list
 
 @tool(safe=False)
 def create_task(title: str, kind: str, payload: dict | None = None, priority: int = 0) -> dict:
-    """Queue a new engine task (source "chat"); kinds that need approval wait for an operator.
+    """Queue a new engine task (its source: whoever runs the tool); kinds that need approval wait for an operator.
 
     title: what the task is for, 1 to 200 characters
     kind: the task kind, e.g. "echo" or "logs.triage"
@@ -64,7 +65,12 @@ def create_task(title: str, kind: str, payload: dict | None = None, priority: in
     priority: -1000 to 1000, higher runs first
     """
     task = services.task_create(
-        title, kind=kind, payload=payload or {}, priority=priority, source=Source.CHAT, actor=tool_actor()
+        title,
+        kind=kind,
+        payload=payload or {},
+        priority=priority,
+        source=tool_source() or OPERATOR,
+        actor=tool_actor(),
     )
     return _task(task)
 

@@ -18,7 +18,6 @@ from juggernaut.engine.models import (
     LEASE_CLEARED,
     REASON_CLEARED,
     EngineState,
-    Source,
     Status,
     Task,
     Worker,
@@ -32,6 +31,7 @@ from juggernaut.engine.services.common import (
     record,
     wake_workers,
 )
+from juggernaut.engine.sources import OPERATOR, sources
 from juggernaut.events import publish
 
 # --- queueing ------------------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ def task_create(
     payload: dict | None = None,
     priority: int = 0,
     required_capabilities: list[str] | None = None,
-    source: str = Source.OPERATOR,
+    source: str = OPERATOR,
     dedupe_key: str | None = None,
     max_attempts: int | None = None,
     needs_approval: bool | None = None,
@@ -72,8 +72,8 @@ def task_create(
         raise EngineError("bad_payload", "payload must be a JSON object", status=422)
     if not isinstance(priority, int) or not -1000 <= priority <= 1000:
         raise EngineError("bad_priority", "priority must be a whole number from -1000 to 1000", status=422)
-    if source not in Source.values:
-        raise EngineError("bad_source", f"source must be one of {', '.join(Source.values)}", status=422)
+    if source not in (known := sources()):
+        raise EngineError("bad_source", f"source must be one of {', '.join(known)}", status=422)
     if dedupe_key is not None and (not dedupe_key.strip() or len(dedupe_key) > 200):
         raise EngineError("bad_dedupe_key", "dedupe_key must be 1 to 200 characters", status=422)
     if max_attempts is not None and not 1 <= max_attempts <= 100:

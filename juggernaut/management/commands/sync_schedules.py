@@ -4,7 +4,10 @@ from juggernaut.schedules import schedules_sync
 
 
 class Command(BaseCommand):
-    help = "Make django-q2's schedules match juggernaut/schedules.py (timers of unchanged ones are kept)."
+    help = (
+        "Make django-q2's schedules match the SCHEDULES each app declares in its tasks.py "
+        "(timers of unchanged ones are kept)."
+    )
 
     def handle(self, *args, **options) -> None:
         result = schedules_sync()
