@@ -33,6 +33,9 @@ def module_enabled(module_name: str) -> bool:
 class FeatureConfig(AppConfig):
     """The ``AppConfig`` of a feature app: it plugs in (``plug_in``) only while switched on.
 
+    What protects data it already stored (a topic guard on its events) is registered in ``ready()``
+    before ``super().ready()``, so it holds whatever the switch says.
+
     Subclass it as ``features.FeatureConfig``: a second config class in an app's ``apps.py`` would
     make Django fall back to a plain ``AppConfig``."""
 

@@ -28,7 +28,9 @@ FEATURES = {
 }
 # Chat cannot work without routing: switching routing off switches chat off too.
 ALSO_OFF = {"routing": ["chat"]}
-ALL_PATHS = [p for page, api, _, _ in FEATURES.values() for p in (page, api)]
+# A run that is not alice's: its topic is hidden from her, also while the chat is switched off.
+STRANGERS_RUN = "/api/events/chat.run.424242"
+ALL_PATHS = [p for page, api, _, _ in FEATURES.values() for p in (page, api)] + [STRANGERS_RUN]
 
 
 _probed: dict[str, dict] = {}
@@ -76,6 +78,7 @@ def test_it_leaves_nothing_of_a_switched_off_app(label, alice, transactional_db)
         assert gone in on["tools"] or gone == "chat"  # the chat offers other apps' tools, none of its own
         assert gone in on["checks"] or gone in ("chat", "selfheal")  # these two declare no checks
     assert off["overview"] == 200 and "engine" in off["areas"] and "hq:engine-tick" in off["schedules"]
+    assert on["status"][STRANGERS_RUN] == off["status"][STRANGERS_RUN] == 404
     still_on = [other for other in FEATURES if other not in [label, *ALSO_OFF.get(label, [])]]
     for other in still_on:
         assert off["status"][FEATURES[other][0]] == 200 and FEATURES[other][2] in off["areas"]
