@@ -1,11 +1,40 @@
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Self
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.utils import timezone
+
+
+class SingleRow(models.Model):
+    """A table of exactly one row, primary key 1: state or settings the whole HQ shares.
+
+    ``load()`` returns the row, creating it with its defaults on first use; ``peek()`` returns it or
+    None without writing (for readers that fall back to settings); ``save()`` always writes row 1, so a
+    second row cannot appear through the ORM or the admin. The base adds no field: each table keeps
+    its own primary key column and constraints.
+    """
+
+    PK = 1
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        self.pk = self.PK
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def load(cls) -> Self:
+        row, _ = cls.objects.get_or_create(pk=cls.PK)
+        return row
+
+    @classmethod
+    def peek(cls) -> Self | None:
+        return cls.objects.filter(pk=cls.PK).first()
 
 
 class EventTopic(models.Model):

@@ -24,10 +24,6 @@ class AlertThresholdsAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return not AlertThresholds.objects.exists()
 
-    def save_model(self, request, obj, form, change) -> None:
-        obj.pk = 1
-        super().save_model(request, obj, form, change)
-
 
 @admin.register(CrawlRun)
 class CrawlRunAdmin(admin.ModelAdmin):

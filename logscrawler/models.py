@@ -8,6 +8,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from juggernaut.models import SingleRow
+
 
 class LogService(models.Model):
     """A service whose logs are collected: a Railway service, or any source pushing to the ingest API."""
@@ -240,7 +242,7 @@ class CrawlRun(models.Model):
         return f"crawl {self.started_at:%Y-%m-%d %H:%M} {self.status}"
 
 
-class AlertThresholds(models.Model):
+class AlertThresholds(SingleRow):
     """Operator overrides of the alert thresholds (one row, edited in the admin); empty: the setting."""
 
     window_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="LOGS_ALERT_WINDOW_MINUTES")
@@ -275,7 +277,7 @@ class AlertThresholds(models.Model):
     @classmethod
     def effective(cls) -> dict:
         """Each threshold: the admin's value where set, else the setting."""
-        row = cls.objects.filter(pk=1).first()
+        row = cls.peek()
         return {
             field: getattr(row, field) if row and getattr(row, field) is not None else getattr(settings, name)
             for field, name in cls.SETTINGS.items()

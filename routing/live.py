@@ -36,7 +36,7 @@ NEARLY_USED_PCT = 90  # a budget without a soft limit warns from here
 
 def key_state() -> dict:
     """Whether calls can be made, in words: no key, key refused, key fine (with its credit)."""
-    state = RoutingState.get()
+    state = RoutingState.load()
     custom = settings.OPENROUTER_BASE_URL.rstrip("/") != DEFAULT_BASE_URL
     base = {"row": state, "base_url": settings.OPENROUTER_BASE_URL}
     if not settings.OPENROUTER_API_KEY:
@@ -173,7 +173,7 @@ def context(*, now=None) -> dict:
     now = now or timezone.now()
     s = spend(now)
     days = daily(now)
-    state = RoutingState.get()
+    state = RoutingState.load()
     policies = list(Policy.objects.all())
     catalog = CatalogModel.objects.lookup(sorted({m for p in policies for m in p.candidates}))
     return {

@@ -15,6 +15,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from juggernaut.models import SingleRow
+
 SNAPSHOT_PATH = Path(__file__).with_name("prices.json")
 THOUSAND = Decimal(1000)
 TOTAL_START = date(1970, 1, 1)  # the period_start of "total" rollups
@@ -387,7 +389,7 @@ class Usage(models.Model):
         return f"{self.mode} → {self.model_used or self.model_requested}: ${self.cost_usd.normalize()}"
 
 
-class RoutingState(models.Model):
+class RoutingState(SingleRow):
     """One row: what the last key check and catalog sync found (shown on the page, never the key)."""
 
     key_checked_at = models.DateTimeField(null=True, blank=True)
@@ -405,8 +407,3 @@ class RoutingState(models.Model):
 
     def __str__(self) -> str:
         return "routing state"
-
-    @classmethod
-    def get(cls) -> "RoutingState":
-        state, _ = cls.objects.get_or_create(pk=1)
-        return state

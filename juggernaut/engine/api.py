@@ -79,7 +79,7 @@ def workers_heartbeat(request, worker_id: DbId, payload: schemas.IncarnationIn):
     require_scope(request, "worker")
     _own_worker(request, worker_id)
     worker = services.worker_heartbeat(worker_id, incarnation=payload.incarnation)
-    return {"worker": worker, "paused": EngineState.get().paused}
+    return {"worker": worker, "paused": EngineState.load().paused}
 
 
 @router.post("/workers/{worker_id}/stop", response=schemas.WorkerOut)

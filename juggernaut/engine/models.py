@@ -14,6 +14,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from juggernaut.engine.sources import OPERATOR
+from juggernaut.models import SingleRow
 
 
 class Status(models.TextChoices):
@@ -351,7 +352,7 @@ class TaskEvent(models.Model):
         return f"#{self.task_id} {self.from_status or '∅'} → {self.to_status} by {self.actor}"
 
 
-class EngineState(models.Model):
+class EngineState(SingleRow):
     """The single row holding the stop switch and the stuck detector's current findings."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
@@ -370,8 +371,3 @@ class EngineState(models.Model):
 
     def __str__(self) -> str:
         return f"paused by {self.paused_by}" if self.paused else "running"
-
-    @classmethod
-    def get(cls) -> "EngineState":
-        state, _ = cls.objects.get_or_create(pk=1)
-        return state

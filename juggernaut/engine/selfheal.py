@@ -37,7 +37,7 @@ def _unblockable(now: datetime) -> list[int]:
 
 
 def _stale_pause(now: datetime) -> EngineState | None:
-    state = EngineState.get()
+    state = EngineState.load()
     limit = timedelta(hours=settings.SELFHEAL_STALE_PAUSE_HOURS)
     return state if state.paused and state.paused_at and now - state.paused_at > limit else None
 

@@ -121,7 +121,7 @@ def completion_run(
 def catalog_sync(*, client: OpenRouterClient | None = None) -> int:
     """Replace the catalog with ``GET /models`` (entries gone from the list are dropped); returns the count.
     A failure is kept on the state row for the page and raised as ``model_error``."""
-    state = RoutingState.get()
+    state = RoutingState.load()
     try:
         entries = (client or OpenRouterClient()).models()
     except OpenRouterError as exc:
@@ -167,7 +167,7 @@ def catalog_sync(*, client: OpenRouterClient | None = None) -> int:
 
 def key_check(*, client: OpenRouterClient | None = None) -> RoutingState:
     """Ask ``GET /key`` for the key's limit, remaining credit and usage, and keep the answer (or the error)."""
-    state = RoutingState.get()
+    state = RoutingState.load()
     fields: dict = {"key_checked_at": timezone.now()}
     try:
         key_required()
@@ -185,7 +185,7 @@ def key_check(*, client: OpenRouterClient | None = None) -> RoutingState:
         RoutingState.objects.filter(pk=state.pk).update(**fields)
         ok = not fields.get("key_error")
         publish(TOPIC, "key_checked", {"ok": ok, "message": "key accepted" if ok else "key refused"})
-    return RoutingState.get()
+    return RoutingState.load()
 
 
 POLICY_FIELDS = [

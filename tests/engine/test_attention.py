@@ -219,7 +219,7 @@ def test_it_never_calls_a_blocked_task_idle(db, make_worker, settings):
 
 def test_it_asks_for_the_jobs_process_when_the_loop_never_ran(db, make_worker, monkeypatch):
     make_worker("builtin", [])
-    assert EngineState.get().last_tick_at is None
+    assert EngineState.load().last_tick_at is None
 
     # Moments after start-up that is normal: a grey note on the Engine page, no finding.
     assert services.engine_area_status().text == "Idle: no tasks. 1 worker ready."

@@ -194,7 +194,7 @@ def test_it_reports_a_silent_worker_and_an_overdue_task(db, make_worker):
 
     services.engine_tick(now=later)
 
-    kinds = sorted(f["kind"] for f in EngineState.get().findings.values())
+    kinds = sorted(f["kind"] for f in EngineState.load().findings.values())
     assert kinds == ["task_overdue", "worker_silent"]
 
 
@@ -242,7 +242,7 @@ def test_it_runs_the_scheduled_tick(db, settings, short_lease, make_worker):
     totals = tasks.engine_tick()
 
     assert totals["ticks"] == 1 and totals["rescued"] == 1
-    assert EngineState.get().last_tick_at is not None
+    assert EngineState.load().last_tick_at is not None
 
 
 def test_it_says_when_the_autonomy_loop_has_gone_silent(db, make_worker):

@@ -93,7 +93,7 @@ def test_it_answers_every_operation_within_its_schema(scope, mode, alice, transa
     token.save()
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {raw}"
-    EngineState.get()  # the row every migrated database has (the flush between tests removes it)
+    EngineState.load()  # the row every migrated database has (the flush between tests removes it)
     before = snapshot() if scope == "read" else None
     fuzzed = 0
     operations = OPERATIONS if mode == GenerationMode.POSITIVE else WITH_INPUT

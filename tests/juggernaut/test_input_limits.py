@@ -32,7 +32,7 @@ def nothing_changed(tokens_before: int) -> bool:
     return (
         Task.objects.count() == 0
         and Worker.objects.count() == 0
-        and not EngineState.get().paused
+        and not EngineState.load().paused
         and ApiToken.objects.count() == tokens_before
     )
 
@@ -139,7 +139,7 @@ def test_it_answers_an_oversized_html_form_with_a_413_page(alice_client):
     response = alice_client.post("/engine/pause/", {"reason": "x" * 3_000_000})
     assert response.status_code == 413
     assert "larger than 2,621,440 bytes" in response.content.decode()
-    assert not EngineState.get().paused
+    assert not EngineState.load().paused
 
 
 @pytest.mark.django_db

@@ -82,7 +82,7 @@ def test_a_refused_key_is_an_error_with_its_next_step(openrouter, fake_openroute
 def test_a_good_key_shows_its_credit(openrouter, fake_openrouter):
     services.key_check(client=openrouter)
     assert live.key_state()["text"] == "Key set: $17.50 of $20.00 credit left; $2.50 used."
-    assert RoutingState.get().key_remaining == Decimal("17.5")
+    assert RoutingState.load().key_remaining == Decimal("17.5")
 
 
 def test_the_page_edits_a_policy_and_refuses_one_above_its_cap(alice_client):
@@ -129,7 +129,7 @@ def test_sync_button_fills_the_catalog(alice_client, fake_openrouter):
     response = alice_client.post("/routing/catalog/sync/", HTTP_HX_REQUEST="true")
     assert "Model catalog synced: 4 models." in response.content.decode()
     assert CatalogModel.objects.get(model_id="openrouter/auto").prompt_price is None
-    assert RoutingState.get().key_remaining == Decimal("17.5")
+    assert RoutingState.load().key_remaining == Decimal("17.5")
 
 
 def test_strangers_and_non_staff_cannot_see_or_act(client_factory=None):

@@ -26,7 +26,7 @@ def test_sync_models_fills_the_catalog_and_checks_the_key(fake_openrouter, capsy
     assert (
         gpt.prompt_per_1k == Decimal("0.0025") and gpt.source == "sync" and gpt.max_completion_tokens == 16384
     )
-    state = RoutingState.get()
+    state = RoutingState.load()
     assert state.models_count == 4 and state.models_synced_at and state.key_limit == Decimal("20")
 
 
@@ -35,7 +35,7 @@ def test_a_sync_against_a_dead_api_fails_clearly_and_is_remembered(settings):
     settings.HTTP_MAX_RETRIES = 0
     with pytest.raises(CommandError, match="could not be fetched"):
         call_command("sync_models")
-    assert "unreachable" in RoutingState.get().sync_error
+    assert "unreachable" in RoutingState.load().sync_error
     assert tasks.models_sync()["error"]  # the scheduled task logs it instead of raising
 
 

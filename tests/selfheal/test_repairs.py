@@ -49,14 +49,14 @@ def test_it_unblocks_a_task_once_a_capable_worker_is_alive():
 
 def test_it_resumes_an_engine_paused_too_long_but_not_a_fresh_pause(settings):
     settings.SELFHEAL_STALE_PAUSE_HOURS = 24
-    state = EngineState.get()
+    state = EngineState.load()
     state.paused, state.paused_by, state.paused_at = True, "operator:bob", timezone.now() - timedelta(hours=1)
     state.save()
     assert not any("paused" in t for t in codes("queue")), "an hour-old pause is the operator's choice"
     EngineState.objects.filter(pk=state.pk).update(paused_at=timezone.now() - timedelta(hours=30))
     assert any("paused by operator:bob" in t for t in codes("queue"))
     ex = services.repair_run(actions=["clear_stale_pause"])
-    assert EngineState.get().paused is False
+    assert EngineState.load().paused is False
     assert any("paused" in f["title"] for f in ex.verification["fixed"])
 
 

@@ -392,8 +392,8 @@ def engine_pause(*, actor: str, reason: str = "", now=None) -> EngineState:
     """Stop all claiming (running tasks finish). Pausing a paused engine changes nothing."""
     now = now or timezone.now()
     with transaction.atomic():
-        EngineState.get()
-        state = EngineState.objects.select_for_update().get(pk=1)
+        EngineState.load()
+        state = EngineState.objects.select_for_update().get(pk=EngineState.PK)
         if not state.paused:
             state.paused, state.paused_by, state.paused_at = True, actor[:150], now
             state.reason = (reason or "").strip()[:2000]
@@ -407,8 +407,8 @@ def engine_pause(*, actor: str, reason: str = "", now=None) -> EngineState:
 def engine_resume(*, actor: str, now=None) -> EngineState:
     """Let workers claim again. Resuming a running engine changes nothing."""
     with transaction.atomic():
-        EngineState.get()
-        state = EngineState.objects.select_for_update().get(pk=1)
+        EngineState.load()
+        state = EngineState.objects.select_for_update().get(pk=EngineState.PK)
         if state.paused:
             state.paused, state.paused_by, state.paused_at, state.reason = False, "", None, ""
             state.save()

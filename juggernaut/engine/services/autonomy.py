@@ -343,9 +343,9 @@ def _stuck_detect(*, now, report: TickReport) -> None:
     forgotten.update(stopped_at=now)
     findings = stuck_findings(now=now)
     with transaction.atomic():
-        EngineState.get()
+        EngineState.load()
         # The row lock makes concurrent ticks agree on what is new, so each finding is announced once.
-        state = EngineState.objects.select_for_update().get(pk=1)
+        state = EngineState.objects.select_for_update().get(pk=EngineState.PK)
         old = state.findings or {}
         for key in sorted(set(findings) - set(old)):
             publish(TOPIC, "stuck_detected", {"key": key, **findings[key]})

@@ -254,7 +254,7 @@ def task_claim(worker: Worker | int, *, incarnation: uuid.UUID | str, limit: int
 
 
 def _claim_cas(worker: Worker, *, now, until, limit: int) -> list[int]:
-    if EngineState.objects.filter(pk=1, paused=True).exists():
+    if EngineState.objects.filter(pk=EngineState.PK, paused=True).exists():
         return []
     claimed: list[int] = []
     skipped: list[int] = []

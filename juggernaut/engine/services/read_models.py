@@ -23,7 +23,7 @@ def status_counts() -> dict[str, int]:
 def engine_snapshot(*, now=None) -> dict:
     """Everything the Overview line, the page header and ``GET /status`` say about the engine."""
     now = now or timezone.now()
-    state = EngineState.get()
+    state = EngineState.load()
     counts = status_counts()
     live = list(Worker.objects.live(now))
     return {
