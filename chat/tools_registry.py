@@ -19,8 +19,8 @@ from typing import Any, Literal
 from chat.apps import TASK_SOURCE
 from juggernaut.discovery import app_modules
 from juggernaut.errors import HQError
-from juggernaut.inputs import json_strict_loads
 from juggernaut.features import feature_enabled
+from juggernaut.inputs import json_strict_loads
 from juggernaut.tools import ToolSpec, acting_as, tool_spec
 
 NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
