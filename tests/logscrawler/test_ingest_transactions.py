@@ -11,8 +11,9 @@ from django.db import connections
 from django.test import Client, override_settings
 
 from juggernaut.engine import services as engine
-from juggernaut.engine.models import Source, Task
+from juggernaut.engine.models import Task
 from logscrawler import services
+from logscrawler.apps import TASK_SOURCE
 from logscrawler.models import LogLine, LogService
 from tests.conftest import needs_postgres
 
@@ -71,7 +72,7 @@ def test_it_lets_an_engine_task_be_created_while_a_long_ingest_runs(make_token, 
     thread = threading.Thread(target=ingest)
     thread.start()
     assert first_batch_stored.wait(timeout=120)
-    assert Task.objects.filter(source=Source.LOGS).count() == 1  # the first batch is committed
+    assert Task.objects.filter(source=TASK_SOURCE).count() == 1  # the first batch is committed
     engine.task_create("Rotate the backups", kind="noop")
     order.append("task")
     task_created.set()
