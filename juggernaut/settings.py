@@ -68,7 +68,10 @@ def database_from_url(url: str, var_dir: Path) -> dict:
             "PORT": str(parts.port or ""),
             # A pool hands connections back at the end of each request, so they are not kept per thread.
             "CONN_MAX_AGE": 0 if pool else envint("DATABASE_CONN_MAX_AGE", 0),
-            "CONN_HEALTH_CHECKS": not pool,
+            # With a pool, Django hands this to psycopg_pool as ``check=ConnectionPool.check_connection``:
+            # every connection is tried before it is handed out, so one that died with a server restart
+            # is discarded and replaced instead of failing the request that got it.
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {**options, **({"pool": pool} if pool else {})},
         }
     raise ImproperlyConfigured(f"DATABASE_URL scheme {parts.scheme!r} is not supported (sqlite or postgres)")
@@ -80,6 +83,10 @@ def database_pool() -> dict | None:
     Every process holds at most ``max_size`` connections, so the total is known: (web + jobs +
     workers processes) × max size must stay under the server's ``max_connections``. A request that
     finds the pool empty waits up to ``timeout`` seconds, then gets 503 with ``Retry-After``.
+
+    A connection that cannot be opened (the server is down) is retried with doubling delays for at
+    most ``reconnect_timeout`` seconds, then given up; the next request asks for a fresh one at once.
+    So once the server is back, the pool hands out working connections within that interval.
     """
     max_size = envint("DATABASE_POOL_MAX_SIZE", 10)
     if max_size <= 0:
@@ -88,6 +95,7 @@ def database_pool() -> dict | None:
         "min_size": min(envint("DATABASE_POOL_MIN_SIZE", 1), max_size),
         "max_size": max_size,
         "timeout": envfloat("DATABASE_POOL_TIMEOUT", 10.0),
+        "reconnect_timeout": envfloat("DATABASE_POOL_RECONNECT_SECONDS", 10.0),
     }
 
 
@@ -461,6 +469,9 @@ CHAT_TOKEN_FLUSH_SECONDS = envfloat("CHAT_TOKEN_FLUSH_SECONDS", 0.075)
 CHAT_CANCEL_POLL_SECONDS = envfloat("CHAT_CANCEL_POLL_SECONDS", 0.2)
 CHAT_HEARTBEAT_SECONDS = envfloat("CHAT_HEARTBEAT_SECONDS", 2.0)
 CHAT_RUN_LEASE_SECONDS = envint("CHAT_RUN_LEASE_SECONDS", 20)
+# A run no process picked up within this many seconds is handed to the runner once more (its job may have
+# failed on a dead connection, or been lost), and closed as interrupted after the same time again.
+CHAT_QUEUED_TIMEOUT_SECONDS = envint("CHAT_QUEUED_TIMEOUT_SECONDS", 120)
 
 LOGGING = {
     "version": 1,

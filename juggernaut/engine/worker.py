@@ -1,8 +1,8 @@
 """The built-in worker loop: register, claim, run handlers, heartbeat, report; stop cleanly.
 
 ``manage.py engine_worker`` runs one :class:`WorkerLoop` in its main thread; tests run several in
-threads. Handlers run on ``concurrency`` long-lived daemon runner threads (each keeps its database
-connection, which matters on Postgres where a connection costs a process), so a handler that ignores
+threads. Handlers run on ``concurrency`` long-lived daemon runner threads (each borrows a database
+connection from the process's pool per task, checked before it is lent), so a handler that ignores
 the stop request cannot keep the process alive past the grace period: its task is released and its
 late report is refused by the lease fence.
 """
@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, close_old_connections, connection
 
-from juggernaut.db import pg_connect_params
+from juggernaut.db import listen_backoff, listen_connect_params
 from juggernaut.engine import handlers, services
 from juggernaut.engine.errors import EngineError
 from juggernaut.engine.handlers import HandlerContext, PermanentError, TaskReleased
@@ -30,28 +30,52 @@ log = logging.getLogger(__name__)
 
 
 class Waker:
-    """Blocks until a task may be claimable: Postgres ``LISTEN`` when available, else local polling."""
+    """Blocks until a task may be claimable: Postgres ``LISTEN`` when available, else local polling.
+
+    A lost ``LISTEN`` connection (a server restart) is reopened with backoff for as long as the worker
+    lives; in between the worker polls, so it is slower for a while but never stuck. Work announced
+    while the connection was down is found by the claim that follows every wait.
+    """
 
     def __init__(self) -> None:
-        self.listen = None
+        self.listen: psycopg.Connection | None = None
         self.seen = services.local_wake.generation
-        if connection.vendor == "postgresql":
-            try:
-                self.listen = psycopg.connect(**pg_connect_params(), autocommit=True)
-                self.listen.execute(f"LISTEN {services.WAKE_CHANNEL}")
-            except psycopg.Error:
-                log.warning("LISTEN unavailable; the worker falls back to polling", exc_info=True)
-                self.listen = None
+        self.postgres = connection.vendor == "postgresql"
+        self.backoff = 0.0
+        self.retry_at = 0.0
+        self.lost = False
+        self.wakes = {"notify": 0, "timeout": 0}  # how the worker was woken: read by tests and logs
+        if self.postgres:
+            self._connect()
+
+    def _connect(self) -> None:
+        try:
+            listen = psycopg.connect(**listen_connect_params())
+            listen.execute(f"LISTEN {services.WAKE_CHANNEL}")
+        except psycopg.Error as exc:
+            self.backoff = listen_backoff(self.backoff)
+            self.retry_at = time.monotonic() + self.backoff
+            log.warning("LISTEN unavailable (%s); polling, next try in %.0f s", exc, self.backoff)
+            return
+        if self.lost:
+            log.info("LISTEN connection back; woken by NOTIFY again")
+        self.listen, self.backoff, self.lost = listen, 0.0, False
 
     def wait(self, timeout: float) -> None:
+        if self.postgres and self.listen is None and time.monotonic() >= self.retry_at:
+            self._connect()
         if self.listen is not None:
             try:
+                woken = False
                 for _ in self.listen.notifies(timeout=timeout, stop_after=1):
-                    pass
+                    woken = True
+                self.wakes["notify" if woken else "timeout"] += 1
                 return
-            except psycopg.Error:
-                log.warning("LISTEN connection lost; polling from now on", exc_info=True)
+            except psycopg.Error as exc:
+                log.warning("LISTEN connection lost (%s); polling until it is back", exc)
                 self.close()
+                self.lost = True
+                self.retry_at = 0.0  # the first try is at once; failures back off from there
         self.seen = services.local_wake.wait(self.seen, timeout)
 
     def close(self) -> None:
@@ -158,6 +182,7 @@ class WorkerLoop:
                     self.wakeup.clear()
                 else:
                     waker.wait(self.poll_seconds)
+                    close_old_connections()  # idle for a while: the next claim gets a checked connection
         finally:
             waker.close()
             self._shutdown()
@@ -195,6 +220,10 @@ class WorkerLoop:
     def _runner(self) -> None:
         try:
             while (item := self.inbox.get()) is not None:
+                # A connection idle since the last task may have died with a server restart: hand it
+                # back (the pool checks the next one before lending it; without a pool, Django's
+                # health check tries it on first use), so the task's report does not fail on it.
+                close_old_connections()
                 self._run_task(*item)
         finally:
             connection.close()
@@ -227,6 +256,7 @@ class WorkerLoop:
             log.warning("worker %s: report for task #%s refused: %s", self.name, task.pk, exc.message)
         except DatabaseError:
             log.exception("worker %s: could not report task #%s; its lease will expire", self.name, task.pk)
+            connection.close()  # broken or not, the next task starts on a fresh one
         finally:
             with self.lock:
                 self.running.pop(task.pk, None)

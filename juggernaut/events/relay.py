@@ -19,7 +19,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
 
-from juggernaut.db import pg_connect_params
+from juggernaut.db import listen_backoff, listen_connect_params
 from juggernaut.events import NOTIFY_CHANNEL, events_after, group_name, last_seqs, wake
 from juggernaut.models import ApiToken
 
@@ -140,23 +140,26 @@ class Relay:
         return out
 
     async def _listen(self) -> None:
-        """Wake on Postgres NOTIFY; polling keeps going underneath if this connection drops."""
-        backoff = 1.0
+        """Wake on Postgres NOTIFY; polling keeps going underneath while this connection is down, and
+        it is reopened with backoff for as long as the process lives."""
+        backoff, lost = 0.0, False
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(**pg_connect_params(), autocommit=True)
+                conn = await psycopg.AsyncConnection.connect(**listen_connect_params())
                 async with conn:
                     await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    backoff = 1.0
+                    if lost:
+                        log.info("event relay LISTEN connection back; woken by NOTIFY again")
+                    backoff, lost = 0.0, False
                     self.wake.set()  # catch up on anything published while we were not listening
                     async for _ in conn.notifies():
                         self.wake.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                backoff, lost = listen_backoff(backoff), True
                 log.warning("event relay LISTEN connection lost (%s); retrying in %.0fs", exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
 
 
 def _usable_token_ids(ids: list[int]) -> set[int]:

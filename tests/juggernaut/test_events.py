@@ -387,7 +387,9 @@ async def test_it_keeps_delivering_by_polling_when_no_wake_up_arrives(
     be down: polling alone must still deliver everything."""
     settings.EVENTS_POLL_SECONDS = 0.2
     monkeypatch.setattr("juggernaut.events._wake_local_relays", lambda topic: None)
-    monkeypatch.setattr("juggernaut.events.relay.pg_connect_params", lambda: {"host": "127.0.0.1", "port": 1})
+    monkeypatch.setattr(
+        "juggernaut.events.relay.listen_connect_params", lambda: {"host": "127.0.0.1", "port": 1}
+    )
     comm = await ws_connect(await sync_to_async(make_token)("read"))
     await comm.send_json_to({"subscribe": ["engine"]})
     assert json.loads(await comm.receive_from()) == {"subscribed": ["engine"]}

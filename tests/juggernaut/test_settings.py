@@ -30,8 +30,13 @@ def test_it_reads_postgres_urls(tmp_path):
         "6543",
         "juggernaut",
     )
-    assert db["OPTIONS"] == {"sslmode": "require", "pool": {"min_size": 1, "max_size": 10, "timeout": 10.0}}
+    assert db["OPTIONS"] == {
+        "sslmode": "require",
+        "pool": {"min_size": 1, "max_size": 10, "timeout": 10.0, "reconnect_timeout": 10.0},
+    }
     assert db["CONN_MAX_AGE"] == 0  # the pool hands connections back after each request
+    # Django passes psycopg_pool's own check to the pool: a connection that died is never handed out.
+    assert db["CONN_HEALTH_CHECKS"] is True
 
 
 def test_it_reads_sqlite_urls(tmp_path):
