@@ -158,7 +158,8 @@ class ChatRun(models.Model):
     """One user turn, from the message to its one stop: status, phase, timings, counters, the stop.
 
     A process executing the run holds it by ``lease_owner`` and proves it is alive with ``heartbeat_at``;
-    a run whose heartbeat stopped is closed as ``interrupted`` by the sweep.
+    a run whose heartbeat stopped is closed as ``interrupted`` by the sweep. A run that no process picks
+    up is handed over once more after ``CHAT_QUEUED_TIMEOUT_SECONDS``, then closed the same way.
     """
 
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="runs")
@@ -167,6 +168,10 @@ class ChatRun(models.Model):
     mode = models.SlugField(max_length=40)
     resumed_from = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)  # the message arrived
+    # When it last became queued (created, or an approval let it go on), and how often the sweep handed
+    # it to a runner again because nothing picked it up (see runs_retry_queued).
+    queued_at = models.DateTimeField(default=timezone.now)
+    requeues = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)  # a process first took it
     ended_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -214,6 +219,10 @@ class ChatRun(models.Model):
             # The interrupted sweep: running runs by heartbeat age.
             models.Index(
                 fields=["heartbeat_at"], condition=Q(status=RunStatus.RUNNING), name="chat_run_running_hb_idx"
+            ),
+            # The queued sweep: queued runs by how long they have waited.
+            models.Index(
+                fields=["queued_at"], condition=Q(status=RunStatus.QUEUED), name="chat_run_queued_at_idx"
             ),
             # The Overview line: what is active now.
             models.Index(

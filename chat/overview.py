@@ -24,7 +24,7 @@ def _doing(run: ChatRun, now) -> str:
         )
         return f"run {run.pk} waits for approval of {', '.join(tools) or 'a tool call'}"
     if run.status == RunStatus.QUEUED:
-        return f"run {run.pk} queued for {duration_text(now - run.created_at)}"
+        return f"run {run.pk} queued for {duration_text(now - run.queued_at)}"
     return f"run {run.pk} {Phase(run.phase).label.lower()} ({duration_text(now - since)})"
 
 
@@ -37,7 +37,7 @@ def chat_area_status() -> AreaStatus:
         stale = [
             r
             for r in active
-            if r.status == RunStatus.QUEUED and (now - r.created_at).total_seconds() > QUEUED_TOO_LONG_SECONDS
+            if r.status == RunStatus.QUEUED and (now - r.queued_at).total_seconds() > QUEUED_TOO_LONG_SECONDS
         ]
         text = "; ".join(_doing(r, now) for r in active)
         if waiting:

@@ -133,10 +133,12 @@ def run_close(
     lease: str | None = None,
     only: tuple[str, ...] = ACTIVE_RUN_STATUSES,
     stale_before=None,
+    queued_before=None,
     now=None,
 ) -> bool:
     """Stop a run for good, exactly once: the one conditional update that moves it out of an active
-    status publishes the one ``stop_reason``. False when it was already stopped (or its lease lost)."""
+    status publishes the one ``stop_reason``. False when it was already stopped (or its lease lost, or
+    it beat or was queued again after ``stale_before`` / ``queued_before``)."""
     now = now or timezone.now()
     action = action or ACTIONS[reason]
     with transaction.atomic():
@@ -145,6 +147,8 @@ def run_close(
             runs = runs.filter(lease_owner=lease)
         if stale_before is not None:
             runs = runs.filter(heartbeat_at__lt=stale_before)
+        if queued_before is not None:
+            runs = runs.filter(queued_at__lt=queued_before)
         if (
             runs.update(
                 status=RunStatus.STOPPED,
@@ -221,6 +225,47 @@ def runs_interrupt_stale(*, now=None) -> list[int]:
         ):
             closed.append(run_id)
     return closed
+
+
+def runs_retry_queued(dispatch, *, now=None) -> tuple[list[int], list[int]]:
+    """Runs queued longer than ``CHAT_QUEUED_TIMEOUT_SECONDS``: each is handed to ``dispatch`` once more
+    (its job may have failed on a dead connection, or been lost with its process), and closed as
+    interrupted when it waits that long again. Returns (retried ids, closed ids).
+
+    Both moves are conditional updates on the run still being queued since before the cutoff, so two
+    sweeps at once retry a run once and close it once."""
+    now = now or timezone.now()
+    timeout = settings.CHAT_QUEUED_TIMEOUT_SECONDS
+    cutoff = now - timedelta(seconds=timeout)
+    retried, closed = [], []
+    waiting = ChatRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=cutoff)
+    for run_id, requeues in waiting.values_list("pk", "requeues"):
+        if requeues == 0:
+            with transaction.atomic():
+                moved = ChatRun.objects.filter(
+                    pk=run_id, status=RunStatus.QUEUED, requeues=0, queued_at__lt=cutoff
+                ).update(requeues=1, queued_at=now)
+                if moved == 1:
+                    run = ChatRun.objects.select_related("session__owner").get(pk=run_id)
+                    emit(run, "status", {"phase": Phase.QUEUED, "status": RunStatus.QUEUED, "requeued": 1})
+                    dispatch(run)
+                    retried.append(run_id)
+            continue
+        detail = (
+            f"No process picked this run up within {timeout} s, even after it was handed over a second "
+            "time: the runner is down, or its jobs fail before they start."
+        )
+        if run_close(
+            run_id,
+            reason=StopReason.INTERRUPTED,
+            detail=detail,
+            action="Check that the runner is up (the Overview's jobs and engine lines), then resume the run.",
+            only=(RunStatus.QUEUED,),
+            queued_before=cutoff,
+            now=now,
+        ):
+            closed.append(run_id)
+    return retried, closed
 
 
 def run_topic_readable(user, topic: str) -> bool:

@@ -236,7 +236,9 @@ def run_approve(run: ChatRun, *, tool_call_id: str, approve: bool, user, actor: 
                 },
             )
         else:
-            ChatRun.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED, phase=Phase.QUEUED)
+            ChatRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.QUEUED, phase=Phase.QUEUED, queued_at=timezone.now(), requeues=0
+            )
             runs.session_status(run.session_id, "running")
             runs.emit(
                 run, "status", {"phase": Phase.QUEUED, "status": RunStatus.QUEUED, "decision": decision}
@@ -283,8 +285,13 @@ def session_decide(
 
 
 def runs_sweep(*, now=None) -> list[int]:
-    """The schedule's sweep: close runs whose process died (no heartbeat within the lease) as interrupted."""
-    return runs.runs_interrupt_stale(now=now)
+    """The schedule's sweep over every state a run can wait in without a person: close runs whose process
+    died (no heartbeat within the lease) as interrupted; hand a run nothing picked up to the runner once
+    more, then close it. Returns the ids it closed. (A run waiting for approval waits for a person, who
+    can approve, deny or stop it at any time.)"""
+    closed = runs.runs_interrupt_stale(now=now)
+    _, unpicked = runs.runs_retry_queued(lambda run: run_dispatch(run, user=run.session.owner), now=now)
+    return closed + unpicked
 
 
 def run_execute_job(run_id: int) -> str:

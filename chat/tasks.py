@@ -16,7 +16,7 @@ def run_execute(run_id: int) -> str:
 
 
 def runs_sweep() -> int:
-    """Close runs whose process died as ``interrupted`` (every minute)."""
+    """Close runs whose process died as ``interrupted``, retry or close runs nothing picked up (every minute)."""
     closed = services.runs_sweep()
     if closed:
         log.info("closed %d interrupted chat runs: %s", len(closed), closed)
