@@ -350,6 +350,9 @@ RAILWAY_API_URL = env("RAILWAY_API_URL", "https://backboard.railway.com/graphql/
 RAILWAY_TOKEN = env("RAILWAY_TOKEN")  # a project token, sent as Project-Access-Token
 RAILWAY_API_TOKEN = env("RAILWAY_API_TOKEN")  # an account or team token, sent as a bearer token
 LOGS_CRAWL_MINUTES = envint("LOGS_CRAWL_MINUTES", 5)
+# A crawl beats before every request; one silent this long died with its process, and the next crawl
+# closes it as failed and takes over (instead of answering "another crawl is running").
+LOGS_CRAWL_LEASE_SECONDS = envint("LOGS_CRAWL_LEASE_SECONDS", 45)
 # The plan's hourly request limit; each crawl spends at most its share (limit x minutes / 60).
 LOGS_RAILWAY_HOURLY_REQUESTS = envint("LOGS_RAILWAY_HOURLY_REQUESTS", 1000)
 LOGS_CRAWL_PAGE = envint("LOGS_CRAWL_PAGE", 500)

@@ -16,6 +16,7 @@ sends. What the API does that a naive client gets wrong, handled here:
 
 import contextlib
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -165,6 +166,8 @@ class RailwayClient:
     budget: int | None = None
     session: HttpSession = field(default_factory=http_session)
     rate_limit: RateLimit = field(default_factory=RateLimit)
+    # Called before every request: the crawl cycle's heartbeat (it raises to stop the cycle).
+    before_request: Callable[[], None] | None = None
 
     @property
     def configured(self) -> bool:
@@ -181,6 +184,8 @@ class RailwayClient:
             raise RailwayError("no Railway token: set RAILWAY_TOKEN or RAILWAY_API_TOKEN", permanent=True)
         if self.budget is not None and self.rate_limit.requests >= self.budget:
             raise RailwayError(f"this cycle's budget of {self.budget} requests is spent")
+        if self.before_request is not None:
+            self.before_request()
         body = {"operationName": operation, "query": QUERIES[operation], "variables": variables or {}}
         # every request the session sends counts, its retries included, and none may overdraw the budget
         before, spent = self.session.sent, self.rate_limit.requests

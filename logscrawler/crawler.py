@@ -7,6 +7,7 @@ plan's hourly request budget; only one cycle runs at a time, however many job cl
 """
 
 import logging
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 # writes its "rate limit of 500 logs/sec reached ... Messages dropped: N" notice into the stream itself,
 # at a level it does not document (info in what we have seen): the text term keeps it in.
 LOG_FILTER = '@level:error OR @level:warn OR "Messages dropped"'
-STALE_RUN = timedelta(minutes=30)
 FIRST_LOOKBACK = timedelta(hours=1)
 DISCOVERY_EVERY = timedelta(hours=1)
 FAILED_DEPLOYMENTS = {"FAILED", "CRASHED"}
@@ -42,25 +42,74 @@ def cycle_budget() -> int:
     return max(1, int(share * 0.9))
 
 
-def _run_open(now: datetime) -> CrawlRun | None:
-    CrawlRun.objects.filter(status=CrawlRun.Status.RUNNING, started_at__lt=now - STALE_RUN).update(
-        status=CrawlRun.Status.FAILED, finished_at=now, errors=["the run stopped without finishing"]
+class CrawlLeaseLost(Exception):
+    """Another cycle took this one's run over (it looked dead): stop without writing anything more."""
+
+
+class Lease:
+    """A running cycle's hold on its run: ``beat()`` before every request proves it alive. The clock
+    is the cycle's ``now`` moved on by the time that really passed, so an injected ``now`` holds."""
+
+    def __init__(self, run: CrawlRun, now: datetime) -> None:
+        self.run, self.now, self.started = run, now, time.monotonic()
+
+    def clock(self) -> datetime:
+        return self.now + timedelta(seconds=time.monotonic() - self.started)
+
+    def beat(self) -> None:
+        beat = self.clock()
+        if (
+            CrawlRun.objects.filter(pk=self.run.pk, status=CrawlRun.Status.RUNNING).update(heartbeat_at=beat)
+            != 1
+        ):
+            raise CrawlLeaseLost(f"crawl {self.run.pk} was taken over by another cycle")
+        self.run.heartbeat_at = beat
+
+
+def runs_take_over(now: datetime) -> list[int]:
+    """Close, as failed, running cycles whose heartbeat is older than the lease: their process died
+    (killed, machine gone). Returns their ids."""
+    cutoff = now - timedelta(seconds=settings.LOGS_CRAWL_LEASE_SECONDS)
+    dead = list(
+        CrawlRun.objects.filter(status=CrawlRun.Status.RUNNING, heartbeat_at__lt=cutoff).values_list(
+            "pk", "heartbeat_at"
+        )
     )
+    closed = []
+    for run_id, beat in dead:
+        age = int((now - beat).total_seconds())
+        error = (
+            f"the crawl stopped sending heartbeats {age} s ago (its process died or was killed); taken over"
+        )
+        # Re-checked in the update: a cycle that beat since is alive and keeps its run.
+        if CrawlRun.objects.filter(pk=run_id, status=CrawlRun.Status.RUNNING, heartbeat_at=beat).update(
+            status=CrawlRun.Status.FAILED, finished_at=now, errors=[error]
+        ):
+            log.warning("crawl %s: %s", run_id, error)
+            closed.append(run_id)
+    return closed
+
+
+def _run_open(now: datetime) -> CrawlRun | None:
+    runs_take_over(now)
     try:
         with transaction.atomic():
-            return CrawlRun.objects.create(started_at=now, budget=cycle_budget())
+            return CrawlRun.objects.create(started_at=now, heartbeat_at=now, budget=cycle_budget())
     except IntegrityError:
         return None  # another cluster is crawling
 
 
 def crawl_run(*, client: RailwayClient | None = None, now: datetime | None = None) -> CrawlRun | None:
-    """One crawl cycle; None when another cycle is already running."""
+    """One crawl cycle; None when another cycle is already running (and alive: one whose heartbeat
+    stopped is closed as failed and this cycle takes over). CrawlLeaseLost when this cycle was itself
+    taken over meanwhile."""
     now = now or timezone.now()
     client = client or RailwayClient()
     client.budget = cycle_budget()
     run = _run_open(now)
     if run is None:
         return None
+    client.before_request = Lease(run, now).beat
     if not client.configured:
         run.status, run.errors = (
             CrawlRun.Status.SKIPPED,
@@ -90,7 +139,15 @@ def _run_close(run: CrawlRun, client: RailwayClient, now: datetime) -> CrawlRun:
     run.finished_at = max(now, timezone.now())
     run.requests = client.rate_limit.requests
     run.rate_limit_remaining = client.rate_limit.remaining
-    run.save()
+    with transaction.atomic():
+        # Fenced like every beat: a cycle taken over for dead must not rewrite its successor's verdict.
+        if (
+            not CrawlRun.objects.select_for_update()
+            .filter(pk=run.pk, status=CrawlRun.Status.RUNNING)
+            .exists()
+        ):
+            raise CrawlLeaseLost(f"crawl {run.pk} was taken over by another cycle")
+        run.save()
     publish(
         "logs",
         "crawl_finished",

@@ -207,7 +207,12 @@ class CrawlCursor(models.Model):
 
 
 class CrawlRun(models.Model):
-    """One crawl cycle, kept so the System Health page can say what the crawler did and when."""
+    """One crawl cycle, kept so the System Health page can say what the crawler did and when.
+
+    A running cycle holds the one running row as a lease: it proves it is alive with ``heartbeat_at``
+    (before every request), and a cycle whose heartbeat is older than ``LOGS_CRAWL_LEASE_SECONDS`` died
+    with its process; the next cycle closes it as failed and takes over.
+    """
 
     class Status(models.TextChoices):
         RUNNING = "running"
@@ -219,6 +224,7 @@ class CrawlRun(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
     lines = models.PositiveIntegerField(default=0)

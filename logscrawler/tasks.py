@@ -12,7 +12,11 @@ log = logging.getLogger(__name__)
 
 
 def logs_crawl() -> str:
-    run = crawler.crawl_run()
+    try:
+        run = crawler.crawl_run()
+    except crawler.CrawlLeaseLost as exc:
+        log.warning("%s; this cycle stopped", exc)
+        return "taken over"
     if run is None:
         return "another crawl is running"
     log.info("crawl %s: %d lines, %d requests", run.status, run.lines, run.requests)

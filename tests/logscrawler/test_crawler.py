@@ -86,7 +86,6 @@ def test_it_loses_nothing_when_a_cycle_dies_mid_crawl(fake, db, settings, monkey
     with pytest.raises(RuntimeError):
         crawler.crawl_run(client=client_for(fake), now=NOW)
     assert LogLine.objects.count() == 3  # the first page, with its cursor (its last line waits for the next)
-    CrawlRun.objects.filter(status="running").update(started_at=NOW - timedelta(hours=1))
     monkeypatch.setattr(crawler, "_store_page", real)
     crawler.crawl_run(client=client_for(fake), now=NOW + timedelta(minutes=5))
     assert LogLine.objects.count() == 10
@@ -148,9 +147,66 @@ def test_it_turns_the_dropped_logs_line_into_an_alert(fake, db):
 
 
 def test_it_runs_one_cycle_at_a_time_and_says_when_it_is_not_configured(fake, db):
-    CrawlRun.objects.create(started_at=NOW, status=CrawlRun.Status.RUNNING)
-    assert crawler.crawl_run(client=client_for(fake), now=NOW + timedelta(minutes=1)) is None
+    CrawlRun.objects.create(started_at=NOW, heartbeat_at=NOW, status=CrawlRun.Status.RUNNING)
+    assert crawler.crawl_run(client=client_for(fake), now=NOW + timedelta(seconds=30)) is None
     CrawlRun.objects.all().delete()
     run = crawler.crawl_run(client=client_for(fake, token=""), now=NOW)
     assert run.status == CrawlRun.Status.SKIPPED and "RAILWAY_TOKEN" in run.errors[0]
     assert fake.requests == [] and not LogService.objects.exists()
+
+
+def _dies_on_the_second_page(monkeypatch):
+    """The cycle stops dead after storing its first page, leaving its run ``running`` as a kill -9 would."""
+    real, pages = crawler._store_page, []
+
+    def store(*args, **kwargs):
+        pages.append(1)
+        if len(pages) == 2:
+            raise SystemExit("killed")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(crawler, "_store_page", store)
+    return real
+
+
+def test_it_takes_over_the_run_of_a_crawl_whose_process_died(fake, db, settings, monkeypatch):
+    settings.LOGS_CRAWL_PAGE = 4
+    settings.LOGS_CRAWL_LEASE_SECONDS = 45
+    errors(fake, 10, NOW - timedelta(minutes=30))
+    real = _dies_on_the_second_page(monkeypatch)
+    with pytest.raises(SystemExit):
+        crawler.crawl_run(client=client_for(fake), now=NOW)
+    monkeypatch.setattr(crawler, "_store_page", real)
+    dead = CrawlRun.objects.get(status="running")
+    assert NOW <= dead.heartbeat_at < NOW + timedelta(seconds=5)  # it beat before its last request
+
+    # Within its lease it may be alive (a slow request): the next crawl leaves it be.
+    assert crawler.crawl_run(client=client_for(fake), now=dead.heartbeat_at + timedelta(seconds=30)) is None
+    # Silent for longer than the lease: it died; the next crawl closes it and crawls.
+    run = crawler.crawl_run(client=client_for(fake), now=dead.heartbeat_at + timedelta(seconds=46))
+    assert run is not None and run.status == CrawlRun.Status.OK
+    dead.refresh_from_db()
+    assert dead.status == CrawlRun.Status.FAILED
+    assert dead.errors == [
+        "the crawl stopped sending heartbeats 46 s ago (its process died or was killed); taken over"
+    ]
+    assert LogLine.objects.count() == 10  # nothing lost, nothing twice
+
+
+def test_it_stops_a_crawl_that_was_taken_over_without_rewriting_the_verdict(fake, db, settings, monkeypatch):
+    settings.LOGS_CRAWL_PAGE = 4
+    errors(fake, 10, NOW - timedelta(minutes=30))
+    real = crawler._store_page
+
+    def taken_over_after_the_first_page(*args, **kwargs):
+        stored = real(*args, **kwargs)
+        # Another cycle judged this one dead (a request slower than the lease) and took over.
+        CrawlRun.objects.filter(status="running").update(status="failed", errors=["taken over"])
+        return stored
+
+    monkeypatch.setattr(crawler, "_store_page", taken_over_after_the_first_page)
+    with pytest.raises(crawler.CrawlLeaseLost):
+        crawler.crawl_run(client=client_for(fake), now=NOW)
+    run = CrawlRun.objects.get()
+    assert (run.status, run.errors) == ("failed", ["taken over"])
+    assert LogLine.objects.count() == 3  # it stopped at its next request
