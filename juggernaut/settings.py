@@ -434,6 +434,9 @@ SELFHEAL_MAX_RUNS_PER_HOUR = envint("SELFHEAL_MAX_RUNS_PER_HOUR", 6)
 SELFHEAL_MANUAL_RUNS_PER_HOUR = envint("SELFHEAL_MANUAL_RUNS_PER_HOUR", 3)
 SELFHEAL_EVENT_BACKLOG = envint("SELFHEAL_EVENT_BACKLOG", 200_000)
 SELFHEAL_STALE_PAUSE_HOURS = envint("SELFHEAL_STALE_PAUSE_HOURS", 24)
+# A running diagnosis or repair beats at every step; one silent this long died with its process and is
+# closed as failed (by the next run, or the minute's sweep).
+SELFHEAL_LEASE_SECONDS = envint("SELFHEAL_LEASE_SECONDS", 45)
 
 OPENROUTER_BASE_URL = env("OPENROUTER_BASE_URL", "https://openrouter.ai/api/v1")
 OPENROUTER_API_KEY = env("OPENROUTER_API_KEY")

@@ -82,6 +82,8 @@ class Execution(models.Model):
     verification = models.JSONField(default=dict, blank=True)  # {fixed, remaining, new}
     touched = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(default=timezone.now)
+    # A running execution beats at every step; one silent for SELFHEAL_LEASE_SECONDS died with its process.
+    heartbeat_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(default=0)
 

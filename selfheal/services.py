@@ -88,13 +88,59 @@ def checks_run(names: list[str] | None = None, *, now: datetime | None = None, o
 
 
 def _finish(execution: Execution, **fields) -> Execution:
+    """Record the outcome, once: an execution taken over for dead (see ``executions_take_over``) keeps
+    the verdict it was given, and this late one is dropped."""
     now = timezone.now()
     fields |= {"finished_at": now, "duration_ms": int((now - execution.started_at).total_seconds() * 1000)}
+    if not Execution.objects.filter(pk=execution.pk, status=Execution.Status.RUNNING).update(**fields):
+        log.warning(
+            "self-heal %s #%s was taken over meanwhile; its outcome is dropped", execution.kind, execution.pk
+        )
+        execution.refresh_from_db()
+        return execution
     for k, v in fields.items():
         setattr(execution, k, v)
-    execution.save()
     publish(TOPIC, f"{execution.kind}_finished", _summary(execution))
     return execution
+
+
+def _beat(execution_id: int, **fields) -> None:
+    """A running execution's progress, and its proof of life."""
+    Execution.objects.filter(pk=execution_id, status=Execution.Status.RUNNING).update(
+        heartbeat_at=timezone.now(), **fields
+    )
+
+
+def executions_take_over(*, now: datetime | None = None) -> list[int]:
+    """Close, as failed, running executions whose heartbeat is older than ``SELFHEAL_LEASE_SECONDS``:
+    their process died (killed, machine gone) between two steps. Returns their ids. Each close is one
+    conditional update on the heartbeat it judged, so an execution that beat since keeps running."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.SELFHEAL_LEASE_SECONDS)
+    closed = []
+    dead = Execution.objects.filter(status=Execution.Status.RUNNING, heartbeat_at__lt=cutoff)
+    for execution in dead:
+        age = int((now - execution.heartbeat_at).total_seconds())
+        step = {
+            "name": "interrupted",
+            "status": "failed",
+            "output": f"its process stopped sending heartbeats {age} s ago (it died or was killed); "
+            "the steps above are all it did",
+            "touched": 0,
+        }
+        changed = Execution.objects.filter(
+            pk=execution.pk, status=Execution.Status.RUNNING, heartbeat_at=execution.heartbeat_at
+        ).update(
+            status=Execution.Status.FAILED,
+            steps=[*execution.steps, step],
+            finished_at=now,
+            duration_ms=int((now - execution.started_at).total_seconds() * 1000),
+        )
+        if changed:
+            execution.refresh_from_db()
+            publish(TOPIC, f"{execution.kind}_finished", _summary(execution))
+            closed.append(execution.pk)
+    return closed
 
 
 def _summary(execution: Execution) -> dict:
@@ -114,11 +160,12 @@ def _summary(execution: Execution) -> dict:
 
 def diagnose_run(*, trigger: str = "operator", actor: str = "", now: datetime | None = None) -> Execution:
     """Run the diagnosis and record it as an execution (its report inline)."""
+    executions_take_over()
     execution = Execution.objects.create(kind=Execution.Kind.DIAGNOSE, trigger=trigger, actor=actor)
     publish(TOPIC, "diagnose_started", {"id": execution.pk, "message": "diagnosis started"})
 
     def progress(results: list[dict]) -> None:
-        Execution.objects.filter(pk=execution.pk).update(steps=results)
+        _beat(execution.pk, steps=results)
         publish(TOPIC, "step", {"id": execution.pk, **results[-1]})
 
     report = checks_run(now=now, on_result=progress)
@@ -212,6 +259,7 @@ def repair_run(
             details={"known": sorted(registered)},
         )
     kind = Execution.Kind.AUTO_HEAL if auto else Execution.Kind.REPAIR
+    executions_take_over()  # a dead run's verdict counts in the breakers below
     execution = Execution.objects.create(kind=kind, trigger=trigger, actor=actor, dry_run=dry_run)
     publish(TOPIC, f"{kind}_started", {"id": execution.pk, "message": f"{kind.replace('_', '-')} started"})
     if auto:
@@ -242,6 +290,7 @@ def repair_run(
         cap = min(act.cap, caps.get(name, act.cap), budget - touched)
         step = {"name": name, "touches": act.touches, "reversible": act.reversible, "cap": cap}
         begun = time.monotonic()
+        _beat(execution.pk)
         if cap <= 0:
             step |= {"status": "skipped", "output": "per-run or per-hour row cap reached", "touched": 0}
         else:
@@ -262,7 +311,7 @@ def repair_run(
                 failed += 1
         step["duration_ms"] = int((time.monotonic() - begun) * 1000)
         steps.append(step)
-        Execution.objects.filter(pk=execution.pk).update(steps=steps, touched=touched)
+        _beat(execution.pk, steps=steps, touched=touched)
         publish(
             TOPIC,
             "step",
@@ -270,6 +319,7 @@ def repair_run(
         )
     if dry_run:
         return _finish(execution, status=Execution.Status.SUCCEEDED, steps=steps, touched=0, report=before)
+    _beat(execution.pk)
     after = checks_run()
     verification = _verify(before, after, targets)
     remaining = len(verification["targets_remaining"])
