@@ -317,6 +317,7 @@ Q_TIMEOUT = envint("Q_TIMEOUT", 300)
 Q_CLUSTER = {
     "name": "juggernaut",
     "orm": "default",
+    "broker_class": "juggernaut.brokers.HealingORM",  # polls on through a database restart
     "workers": envint("Q_WORKERS", 2),
     "timeout": Q_TIMEOUT,
     "retry": Q_TIMEOUT + 60,
