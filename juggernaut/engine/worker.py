@@ -44,7 +44,7 @@ class Waker:
         self.backoff = 0.0
         self.retry_at = 0.0
         self.lost = False
-        self.wakes = {"notify": 0, "timeout": 0}  # how the worker was woken: read by tests and logs
+        self.wakes = {"notify": 0, "timeout": 0}  # how the waits ended (NOTIFY or the timeout), for tests
         if self.postgres:
             self._connect()
 
