@@ -61,7 +61,7 @@ def test_it_shows_the_last_stop_and_what_lets_the_work_go_on(chat, alice):
 
 def test_it_warns_when_nothing_picks_a_queued_run_up(chat, alice, settings):
     run = send(chat)
-    ChatRun.objects.filter(pk=run.pk).update(created_at=run.created_at - timedelta(minutes=2))
+    ChatRun.objects.filter(pk=run.pk).update(queued_at=run.queued_at - timedelta(minutes=2))
     settings.CHAT_RUNNER = "jobs"
     client = Client()
     client.force_login(alice)
