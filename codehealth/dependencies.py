@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 from packaging.version import InvalidVersion, Version
 
@@ -273,10 +274,11 @@ class RegistryCache:
 
 
 def registry_url(dep: Dependency, *, pypi: str = PYPI_URL, npm: str = NPM_URL) -> str:
-    """Where a registry describes ``dep`` (a scoped npm name keeps its ``@`` and escapes its ``/``)."""
+    """Where a registry describes ``dep``. The name comes from a manifest, so it is one quoted path
+    segment (no ``../``, ``?`` or ``#`` of its own); a scoped npm name keeps its ``@``."""
     if dep.ecosystem == "PyPI":
-        return f"{pypi.rstrip('/')}/{dep.name}/json"
-    return f"{npm.rstrip('/')}/{dep.name.replace('/', '%2F')}"
+        return f"{pypi.rstrip('/')}/{quote(dep.name, safe='')}/json"
+    return f"{npm.rstrip('/')}/{quote(dep.name, safe='@')}"
 
 
 def latest_version(

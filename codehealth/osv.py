@@ -18,6 +18,7 @@ from urllib.parse import quote
 import requests
 
 from codehealth.dependencies import Dependency, load_advisories
+from juggernaut.urlguard import OutboundRefused
 
 BATCH = 1000  # OSV's limit of queries per querybatch call
 MAX_CALLS = 20  # querybatch calls per refresh (pages included)
@@ -78,7 +79,7 @@ def _affecting(session, base: str, queries: list[dict]) -> dict[str, str] | str:
         try:
             response = session.post(f"{base}/v1/querybatch", json={"queries": batch})
             results = response.json().get("results") if response.status_code == 200 else None
-        except (requests.RequestException, ValueError, AttributeError) as exc:
+        except (requests.RequestException, OutboundRefused, ValueError, AttributeError) as exc:
             return f"OSV could not be asked ({exc.__class__.__name__})"
         if response.status_code != 200:
             return f"OSV answered HTTP {response.status_code}"
@@ -115,7 +116,7 @@ def snapshot_refresh(path: Path | str, deps: list[Dependency], *, base_url: str,
         try:
             response = session.get(f"{base}/v1/vulns/{quote(vuln_id, safe='')}")
             record = response.json() if response.status_code == 200 else None
-        except (requests.RequestException, ValueError) as exc:
+        except (requests.RequestException, OutboundRefused, ValueError) as exc:
             problem = f"OSV stopped answering ({exc.__class__.__name__})"
             break
         if response.status_code == 404:  # withdrawn between the two calls

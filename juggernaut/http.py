@@ -122,7 +122,7 @@ class HttpSession(requests.Session):
             backoff_factor=backoff / 2,
             backoff_jitter=backoff / 2,
             raise_on_status=False,  # after the last retry, hand the caller the server's answer
-            pause=lambda seconds: self.sleep(seconds),
+            pause=lambda seconds: self._pause(seconds),
             may_retry=lambda: self.may_retry(),
             on_retry=self._count,
         )
@@ -137,6 +137,9 @@ class HttpSession(requests.Session):
 
     def _count(self) -> None:
         self.sent += 1
+
+    def _pause(self, seconds: float) -> None:
+        self.sleep(seconds)
 
 
 def http_session(*, timeout: float | None = None, max_retries: int | None = None, **kwargs) -> HttpSession:

@@ -420,6 +420,10 @@ API_TOKEN_DEFAULT_DAYS = envint("API_TOKEN_DEFAULT_DAYS", 90)
 # Outbound HTTP (juggernaut.http).
 HTTP_TIMEOUT_SECONDS = envfloat("HTTP_TIMEOUT_SECONDS", 15.0)
 HTTP_MAX_RETRIES = envint("HTTP_MAX_RETRIES", 3)
+# URLs a user or a repository supplies (juggernaut.urlguard): loopback and private addresses only when
+# allowed here (metadata and link-local addresses never), and each request's total wall time.
+HQ_OUTBOUND_ALLOW_PRIVATE = envbool("HQ_OUTBOUND_ALLOW_PRIVATE", False)
+HQ_OUTBOUND_DEADLINE_SECONDS = envfloat("HQ_OUTBOUND_DEADLINE_SECONDS", 30.0)
 
 # Debug pages and log lines hide secrets: settings and variables with secret-looking names, URLs with
 # passwords, Authorization values and ?token= query strings.

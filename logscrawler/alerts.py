@@ -10,6 +10,7 @@ fingerprint), linked both ways.
 """
 
 import logging
+import re
 from datetime import datetime, timedelta
 
 import requests
@@ -20,7 +21,7 @@ from django.utils import timezone
 
 from juggernaut.engine import services as engine
 from juggernaut.events import publish
-from juggernaut.http import http_session
+from juggernaut.urlguard import OutboundRefused, guarded_session
 from logscrawler.apps import TASK_SOURCE
 from logscrawler.models import (
     AlertRule,
@@ -35,6 +36,7 @@ from logscrawler.models import (
 log = logging.getLogger(__name__)
 
 TASK_KIND = "investigate_error"
+MENTION_RE = re.compile(r"@(channel|here|everyone)\b", re.I)
 
 
 def task_dedupe_key(fingerprint: ErrorFingerprint) -> str:
@@ -84,13 +86,24 @@ def alert_open(
     return alert
 
 
+def slack_escape(text: str) -> str:
+    """Log text as Slack shows it literally: ``&``, ``<`` and ``>`` escaped (so ``<!channel>``,
+    ``<@U123>`` and links are text), and ``@channel``-style words broken with a zero-width space, so a
+    log line can neither mention nor link."""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return MENTION_RE.sub("@\u200b\\1", text)
+
+
 def _webhook_send(text: str) -> None:
-    """Post a Slack-compatible message; a failing webhook is logged, never raised."""
+    """Post a Slack-compatible message through the outbound guard; a failing webhook is logged, never
+    raised."""
     try:
-        response = http_session(max_retries=1, timeout=5).post(
-            settings.LOGS_ALERT_WEBHOOK_SECRET_URL, json={"text": text[:3000]}
+        response = guarded_session(max_retries=1, timeout=5, deadline=15).post(
+            settings.LOGS_ALERT_WEBHOOK_SECRET_URL, json={"text": slack_escape(text[:3000])}
         )
         response.raise_for_status()
+    except OutboundRefused as exc:
+        log.warning("alert webhook not sent: %s", exc)
     except requests.RequestException as exc:  # a notification must never break ingestion
         log.warning("alert webhook failed: %s", exc.__class__.__name__)
 

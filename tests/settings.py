@@ -12,3 +12,5 @@ os.environ.setdefault("SECRET_KEY", "test-suite-only-" + "k" * 48)
 from juggernaut.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The fakes of registries, webhooks and instances listen on 127.0.0.1; the guard's own tests turn this off.
+HQ_OUTBOUND_ALLOW_PRIVATE = True

@@ -3,6 +3,7 @@
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -116,11 +117,60 @@ def test_a_schema_url_must_be_http(alice, frontend_only, url, local_repository):
     assert refused.value.status == 422
 
 
-@pytest.mark.parametrize("host", ["169.254.169.254", "[fe80::1]", "0.0.0.0", "224.0.0.1"])
-def test_a_link_local_host_is_never_fetched(alice, frontend_only, host, local_repository):
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [
+        ("169.254.169.254", "is a cloud metadata address"),
+        ("[::ffff:169.254.169.254]", "a form of 169.254.169.254, a cloud metadata address"),
+        ("[fd00:ec2::254]", "is a cloud metadata address"),
+        ("100.100.100.200", "is a cloud metadata address"),
+        ("[64:ff9b::a9fe:a9fe]", "a form of 169.254.169.254, a cloud metadata address"),
+        ("[fe80::1]", "link-local"),
+        ("0.0.0.0", "unspecified"),
+        ("224.0.0.1", "multicast"),
+    ],
+)
+def test_a_host_inside_the_network_is_never_fetched(alice, frontend_only, host, why, local_repository):
     _scan(local_repository, alice, frontend_only, f"http://{host}/latest/meta-data/")
     reason = CodeFinding.objects.get(kind="contract").reason
-    assert "was not fetched" in reason and "link-local" in reason
+    assert "was not fetched" in reason and why in reason
+
+
+def test_a_loopback_instance_is_fetched_only_when_private_addresses_are_allowed(
+    alice, frontend_only, settings, local_repository
+):
+    settings.HQ_OUTBOUND_ALLOW_PRIVATE = False
+    with Instance(json.dumps(api.get_openapi_schema()).encode()) as instance:
+        _scan(local_repository, alice, frontend_only, f"{instance.url}/api/openapi.json")
+    assert instance.paths == []
+    assert "a loopback or private address" in CodeFinding.objects.get(kind="contract").reason
+
+
+def test_a_trickling_instance_ends_the_fetch_at_the_deadline(
+    alice, frontend_only, settings, local_repository
+):
+    settings.HQ_OUTBOUND_DEADLINE_SECONDS = 0.5
+    sent: list[int] = []
+
+    class Trickle(QuietHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    sent.append(1)
+                    time.sleep(0.05)
+            except OSError:
+                return
+
+    with FakeServer(Trickle) as server:
+        scan = _scan(local_repository, alice, frontend_only, f"{server.url}/api/openapi.json")
+    assert "did not answer within 0.5 s" in CodeFinding.objects.get(kind="contract").reason
+    assert 0 < len(sent) < 100  # about 10 bytes in half a second; the whole body would be 100,000
+    assert scan.status == "done"
 
 
 def test_a_redirect_is_not_followed(alice, frontend_only, local_repository):
