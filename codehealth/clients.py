@@ -36,12 +36,14 @@ import requests
 from django.conf import settings
 
 from juggernaut.http import HttpSession, http_session, retry_after_seconds
+from juggernaut.urlguard import OutboundRefused, guarded_session
 
 API_VERSION = "2022-11-28"
 SECONDARY_WAIT_SECONDS = 60.0  # GitHub: "wait for at least one minute before retrying"
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 ETAG_CACHE_SIZE = 512
+ARTIFACT_DEADLINE_SECONDS = 300.0  # a whole artifact download, however the blob store trickles
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -423,30 +425,26 @@ class GitHubClient:
         max_unzipped_bytes: int | None = None,
     ) -> dict[str, bytes]:
         """An artifact's files (name -> bytes). GitHub answers 302 to a blob URL, which is fetched
-        without our token; the zip is read up to ``max_bytes`` and unpacked up to ``max_unzipped_bytes``."""
+        without our token and through the outbound guard (the URL is the answer's, not a setting); the
+        zip is read up to ``max_bytes`` and unpacked up to ``max_unzipped_bytes``."""
         max_bytes = max_bytes or settings.GITHUB_ARTIFACT_MAX_BYTES
         max_unzipped = max_unzipped_bytes or settings.GITHUB_ARTIFACT_MAX_UNZIPPED_BYTES
         url = self._url(repo_path(owner, repo, "actions/artifacts", artifact_id, "zip"))
         response = self._send("GET", url, allow_redirects=False)
         if response.status_code in (301, 302, 307) and response.headers.get("Location"):
+            blobs = guarded_session(max_retries=1, max_bytes=max_bytes, deadline=ARTIFACT_DEADLINE_SECONDS)
             try:
-                response = self.session.get(
-                    response.headers["Location"], stream=True, headers={"Authorization": None}
-                )
+                response = blobs.get(response.headers["Location"])
+            except OutboundRefused as exc:
+                raise GitHubError(f"the artifact was not downloaded: {exc}", permanent=True) from exc
             except requests.RequestException as exc:
                 raise GitHubError(f"cannot download the artifact: {exc.__class__.__name__}") from exc
         if response.status_code != 200:
             raise self._error(response)
-        if int(response.headers.get("Content-Length") or 0) > max_bytes:
-            response.close()
+        buffer = response.content
+        if len(buffer) > max_bytes:
             raise GitHubError(f"the artifact is larger than {max_bytes} bytes", permanent=True)
-        buffer = bytearray()
-        for chunk in response.iter_content(65536):
-            buffer.extend(chunk)
-            if len(buffer) > max_bytes:
-                response.close()
-                raise GitHubError(f"the artifact is larger than {max_bytes} bytes", permanent=True)
-        return unzip_capped(bytes(buffer), max_bytes=max_unzipped)
+        return unzip_capped(buffer, max_bytes=max_unzipped)
 
     # --- checks ----------------------------------------------------------------------------------
 

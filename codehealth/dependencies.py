@@ -25,6 +25,8 @@ from codehealth.untrusted import json_loads
 
 PYPI_URL = "https://pypi.org/pypi"  # + /<name>/json
 NPM_URL = "https://registry.npmjs.org"  # + /<name>
+# What PyPI and npm accept as a name (npm: an optional @scope/); anything else in a manifest is not asked.
+PACKAGE_NAME_RE = re.compile(r"(@[A-Za-z0-9~][A-Za-z0-9._~-]*/)?[A-Za-z0-9~_][A-Za-z0-9._~-]{0,213}")
 ADVISORY_FILES = ("osv.json", ".osv.json", "advisories.json")
 PROBE = 3  # packages asked first, one by one: a registry that answers none of them is down
 REGISTRY_WORKERS = 8  # registry asks in flight at once after that
@@ -284,7 +286,10 @@ def registry_url(dep: Dependency, *, pypi: str = PYPI_URL, npm: str = NPM_URL) -
 def latest_version(
     dep: Dependency, fetcher: Fetcher, cache: RegistryCache | None = None, urls: dict[str, str] | None = None
 ) -> str | None:
-    """The registry's newest release of ``dep``; None when the registry could not be asked."""
+    """The registry's newest release of ``dep``; None when the registry could not be asked (or the name
+    is no package name any registry serves: it is not sent)."""
+    if not PACKAGE_NAME_RE.fullmatch(dep.name):
+        return None
     url = registry_url(dep, **(urls or {}))
     data = cache.fetch(url, fetcher) if cache else fetcher(url)
     if not data:

@@ -139,3 +139,27 @@ def test_a_registry_silent_for_the_first_three_is_not_asked_again_and_the_rest_g
     eight = outdated(deps, alive, workers=8)
     assert len(asked) == 20 and eight == one_by_one  # same findings, in the manifest's order
     assert [f.name for f in eight[0]] == [d.name for d in deps if d.name != "pkg7"] and eight[1] == ["pkg7"]
+
+
+def test_manifest_names_reach_the_registry_as_one_quoted_segment(tmp_path, settings):
+    """A hostile package.json cannot steer the registry lookups to another path or query."""
+    from codehealth.sources import registry_fetcher
+    from tests.fakes.registries import FakeRegistries
+
+    names = ["left-pad", "@acme/ui", "../../admin", "x?token=1", "a#b", "..", "a/../../b", "%2e%2e"]
+    (tmp_path / "package.json").write_text(json.dumps({"dependencies": dict.fromkeys(names, "1.0.0")}))
+    with FakeRegistries(npm={"left-pad": "1.3.0", "@acme/ui": "2.0.0"}).serve() as fake:
+        result = audit_dependencies(
+            tmp_path, advisories=[], fetcher=registry_fetcher(), urls={"npm": fake.url, "pypi": fake.url}
+        )
+    assert sorted(fake.hits) == ["/@acme%2Fui", "/left-pad"]  # the rest are no package names: not sent
+    assert {f.name for f in result.findings if f.category == "outdated"} == {"left-pad", "@acme/ui"}
+
+
+def test_a_registry_url_quotes_whatever_name_it_is_given():
+    from codehealth.dependencies import Dependency, registry_url
+
+    npm = registry_url(Dependency("npm", "a?b=c#d/../e", "1", "1", "package.json", 1), npm="https://r")
+    pypi = registry_url(Dependency("PyPI", "x/../y?z", "1", "1", "pyproject.toml", 1), pypi="https://p")
+    assert npm == "https://r/a%3Fb%3Dc%23d%2F..%2Fe"
+    assert pypi == "https://p/x%2F..%2Fy%3Fz/json"

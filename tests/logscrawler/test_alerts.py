@@ -168,3 +168,24 @@ def test_it_takes_thresholds_from_the_admin_over_the_settings(api, settings, ali
     ]
     services.logs_ingest(api, burst, now=NOW)
     assert AlertRule.SPIKE in rules()
+
+
+def test_a_log_line_cannot_mention_or_link_in_slack(api, settings, django_capture_on_commit_callbacks):
+    """Slack reads <!channel>, <@U…>, <url|text> and @here as commands; a log line's are only text."""
+    _Hook.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    line = (
+        "deploy failed <!channel> <!here|here> @here @Everyone <@U024BE7LH> <https://evil.example|log in> a&b"
+    )
+    try:
+        settings.LOGS_ALERT_WEBHOOK_SECRET_URL = f"http://127.0.0.1:{server.server_port}/hook"
+        with django_capture_on_commit_callbacks(execute=True):
+            services.logs_ingest(api, [at(1, line)], now=NOW)
+    finally:
+        server.shutdown()
+    [message] = _Hook.received
+    text = message["text"]
+    assert "<" not in text and ">" not in text  # no mention, no link: Slack's control sequences need them
+    assert "&lt;!channel&gt;" in text and "&lt;!here|here&gt;" in text and "a&amp;b" in text
+    assert "@here" not in text and "@Everyone" not in text and "@\u200bhere" in text
