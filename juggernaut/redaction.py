@@ -1,15 +1,25 @@
-"""Keeping secrets out of debug pages and logs.
+"""The one scrubber of secrets, for everything shown, logged or stored that came from outside.
 
 Secrets arrive from the environment (settings such as ``DATABASE_URL`` or an API key) and from callers
-(bearer tokens in ``Authorization`` headers or ``?token=`` query strings). Three places could echo
-them: Django's debug page, log lines, and daphne's access log; each goes through ``scrub`` here.
+(bearer tokens in ``Authorization`` headers or ``?token=`` query strings), and come back in text from
+outside: a provider's error that quotes the API key, urllib3's retry warning naming the webhook's
+secret path. Every place that could echo them goes through here: Django's debug page, log lines
+(``scrub``, with every pattern), daphne's access log, and stored or published data such as events and
+provider errors (``scrub_payload``: the configured secrets and the certain patterns only, so ordinary
+words such as "token limit" in a chat survive).
+
+The configured secrets are the values of ``SECRET_SETTINGS`` (and, for URLs, their paths and queries,
+where a webhook keeps its secret), wherever they appear.
 """
 
 import logging
 import re
+from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from daphne.access import AccessLogGenerator
+from django.conf import settings
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 REDACTED = "[redacted]"
@@ -33,11 +43,80 @@ _PATTERNS = [
 ]
 
 
+# Settings whose values are secrets (a URL's path and query count too: a webhook's secret is there).
+SECRET_SETTINGS = (
+    "SECRET_KEY",
+    "OPENROUTER_API_KEY",
+    "GITHUB_TOKEN",
+    "RAILWAY_TOKEN",
+    "RAILWAY_API_TOKEN",
+    "LOGS_ALERT_WEBHOOK_SECRET_URL",
+)
+MIN_SECRET_CHARS = 8  # shorter values would blank out ordinary words
+
+
+def _secret_parts(value: str) -> list[str]:
+    parts = [value]
+    if "://" in value:
+        try:
+            url = urlsplit(value)
+        except ValueError:
+            return parts
+        parts += [url.path, url.query, url.path.rstrip("/").rsplit("/", 1)[-1]]
+    return [p for p in parts if len(p) >= MIN_SECRET_CHARS]
+
+
+@lru_cache(maxsize=8)
+def _secrets_re(values: tuple[str, ...]) -> re.Pattern | None:
+    parts = sorted({p for v in values for p in _secret_parts(v)}, key=len, reverse=True)
+    return re.compile("|".join(re.escape(p) for p in parts)) if parts else None
+
+
+def scrub_secrets(text: str) -> str:
+    """``text`` without the configured secrets' values (see ``SECRET_SETTINGS``)."""
+    values = tuple(v for name in SECRET_SETTINGS if isinstance(v := getattr(settings, name, ""), str) and v)
+    pattern = _secrets_re(values) if values else None
+    return pattern.sub(REDACTED, text) if pattern else text
+
+
 def scrub(text: str) -> str:
-    """``text`` with every secret-looking value replaced by ``[redacted]``."""
+    """``text`` with every secret-looking value replaced by ``[redacted]``: for logs and debug pages."""
+    text = scrub_secrets(text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def scrub_certain(text: str) -> str:
+    """``text`` without the configured secrets, passwords in URLs and the HQ's own tokens: what is
+    surely a secret, for text that is stored or published (model output, provider errors)."""
+    text = scrub_secrets(text)
+    for pattern, replacement in (_PATTERNS[0], _PATTERNS[-1]):
+        text = pattern.sub(replacement, text)
+    return text
+
+
+# Payload keys whose values are secrets (narrower than SECRET_NAME_RE: payloads have "key" fields).
+PAYLOAD_SECRET_KEY_RE = re.compile(
+    r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie|credential)", re.I
+)
+
+
+def scrub_payload(value: Any) -> Any:
+    """Stored or published data (an event's payload, a provider's error metadata): values under
+    secret-looking keys blanked, strings through ``scrub_certain``; lists come back as lists."""
+    if isinstance(value, str):
+        return scrub_certain(str(value))
+    if isinstance(value, dict):
+        return {
+            k: (
+                REDACTED if isinstance(k, str) and PAYLOAD_SECRET_KEY_RE.search(k) and v else scrub_payload(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub_payload(v) for v in value]
+    return value
 
 
 def scrub_value(value: Any) -> Any:

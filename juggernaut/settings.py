@@ -496,5 +496,9 @@ LOGGING = {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        # urllib3 logs its retries with the URL's path (a webhook's secret): scrubbed at the source, so
+        # no handler, whoever adds it, sees the path.
+        "urllib3.connectionpool": {"filters": ["redact"]},
+        "urllib3.util.retry": {"filters": ["redact"]},
     },
 }

@@ -9,9 +9,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from juggernaut.redaction import scrub_certain, scrub_payload
+
 
 class OpenRouterError(Exception):
-    """A failed call. ``permanent`` says whether repeating the same request could succeed."""
+    """A failed call. ``permanent`` says whether repeating the same request could succeed.
+
+    The message and metadata are often the provider's own text, which may quote the API key: both are
+    scrubbed here, before any page, usage row, event or log line sees them."""
 
     def __init__(
         self,
@@ -23,13 +28,14 @@ class OpenRouterError(Exception):
         retry_after: float | None = None,
         metadata: dict | None = None,
     ) -> None:
+        message = scrub_certain(str(message))
         super().__init__(message)
-        self.code = code
+        self.code = scrub_certain(code) if isinstance(code, str) else code
         self.message = message
         self.status = status
         self.permanent = permanent
         self.retry_after = retry_after
-        self.metadata = metadata or {}
+        self.metadata = scrub_payload(metadata or {})
 
     def __str__(self) -> str:
         where = f" (HTTP {self.status})" if self.status else ""

@@ -14,11 +14,10 @@ from django.db import connections, transaction
 
 from juggernaut.events.wake import wake_all
 from juggernaut.models import Event, EventTopic
+from juggernaut.redaction import scrub_payload
 
 NOTIFY_CHANNEL = "juggernaut_events"
 TOPIC_RE = re.compile(r"^[a-z][a-z0-9_.:-]{0,119}$")
-SENSITIVE_KEY_RE = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|cookie|credential)", re.I)
-REDACTED = "[redacted]"
 
 
 class EventError(ValueError):
@@ -56,18 +55,6 @@ def group_name(topic: str) -> str:
     return "ev." + hashlib.sha1(topic.encode()).hexdigest()
 
 
-def redact(value: Any) -> Any:
-    """Blank out values under secret-looking keys, so a careless producer cannot leak a key."""
-    if isinstance(value, dict):
-        return {
-            k: (REDACTED if isinstance(k, str) and SENSITIVE_KEY_RE.search(k) and v else redact(v))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [redact(v) for v in value]
-    return value
-
-
 def publish(topic: str, type: str, data: dict | None = None, *, correlation_id: int | None = None) -> Event:
     """Store an event in the caller's transaction; it is fanned out once that transaction commits.
 
@@ -91,7 +78,11 @@ def publish(topic: str, type: str, data: dict | None = None, *, correlation_id: 
                 )
                 row = cursor.fetchone()
             event = Event.objects.create(
-                topic=topic, seq=row[0], type=type, correlation_id=correlation_id, data=redact(data or {})
+                topic=topic,
+                seq=row[0],
+                type=type,
+                correlation_id=correlation_id,
+                data=scrub_payload(data or {}),
             )
             if connection.vendor == "postgresql":
                 # Delivered by Postgres at commit, and not at all on rollback.

@@ -13,7 +13,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from juggernaut.asgi import application
-from juggernaut.events import EventError, publish, redact
+from juggernaut.events import EventError, publish
 from juggernaut.models import Event
 from juggernaut.services import events_prune
 from tests.conftest import is_postgres
@@ -83,7 +83,26 @@ def test_it_redacts_secret_looking_keys():
     )
     event.refresh_from_db()
     assert event.data == {"api_key": "[redacted]", "nested": [{"password": "[redacted]", "ok": 1}], "n": 2}
-    assert redact({"token": ""}) == {"token": ""}  # nothing to hide
+    assert publish("hq", "config", {"token": ""}).data == {"token": ""}  # nothing to hide
+
+
+@pytest.mark.django_db
+def test_it_removes_configured_secrets_from_text_it_publishes(settings):
+    settings.OPENROUTER_API_KEY = "sk-or-v1-" + "a1" * 20
+    settings.LOGS_ALERT_WEBHOOK_SECRET_URL = "https://hooks.slack.com/services/T0001/B0002/s3cretPathPart"
+    event = publish(
+        "hq",
+        "note",
+        {
+            "message": f"provider said: invalid key {settings.OPENROUTER_API_KEY}",
+            "lines": ["POST /services/T0001/B0002/s3cretPathPart failed", "the token limit was reached"],
+        },
+    )
+    event.refresh_from_db()
+    assert event.data == {
+        "message": "provider said: invalid key [redacted]",
+        "lines": ["POST [redacted] failed", "the token limit was reached"],  # ordinary words survive
+    }
 
 
 @pytest.mark.django_db

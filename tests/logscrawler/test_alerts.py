@@ -1,6 +1,7 @@
 """Alert rules fire once when they should and not on noise; each new error gets one linked task."""
 
 import json
+import logging
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -189,3 +190,42 @@ def test_a_log_line_cannot_mention_or_link_in_slack(api, settings, django_captur
     assert "<" not in text and ">" not in text  # no mention, no link: Slack's control sequences need them
     assert "&lt;!channel&gt;" in text and "&lt;!here|here&gt;" in text and "a&amp;b" in text
     assert "@here" not in text and "@Everyone" not in text and "@\u200bhere" in text
+
+
+def test_the_webhooks_secret_path_never_reaches_the_logs(
+    api, settings, caplog, django_capture_on_commit_callbacks
+):
+    """urllib3 logs each retry with the URL's path, which is where a Slack webhook keeps its secret."""
+    from tests.conftest import free_port
+
+    secret = "services/T0001/B0002/Xq7s3cretW3bhookPath"
+    settings.LOGS_ALERT_WEBHOOK_SECRET_URL = f"http://127.0.0.1:{free_port()}/{secret}"  # nobody listens
+    caplog.set_level(logging.DEBUG)
+    # a handler of its own on urllib3's logger sees records before any filter of the root's handlers
+    seen: list[str] = []
+    own = logging.Handler()
+    own.emit = lambda record: seen.append(record.getMessage())
+    urllib3_log = logging.getLogger("urllib3.connectionpool")
+    urllib3_log.addHandler(own)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            services.logs_ingest(api, [at(1, "TLS handshake failed with upstream")], now=NOW)
+    finally:
+        urllib3_log.removeHandler(own)
+    assert any("Retrying" in line for line in seen) and "alert webhook failed" in caplog.text
+    for text in [*seen, caplog.text]:
+        assert "Xq7s3cretW3bhookPath" not in text and "B0002" not in text
+
+
+def test_a_webhook_inside_the_network_is_not_called(
+    api, settings, caplog, django_capture_on_commit_callbacks
+):
+    settings.HQ_OUTBOUND_ALLOW_PRIVATE = False
+    settings.LOGS_ALERT_WEBHOOK_SECRET_URL = (
+        "http://169.254.169.254/services/T0001/B0002/Xq7s3cretW3bhookPath"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        services.logs_ingest(api, [at(1, "TLS handshake failed with upstream")], now=NOW)
+    assert "alert webhook not sent: 169.254.169.254 is a cloud metadata address" in caplog.text
+    assert LogAlert.objects.count() == 1  # the alert itself was opened
+    assert "Xq7s3cretW3bhookPath" not in caplog.text
