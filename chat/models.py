@@ -127,7 +127,7 @@ class Phase(models.TextChoices):
     QUEUED = "queued"
     ROUTING = "routing"
     CALLING_MODEL = "calling_model"
-    WAITING_FIRST_TOKEN = "waiting_first_token"
+    WAITING_FIRST_TOKEN = "waiting_first_token"  # noqa: S105 - a run status name, not a password
     STREAMING = "streaming"
     TOOL_RUNNING = "tool_running"
     WAITING_APPROVAL = "waiting_approval"

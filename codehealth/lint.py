@@ -244,7 +244,7 @@ def _ruff(binary: str, root: Path, command: list[str], timeout: float) -> subpro
     """Run ruff on ``root`` so that nothing in the checkout can make it write: ``--isolated`` (no
     configuration file is read; the rule selection comes in as ``--config``), no cache, and the
     caller's flags never fix in place."""
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - the installed ruff, no shell; the checkout adds only vetted --config values
         [binary, *command, "--isolated", "--no-cache", *ruff_overrides(root), "."],
         cwd=root,
         capture_output=True,

@@ -101,7 +101,7 @@ def split_header(line: str) -> Header:
             level = LEVELS[word]
         elif stamps and level is None and token in _LETTER_LEVELS:  # Android's "D", "E"...
             level = _LETTER_LEVELS[token]
-        elif token == "-":
+        elif token == "-":  # noqa: S105 - a word of a log header, not a password
             if i > 0:  # "name - message": the separator ends the header
                 i += 1
                 break

@@ -193,7 +193,7 @@ class WorkerLoop:
             connection.close()
 
     def _claim(self, limit: int) -> list[Task] | None:
-        assert self.worker is not None
+        assert self.worker is not None  # noqa: S101 - narrows the type; run() registers the worker first
         try:
             return services.task_claim(self.worker, incarnation=self.worker.incarnation, limit=limit)
         except EngineError as exc:
@@ -229,7 +229,7 @@ class WorkerLoop:
             connection.close()
 
     def _run_task(self, task: Task, ctx: HandlerContext) -> None:
-        assert self.worker is not None
+        assert self.worker is not None  # noqa: S101 - narrows the type; run() registers the worker first
         fence = {"worker_id": self.worker.pk, "incarnation": self.worker.incarnation}
         try:
             handler = handlers.lookup(task.kind)
@@ -263,7 +263,7 @@ class WorkerLoop:
             self.wakeup.set()
 
     def _heartbeat_loop(self) -> None:
-        assert self.worker is not None
+        assert self.worker is not None  # noqa: S101 - narrows the type; run() registers the worker first
         try:
             while not self.stopping.wait(self.heartbeat_seconds):
                 self._beat()
@@ -271,7 +271,7 @@ class WorkerLoop:
             connection.close()
 
     def _beat(self) -> None:
-        assert self.worker is not None
+        assert self.worker is not None  # noqa: S101 - narrows the type; run() registers the worker first
         try:
             services.worker_heartbeat(self.worker, incarnation=self.worker.incarnation)
         except EngineError as exc:
@@ -314,7 +314,7 @@ class WorkerLoop:
 
     def _shutdown(self) -> None:
         """Wait up to the grace period for running tasks, release the rest, and sign off."""
-        assert self.worker is not None
+        assert self.worker is not None  # noqa: S101 - narrows the type; run() registers the worker first
         self.stop()
         deadline = time.monotonic() + self.grace_seconds
         while self.running and time.monotonic() < deadline:

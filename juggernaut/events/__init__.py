@@ -52,7 +52,7 @@ def topic_validate(topic: str) -> str:
 
 def group_name(topic: str) -> str:
     """Channels group for a topic (group names allow fewer characters than topics)."""
-    return "ev." + hashlib.sha1(topic.encode()).hexdigest()
+    return "ev." + hashlib.sha1(topic.encode(), usedforsecurity=False).hexdigest()
 
 
 def publish(topic: str, type: str, data: dict | None = None, *, correlation_id: int | None = None) -> Event:

@@ -175,7 +175,7 @@ def wake_workers() -> None:
 def backoff_delay(attempts: int) -> timedelta:
     """``ENGINE_BACKOFF_BASE_SECONDS * 2**(attempts-1)``, capped at an hour, plus up to 25% jitter."""
     base = min(settings.ENGINE_BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
-    return timedelta(seconds=base * random.uniform(1.0, 1.25))
+    return timedelta(seconds=base * random.uniform(1.0, 1.25))  # noqa: S311 - retry jitter, not a secret
 
 
 def retry_or_escalate(task: Task, *, now, error: str) -> tuple[str, dict]:
