@@ -30,12 +30,12 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from django.conf import settings
 
-from juggernaut.http import HttpSession, http_session, retry_after_seconds
+from juggernaut.http import HttpSession, http_session, retry_after_seconds, url_shown
 from juggernaut.urlguard import OutboundRefused, guarded_session
 
 API_VERSION = "2022-11-28"
@@ -44,6 +44,16 @@ RETRY_STATUSES = frozenset({500, 502, 503, 504})
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 ETAG_CACHE_SIZE = 512
 ARTIFACT_DEADLINE_SECONDS = 300.0  # a whole artifact download, however the blob store trickles
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return "", "", None
+
+
 _NEXT_LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -311,7 +321,15 @@ class GitHubClient:
         )
 
     def _url(self, path: str) -> str:
-        return path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+        """``path`` under the API's base URL; an absolute URL (a ``Link: rel="next"`` from an answer) only
+        on the API's own origin, since the token goes with it."""
+        if not path.startswith(("http://", "https://")):
+            return f"{self.base_url}{path}"
+        if _origin(path) != _origin(self.base_url):
+            raise GitHubError(
+                f"refused to follow a link off the API's origin: {url_shown(path)}", permanent=True
+            )
+        return path
 
     def _get(self, path: str, params: dict | None = None) -> tuple[Any, str | None]:
         """A GET's JSON and its ``Link`` header, conditional on the cached ETag."""

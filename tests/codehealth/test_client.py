@@ -29,6 +29,17 @@ def test_it_follows_link_pagination_to_the_last_page(github, gh):
     assert len(pages) == 3  # 100 + 100 + 50, by rel="next"
 
 
+def test_it_never_follows_a_next_link_off_the_apis_origin_with_the_token(github, gh, monkeypatch):
+    from codehealth import clients
+
+    _runs(github, 250)
+    monkeypatch.setattr(clients, "next_link", lambda header: "http://169.254.169.254:80/latest/meta-data/")
+    with pytest.raises(GitHubError, match="refused to follow a link off the API's origin") as refused:
+        gh.workflow_runs("acme", "shop")
+    assert refused.value.permanent
+    assert len([p for m, p in github.requests if p.endswith("/actions/runs")]) == 1
+
+
 def test_it_stops_at_the_page_cap(github, gh):
     _runs(github, 250)
     assert len(gh.workflow_runs("acme", "shop", max_pages=2)) == 200
