@@ -184,3 +184,36 @@ def test_a_redirect_is_not_followed(alice, frontend_only, local_repository):
     with FakeServer(Redirecting) as server:
         _scan(local_repository, alice, frontend_only, f"{server.url}/api/openapi.json")
     assert "redirects; give the URL it redirects to" in CodeFinding.objects.get(kind="contract").reason
+
+
+def test_a_rebinding_schema_host_never_leads_to_an_unchecked_address(
+    alice, frontend_only, settings, monkeypatch, local_repository
+):
+    """A DNS server answering a public address first and 127.0.0.1 after: each connection goes to the
+    address its own lookup was checked for, so the retry's lookup is refused, never connected."""
+    import socket
+
+    settings.HQ_OUTBOUND_ALLOW_PRIVATE = False
+    asked, connected = [], []
+    real_getaddrinfo, real_connect = socket.getaddrinfo, socket.socket.connect
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host != "schema.rebind.example":
+            return real_getaddrinfo(host, port, *args, **kwargs)
+        asked.append(host)
+        address = "93.184.216.34" if len(asked) == 1 else "127.0.0.1"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    def connect(sock, address):
+        if isinstance(address, tuple) and address[1] == 80:  # the schema host's connections, nothing else
+            connected.append(address[0])
+            raise ConnectionRefusedError("test: not on the internet")
+        return real_connect(sock, address)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    _scan(local_repository, alice, frontend_only, "http://schema.rebind.example/api/openapi.json")
+    assert len(asked) == 2  # the first connection and its one retry, each looked up once
+    assert connected == ["93.184.216.34"]  # never 127.0.0.1
+    reason = CodeFinding.objects.get(kind="contract").reason
+    assert "schema.rebind.example resolves to 127.0.0.1, a loopback or private address" in reason

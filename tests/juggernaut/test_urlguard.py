@@ -55,10 +55,11 @@ def connects(monkeypatch) -> list:
     return seen
 
 
+@pytest.mark.parametrize("scheme", ["http", "https"])
 @pytest.mark.parametrize("host", INSIDE)
-def test_it_refuses_every_address_that_leads_inside(no_private, connects, host):
+def test_it_refuses_every_address_that_leads_inside(no_private, connects, host, scheme):
     with pytest.raises(OutboundRefused) as refused:
-        guarded_session(max_retries=0).get(f"http://{host}/latest/meta-data/")
+        guarded_session(max_retries=0).get(f"{scheme}://{host}/latest/meta-data/")
     assert " address" in str(refused.value)
     assert connects == []
 
