@@ -36,6 +36,7 @@ import requests
 from django.conf import settings
 
 from juggernaut.http import HttpSession, http_session, retry_after_seconds, url_shown
+from juggernaut.redaction import scrub_certain, scrub_payload
 from juggernaut.urlguard import OutboundRefused, guarded_session
 
 API_VERSION = "2022-11-28"
@@ -74,11 +75,12 @@ class GitHubError(Exception):
         errors: list | None = None,
         retry_at: float | None = None,
     ) -> None:
+        message = scrub_certain(message)  # GitHub's own text, which may quote what it was sent
         super().__init__(message)
         self.message = message
         self.permanent = permanent
         self.status = status
-        self.errors = errors or []
+        self.errors = scrub_payload(errors or [])
         self.retry_at = retry_at
 
 

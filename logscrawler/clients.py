@@ -24,6 +24,7 @@ import requests
 from django.conf import settings
 
 from juggernaut.http import HttpSession, http_session
+from juggernaut.redaction import scrub_certain
 
 # The line Railway writes into a log stream when it throttles it.
 DROPPED_MARKER = "rate limit of"
@@ -59,7 +60,7 @@ class RailwayError(Exception):
     """Railway refused or failed. ``permanent``: retrying the same request cannot help."""
 
     def __init__(self, message: str, *, permanent: bool = False, status: int | None = None) -> None:
-        super().__init__(message)
+        super().__init__(scrub_certain(message))  # Railway's own text, which may quote the token
         self.permanent = permanent
         self.status = status
 
