@@ -263,19 +263,25 @@ class GuardedSession(HttpSession):
         timer = threading.Timer(self.deadline, watch.expire)
         timer.daemon = True
         timer.start()
+        late = f"{shown} did not answer within {self.deadline:g} s"
         try:
             response = super().request(method, url, stream=True, **kwargs)
             with response:
                 response._content = self._body(response, shown)
-            return response
-        except requests.RequestException as exc:
+                response._content_consumed = True
+        except OutboundRefused:
+            raise
+        except Exception as exc:  # whatever the shut-down socket made urllib3 raise
             if watch.expired:
-                raise OutboundRefused(f"{shown} did not answer within {self.deadline:g} s") from exc
+                raise OutboundRefused(late) from exc
             raise
         finally:
             timer.cancel()
             watch.close()
             _local.watch = previous
+        if watch.expired:  # a body without a length ends cleanly when its socket is shut down
+            raise OutboundRefused(late)
+        return response
 
     def _body(self, response: requests.Response, shown: str) -> bytes:
         body = bytearray()

@@ -119,11 +119,13 @@ class Trickle(QuietHandler):
 
     sent: list[int] = []
     requests = 0
+    length = True
 
     def do_GET(self) -> None:
         Trickle.requests += 1
         self.send_response(200)
-        self.send_header("Content-Length", "100000")
+        if Trickle.length:  # without a length, the body ends when the connection does
+            self.send_header("Content-Length", "100000")
         self.end_headers()
         try:
             while True:
@@ -135,8 +137,9 @@ class Trickle(QuietHandler):
             return
 
 
-def test_it_ends_a_trickling_answer_at_the_deadline(settings):
-    Trickle.sent, Trickle.requests = [], 0
+@pytest.mark.parametrize("length", [True, False], ids=["with-length", "until-close"])
+def test_it_ends_a_trickling_answer_at_the_deadline(length):
+    Trickle.sent, Trickle.requests, Trickle.length = [], 0, length
     with FakeServer(Trickle) as server, pytest.raises(OutboundRefused, match="did not answer within 0.5 s"):
         # each read comes well within the per-read timeout: only the overall deadline ends it
         guarded_session(max_retries=3, timeout=5, deadline=0.5).get(server.url + "/schema.json")
@@ -179,7 +182,7 @@ def test_it_caps_the_body():
 
 def test_the_watchdog_leaves_other_threads_alone():
     """Two threads, one session: a slow answer in one does not end the other's request."""
-    Trickle.sent, Trickle.requests = [], 0
+    Trickle.sent, Trickle.requests, Trickle.length = [], 0, True
 
     class Quick(QuietHandler):
         def do_GET(self) -> None:
