@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from juggernaut.engine import services as engine
 from juggernaut.events import publish
+from juggernaut.redaction import scrub
 from juggernaut.urlguard import OutboundRefused, guarded_session
 from logscrawler.apps import TASK_SOURCE
 from logscrawler.models import (
@@ -103,7 +104,7 @@ def _webhook_send(text: str) -> None:
         )
         response.raise_for_status()
     except OutboundRefused as exc:
-        log.warning("alert webhook not sent: %s", exc)
+        log.warning("alert webhook not sent: %s", scrub(str(exc)))  # a late answer's message names the path
     except requests.RequestException as exc:  # a notification must never break ingestion
         log.warning("alert webhook failed: %s", exc.__class__.__name__)
 
