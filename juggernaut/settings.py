@@ -146,6 +146,12 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+# Railway names each service's public domain; the HQ answers there, and Railway's deploy healthcheck
+# asks with its own host name.
+RAILWAY_PUBLIC_DOMAIN = env("RAILWAY_PUBLIC_DOMAIN")
+if RAILWAY_PUBLIC_DOMAIN:
+    ALLOWED_HOSTS += [RAILWAY_PUBLIC_DOMAIN, "healthcheck.railway.app"]
+    CSRF_TRUSTED_ORIGINS.append(f"https://{RAILWAY_PUBLIC_DOMAIN}")
 TIME_ZONE = env("TIME_ZONE", "UTC")
 USE_TZ = True
 USE_I18N = False
@@ -258,6 +264,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT.mkdir(exist_ok=True)
 # Until collectstatic has filled STATIC_ROOT (development, tests), WhiteNoise serves from the finders.
 WHITENOISE_USE_FINDERS = DEBUG or not any(STATIC_ROOT.iterdir())
+# collectstatic (a deployment runs it at build time) names each file by its content's hash.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "juggernaut.staticfiles.HashedStaticFilesStorage"},
+}
 
 # Production hardening; all of it can be relaxed from the environment behind a TLS-terminating proxy.
 HQ_BEHIND_PROXY = envbool("HQ_BEHIND_PROXY", False)
