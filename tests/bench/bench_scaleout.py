@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import secrets
 import shutil
@@ -458,6 +459,7 @@ def claims_phase(lab: Lab) -> None:
 
 
 def schedules_phase(cluster_started: float) -> None:
+    from django_q.models import Schedule
     from django_q.models import Task as QTask
 
     wait = cluster_started + 60 * (SCHEDULE_MINUTES + 1) - time.monotonic()
@@ -465,12 +467,18 @@ def schedules_phase(cluster_started: float) -> None:
         print(f"schedules: waiting {wait:.0f} s for {SCHEDULE_MINUTES} full minutes of both jobs clusters")
         time.sleep(wait)
     for func in ("juggernaut.engine.tasks.engine_tick", "chat.tasks.runs_sweep"):
+        schedule = Schedule.objects.get(func=func)
         started = list(QTask.objects.filter(func=func).order_by("started").values_list("started", flat=True))
-        per_minute = Counter(moment.replace(second=0, microsecond=0) for moment in started)
+        # The schedule's periods end at its next run, a minute apart: a run belongs to the period it
+        # started in (a cluster picks a due schedule up a few seconds to half a minute late).
+        period = [math.ceil((schedule.next_run - moment).total_seconds() / 60) - 1 for moment in started]
+        runs = Counter(period)
+        missed = [k for k in range(min(period, default=0), max(period, default=-1)) if k not in runs]
         gaps = [round((b - a).total_seconds()) for a, b in zip(started, started[1:], strict=False)]
         print(
-            f"schedules: {func} (every minute) with 2 jobs clusters: {len(started)} runs, "
-            f"{sum(n - 1 for n in per_minute.values())} extra runs in a minute, seconds between runs {gaps}"
+            f"schedules: {func} (every minute) with 2 jobs clusters: {len(started)} runs over {len(runs)} "
+            f"periods, {sum(n - 1 for n in runs.values())} periods ran it twice, {len(missed)} missed; "
+            f"seconds between runs {gaps}"
         )
 
 
