@@ -68,7 +68,7 @@ def parse_ruff_json(
                 confidence=100,
                 reason=text_of(item.get("message")),
                 fixable=safe,
-                extra={"column": bounded_int(location.get("column")), "url": text_of(item.get("url"), 500)}
+                extra={"column": bounded_int(location.get("column")), "url": rule_url(item)}
                 | ({"fix": text_of(fix.get("message"), 500)} if fix else {})
                 # The safe fix's edits travel with the finding: an auto-PR applies exactly these.
                 | ({"edits": edits} if edits else {}),
@@ -108,10 +108,18 @@ def parse_eslint_json(
                     extra={
                         "column": bounded_int(message.get("column")),
                         "severity": "error" if message.get("severity") == 2 else "warning",
-                    },
+                    }
+                    | _eslint_url(message.get("ruleId")),
                 )
             )
     return findings
+
+
+def _eslint_url(rule: object) -> dict:
+    """eslint's own rules have a page each; a plugin's rule (``plugin/rule``) is documented elsewhere."""
+    if isinstance(rule, str) and re.fullmatch(r"[a-z][a-z0-9-]{0,80}", rule):
+        return {"url": f"https://eslint.org/docs/latest/rules/{rule}"}
+    return {}
 
 
 def parse_tsc(text: str, *, root: str | Path | None = None, refused: list | None = None) -> list[Finding]:
@@ -182,12 +190,18 @@ def _ruff_env() -> dict[str, str]:
     return env | {"RUST_MIN_STACK": str(64 * 1024 * 1024), "RAYON_NUM_THREADS": "4"}
 
 
-# What a checkout's ruff configuration may say to the HQ's ruff: the rule selection, and the few
-# scalar settings its checks and formatter read. Everything else (``fix``, ``unsafe-fixes``,
-# ``extend`` to a file elsewhere, isort's ``required-imports``, plugins' settings) is never read:
-# ruff runs ``--isolated`` and gets only these, as ``--config`` overrides.
-_RULE_LISTS = ("select", "extend-select", "ignore", "extend-ignore")
+# What a checkout's ruff configuration may say to the HQ's ruff: the rule selection, the files it
+# leaves out, and the few scalar settings its checks and formatter read. Everything else (``fix``,
+# ``unsafe-fixes``, ``extend`` to a file elsewhere, isort's ``required-imports``, plugins' settings) is
+# never read: ruff runs ``--isolated`` and gets only these, as ``--config`` overrides.
+# With no selection of its own, a checkout gets ruff's documented defaults, named here: the HQ's ruff
+# is newer than many repositories and its built-in default may be wider than what they chose.
+DEFAULT_SELECT = ("E4", "E7", "E9", "F")
+# Ignores go first: ruff drops an ``ignore`` given before a later ``select`` override.
+_RULE_LISTS = ("ignore", "extend-ignore", "select", "extend-select")
 _RULE_CODE = re.compile(r"^(ALL|[A-Z]{1,8}[0-9]{0,4})$")
+_GLOB = re.compile(r"^[^\x00-\x1f]{1,300}$")
+_EXCLUDES = ("exclude", "extend-exclude")
 _SCALARS = {
     "line-length": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 320,
     "indent-width": lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 16,
@@ -219,17 +233,41 @@ def _ruff_table(root: Path) -> dict:
     return {}
 
 
+def _codes(value: object) -> list[str]:
+    return (
+        [c for c in value if isinstance(c, str) and _RULE_CODE.match(c)][:500]
+        if isinstance(value, list)
+        else []
+    )
+
+
+def _globs(value: object) -> list[str]:
+    return (
+        [g for g in value if isinstance(g, str) and _GLOB.match(g)][:200] if isinstance(value, list) else []
+    )
+
+
 def ruff_overrides(root: str | Path) -> list[str]:
-    """``--config`` arguments carrying only the checkout's rule selection and safe scalar settings."""
+    """``--config`` arguments carrying only the checkout's rule selection (ruff's defaults when it has
+    none), the files it excludes, and safe scalar settings."""
     table = _ruff_table(Path(root))
     lint_table = table.get("lint") if isinstance(table.get("lint"), dict) else {}
     format_table = table.get("format") if isinstance(table.get("format"), dict) else {}
     args: list[str] = []
     for key in _RULE_LISTS:
         value = lint_table.get(key, table.get(key))
+        if key == "select" and not isinstance(value, list):
+            value = list(DEFAULT_SELECT)
         if isinstance(value, list):
-            codes = [c for c in value if isinstance(c, str) and _RULE_CODE.match(c)][:500]
-            args += ["--config", f"lint.{key} = {json.dumps(codes)}"]
+            args += ["--config", f"lint.{key} = {json.dumps(_codes(value))}"]
+    ignores = lint_table.get("per-file-ignores", table.get("per-file-ignores"))
+    if isinstance(ignores, dict):
+        per_file = {g: _codes(v) for g, v in list(ignores.items())[:200] if _globs([g])}
+        table_text = ", ".join(f"{json.dumps(g)} = {json.dumps(c)}" for g, c in per_file.items())
+        args += ["--config", f"lint.per-file-ignores = {{{table_text}}}"]
+    for key in _EXCLUDES:  # excluded files only narrow what is checked
+        if isinstance(table.get(key), list):
+            args += ["--config", f"{key} = {json.dumps(_globs(table[key]))}"]
     for key, ok in _SCALARS.items():
         if ok(table.get(key)):
             args += ["--config", f"{key} = {json.dumps(table[key])}"]
@@ -238,6 +276,15 @@ def ruff_overrides(root: str | Path) -> list[str]:
         if isinstance(value, (str, bool)) and value in allowed:
             args += ["--config", f"format.{key} = {json.dumps(value)}"]
     return args
+
+
+def rule_url(item: dict) -> str:
+    """The rule's documentation page (ruff names it by the rule's name); "" for anything else, such as
+    a syntax error or a link to elsewhere."""
+    url = text_of(item.get("url"), 500)
+    if not re.fullmatch(r"https://docs\.astral\.sh/ruff/rules/[a-z0-9-]+/?", url):
+        return ""
+    return url if url.endswith("/") else url + "/"
 
 
 def _ruff(binary: str, root: Path, command: list[str], timeout: float) -> subprocess.CompletedProcess:

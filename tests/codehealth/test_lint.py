@@ -119,3 +119,37 @@ def test_a_checkout_that_formats_with_ruff_gets_a_whole_file_reformat_fix(tmp_pa
     assert (finding.path, finding.name, finding.fixable) == ("m.py", "unformatted", True)
     fixed = edits_apply(source, finding.extra["edits"])
     assert fixed == "x = {'a': 1}\n\n\ndef f(y):\n    return y\n"  # with the repository's own settings
+
+
+MIGRATION = (
+    "from django.db import migrations\n\n\n"
+    "class Migration(migrations.Migration):\n"
+    "    dependencies = []\n"
+    "    operations = []\n"
+)
+
+
+def test_it_lints_a_checkout_without_ruff_configuration_with_ruffs_documented_defaults_only(tmp_path):
+    (tmp_path / "app" / "migrations").mkdir(parents=True)
+    (tmp_path / "app" / "migrations" / "0001_initial.py").write_text(MIGRATION)  # RUF012 elsewhere
+    (tmp_path / "app" / "when.py").write_text(
+        "import datetime\nimport os\n\nNOW = datetime.datetime.now(datetime.timezone.utc)\n"
+    )  # UP017 elsewhere; F401 is a default rule
+    findings = run_ruff(tmp_path)
+    assert [(f.path, f.name) for f in findings] == [("app/when.py", "F401")]
+    assert findings[0].extra["url"] == "https://docs.astral.sh/ruff/rules/unused-import/"
+
+
+def test_it_lints_with_the_repositorys_own_selection_ignores_excludes_and_per_file_ignores(tmp_path):
+    (tmp_path / "ruff.toml").write_text(
+        'exclude = ["migrations"]\nline-length = 20\n[lint]\nselect = ["E", "F", "RUF"]\n'
+        'ignore = ["E501"]\n[lint.per-file-ignores]\n"app/__init__.py" = ["F401"]\n'
+    )
+    (tmp_path / "app" / "migrations").mkdir(parents=True)
+    (tmp_path / "app" / "migrations" / "0001_initial.py").write_text(MIGRATION)
+    (tmp_path / "app" / "__init__.py").write_text("import os\n")
+    (tmp_path / "app" / "forms.py").write_text(
+        "import sys\n\n\nclass Form:\n    fields = ['a_rather_long_field_name']\n"
+    )
+    found = sorted((f.path, f.name) for f in run_ruff(tmp_path))
+    assert found == [("app/forms.py", "F401"), ("app/forms.py", "RUF012")]

@@ -168,3 +168,10 @@ def test_a_not_run_audit_cannot_be_dismissed(alice_client, repository):
         HTTP_HX_REQUEST="true",
     ).content.decode()
     assert "Refused: an audit that did not run cannot be dismissed" in answer
+
+
+def test_it_links_a_lint_finding_to_its_rules_documentation(alice_client, repository):
+    url = "https://docs.astral.sh/ruff/rules/unused-import/"
+    scan(repository, Finding("lint", "ruff", "app/x.py", 1, "F401", 100, "unused", extra={"url": url}))
+    page = alice_client.get(f"/codehealth/{repository.pk}/").content.decode()
+    assert f'<a href="{url}"' in page and ">F401</a>" in page
