@@ -12,6 +12,11 @@ KINDS = ("stale", "lint", "contract", "dependency")
 TYPE_DRIFT = "type_missing_optional_field"
 # A file an analyser could not read (a note, not a problem of the code: it counts in no score)
 SKIPPED = "skipped"
+# A finding this sure is *confident*: for stale code, its name appears nowhere at all and nothing may
+# reach it without naming it; only these count in the score and only these are ever fixed. Below it
+# a finding is *uncertain*: shown apart, for a human to judge.
+CONFIDENT = 90
+UNCERTAIN = 60  # what the stale analysis gives an item something may keep alive
 STALE_CATEGORIES = (
     "import",
     "variable",

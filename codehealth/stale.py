@@ -10,7 +10,7 @@ import ast
 import re
 from pathlib import Path
 
-from codehealth.findings import SKIPPED, Finding
+from codehealth.findings import CONFIDENT, SKIPPED, UNCERTAIN, Finding
 from codehealth.stale_refs import Definition, Index, build_index
 from codehealth.stale_rules import (
     CONVENTIONAL_MODULES,
@@ -120,7 +120,50 @@ def _module_by_path(index: Index, path: str):
     return index.by_path[path]
 
 
-def _definition_finding(index: Index, d: Definition, tools: set[int]) -> Finding | None:
+def _imports_by_module(index: Index) -> dict[str, dict[str, str]]:
+    """Per module path: each imported name and the dotted source it comes from."""
+    imports: dict[str, dict[str, str]] = {}
+    for d in index.definitions:
+        if d.category == "import":
+            imports.setdefault(d.path, {})[d.name] = d.imported_from
+    return imports
+
+
+def _registered(d: Definition, imports: dict[str, str]) -> bool:
+    """Under a decorator that registers what it decorates, by its own name or an alias of it
+    (``from django.dispatch import receiver as on_signal``)."""
+    if _decorated_by(d, REGISTERING_DECORATORS):
+        return True
+    for decorator in d.decorators:
+        head, _, rest = decorator.split("(")[0].partition(".")
+        source = imports.get(head)
+        if source:
+            resolved = ".".join(p for p in (source, rest) if p)
+            if _decorated_by(Definition("", "", "", 0, "", decorators=(resolved,)), REGISTERING_DECORATORS):
+                return True
+    return False
+
+
+def _doubt(index: Index, d: Definition, imports: dict[str, str]) -> str:
+    """Why an unreferenced definition may still be alive ("" when nothing says so): a finding is
+    confident only when its name appears nowhere at all and nothing may reach it without naming it."""
+    name = d.name
+    for decorator in d.decorators:
+        head = decorator.split("(")[0].split(".")[0]
+        where = f", imported from {imports[head]}" if head in imports else ""
+        return f"its decorator @{decorator.split('(')[0]}{where} may register it"
+    if index.maybe_computed(name):
+        return "a name built at run time (a literal prefix or f-string) may be this one"
+    if d.bases and d.category == "method":
+        return "its class has a base class, which might call it by name"
+    if d.bases and d.category == "class":
+        return "its base class may find its subclasses without naming them"
+    return ""
+
+
+def _definition_finding(
+    index: Index, d: Definition, tools: set[int], imports: dict[str, dict[str, str]]
+) -> Finding | None:
     name = d.name
     if name.startswith("__") and name.endswith("__"):
         return None
@@ -138,23 +181,22 @@ def _definition_finding(index: Index, d: Definition, tools: set[int]) -> Finding
         or any("Test" in b for b in d.bases)
     ):
         return None  # collected by the test runner
-    if _decorated_by(d, REGISTERING_DECORATORS):
+    module_imports = imports.get(d.path, {})
+    if _registered(d, module_imports):
         return None
+    doubt = _doubt(index, d, module_imports)
     if d.category == "method":
         if name in HOOKS or name.startswith(HOOK_PREFIXES) or _decorated_by(d, ("override",)):
             return None
         reason = f"method '{d.owner}.{name}' is never called or named anywhere in the project"
-        if d.bases:
-            reason += " (its class has a base class, which might call it by name)"
-        confidence = 60 if d.bases else 85
         return Finding(
             kind="stale",
             category="method",
             path=d.path,
             line=d.line,
             name=f"{d.owner}.{name}",
-            confidence=confidence,
-            reason=reason,
+            confidence=UNCERTAIN if doubt else CONFIDENT,
+            reason=f"{reason} (uncertain: {doubt})" if doubt else reason,
         )
     if d.category == "function" and any(
         dec.split("(")[0].rsplit(".", 1)[-1] in HTTP_DECORATORS for dec in d.decorators
@@ -169,19 +211,20 @@ def _definition_finding(index: Index, d: Definition, tools: set[int]) -> Finding
     category = d.category
     if d.path.rsplit("/", 1)[-1] in ("views.py",) or "/views/" in d.path:
         category = "view"
-    confidence = 70 if test_path else (85 if not name.startswith("_") else 90)
     where = "function" if d.category == "function" else "class"
     reason = f"{where} '{name}' is defined but never called, imported or named anywhere in the project"
     if category == "view":
         reason = f"view '{name}' is not routed by any URLconf nor referenced anywhere"
+    if test_path:
+        doubt = doubt or "a test helper, which a test runner may collect"
     return Finding(
         kind="stale",
         category=category,
         path=d.path,
         line=d.line,
         name=name,
-        confidence=confidence,
-        reason=reason,
+        confidence=UNCERTAIN if doubt else (CONFIDENT if not name.startswith("_") else 95),
+        reason=f"{reason} (uncertain: {doubt})" if doubt else reason,
     )
 
 
@@ -193,7 +236,7 @@ def _unused_variables(index: Index) -> list[Finding]:
             path=d.path,
             line=d.line,
             name=d.name,
-            confidence=75,
+            confidence=CONFIDENT,
             reason=f"local variable '{d.name}' in '{d.owner}' is assigned but never read",
         )
         for d in index.definitions
@@ -306,6 +349,11 @@ def _templates(index: Index) -> list[Finding]:
         and not s.startswith("/")
         and not s.endswith((".html", ".txt", ".xml"))
     }
+    model_templates = {
+        re.sub(r"(?<!^)(?=[A-Z])", "_", d.name).lower()
+        for d in index.definitions
+        if d.category == "class" and d.bases
+    }
     findings = []
     for path in index.text_blobs:
         parts = path.split("/")
@@ -338,9 +386,14 @@ def _templates(index: Index) -> list[Finding]:
             continue  # overrides of templates a framework renders by its own name
         # the default name of a generic class-based view is rendered without being named, and a name
         # built from a literal prefix (f"app/elements/{name}.html", prefix + "_message.txt") may be this one
-        computed = any(name.startswith(prefix) for prefix in prefixes)
+        prefixed = any(name.startswith(prefix) for prefix in prefixes)
         generic = re.search(r"_(list|detail|form|confirm_delete|archive\w*)\.html$", base)
-        confidence = 40 if generic or computed else 75
+        by_model = base.rsplit(".", 1)[0] in model_templates  # Wagtail renders app/<model_snake>.html
+        computed = index.maybe_computed(name, path=path)
+        confidence = 40 if generic or prefixed or by_model else (UNCERTAIN if computed else 75)
+        reason = f"template '{name}' is never rendered, included or extended"
+        if computed:
+            reason += " by its full name (uncertain: a name built at run time may be this one)"
         findings.append(
             Finding(
                 kind="stale",
@@ -349,7 +402,7 @@ def _templates(index: Index) -> list[Finding]:
                 line=None,
                 name=name,
                 confidence=confidence,
-                reason=f"template '{name}' is never rendered, included or extended",
+                reason=reason,
             )
         )
     return findings
@@ -436,10 +489,11 @@ def find_stale(
     """
     index = index or build_index(Path(root))
     tools = {id(d) for d in _tool_names(index)}
+    imports = _imports_by_module(index)
     findings = _unused_imports(index) + _unused_variables(index)
     for d in index.definitions:
         if d.category in ("function", "class", "method"):
-            finding = _definition_finding(index, d, tools)
+            finding = _definition_finding(index, d, tools, imports)
             if finding:
                 findings.append(finding)
     findings += _routes(index) + _templates(index) + _files(index) + stale_tools(index, called_tools)

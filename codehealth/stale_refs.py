@@ -46,6 +46,27 @@ TEXT_SUFFIXES = {
     ".jinja",
 }
 IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_COMPUTED = 2000
+_PLACEHOLDER = re.compile(r"%(?:\([A-Za-z_]\w*\))?[sdr]|\{[A-Za-z_0-9]*(?:![rs])?\}")
+
+
+def computed_pattern(parts: list[str | None]) -> str | None:
+    """The regex of a name built from literal ``parts`` and run-time values (``None``), when its
+    literal part says enough (three characters or more) to tell which names it may produce."""
+    literal = "".join(p for p in parts if p)
+    if len(literal.strip("/._- ")) < 3 or len(literal) > 300:
+        return None
+    pattern = "".join(re.escape(p) if p is not None else ".+" for p in parts)
+    return re.sub(r"(?:\.\+)+", ".+", pattern)
+
+
+def _placeholder_parts(text: str) -> list[str | None]:
+    parts: list[str | None] = []
+    for i, piece in enumerate(_PLACEHOLDER.split(text)):
+        if i:
+            parts.append(None)
+        parts.append(piece)
+    return parts
 
 
 @dataclass
@@ -84,6 +105,9 @@ class Index:
     strings: set[str] = field(default_factory=set)  # whole string literals of python files
     text_blobs: dict[str, str] = field(default_factory=dict)  # non-python text files by relative path
     from_imported: set[tuple[str, str]] = field(default_factory=set)  # (module, name) pulled by others
+    # names built at run time (f"emails/{name}.html", "load_" + key, "%s-body.html" % kind), as regexes:
+    # what one of them may produce is maybe alive, never confidently dead
+    computed: set[str] = field(default_factory=set)
     lines: int = 0
 
     by_path: dict[str, Module] = field(default_factory=dict)
@@ -91,6 +115,20 @@ class Index:
 
     def referenced(self, name: str) -> bool:
         return self.name_counts.get(name, 0) > 0 or name in self.text_words
+
+    def maybe_computed(self, name: str, *, path: str = "") -> bool:
+        """Whether a name built at run time may be ``name`` (or end ``path``, for a template)."""
+        if self._computed is None:
+            patterns = sorted(self.computed)[:MAX_COMPUTED]
+            self._computed = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else False
+        if not self._computed:
+            return False
+        if self._computed.fullmatch(name):
+            return True
+        parts = path.split("/")
+        return any(self._computed.fullmatch("/".join(parts[i:])) for i in range(len(parts) - 1))
+
+    _computed: re.Pattern | bool | None = None
 
 
 def iter_files(root: Path):
@@ -218,8 +256,9 @@ class _Collector(ast.NodeVisitor):
         for default in [*node.args.defaults, *node.args.kw_defaults]:
             if default is not None:
                 self.visit(default)
-        for arg in [*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs]:
-            if arg.annotation:
+        arguments = [*node.args.args, *node.args.kwonlyargs, *node.args.posonlyargs]
+        for arg in [*arguments, node.args.vararg, node.args.kwarg]:
+            if arg is not None and arg.annotation:
                 self.visit(arg.annotation)
         if node.returns:
             self.visit(node.returns)
@@ -300,7 +339,28 @@ class _Collector(ast.NodeVisitor):
         self.module.loads.add(node.attr)
         self.generic_visit(node)
 
+    def visit_JoinedStr(self, node: ast.JoinedStr) -> None:
+        parts = [v.value if isinstance(v, ast.Constant) else None for v in node.values]
+        self._computed([p if isinstance(p, str) or p is None else None for p in parts])
+        self.generic_visit(node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> None:
+        left, right = (
+            n.value if isinstance(n, ast.Constant) and isinstance(n.value, str) else None
+            for n in (node.left, node.right)
+        )
+        if isinstance(node.op, ast.Add) and (left is None) != (right is None):
+            self._computed([left, right])  # "load_" + key, key + "_message.txt"
+        self.generic_visit(node)
+
+    def _computed(self, parts: list[str | None]) -> None:
+        pattern = computed_pattern(parts)
+        if pattern:
+            self.index.computed.add(pattern)
+
     def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and _PLACEHOLDER.search(node.value) and len(node.value) <= 300:
+            self._computed(_placeholder_parts(node.value))  # "emails/%s-body.html", "{}.txt".format
         if isinstance(node.value, str):
             self.index.strings.add(node.value)
             self.module.strings.add(node.value)
