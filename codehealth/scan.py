@@ -65,6 +65,7 @@ def scan_path(
             ]
         )
         findings += lint.run_ruff_format(root)
+        findings = _without_twins(findings)
     if "contract" in wanted:
         findings += _contracts(root, schema)
     if "dependency" in wanted:
@@ -73,6 +74,15 @@ def scan_path(
         )
         findings += result.findings + dependencies.not_run_findings(result)
     return findings
+
+
+def _without_twins(findings: list[Finding]) -> list[Finding]:
+    """An unused import ruff reports (with the edits that fix it) is not reported again by the stale
+    analysis: one problem, one finding, counted once."""
+    ruff = {(f.path, f.line) for f in findings if f.kind == "lint" and f.name == "F401"}
+    return [
+        f for f in findings if not (f.kind == "stale" and f.category == "import" and (f.path, f.line) in ruff)
+    ]
 
 
 def _contracts(root: Path, schema) -> list[Finding]:

@@ -401,7 +401,7 @@ GITHUB_ARTIFACT_MAX_UNZIPPED_BYTES = envint("GITHUB_ARTIFACT_MAX_UNZIPPED_BYTES"
 GITHUB_CLONE_URL = env("GITHUB_CLONE_URL", "https://github.com")  # where repositories are cloned from
 CODEHEALTH_MAX_OPEN_PRS = envint("CODEHEALTH_MAX_OPEN_PRS", 3)
 # Stale findings at least this sure become stale_code_items for review.
-CODEHEALTH_STALE_MIN_CONFIDENCE = envint("CODEHEALTH_STALE_MIN_CONFIDENCE", 80)
+CODEHEALTH_STALE_MIN_CONFIDENCE = envint("CODEHEALTH_STALE_MIN_CONFIDENCE", 90)
 CODEHEALTH_CLONE_TIMEOUT_SECONDS = envint("CODEHEALTH_CLONE_TIMEOUT_SECONDS", 300)
 CODEHEALTH_CLONE_DIR = env("CODEHEALTH_CLONE_DIR", str(BASE_DIR / "var" / "codehealth"))
 # A scan's analysers run in a child process on a scratch copy of the checkout (codehealth.sandbox):

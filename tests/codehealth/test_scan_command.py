@@ -41,3 +41,14 @@ def test_the_table_and_a_kind_filter():
 def test_a_missing_path_is_an_error_not_a_crash(tmp_path):
     with pytest.raises(CommandError):
         _run(str(tmp_path / "nope"), "--kind", "stale", "--kind", "lint")
+
+
+@pytest.mark.django_db
+def test_an_unused_import_ruff_reports_is_one_finding_not_two(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "views.py").write_text("import os\n\n\ndef index():\n    return 1\n\n\nindex()\n")
+    rows = [
+        json.loads(line)
+        for line in _run(str(tmp_path), "--json", "--kind", "stale", "--kind", "lint").splitlines()
+    ]
+    assert [(r["kind"], r["name"]) for r in rows if r["line"] == 1] == [("lint", "F401")]
