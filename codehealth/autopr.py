@@ -4,7 +4,8 @@ Only open findings that are ``fixable``, of a rule in ``MECHANICAL_RULES``, and 
 (ruff's JSON ``fix.edits`` shape, in ``extra["edits"]``: ``content``, ``location`` and
 ``end_location`` with 1-based ``row``/``column``) are taken. Unused-import removals are refused in
 ``__init__.py`` (re-exports) and for modules imported for their side effects. The edits are applied
-to the files as GitHub holds them at the scanned commit; then blobs -> tree -> commit -> branch ->
+to the files as GitHub holds them at the scanned commit and proven safe (``codehealth.fixproof``: a fix
+that cannot be proven is left out, and the pull request says why); then blobs -> tree -> commit -> branch ->
 pull request, whose body lists every change and its rule. At most ``CODEHEALTH_MAX_OPEN_PRS`` auto-PRs
 are open per repository at once (their state is read back from GitHub first).
 """
@@ -20,6 +21,7 @@ from django.db import transaction
 from codehealth.clients import GitHubClient, GitHubError
 from codehealth.errors import CodehealthError
 from codehealth.findings import TYPE_DRIFT
+from codehealth.fixproof import dropped_entry, file_prove
 from codehealth.lint import FORMAT_RULE
 from codehealth.models import AutoPullRequest, ChecksState, CodeFinding, PullStatus, Repository, ScanStatus
 from codehealth.untrusted import confined_path
@@ -150,7 +152,7 @@ def pull_requests_refresh() -> int:
     return done
 
 
-def _body(changes: list[dict]) -> str:
+def _body(changes: list[dict], dropped: list[dict] | None = None) -> str:
     lines = [
         "Mechanical fixes found by the HQ's code-health scan. Each change is behaviour-preserving;",
         "nothing else was touched.",
@@ -161,7 +163,28 @@ def _body(changes: list[dict]) -> str:
     lines += [
         f"| `{c['path']}` | {c['line'] or ''} | {c['rule']} | {c['change']}: `{c['name']}` |" for c in changes
     ]
+    if dropped:
+        lines += ["", "Left out, because applying them could not be proven safe:", ""]
+        lines += [
+            f"- `{d['path']}`:{d['line'] or ''} {d['rule']} `{d['name']}`: {d['reason']}" for d in dropped
+        ]
     return "\n".join(lines)
+
+
+def _fixes_apply(text: str, fixes: list[CodeFinding]) -> str:
+    try:
+        return edits_apply(text, [e for f in fixes for e in f.extra["edits"]])
+    except (KeyError, TypeError) as exc:
+        raise ValueError("malformed edits") from exc
+
+
+def removed_names(finding: CodeFinding) -> set[str]:
+    """The names an unused-import removal takes away from its module (``a.b.c`` binds ``a``, or ``c``
+    when imported from ``a.b``): the proof checks none of them is still used."""
+    if _rule(finding) not in UNUSED_IMPORT_RULES:
+        return set()
+    parts = imported_module(finding).split(".")
+    return {parts[0], parts[-1]}
 
 
 def pull_request_open(repository: Repository, *, client: GitHubClient | None = None) -> AutoPullRequest:
@@ -190,17 +213,17 @@ def pull_request_open(repository: Repository, *, client: GitHubClient | None = N
         by_path: dict[str, list[CodeFinding]] = defaultdict(list)
         for finding in findings:
             by_path[finding.path].append(finding)
-        entries, changes = [], []
+        entries, changes, dropped = [], [], []
         for path, group in sorted(by_path.items()):
             if len(group) > 1:  # a reformat rewrites the whole file: the precise fixes go first, and the
                 # next scan's reformat is computed on the file they leave
                 group = [f for f in group if f.name != FORMAT_RULE]
             original = client.content(owner, name, path, ref=base).decode("utf-8")
-            try:
-                fixed = edits_apply(original, [e for f in group for e in f.extra["edits"]])
-            except (KeyError, TypeError, ValueError):
-                continue  # edits that do not fit the file as GitHub holds it: leave the file alone
-            if fixed == original:
+            fixed, kept, left_out = file_prove(
+                path, original, group, apply=_fixes_apply, removed_by=removed_names
+            )
+            dropped += [dropped_entry(path, f.line, _rule(f), f.name, why) for f, why in left_out]
+            if not kept or fixed == original:
                 continue
             blob = client.blob_create(owner, name, fixed.encode("utf-8"))
             entries.append({"path": path, "mode": "100644", "type": "blob", "sha": blob})
@@ -213,11 +236,15 @@ def pull_request_open(repository: Repository, *, client: GitHubClient | None = N
                     "name": f.name,
                     "change": MECHANICAL_RULES[_rule(f)],
                 }
-                for f in group
+                for f in kept
             ]
         if not entries:
+            reasons = "; ".join(f"{d['path']}:{d['line'] or ''} {d['reason']}" for d in dropped[:3])
             raise CodehealthError(
-                "nothing_to_fix", "no fix applies to the files at the scanned commit", status=409
+                "nothing_to_fix",
+                "no fix applies safely to the files at the scanned commit"
+                + (f" ({reasons})" if reasons else ""),
+                status=409,
             )
         tree = client.tree_create(owner, name, base_tree=base_tree, entries=entries)
         rules = sorted({c["rule"] for c in changes})
@@ -227,7 +254,7 @@ def pull_request_open(repository: Repository, *, client: GitHubClient | None = N
         )
         branch = f"codehealth/fixes-{hashlib.sha256(commit.encode()).hexdigest()[:10]}"
         client.ref_create(owner, name, branch=branch, sha=commit)
-        body = _body(changes)
+        body = _body(changes, dropped)
         pull = client.pull_create(
             owner, name, head=branch, base=repository.default_branch, title=title, body=body
         )
@@ -244,6 +271,7 @@ def pull_request_open(repository: Repository, *, client: GitHubClient | None = N
             body=body,
             commit_sha=commit,
             changes=changes,
+            dropped=dropped,
         )
         publish(
             TOPIC,

@@ -296,6 +296,7 @@ class AutoPullRequest(models.Model):
     body = models.TextField()
     commit_sha = models.CharField(max_length=40)
     changes = models.JSONField(default=list)  # [{"path", "line", "rule", "name"}]
+    dropped = models.JSONField(default=list, blank=True)  # fixes left out: [{..., "reason"}]
     status = models.CharField(max_length=10, choices=PullStatus.choices, default=PullStatus.OPEN)
     # What the repository's own checks said of the PR's commit, as last read back from GitHub
     checks = models.CharField(max_length=10, choices=ChecksState.choices, default=ChecksState.PENDING)

@@ -126,4 +126,5 @@ class PullRequestOut(Schema):
     checks: str = Field(description="pending, passing or failing: the repository's own checks on its commit")
     checks_detail: str
     changes: list
+    dropped: list  # fixes left out because they could not be proven safe, each with its reason
     created_at: datetime

@@ -248,3 +248,57 @@ def test_its_own_checks_are_read_back_and_a_failing_pr_is_said(repository, githu
     autopr.pull_requests_sync(repository, gh)
     row.refresh_from_db()
     assert row.checks == "passing" and AREAS["codehealth"].status().state != "warn"
+
+
+def test_a_fix_that_would_break_the_module_is_dropped_with_its_reason_and_the_rest_go_out(
+    repository, github, gh
+):
+    # ruff says `json` is unused, but the module names it in a string it resolves at run time
+    module = "import json\nimport re\n\nloader = __import__('json')\nprint(re.sub)\n"
+    broken = "def f():\n    return 1\n"
+    github.commit_files(
+        {"app/views.py": VIEWS.encode(), "app/loaders.py": module.encode(), "app/tiny.py": broken.encode()},
+        message="more",
+    )
+    bad_syntax = Finding(  # an edit that would leave the module unparsable
+        "lint",
+        "ruff",
+        "app/tiny.py",
+        1,
+        "W291",
+        100,
+        "Trailing whitespace",
+        fixable=True,
+        extra={
+            "edits": [
+                {"content": "", "location": {"row": 1, "column": 1}, "end_location": {"row": 1, "column": 9}}
+            ]
+        },
+    )
+    scan_with(
+        repository,
+        github,
+        unused("app/loaders.py", 1, "json"),
+        unused("app/views.py", 1, "os"),
+        bad_syntax,
+    )
+    row = autopr.pull_request_open(repository, client=gh)
+    assert github.file_at(row.branch, "app/loaders.py") == module.encode()
+    assert github.file_at(row.branch, "app/views.py") == b"import sys\n\nprint(sys.argv)\n"
+    assert github.file_at(row.branch, "app/tiny.py") == broken.encode()
+    assert [(c["path"], c["line"]) for c in row.changes] == [("app/views.py", 1)]
+    reasons = {d["path"]: d["reason"] for d in row.dropped}
+    assert "'json' would still be used" in reasons["app/loaders.py"]
+    assert "no longer compile" in reasons["app/tiny.py"]
+    (pull,) = github.pulls
+    assert "Left out" in pull["body"] and "'json' would still be used" in pull["body"]
+
+
+def test_a_removal_ruffs_f_rules_object_to_is_dropped(tmp_path):
+    from codehealth.fixproof import unproven
+
+    original = "from os import path\nfrom os import path\n\nprint(path)\n"
+    # removing the second import leaves the first; removing the first and keeping the second is
+    # fine too; removing both leaves an undefined name, which pyflakes finds
+    assert unproven("m.py", original, "from os import path\n\nprint(path)\n", set()) == ""
+    assert "F821" in unproven("m.py", original, "\nprint(path)\n", set())
