@@ -94,7 +94,11 @@ def checkout_analyse(
         analyse = partial(default_analyse, schema=schema, skip=skip, cache=cache, advisories=_advisories())
 
     def work(copy: Path) -> dict:
-        return {"findings": analyse(copy), "registry": cache.entries if cache is not None else None}
+        return {
+            "findings": analyse(copy),
+            "registry": cache.entries if cache is not None else None,
+            "lines": code_lines(copy),
+        }
 
     answer = sandbox_run(path, work, deadline=deadline)
     if not isinstance(answer, dict) or not isinstance(answer.get("findings"), list):
@@ -104,7 +108,26 @@ def checkout_analyse(
     findings, refused = findings_from(answer["findings"])
     if refused:
         notes["refused"] = refused
+    lines = bounded_int(answer.get("lines"))
+    if lines is not None:
+        notes["lines"] = lines  # what the score's density is measured against
     return findings, notes
+
+
+CODE_SUFFIXES = (".py", ".pyi", ".js", ".jsx", ".ts", ".tsx", ".mjs", ".vue")
+
+
+def code_lines(root: Path) -> int:
+    """Lines of code the analysers read (Python and frontend sources, outside vendored and generated
+    directories): the size a score's density is measured against."""
+    from codehealth.stale_refs import iter_files
+
+    total = 0
+    for file in iter_files(root):
+        if file.suffix in CODE_SUFFIXES and ".min." not in file.name:
+            with contextlib.suppress(OSError), file.open("rb") as handle:
+                total += sum(1 for _ in handle)
+    return total
 
 
 def _advisories_refresh(path: Path, deadline: float) -> dict:

@@ -25,7 +25,7 @@ from codehealth.apps import TASK_SOURCE
 from codehealth.checkout import local_path_check, repository_checkout
 from codehealth.ci import ci_findings
 from codehealth.errors import CodehealthError
-from codehealth.findings import SKIPPED, TYPE_DRIFT, Finding
+from codehealth.findings import TYPE_DRIFT, Finding
 from codehealth.models import (
     AutoPullRequest,
     CodeFinding,
@@ -39,6 +39,7 @@ from codehealth.models import (
     StaleCodeItem,
     fingerprint_of,
 )
+from codehealth.score import bucket, score_of
 from juggernaut.engine import services as engine
 from juggernaut.engine.models import Task
 from juggernaut.events import publish
@@ -46,9 +47,6 @@ from juggernaut.events import publish
 TOPIC = "codehealth"
 TASK_KIND = "codehealth.fix"
 GITHUB_REPO = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/([A-Za-z0-9._-]{1,100})$")
-# Penalty points per open finding; the score is 100 x 50 / (50 + penalty): 100 when clean, 50 at 50
-# points, never below 0. Vulnerabilities and contract breaks weigh most: they ship bugs.
-WEIGHTS = {"lint": 1.0, "stale": 0.5, "contract": 5.0, "vulnerable": 10.0, "outdated": 1.0}
 log = logging.getLogger(__name__)
 
 
@@ -133,27 +131,6 @@ def repository_create(
 
 
 # --- scans ---------------------------------------------------------------------------------------
-
-
-def score_of(counts: dict) -> int:
-    """The 0-100 score of a scan's open-finding counts (``WEIGHTS``)."""
-    penalty = sum(WEIGHTS.get(kind, 1.0) * count for kind, count in counts.items() if kind in WEIGHTS)
-    return round(100 * 50 / (50 + penalty))
-
-
-def _bucket(row: CodeFinding | Finding) -> str | None:
-    """The score's bucket of a finding; dependencies split into vulnerable and outdated."""
-    if row.kind == "dependency":
-        if row.category == "not_run":
-            return None
-        return "vulnerable" if row.category.startswith("vuln") else "outdated"
-    if row.kind == "stale" and row.confidence < settings.CODEHEALTH_STALE_MIN_CONFIDENCE:
-        return None  # not sure enough to count against anyone
-    if row.kind == "contract" and row.category == TYPE_DRIFT:
-        return None  # drift: nothing breaks
-    if row.category == SKIPPED:
-        return None  # a note that a file could not be analysed, not a problem of the code
-    return row.kind
 
 
 def scan_request(repository: Repository) -> None:
@@ -276,8 +253,15 @@ def scan_record(
     repository = scan.repository
     known = {row.fingerprint: row for row in CodeFinding.objects.filter(repository=repository)}
     seen: dict[str, Finding] = {}
-    for finding in findings:
-        seen.setdefault(fingerprint_of(finding.kind, finding.category, finding.path, finding.name), finding)
+    occurrences: Counter = Counter()
+    for finding in sorted(findings, key=lambda f: (f.path, f.line or 0)):
+        identity = finding.name
+        if finding.kind == "lint":  # a rule broken twice in a file is two findings: its message and
+            # the how-manieth time in the file tell them apart (lines shift; these do not)
+            key = (finding.category, finding.path, finding.name, finding.reason)
+            identity = f"{finding.name}\x00{finding.reason}\x00{occurrences[key]}"
+            occurrences[key] += 1
+        seen.setdefault(fingerprint_of(finding.kind, finding.category, finding.path, identity), finding)
     created, updated, new = [], [], 0
     for fp, f in seen.items():
         values = {
@@ -344,6 +328,7 @@ NOTE_KEYS = (
     "ci_note",
     "osv",
     "refused",
+    "lines",
 )  # what a scan's counts say of its inputs, kept through a recount
 
 
@@ -351,10 +336,11 @@ def scan_totals(scan: Scan, *, notes: dict | None = None) -> None:
     """The scan's score, open count and counts from its repository's open findings as they are now
     (after the scan, or when an operator dismisses or reopens one); not saved."""
     open_rows = list(CodeFinding.objects.open().filter(repository_id=scan.repository_id))
-    counts = Counter(b for b in map(_bucket, open_rows) if b)
+    counts = Counter(b for b in map(bucket, open_rows) if b)
     if notes is None:
         notes = {k: v for k, v in (scan.counts or {}).items() if k in NOTE_KEYS}
-    scan.score, scan.findings_count = score_of(counts), len(open_rows)
+    lines = notes.get("lines") if isinstance(notes.get("lines"), int) else None
+    scan.score, scan.findings_count = score_of(counts, lines), len(open_rows)
     scan.counts = {
         **dict(Counter(row.kind for row in open_rows)),
         **{f"score_{k}": v for k, v in counts.items()},
@@ -523,7 +509,7 @@ def report_build(repository: Repository, *, now: datetime | None = None) -> Code
     )
     fixed = findings.filter(fixed_scan__started_at__gte=start, fixed_scan__started_at__lt=end)
     open_rows = list(findings.open())
-    buckets = Counter(b for b in map(_bucket, open_rows) if b)
+    buckets = Counter(b for b in map(bucket, open_rows) if b)
     pulls = AutoPullRequest.objects.filter(repository=repository, created_at__gte=start, created_at__lt=end)
     merged = AutoPullRequest.objects.filter(
         repository=repository,

@@ -8,6 +8,7 @@ from django.utils import timezone
 from codehealth import services, tools
 from codehealth.findings import Finding
 from codehealth.models import CodeFinding, Scan
+from codehealth.score import score_of
 from juggernaut.engine.models import Task
 from juggernaut.hq import AREAS
 from juggernaut.tools import acting_as
@@ -33,7 +34,7 @@ def test_it_lists_repositories_with_score_and_scan_button(alice_client, reposito
     page = alice_client.get("/codehealth/").content.decode()
     assert f'id="codehealth-repository-{repository.pk}"' in page
     assert "shop" in page and "Scan now" in page
-    assert str(services.score_of({"lint": 1})) in page
+    assert str(score_of({"lint_error": 1})) in page
 
 
 def test_the_drill_down_shows_the_chart_findings_and_create_task(alice_client, repository):
