@@ -153,18 +153,44 @@ def codehealth_area_status(viewer=None) -> AreaStatus:
         )
     never = [r for r in repositories if r.pk not in latest]
     if never:
+        scanning = Scan.objects.filter(repository__in=never, status=ScanStatus.RUNNING).exists()
         return AreaStatus(
-            "idle", f"{never[0].name} has never been scanned.", "Press Scan now on Code Health."
+            "idle",
+            f"{never[0].name} is being scanned for the first time."
+            if scanning
+            else f"{never[0].name} has never been scanned.",
+            "Its score appears when the scan finishes." if scanning else "Press Scan now on Code Health.",
         )
     worst = min(repositories, key=lambda r: latest[r.pk].score or 0)
-    not_audited = [r.name for r in repositories if not latest[r.pk].counts.get("dependencies_audited")]
-    detail = f"Dependency audit not run on {', '.join(not_audited[:3])}." if not_audited else ""
-    return AreaStatus(
-        "ok",
+    lowest = latest[worst.pk].score or 0
+    summary = (
         f"{len(repositories)} repositor{'y' if len(repositories) == 1 else 'ies'}; lowest score "
-        f"{latest[worst.pk].score} ({worst.name}).",
-        detail,
+        f"{lowest} ({worst.name})"
     )
+    if lowest < settings.CODEHEALTH_SCORE_ERROR_BELOW or lowest < settings.CODEHEALTH_SCORE_WARN_BELOW:
+        below = min(
+            t
+            for t in (settings.CODEHEALTH_SCORE_ERROR_BELOW, settings.CODEHEALTH_SCORE_WARN_BELOW)
+            if lowest < t
+        )
+        return AreaStatus(
+            "error" if lowest < settings.CODEHEALTH_SCORE_ERROR_BELOW else "warn",
+            f"{summary}: below {below}.",
+            f"Open {worst.name} on Code Health: its findings are listed by what they cost; fix or dismiss "
+            "the heaviest.",
+            attention=1,
+        )
+    not_audited = [r.name for r in repositories if not latest[r.pk].counts.get("dependencies_audited")]
+    if not_audited:
+        return AreaStatus(
+            "warn",
+            f"{summary}, but the dependency audit did not run on {', '.join(not_audited[:3])}: "
+            "its score does not count vulnerabilities.",
+            "Allow registry lookups (CODEHEALTH_REGISTRY_LOOKUPS) or provide an OSV snapshot "
+            "(CODEHEALTH_OSV_SNAPSHOT), then press Scan now.",
+            attention=len(not_audited),
+        )
+    return AreaStatus("ok", f"{summary}.", "")
 
 
 # --- live fragments ------------------------------------------------------------------------------

@@ -402,6 +402,9 @@ GITHUB_CLONE_URL = env("GITHUB_CLONE_URL", "https://github.com")  # where reposi
 CODEHEALTH_MAX_OPEN_PRS = envint("CODEHEALTH_MAX_OPEN_PRS", 3)
 # Stale findings at least this sure become stale_code_items for review.
 CODEHEALTH_STALE_MIN_CONFIDENCE = envint("CODEHEALTH_STALE_MIN_CONFIDENCE", 90)
+# The Overview's code-health line: amber below the first score, red below the second
+CODEHEALTH_SCORE_WARN_BELOW = envint("CODEHEALTH_SCORE_WARN_BELOW", 70)
+CODEHEALTH_SCORE_ERROR_BELOW = envint("CODEHEALTH_SCORE_ERROR_BELOW", 40)
 CODEHEALTH_CLONE_TIMEOUT_SECONDS = envint("CODEHEALTH_CLONE_TIMEOUT_SECONDS", 300)
 CODEHEALTH_CLONE_DIR = env("CODEHEALTH_CLONE_DIR", str(BASE_DIR / "var" / "codehealth"))
 # A scan's analysers run in a child process on a scratch copy of the checkout (codehealth.sandbox):

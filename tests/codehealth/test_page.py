@@ -176,3 +176,32 @@ def test_it_links_a_lint_finding_to_its_rules_documentation(alice_client, reposi
     scan(repository, Finding("lint", "ruff", "app/x.py", 1, "F401", 100, "unused", extra={"url": url}))
     page = alice_client.get(f"/codehealth/{repository.pk}/").content.decode()
     assert f'<a href="{url}"' in page and ">F401</a>" in page
+
+
+NOT_RUN = Finding("dependency", "not_run", "", None, "vulnerabilities", 100, "no advisory snapshot")
+
+
+def test_the_overview_line_is_amber_or_red_below_the_thresholds_with_what_to_do(repository, settings):
+    settings.CODEHEALTH_SCORE_WARN_BELOW, settings.CODEHEALTH_SCORE_ERROR_BELOW = 70, 40
+    errors = [Finding("lint", "ruff", f"app/m{i}.py", 1, "F821", 100, "undefined name") for i in range(4)]
+    done = scan(repository, *errors)  # 8 weighted points in under 1,000 lines: density 8
+    status = AREAS["codehealth"].status()
+    assert done.score < 40 and status.state == "error" and "below 40" in status.text
+    assert "shop" in status.detail
+    done = scan(repository, *errors[:1])  # density 2: 71
+    assert AREAS["codehealth"].status().state == "ok"
+    settings.CODEHEALTH_SCORE_WARN_BELOW = 80
+    assert done.score < 80 and AREAS["codehealth"].status().state == "warn"
+
+
+def test_an_audit_that_did_not_run_is_never_a_green_line(repository):
+    scan(repository, NOT_RUN)
+    status = AREAS["codehealth"].status()
+    assert status.state == "warn" and "dependency audit did not run on shop" in status.text
+    assert "CODEHEALTH_OSV_SNAPSHOT" in status.detail
+
+
+def test_the_headline_says_a_first_scan_is_running(repository):
+    Scan.objects.create(repository=repository, started_at=timezone.now())
+    status = AREAS["codehealth"].status()
+    assert "being scanned for the first time" in status.text and "never" not in status.text
