@@ -10,7 +10,8 @@ never a repository's name, URL or error: those are on the owner's pages.
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import OuterRef, Subquery
+from django.core.paginator import Paginator
+from django.db.models import Count, OuterRef, Q, Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -35,7 +36,7 @@ from juggernaut.feed import FeedItem
 TREND_SCANS = 20
 STUCK_AFTER = timedelta(minutes=30)
 QUEUED_TOO_LONG = timedelta(minutes=5)  # the hourly schedule aside, a queued scan starts within seconds
-FINDINGS_SHOWN = 200
+FINDINGS_PER_PAGE = 50
 INDEX_PAGE = "codehealth"
 PAGE_PREFIX = "codehealth-"
 
@@ -220,37 +221,74 @@ def render_index(envelopes: list[dict] | None = None, *, viewer) -> str:
 
 
 DISMISSED = "dismissed"  # the drill-down's view of dismissed findings, beside one per kind
-VIEWS = (*KINDS, DISMISSED)
+UNCERTAIN = "uncertain"  # stale items something may keep alive: shown apart, for a human to judge
+VIEWS = (*KINDS, UNCERTAIN, DISMISSED)
 
 
-def page_name(repository_id: int, kind: str = "") -> str:
-    return f"{PAGE_PREFIX}{repository_id}" + (f"-{kind}" if kind in VIEWS else "")
-
-
-def repository_of_page(viewer, page: str) -> tuple[Repository | None, str]:
-    """The viewer's repository a page name points at (None: not theirs, or no such page) and its filter."""
-    ident, _, kind = page.removeprefix(PAGE_PREFIX).partition("-")
-    if not ident.isdigit() or len(ident) > 18 or (kind and kind not in VIEWS):
-        return None, ""
-    return Repository.objects.for_user(viewer).filter(pk=int(ident)).first(), kind
-
-
-def detail_context(repository: Repository, kind: str = "") -> dict:
-    rows = CodeFinding.objects.filter(repository=repository)
-    findings = (rows.dismissed() if kind == DISMISSED else rows.open()).order_by(
-        "kind", "-confidence", "path"
+def page_name(repository_id: int, kind: str = "", page: int = 1) -> str:
+    """``codehealth-<id>[-<view>][-p<page>]``: what a live refresh of the page redraws."""
+    return (
+        f"{PAGE_PREFIX}{repository_id}"
+        + (f"-{kind}" if kind in VIEWS else "")
+        + (f"-p{page}" if isinstance(page, int) and page > 1 else "")
     )
-    if kind in KINDS:
-        findings = findings.filter(kind=kind)
+
+
+def repository_of_page(viewer, page: str) -> tuple[Repository | None, str, int]:
+    """The viewer's repository a page name points at (None: not theirs, or no such page), its view and
+    the page of findings."""
+    ident, *rest = page.removeprefix(PAGE_PREFIX).split("-")
+    kind, number = "", 1
+    for part in rest:
+        if part in VIEWS and not kind:
+            kind = part
+        elif part.startswith("p") and part[1:].isdigit() and len(part) < 8:
+            number = int(part[1:])
+        else:
+            return None, "", 1
+    if not ident.isdigit() or len(ident) > 18:
+        return None, "", 1
+    return Repository.objects.for_user(viewer).filter(pk=int(ident)).first(), kind, number
+
+
+def _open_views(repository: Repository) -> tuple[dict, dict[str, int]]:
+    """The querysets of every view of the drill-down, and how many findings each holds."""
+    rows = CodeFinding.objects.filter(repository=repository)
+    open_rows = rows.open()
+    unsure = Q(kind="stale", confidence__lt=settings.CODEHEALTH_STALE_MIN_CONFIDENCE)
+    views = {"": open_rows.exclude(unsure), UNCERTAIN: open_rows.filter(unsure), DISMISSED: rows.dismissed()}
+    views |= {k: open_rows.filter(kind=k).exclude(unsure) for k in KINDS}
+    counts = dict(
+        open_rows.exclude(unsure).values_list("kind").annotate(n=Count("pk")).values_list("kind", "n")
+    )
+    totals = {k: counts.get(k, 0) for k in KINDS}
+    totals[""] = sum(totals.values())
+    totals[UNCERTAIN] = views[UNCERTAIN].count()
+    totals[DISMISSED] = views[DISMISSED].count()
+    return views, totals
+
+
+def detail_context(repository: Repository, kind: str = "", page: int = 1) -> dict:
+    kind = kind if kind in VIEWS else ""
+    views, totals = _open_views(repository)
+    findings = views[kind].order_by("kind", "-confidence", "path", "line", "pk")
+    paginator = Paginator(findings, FINDINGS_PER_PAGE)
+    shown = paginator.get_page(page)
     return {
         "repository": repository,
         "scan": repository.scans.first(),
         "report": repository.reports.first(),
         "chart": score_chart(repository),
-        "findings": findings[:FINDINGS_SHOWN],
-        "dismissed_count": rows.dismissed().count(),
+        "findings": shown.object_list,
+        "findings_page": shown,
+        "views": [
+            {"key": key, "label": {"": "all open"}.get(key, key), "count": totals[key]}
+            for key in ("", *KINDS, UNCERTAIN, DISMISSED)
+        ],
+        "dismissed_count": totals[DISMISSED],
         "kinds": KINDS,
-        "kind": kind if kind in VIEWS else "",
+        "kind": kind,
+        "live_page": page_name(repository.pk, kind, shown.number),
         "pulls": repository.pull_requests.all()[:10],
         "now": timezone.now(),
     }
@@ -258,10 +296,10 @@ def detail_context(repository: Repository, kind: str = "") -> dict:
 
 def render_detail(page: str, *, viewer) -> str:
     """One repository's summary, trend, findings and auto-PRs, out-of-band ("" for a page not theirs)."""
-    repository, kind = repository_of_page(viewer, page)
+    repository, kind, number = repository_of_page(viewer, page)
     if repository is None:
         return ""
-    ctx = detail_context(repository, kind) | {"oob": True}
+    ctx = detail_context(repository, kind, number) | {"oob": True}
     return "".join(
         render_to_string(f"codehealth/_{part}.html", ctx)
         for part in ("summary", "trend", "findings", "pulls")
@@ -270,7 +308,7 @@ def render_detail(page: str, *, viewer) -> str:
 
 def render_detail_events(envelopes: list[dict], page: str, *, viewer) -> str:
     """Only events about the page's repository redraw it."""
-    repository, _ = repository_of_page(viewer, page)
+    repository, _, _ = repository_of_page(viewer, page)
     if repository is None or not any(e["data"].get("repository_id") == repository.pk for e in envelopes):
         return ""
     return render_detail(page, viewer=viewer)

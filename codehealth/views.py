@@ -47,9 +47,9 @@ def index(request: HttpRequest) -> HttpResponse:
 def repository_detail(request: HttpRequest, pk: int) -> HttpResponse:
     repository = _repository(request, pk)
     kind = request.GET.get("kind") or ""
-    ctx = live.detail_context(repository, kind) | {
-        "active": "codehealth",
-        "live_page": live.page_name(repository.pk, kind),
+    page = request.GET.get("page") or "1"
+    ctx = live.detail_context(repository, kind, int(page) if page.isdigit() and len(page) < 8 else 1) | {
+        "active": "codehealth"
     }
     return render(request, "codehealth/repository.html", ctx)
 

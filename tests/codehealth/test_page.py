@@ -205,3 +205,21 @@ def test_the_headline_says_a_first_scan_is_running(repository):
     Scan.objects.create(repository=repository, started_at=timezone.now())
     status = AREAS["codehealth"].status()
     assert "being scanned for the first time" in status.text and "never" not in status.text
+
+
+def test_the_drill_down_pages_through_every_kind_and_shows_the_uncertain_apart(alice_client, repository):
+    lint = [Finding("lint", "ruff", f"app/m{i:02}.py", 1, "E741", 100, "ambiguous name") for i in range(60)]
+    dead = Finding("stale", "function", "app/old.py", 3, "old_helper", 90, "named nowhere")
+    maybe = Finding("stale", "function", "app/hooks.py", 5, "audit_trail", 60, "(uncertain: its decorator)")
+    scan(repository, *lint, dead, maybe)
+    url = f"/codehealth/{repository.pk}/"
+    first = alice_client.get(url).content.decode()
+    assert "1–50 of 61" in first and "all open (61)" in first and "lint (60)" in first
+    assert "stale (1)" in first and "uncertain (1)" in first and "old_helper" not in first
+    second = alice_client.get(url + "?page=2").content.decode()
+    assert "51–61 of 61" in second and "old_helper" in second  # "All open" reaches every kind
+    assert "audit_trail" not in second  # the uncertain are apart
+    assert f'data-page="codehealth-{repository.pk}-p2"' in second  # a live refresh keeps the page
+    uncertain = alice_client.get(url + "?kind=uncertain").content.decode()
+    assert "audit_trail" in uncertain and "1–1 of 1" in uncertain and "old_helper" not in uncertain
+    assert alice_client.get(url + "?page=999").status_code == 200  # past the end: the last page
