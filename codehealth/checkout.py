@@ -7,6 +7,7 @@ the command line (``ps``), the clone's ``.git/config`` or an error message.
 
 import base64
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -94,6 +95,22 @@ def head_sha(path: Path) -> str:
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def head_branch(path: Path) -> str:
+    """The branch the checkout has out (``master``, ``main``, ...), or "" when detached or not git."""
+    try:
+        result = subprocess.run(  # noqa: S603 - a fixed argv, no shell; the path is an argument
+            ["git", "-C", str(path), "symbolic-ref", "--quiet", "--short", "HEAD"],  # noqa: S607 - as head_sha
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    branch = result.stdout.strip() if result.returncode == 0 else ""
+    return branch if re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) else ""
 
 
 def clone(url: str, dest: Path, *, branch: str, token: str = "") -> str:

@@ -14,7 +14,9 @@ class RepositoryIn(Schema):
         "", max_length=1000, description="an absolute path to a checkout on the HQ's machine"
     )
     name: str = Field("", max_length=200)
-    default_branch: str = Field("main", max_length=200)
+    default_branch: str = Field(
+        "", max_length=200, description="main when empty; a local checkout's own branch"
+    )
     frontend_root: str = Field("", max_length=300)
     backend_root: str = Field("", max_length=300)
     scan_every_days: int = Field(7, ge=0, le=365)

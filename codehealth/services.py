@@ -22,7 +22,7 @@ from django_q.tasks import async_task
 from codehealth import sources
 from codehealth.analysis import Analyser, checkout_analyse, confine
 from codehealth.apps import TASK_SOURCE
-from codehealth.checkout import local_path_check, repository_checkout
+from codehealth.checkout import head_branch, local_path_check, repository_checkout
 from codehealth.ci import ci_findings
 from codehealth.errors import CodehealthError
 from codehealth.findings import TYPE_DRIFT, Finding
@@ -66,7 +66,7 @@ def repository_create(
     github: str = "",
     local_path: str = "",
     name: str = "",
-    default_branch: str = "main",
+    default_branch: str = "",
     frontend_root: str = "",
     backend_root: str = "",
     scan_every_days: int = 7,
@@ -87,7 +87,8 @@ def repository_create(
         gh_owner, gh_name = match.groups()
     else:
         local_path = local_path_check(owner, local_path)
-    branch = (default_branch or "main").strip()
+    # a local checkout's branch is the one it has out, unless one is named
+    branch = (default_branch or (local_path and head_branch(Path(local_path))) or "main").strip()
     if not re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) or ".." in branch or branch.startswith("-"):
         raise CodehealthError("bad_branch", "default_branch is not a valid branch name", status=422)
     if not 0 <= scan_every_days <= 365:
@@ -161,6 +162,11 @@ def repository_scan(
             sources.schema_fetch(repository.schema_url) if repository.schema_url else (None, "")
         )
         with repository_checkout(repository) as (path, sha):
+            if repository.local_path:  # a local checkout is scanned as it is: say the branch it has out
+                branch = head_branch(path)
+                if branch and branch != repository.default_branch:
+                    repository.default_branch = branch
+                    Repository.objects.filter(pk=repository.pk).update(default_branch=branch)
             findings, notes = checkout_analyse(
                 path,
                 analyse=analyse,

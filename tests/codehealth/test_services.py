@@ -432,3 +432,13 @@ def test_an_unreachable_ci_is_a_note_not_a_failed_scan(on_github, settings):
     assert scan.status == ScanStatus.DONE
     assert scan.counts["ci"] == "none" and scan.counts["ci_note"].startswith("CI results not read")
     assert CodeFinding.objects.filter(repository=repository).count() == 1
+
+
+def test_a_local_checkout_shows_the_branch_it_has_out(alice, checkout_dir, local_repository):
+    git(checkout_dir, "checkout", "-q", "-B", "master")
+    repository = local_repository(alice, checkout_dir, name="shop")
+    assert repository.default_branch == "master"  # not "main" because that is common
+    git(checkout_dir, "checkout", "-q", "-b", "release/2.0")
+    services.repository_scan(repository, analyse=analyser())
+    repository.refresh_from_db()
+    assert repository.default_branch == "release/2.0"
