@@ -54,6 +54,10 @@ class RepositoryAdmin(admin.ModelAdmin):
     search_fields = ["name", "github_owner", "github_name"]
     readonly_fields = ["last_scanned_at", "scan_requested_at", "created_at"]
 
+    def get_changeform_initial_data(self, request):
+        """A new repository is the signed-in admin's unless they pick another owner."""
+        return {"owner": request.user.pk} | super().get_changeform_initial_data(request)
+
 
 @admin.register(Scan)
 class ScanAdmin(admin.ModelAdmin):

@@ -129,3 +129,10 @@ def test_a_path_no_longer_under_the_roots_is_not_scanned(alice, checkouts, local
     settings.CODEHEALTH_LOCAL_ROOTS = []  # the admin withdrew the root after registration
     scan = services.repository_scan(repository, analyse=lambda path: [])
     assert scan.status == "failed" and "CODEHEALTH_LOCAL_ROOTS" in scan.error
+
+
+def test_the_admins_add_form_defaults_the_owner_to_the_signed_in_admin(client, admin, alice):
+    client.force_login(admin)
+    page = client.get("/admin/codehealth/repository/add/").content.decode()
+    assert f'<option value="{admin.pk}" selected>' in page
+    assert f'<option value="{alice.pk}" selected>' not in page
