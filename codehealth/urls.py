@@ -5,6 +5,7 @@ from codehealth import views
 app_name = "codehealth"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("add/", views.repository_add, name="add"),
     path("<int:pk>/", views.repository_detail, name="repository"),
     path("<int:pk>/scan/", views.repository_scan, name="scan"),
     path("findings/<int:pk>/task/", views.finding_task, name="finding-task"),

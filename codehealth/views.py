@@ -4,6 +4,7 @@ Both are live (see ``codehealth.live``); an action from either answers htmx with
 page's fresh fragments, a plain form post with a redirect.
 """
 
+from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -41,6 +42,37 @@ def _answer(request: HttpRequest, repository: Repository, *, ok: str = "", error
 def index(request: HttpRequest) -> HttpResponse:
     ctx = live.index_context(request.user) | {"active": "codehealth", "live_page": live.INDEX_PAGE}
     return render(request, "codehealth/index.html", ctx)
+
+
+class RepositoryAddForm(forms.Form):
+    """The Code Health page's "Add repository": the services apply every rule (a GitHub name's shape,
+    local paths only for an admin under CODEHEALTH_LOCAL_ROOTS, names unique per owner)."""
+
+    github = forms.CharField(required=False, max_length=140, strip=True)
+    local_path = forms.CharField(required=False, max_length=1000, strip=True)
+
+
+@operator_required
+@require_POST
+def repository_add(request: HttpRequest) -> HttpResponse:
+    """Register a repository owned by the signed-in operator, then open its page to scan it."""
+    form = RepositoryAddForm(request.POST)
+    form.is_valid()
+    data = form.cleaned_data
+    try:
+        repository = services.repository_create(
+            request.user, github=data.get("github", ""), local_path=data.get("local_path", "")
+        )
+    except CodehealthError as exc:
+        if request.htmx:
+            return HttpResponse(hq.render_flash(error=f"Refused: {exc.message}"))
+        messages.error(request, f"Refused: {exc.message}")
+        return redirect("codehealth:index")
+    messages.success(request, f"{repository.name} is registered: press Scan now to analyse it.")
+    response = redirect("codehealth:repository", pk=repository.pk)
+    if request.htmx:
+        response = HttpResponse(status=204, headers={"HX-Redirect": response["Location"]})
+    return response
 
 
 @operator_required

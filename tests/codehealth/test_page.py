@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from codehealth import services, tools
 from codehealth.findings import Finding
-from codehealth.models import CodeFinding, Scan
+from codehealth.models import CodeFinding, Repository, Scan
 from codehealth.score import score_of
 from juggernaut.engine.models import Task
 from juggernaut.hq import AREAS
@@ -223,3 +223,28 @@ def test_the_drill_down_pages_through_every_kind_and_shows_the_uncertain_apart(a
     uncertain = alice_client.get(url + "?kind=uncertain").content.decode()
     assert "audit_trail" in uncertain and "1–1 of 1" in uncertain and "old_helper" not in uncertain
     assert alice_client.get(url + "?page=999").status_code == 200  # past the end: the last page
+
+
+def test_an_operator_adds_a_github_repository_from_the_page_and_owns_it(alice_client, alice):
+    index = alice_client.get("/codehealth/").content.decode()
+    assert "Add repository" in index and 'name="local_path"' not in index  # not an admin
+    response = alice_client.post("/codehealth/add/", {"github": "acme/shop"}, follow=True)
+    repository = Repository.objects.get()
+    assert (repository.owner, repository.github_owner, repository.github_name) == (alice, "acme", "shop")
+    assert response.redirect_chain[-1][0] == f"/codehealth/{repository.pk}/"
+    assert "press Scan now" in response.content.decode()
+    refused = alice_client.post("/codehealth/add/", {"github": "not a name"}, follow=True).content.decode()
+    assert "Refused: github must look like owner/name" in refused
+    local = alice_client.post("/codehealth/add/", {"local_path": "/srv/x"}, follow=True).content.decode()
+    assert "only an admin registers a local path" in local and Repository.objects.count() == 1
+
+
+def test_an_admin_adds_a_local_path_under_the_roots_from_the_page(client, admin, tmp_path, settings):
+    (tmp_path / "checkouts" / "shop").mkdir(parents=True)
+    settings.CODEHEALTH_LOCAL_ROOTS = [str(tmp_path / "checkouts")]
+    client.force_login(admin)
+    assert 'name="local_path"' in client.get("/codehealth/").content.decode()
+    client.post("/codehealth/add/", {"local_path": str(tmp_path / "checkouts" / "shop")})
+    assert Repository.objects.get().owner == admin
+    outside = client.post("/codehealth/add/", {"local_path": str(tmp_path)}, follow=True).content.decode()
+    assert "CODEHEALTH_LOCAL_ROOTS" in outside and Repository.objects.count() == 1
