@@ -1,7 +1,9 @@
 """Code Health in Chromium against a live daphne: the drill-down, its chart, one-click "Create task",
 and a scan followed live from "Scan now" to its score without a reload."""
 
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -11,7 +13,7 @@ from codehealth import services
 from codehealth.findings import Finding
 from codehealth.models import Repository, Scan
 from juggernaut.engine.models import Task
-from tests.conftest import screenshot
+from tests.conftest import DaphneServer, screenshot, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -101,4 +103,59 @@ def test_a_scan_is_followed_live_from_scan_now_to_its_score(
     for width in (1440, 390):
         page.set_viewport_size({"width": width, "height": 900})
         screenshot(page, f"codehealth-live-{width}")
+    assert errors == []
+
+
+@pytest.fixture
+def roots_server(
+    django_db_setup, django_db_blocker, transactional_db, tmp_path
+) -> Iterator[tuple[str, Path]]:
+    """A daphne that allows local checkouts under a root of this test's own."""
+    roots = tmp_path / "checkouts"
+    roots.mkdir()
+    server = DaphneServer(env={"CODEHEALTH_LOCAL_ROOTS": str(roots)}).start()
+    try:
+        yield server.url, roots
+    finally:
+        server.close()
+
+
+def test_an_admin_adds_a_repository_from_the_page_scans_it_and_pages_through_its_findings(
+    page, roots_server, admin, settings
+):
+    hq_server, roots = roots_server
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    checkout = roots / "ledger"
+    checkout.mkdir()
+    for i in range(60):  # 60 modules, each with an unused import: two pages of findings
+        (checkout / f"m{i:02}.py").write_text("import os\n")
+    settings.CODEHEALTH_LOCAL_ROOTS = [str(roots)]  # the jobs process's settings, here
+    sign_in(page, hq_server, "root")
+    page.goto(hq_server + "/codehealth/")
+    form = page.locator("#codehealth-add")
+    form.get_by_label("or a local path").fill(str(checkout))
+    form.get_by_role("button", name="Add repository").click()
+    expect(page.locator("body")).to_contain_text("press Scan now")
+    repository = Repository.objects.get()
+    assert repository.owner == admin and page.url.endswith(f"/codehealth/{repository.pk}/")
+    page.get_by_role("button", name="Scan now").click()
+    expect(page.locator("body")).to_contain_text("is queued")
+    # the jobs process's part, with the real analysis in the sandbox
+    services.repository_scan(Repository.objects.get(pk=repository.pk))
+    page.reload()
+    findings = page.locator("#codehealth-findings")
+    # 60 unused imports, and the dependency audit's two "not run" notes (no registry here)
+    expect(findings).to_contain_text("all open (62)")
+    expect(findings).to_contain_text("1–50 of 62")
+    expect(findings.locator("tbody tr")).to_have_count(50)
+    findings.get_by_role("link", name="next").click()
+    expect(findings).to_contain_text("51–62 of 62")
+    expect(findings.locator("tbody tr")).to_have_count(12)
+    expect(findings.get_by_role("link", name="F401").first).to_have_attribute(
+        "href", "https://docs.astral.sh/ruff/rules/unused-import/"
+    )
+    for width in (1440, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        screenshot(page, f"codehealth-pages-{width}")
     assert errors == []
