@@ -9,11 +9,14 @@ from chat import schemas, services, streams
 from chat.models import ChatSession
 from chat.protocols.docs import protocol_docs
 from juggernaut.auth import require_scope
+from juggernaut.openapi import TopicEvents, event_stream
 from juggernaut.schemas import DbId
 
 router = Router(tags=["chat"])
 DOCS = protocol_docs()  # the AG-UI and AI SDK mappings, made by the translators the endpoints use
 LIST_LIMIT = 100
+# A run's events, typed in the document (the envelopes of /api/events/chat.run.<id>).
+EVENTS = TopicEvents(name="ChatRun", pattern=r"^chat\.run\.[0-9]+$", data=schemas.RUN_EVENTS)
 
 
 @router.get("/sessions", response=list[schemas.SessionOut])
@@ -105,18 +108,7 @@ def runs_resume(request, run_id: DbId):
 # --- the frontend protocols: a message (or the answers to approvals) in, the run streamed out ------
 
 
-def _event_stream(what: str) -> dict:
-    return {
-        "responses": {
-            200: {
-                "description": what,
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
-            }
-        }
-    }
-
-
-@router.post("/agui", response={200: None}, openapi_extra=_event_stream("AG-UI events, one per `data:` line"))
+@router.post("/agui", response={200: None}, openapi_extra=event_stream("AG-UI events, one per `data:` line"))
 async def agui(request, payload: schemas.RunAgentIn):
     """AG-UI: post a `RunAgentInput` (`threadId` = the session's id, as a string); the run streams as
     AG-UI events (SSE) until it stops, or pauses for approvals with the interrupt outcome (answer them
@@ -127,7 +119,7 @@ async def agui(request, payload: schemas.RunAgentIn):
 @router.post(
     "/ui-stream",
     response={200: None},
-    openapi_extra=_event_stream("UI message stream chunks, one per `data:` line, then `data: [DONE]`"),
+    openapi_extra=event_stream("UI message stream chunks, one per `data:` line, then `data: [DONE]`"),
 )
 async def ui_stream(request, payload: schemas.UIChatIn):
     """The Vercel AI SDK's UI message stream (`DefaultChatTransport`, `useChat`): `id` is the session's

@@ -6,12 +6,17 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
-from chat.models import ChatRun, ChatSession
+from chat.models import ChatRun, ChatSession, Phase, Role, RunStatus, SessionStatus, StopReason, ToolStatus
 from juggernaut.events import last_seqs
+from juggernaut.schemas import Choice
 
 Mode = Field(
     ..., min_length=1, max_length=40, pattern=r"^[-a-zA-Z0-9_]+$", description="a routing policy's mode"
 )
+
+
+# Empty while a run goes on (and for a session none of whose runs has stopped).
+StopReasonOrNone = Choice(["", *StopReason.values], "why the run stopped; empty while it goes on")
 
 
 class LimitsIn(Schema):
@@ -52,10 +57,10 @@ class SessionOut(Schema):
     id: int
     title: str
     mode: str
-    status: str
+    status: Choice(SessionStatus.values)  # type: ignore[valid-type]
     cost_usd: float = Field(description="USD spent by all of the session's runs")
     steps_used: int
-    last_stop_reason: str
+    last_stop_reason: StopReasonOrNone
     last_stop_detail: str
     last_stop_action: str
     guardrails: dict
@@ -70,7 +75,7 @@ class SessionOut(Schema):
 
 class MessageOut(Schema):
     id: int
-    role: str
+    role: Choice(Role.values)  # type: ignore[valid-type]
     content: str
     tool_calls: list[dict]
     tool_call_id: str
@@ -105,7 +110,7 @@ class ToolExecutionOut(Schema):
     tool: str
     arguments: dict
     safe: bool
-    status: str
+    status: Choice(ToolStatus.values)  # type: ignore[valid-type]
     result: Any = None
     error: str
     error_type: str
@@ -132,8 +137,8 @@ class CountersOut(Schema):
 class RunOut(Schema):
     id: int
     session_id: int
-    status: str
-    phase: str
+    status: Choice(RunStatus.values)  # type: ignore[valid-type]
+    phase: Choice(Phase.values)  # type: ignore[valid-type]
     mode: str
     model: str
     resumed_from_id: int | None
@@ -142,7 +147,7 @@ class RunOut(Schema):
     ended_at: datetime | None
     heartbeat_at: datetime | None
     cancel_requested_at: datetime | None
-    stop_reason: str
+    stop_reason: StopReasonOrNone
     stop_detail: str
     stop_action: str
     counters: CountersOut
@@ -204,3 +209,138 @@ class UIChatIn(Schema):
     messages: list[dict] = Field(..., min_length=1, max_length=10_000)
     trigger: str | None = Field(None, max_length=40)
     messageId: str | None = Field(None, max_length=200)
+
+
+# --- the data of a run's events (topic ``chat.run.<id>``): documented, not validated -------------
+# juggernaut/events/docs.py tells the same contract in prose; tests/juggernaut/test_openapi_answers.py
+# checks live events against these.
+
+GUARDRAIL_RULES = (
+    "repeated_failure",
+    "same_result",
+    "ping_pong",
+    "repeated_text",
+    "no_new_info",
+    "no_tool_calls",
+    "model_error",
+)
+GUARDRAIL_ACTIONS = ("observe", "steer", "block", "stop")
+
+
+class RunEventData(Schema):
+    run_id: int
+
+
+class RunStartedData(RunEventData):
+    session_id: int
+    mode: str
+    resumed_from: int | None = Field(description="the run this one resumes, or null")
+
+
+class ApprovalAsked(Schema):
+    tool_call_id: str
+    name: str
+    args: dict
+
+
+class ApprovalDecision(Schema):
+    tool_call_id: str
+    name: str
+    approved: bool
+    by: str
+
+
+class StatusData(RunEventData):
+    """The run's phase and status; the other fields come with the phases that set them."""
+
+    phase: Choice(Phase.values)  # type: ignore[valid-type]
+    status: Choice(RunStatus.values)  # type: ignore[valid-type]
+    model: str | None = Field(None, description="calling_model: the model called")
+    tool_call_ids: list[str] | None = Field(None, description="tool_running: the calls running")
+    approvals: list[ApprovalAsked] | None = Field(None, description="waiting_approval: the calls asked about")
+    decision: ApprovalDecision | None = Field(None, description="an answer to an approval")
+    waiting: int | None = Field(None, description="approvals still unanswered after `decision`")
+    attempt: int | None = Field(None, description="retrying: the retry's number")
+    error: str | None = Field(None, description="retrying: what failed")
+    discard_partial: bool | None = Field(None, description="retrying: drop the text streamed so far")
+    avoid_models: list[str] | None = Field(None, description="retrying: models the retry steers clear of")
+    left_out: int | None = Field(None, description="routing: earliest messages left out of the prompt")
+    requeued: int | None = Field(None, description="queued again after its runner was lost")
+
+
+class TokenData(RunEventData):
+    delta: str = Field(description="text, coalesced (about one event per 75 ms of streaming)")
+    iteration: int
+
+
+class ToolStartData(RunEventData):
+    tool_call_id: str
+    name: str
+    args: dict
+    needs_approval: bool
+
+
+class ToolResultData(RunEventData):
+    tool_call_id: str
+    name: str
+    ok: bool
+    output: Any = Field(None, description="when ok: what the tool returned")
+    error: str | None = Field(None, description="when not ok")
+    duration_ms: int | None = Field(description="null when it did not run: denied, blocked, unknown tool")
+
+
+class CountMeter(Schema):
+    used: int
+    limit: int | None
+
+
+class SecondsMeter(Schema):
+    used: float
+    limit: int | None
+
+
+class MoneyMeter(Schema):
+    used: str = Field(description="USD, a decimal string")
+    limit: str | None = Field(description="USD, a decimal string; null when unlimited")
+
+
+class Crossing(Schema):
+    meter: Choice(["steps", "iterations", "wall_seconds", "cost_usd", "retries"])  # type: ignore[valid-type]
+    percent: int
+    used: Any
+    limit: Any
+
+
+class BudgetData(RunEventData):
+    steps: CountMeter
+    iterations: CountMeter
+    wall_seconds: SecondsMeter
+    cost_usd: MoneyMeter
+    retries: CountMeter
+    crossed: list[Crossing] | None = Field(None, description="thresholds this change passed, each told once")
+
+
+class GuardrailsData(RunEventData):
+    rule: Choice(GUARDRAIL_RULES)  # type: ignore[valid-type]
+    action: Choice(GUARDRAIL_ACTIONS)  # type: ignore[valid-type]
+    fingerprint: str
+    streak: int
+    message: str
+
+
+class StopReasonData(RunEventData):
+    reason: Choice(StopReason.values)  # type: ignore[valid-type]
+    detail: str = Field(description="a sentence")
+    action: str = Field(description="what lets the work go on")
+
+
+RUN_EVENTS = {
+    "run_started": RunStartedData,
+    "status": StatusData,
+    "token": TokenData,
+    "tool_start": ToolStartData,
+    "tool_result": ToolResultData,
+    "budget": BudgetData,
+    "guardrails": GuardrailsData,
+    "stop_reason": StopReasonData,
+}

@@ -14,6 +14,7 @@ from codehealth import autopr, schemas, services
 from codehealth.errors import CodehealthError
 from codehealth.models import CodeFinding, Repository
 from juggernaut.auth import require_scope
+from juggernaut.openapi import refusals
 from juggernaut.schemas import DbId
 
 router = Router(tags=["codehealth"])
@@ -88,7 +89,16 @@ def pull_requests_list(request, repository_id: DbId):
     return _repository(request, "read", repository_id).pull_requests.all()[:100]
 
 
-@router.post("/repositories/{repository_id}/pull-requests", response={201: schemas.PullRequestOut})
+@router.post(
+    "/repositories/{repository_id}/pull-requests",
+    response={201: schemas.PullRequestOut},
+    openapi_extra=refusals(
+        {
+            429: "`github_refused`: GitHub's rate limit was reached; try again later",
+            502: "`github_refused`: GitHub refused or failed",
+        }
+    ),
+)
 def pull_requests_open(request, repository_id: DbId):
     """Open one auto-PR with the open mechanical fixes (at most `CODEHEALTH_MAX_OPEN_PRS` open at once)."""
     repository = _repository(request, "write", repository_id)

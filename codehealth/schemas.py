@@ -6,6 +6,8 @@ from typing import Literal
 from ninja import Field, Schema
 
 from codehealth.findings import KINDS
+from codehealth.models import ChecksState, PullStatus, ScanStatus
+from juggernaut.schemas import Choice
 
 
 class RepositoryIn(Schema):
@@ -48,7 +50,7 @@ class RepositoryOut(Schema):
 class ScanOut(Schema):
     id: int
     repository_id: int
-    status: str
+    status: Choice(ScanStatus.values)  # type: ignore[valid-type]
     commit_sha: str
     started_at: datetime
     finished_at: datetime | None
@@ -74,7 +76,7 @@ class FindingsQuery(Schema):
 class CodeFindingOut(Schema):
     id: int
     repository_id: int
-    kind: str
+    kind: Choice(KINDS)  # type: ignore[valid-type]
     category: str
     path: str
     line: int | None
@@ -124,8 +126,10 @@ class PullRequestOut(Schema):
     url: str
     branch: str
     title: str
-    status: str
-    checks: str = Field(description="pending, passing or failing: the repository's own checks on its commit")
+    status: Choice(PullStatus.values)  # type: ignore[valid-type]
+    checks: Choice(
+        ChecksState.values, "pending, passing or failing: the repository's own checks on its commit"
+    )  # type: ignore[valid-type]
     checks_detail: str
     changes: list
     dropped: list  # fixes left out because they could not be proven safe, each with its reason

@@ -23,17 +23,22 @@ from juggernaut.events.api import router as events_router
 from juggernaut.events.docs import STREAM_DOCS
 from juggernaut.inputs import StrictJSONParser
 from juggernaut.middleware import body_too_large, database_busy
-from juggernaut.models import ApiToken
-from juggernaut.schemas import DbId, declare_errors
+from juggernaut.models import SCOPES, ApiToken
+from juggernaut.openapi import LICENSE, SERVERS, TopicEvents, document_finish
+from juggernaut.schemas import Choice, DbId
 
 log = logging.getLogger(__name__)
 
 
 class HQNinjaAPI(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
-        """ninja documents success answers only; add the refusals every operation can give."""
+        """ninja documents success answers and JSON bodies only; ``juggernaut.openapi`` says the rest."""
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
-        return declare_errors(schema)
+        return document_finish(schema, EVENT_TOPICS)
+
+
+# Each app's ``EVENTS`` (a ``TopicEvents``): the typed envelopes of its topics, for the document.
+EVENT_TOPICS: list[TopicEvents] = []
 
 
 api = HQNinjaAPI(
@@ -48,6 +53,8 @@ api = HQNinjaAPI(
     urls_namespace="api",
     docs_decorator=docs_access,
     parser=StrictJSONParser(),
+    servers=SERVERS,
+    openapi_extra={"info": {"license": LICENSE}},
 )
 
 
@@ -127,12 +134,18 @@ def json_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
 
 
 class HealthOut(Schema):
-    status: str
-    database: str
+    status: Choice(["ok", "error"])  # type: ignore[valid-type]
+    database: str = Field(description="`ok`, or `unreachable: <error class>`")
     version: str
 
 
-@api.get("/health", auth=None, response={200: HealthOut, 503: HealthOut}, tags=["system"])
+@api.get(
+    "/health",
+    auth=None,
+    response={200: HealthOut, 503: HealthOut},
+    tags=["system"],
+    openapi_extra={"security": []},  # public, for load balancers
+)
 def health(request):
     """Liveness for load balancers and `make run`: no auth, 503 when the database is unreachable."""
     try:
@@ -155,9 +168,12 @@ def health(request):
 tokens_router = Router(tags=["tokens"])
 
 
+Scope = Choice(SCOPES)
+
+
 class TokenIn(Schema):
     name: str
-    scopes: list[str]
+    scopes: list[Scope]  # type: ignore[valid-type]
     days: int | None = None
 
 
@@ -170,8 +186,8 @@ class TokenOut(Schema):
     id: int
     name: str
     prefix: str
-    scopes: list[str]
-    status: str
+    scopes: list[Scope]  # type: ignore[valid-type]
+    status: Choice(["active", "expired", "revoked"])  # type: ignore[valid-type]
     created_at: str
     last_used_at: str | None
     expires_at: str | None
@@ -222,11 +238,14 @@ api.add_router("/tokens", tokens_router)
 
 def _mount_app_routers() -> None:
     """Each app's ``router`` from its ``api.py``, at ``/<app label>`` (or the module's ``PREFIX``); the
-    module's ``DOCS`` (markdown), if any, becomes a section of the API's description."""
+    module's ``DOCS`` (markdown), if any, becomes a section of the API's description, and its ``EVENTS``
+    types its topics' envelopes in the document."""
     for config, module in app_modules("api"):
         router = getattr(module, "router", None)
         if config.name != "juggernaut" and isinstance(router, Router):
             api.add_router(getattr(module, "PREFIX", f"/{config.label}"), router)
+            if isinstance(getattr(module, "EVENTS", None), TopicEvents):
+                EVENT_TOPICS.append(module.EVENTS)
             if getattr(module, "DOCS", ""):
                 api.description += "\n" + module.DOCS
 

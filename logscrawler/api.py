@@ -10,7 +10,8 @@ from django.http import HttpRequest
 from ninja import Query, Router
 
 from juggernaut.auth import require_scope
-from juggernaut.schemas import DbId
+from juggernaut.openapi import ndjson_body
+from juggernaut.schemas import Choice, DbId
 from logscrawler import schemas, services
 from logscrawler.errors import LogsError
 from logscrawler.ingest import ndjson_ingest
@@ -33,7 +34,11 @@ def _lines(request: HttpRequest) -> Iterator[bytes]:
         yield raw
 
 
-@router.post("/ingest", response=schemas.IngestOut)
+@router.post(
+    "/ingest",
+    response=schemas.IngestOut,
+    openapi_extra=ndjson_body(schemas.IngestLineIn, "NDJSON: one `IngestLineIn` object per line"),
+)
 def ingest(request):
     """Store NDJSON log lines ``{service, timestamp, message, severity?, attributes?, id?}``.
 
@@ -101,7 +106,7 @@ def fingerprint_detail(request, fingerprint_id: DbId):
 
 
 @router.post("/fingerprints/{fingerprint_id}/{action}", response=schemas.FingerprintOut)
-def fingerprint_action(request, fingerprint_id: DbId, action: str):
+def fingerprint_action(request, fingerprint_id: DbId, action: Choice(services.ACTIONS)):  # type: ignore[valid-type]
     """``acknowledge``, ``resolve`` or ``ignore`` a fingerprint (its open alerts close with it)."""
     principal = require_scope(request, "write")
     fp = services.fingerprint_set_status(_fingerprint(fingerprint_id), action, actor=principal.actor)

@@ -1,11 +1,26 @@
 """In/Out schemas of the logs API."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from ninja import Schema
+from ninja import Field, Schema
 
-from logscrawler.models import LogAlert
+from juggernaut.schemas import Choice
+from logscrawler.models import AlertRule, FingerprintStatus, LogAlert
+
+
+class IngestLineIn(Schema):
+    """One line of an ingest body (a JSON object per line). A line that does not fit is rejected on its
+    own, listed in the answer; the others are stored."""
+
+    service: str | int = Field(description="a known service's name, 1 to 120 printable characters")
+    timestamp: str | float = Field(description="ISO 8601 (UTC when it has no offset), or epoch seconds or ms")
+    message: str
+    severity: str | None = Field(None, description="as the source says it (`error`, `warn`...)")
+    attributes: dict[str, Any] | None = None
+    id: str | int | None = Field(
+        None, description="the source's id of the line: a line sent again is a duplicate"
+    )
 
 
 class RejectedLine(Schema):
@@ -33,12 +48,12 @@ class TopErrorOut(Schema):
     count: int
     first_seen: datetime
     last_seen: datetime
-    status: str
+    status: Choice(FingerprintStatus.values)  # type: ignore[valid-type]
     task_id: int | None
 
 
 class TopErrorsOut(Schema):
-    window: str
+    window: Choice(["1h", "24h"])  # type: ignore[valid-type]
     items: list[TopErrorOut]
 
 
@@ -54,7 +69,7 @@ class FingerprintOut(TopErrorOut):
 
 class AlertOut(Schema):
     id: int
-    rule: str
+    rule: Choice(AlertRule.values)  # type: ignore[valid-type]
     service: str
     fingerprint_id: int | None
     message: str

@@ -10,6 +10,7 @@ from decimal import Decimal
 from ninja import Router, Status
 
 from juggernaut.auth import require_scope
+from juggernaut.openapi import refusals
 from routing import live, schemas, services
 from routing.errors import RoutingError
 from routing.models import CatalogModel, Policy, Usage, price_snapshot
@@ -123,7 +124,16 @@ def budgets_set(request, payload: schemas.BudgetIn):
     return Status(201 if created else 200, budget_out(row))
 
 
-@router.post("/complete", response=schemas.CompleteOut)
+@router.post(
+    "/complete",
+    response=schemas.CompleteOut,
+    openapi_extra=refusals(
+        {
+            402: "`budget_exceeded`: a budget of the mode, the session or the whole HQ would be overspent",
+            502: "`model_error`: the provider failed; `details.retryable` says whether a retry may help",
+        }
+    ),
+)
 def complete(request, payload: schemas.CompletionIn):
     """A routed completion: the mode's policy picks the model, the budgets are reserved, the call is
     recorded. Refusals: `no_model_fits` (422), `budget_exceeded` (402), `model_error` (502, with

@@ -5,7 +5,8 @@ from typing import Any, Literal
 
 from ninja import Field, Schema
 
-from routing.models import CatalogModel
+from juggernaut.schemas import Choice
+from routing.models import CatalogModel, Period, Policy, Scope, Usage
 
 
 class PolicyOut(Schema):
@@ -16,7 +17,7 @@ class PolicyOut(Schema):
     max_context_tokens: int
     max_iterations: int
     max_output_tokens: int
-    sort: str
+    sort: Choice(Policy.Sort.values, "empty: OpenRouter's default")  # type: ignore[valid-type]
     allow_fallbacks: bool
     require_parameters: bool
     problems: list[str] = Field(description="Why the policy cannot be used as it stands; empty when it can")
@@ -32,7 +33,7 @@ class ModelOut(Schema):
     completion_per_1k: float | None
     supports_tools: bool
     supported_parameters: list[str]
-    source: str = Field(description="sync (from GET /models) or snapshot (the bundled, dated prices)")
+    source: Choice(["sync", "snapshot"], "sync (from GET /models) or snapshot (the bundled, dated prices)")  # type: ignore[valid-type]
 
     @staticmethod
     def resolve_id(model: CatalogModel) -> str:
@@ -52,7 +53,7 @@ class UsageOut(Schema):
     completion_tokens: int
     max_tokens: int
     cost_usd: float
-    cost_source: str
+    cost_source: Choice(Usage.CostSource.values)  # type: ignore[valid-type]
     reserved_usd: float
     latency_ms: int
     ttft_ms: int | None
@@ -75,15 +76,15 @@ class BudgetIn(Schema):
 
 class BudgetOut(Schema):
     id: int
-    scope: str
+    scope: Choice(Scope.values)  # type: ignore[valid-type]
     mode: str
     session: str
-    period: str
+    period: Choice(Period.values)  # type: ignore[valid-type]
     limit_usd: float
     soft_limit_usd: float | None
     spent_usd: float = Field(description="Spent in the current period")
     reserved_usd: float = Field(description="Held by calls in flight")
-    state: str = Field(description="ok, warn (past the soft limit) or error (limit reached)")
+    state: Choice(["ok", "warn", "error"], "ok, warn (past the soft limit) or error (limit reached)")  # type: ignore[valid-type]
 
 
 class CompletionMessageIn(Schema):
@@ -106,7 +107,7 @@ class CompletionIn(Schema):
 
 class ToolCallOut(Schema):
     id: str
-    type: str
+    type: Choice(["function"])  # type: ignore[valid-type]
     function: dict[str, str]
 
 

@@ -3,6 +3,7 @@
 from ninja import Router
 
 from juggernaut.auth import actor_of, require_scope
+from juggernaut.openapi import refusals
 from juggernaut.schemas import DbId
 from selfheal import services
 from selfheal.schemas import DiagnosisOut, ExecutionOut, RepairIn
@@ -31,7 +32,11 @@ def repair(request, payload: RepairIn):
     )
 
 
-@router.post("/auto-heal", response=ExecutionOut)
+@router.post(
+    "/auto-heal",
+    response=ExecutionOut,
+    openapi_extra=refusals({429: "`rate_limited`: this operator's manual runs of the hour are used up"}),
+)
 def auto_heal(request):
     """One auto-heal run now: auto-safe actions only, behind the circuit breakers. Each operator may ask
     for SELFHEAL_MANUAL_RUNS_PER_HOUR runs an hour (429 `rate_limited` past that); asking never opens

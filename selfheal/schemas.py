@@ -2,6 +2,9 @@ from typing import Literal
 
 from ninja import Field, Schema
 
+from juggernaut.schemas import Choice
+from selfheal.models import Execution
+
 
 class FixOut(Schema):
     kind: Literal["safe", "manual"]
@@ -25,7 +28,7 @@ class CheckOut(Schema):
 
 class DiagnosisOut(Schema):
     id: int
-    status: str
+    status: Choice(Execution.Status.values)  # type: ignore[valid-type]
     duration_ms: int
     findings: list[FindingOut] = Field(..., alias="report.findings")
     checks: list[CheckOut] = Field(..., alias="report.checks")
@@ -49,7 +52,7 @@ class VerificationOut(Schema):
 
 class ExecutionOut(Schema):
     id: int
-    kind: str
+    kind: Choice(Execution.Kind.values)  # type: ignore[valid-type]
     status: Literal["running", "succeeded", "partial", "failed"]
     dry_run: bool
     steps: list[StepOut]

@@ -10,10 +10,10 @@ from uuid import UUID
 
 from ninja import Field, Schema
 
-from juggernaut.engine.models import Task, Worker
+from juggernaut.engine.models import Status, Task, Worker
 from juggernaut.engine.services.common import CAPABILITY_RE, KIND_RE
 from juggernaut.inputs import BIGINT_MAX
-from juggernaut.schemas import DbId
+from juggernaut.schemas import Choice, DbId
 
 # The patterns the services enforce, declared so the OpenAPI schema (and its clients) know them.
 Kind = Annotated[str, Field(pattern=KIND_RE.pattern, max_length=100)]
@@ -135,7 +135,7 @@ class TaskOut(Schema):
     kind: str
     payload: dict
     priority: int
-    status: str
+    status: Choice(Status.values)  # type: ignore[valid-type]
     required_capabilities: list[str]
     source: str
     dedupe_key: str | None
@@ -178,8 +178,8 @@ class TaskPageOut(Schema):
 
 
 class TaskEventOut(Schema):
-    from_status: str
-    to_status: str
+    from_status: Choice(["", *Status.values], "empty for the task's creation")  # type: ignore[valid-type]
+    to_status: Choice(Status.values)  # type: ignore[valid-type]
     actor: str
     reason: str
     at: datetime

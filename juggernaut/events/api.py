@@ -22,6 +22,7 @@ from juggernaut.events import TOPIC_RE, EventError, events_after, last_seqs, top
 from juggernaut.events.consumers import EventSubscriber
 from juggernaut.events.relay import get_relay
 from juggernaut.inputs import BIGINT_MAX
+from juggernaut.openapi import event_stream
 
 router = Router(tags=["events"])
 
@@ -72,7 +73,24 @@ def events_replay(
     }
 
 
-@router.get("/{topic}/stream", response={200: None})
+LAST_EVENT_ID = {
+    "name": "Last-Event-ID",
+    "in": "header",
+    "required": False,
+    "description": "resume after this seq (browsers send it when they reconnect); wins over `after_seq`",
+    "schema": {"type": "string", "pattern": r"^\d{1,19}$"},
+}
+
+
+@router.get(
+    "/{topic}/stream",
+    response={200: None},
+    openapi_extra=event_stream(
+        "Server-sent events: `id:` the seq, `event:` the type, `data:` the envelope (`EnvelopeOut`); "
+        "`: ping` comments while quiet; `event: error` with the error shape when the token is revoked",
+        parameters=[LAST_EVENT_ID],
+    ),
+)
 async def events_stream(
     request, topic: str = Topic, after_seq: int | None = Query(None, ge=0, le=BIGINT_MAX)
 ):
