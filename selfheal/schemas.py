@@ -38,7 +38,9 @@ class StepOut(Schema):
     """A repair step, or one check of a diagnosis (which has no output and touches nothing)."""
 
     name: str
-    status: str
+    # a check's (ok, finding, timeout, error) or a repair step's (ok, not_fixed, dry_run, skipped, failed,
+    # open: the circuit breaker)
+    status: Choice(["ok", "finding", "timeout", "error", "not_fixed", "dry_run", "skipped", "failed", "open"])  # type: ignore[valid-type]
     output: str = ""
     touched: int = 0
     duration_ms: int | None = None

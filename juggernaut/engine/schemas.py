@@ -11,7 +11,7 @@ from uuid import UUID
 from ninja import Field, Schema
 
 from juggernaut.engine.models import Status, Task, Worker
-from juggernaut.engine.services.common import CAPABILITY_RE, KIND_RE
+from juggernaut.engine.services.common import CAPABILITY_RE, KIND_RE, REASON_CODES
 from juggernaut.inputs import BIGINT_MAX
 from juggernaut.schemas import Choice, DbId
 
@@ -139,7 +139,7 @@ class TaskOut(Schema):
     required_capabilities: list[str]
     source: str
     dedupe_key: str | None
-    reason_code: str
+    reason_code: Choice(["", *REASON_CODES], "why it waits or stopped; empty when nothing holds it")  # type: ignore[valid-type]
     reason: str
     unblock_action: str
     needs_approval: bool

@@ -23,6 +23,7 @@ from juggernaut.engine.models import (
     Worker,
 )
 from juggernaut.engine.services.common import (
+    CANCELLED,
     KIND_RE,
     NEEDS_APPROVAL,
     TOPIC,
@@ -264,7 +265,7 @@ def task_cancel(task_id: int, *, actor: str, reason: str = "", now=None) -> Task
                 "finished_at": now,
                 "next_attempt_at": None,
                 **LEASE_CLEARED,
-                "reason_code": "cancelled",
+                "reason_code": CANCELLED,
                 "reason": text[:2000],
                 "unblock_action": "Retry it to queue it again.",
             },

@@ -37,6 +37,17 @@ DEPENDENCY_FAILED = "dependency_failed"
 MAX_ATTEMPTS = "max_attempts"
 PERMANENT_ERROR = "permanent_error"
 RETRY_BACKOFF = "retry_backoff"
+CANCELLED = "cancelled"
+REASON_CODES = (
+    NO_CAPABLE_WORKER,
+    NEEDS_APPROVAL,
+    BLOCKED_TOO_LONG,
+    DEPENDENCY_FAILED,
+    MAX_ATTEMPTS,
+    PERMANENT_ERROR,
+    RETRY_BACKOFF,
+    CANCELLED,
+)
 
 
 def is_postgres() -> bool:
