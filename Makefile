@@ -29,7 +29,8 @@ chromium:
 	      || echo "could not install chromium: browser tests will be skipped"; \
 	  else echo "chromium is not installed and cannot be installed here: browser tests will be skipped"; fi; }
 
-# The frontend protocols' own clients and schemas (AG-UI, the AI SDK), which the chat's stream tests run.
+# The frontend protocols' own clients and schemas (AG-UI, the AI SDK), which the chat's stream tests run;
+# and the OpenAPI tools the schema's tests run (Redocly's lint, openapi-typescript, openapi-fetch, tsc).
 tests/clients/node_modules/.installed: tests/clients/package-lock.json
 	npm ci --prefix tests/clients --no-audit --no-fund
 	touch $@

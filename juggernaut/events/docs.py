@@ -18,7 +18,8 @@ run (readable by the run's session owner only; anyone else gets 404).
 
 ### A chat run's events (topic `chat.run.<id>`)
 
-Every envelope's `data` carries `run_id`. In order, a run publishes `run_started` once, then for each
+Every envelope's `data` carries `run_id`; the OpenAPI document types each (`ChatRun<Type>Event`, in the
+union `EnvelopeOut`). In order, a run publishes `run_started` once, then for each
 step `status`, `token`, `tool_start` / `tool_result`, `budget` and `guardrails` events, and exactly one
 `stop_reason`, always last. `GET /api/chat/runs/{id}` gives the same state in one answer, with
 `last_seq` to replay from.
