@@ -152,3 +152,36 @@ def test_it_types_every_event_of_a_chat_run(make_token, chat, add_tool, fake_ope
         assert validator(components["OtherTopicEvent"]).is_valid(event) is False  # the union is exclusive
     assert {e["type"] for e in page["events"]} == RUN_EVENT_TYPES
     print(f"OpenAPI answers: {len(page['events'])} chat run events validated against their variants")
+
+
+def test_it_declares_streams_bodies_security_and_refusals_where_they_happen():
+    paths = DOCUMENT["paths"]
+    stream = paths["/api/events/{topic}/stream"]["get"]
+    assert list(stream["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert {"name": "Last-Event-ID", "in": "header"}.items() <= next(
+        p for p in stream["parameters"] if p["name"] == "Last-Event-ID"
+    ).items()
+    ingest = paths["/api/logs/ingest"]["post"]
+    line = ingest["requestBody"]["content"]["application/x-ndjson"]["schema"]
+    assert {"service", "timestamp", "message"} <= set(line["required"]) and "413" in ingest["responses"]
+    complete = paths["/api/routing/complete"]["post"]["responses"]
+    assert {"402", "409", "413", "422", "502", "503"} <= set(complete)
+    assert "429" in paths["/api/self-heal/auto-heal"]["post"]["responses"]
+    assert {"429", "502"} <= set(
+        paths["/api/codehealth/repositories/{repository_id}/pull-requests"]["post"]["responses"]
+    )
+    assert "402" not in paths["/api/chat/sessions"]["get"]["responses"]  # refusals only where they happen
+    for path, operations in paths.items():
+        for op in operations.values():
+            if path == "/api/health":
+                continue  # its 503 is its own answer: the database's state
+            assert op["responses"]["503"]["content"]["application/json"]["schema"]["$ref"].endswith(
+                "/ErrorOut"
+            )
+    assert paths["/api/health"]["get"]["security"] == [] and DOCUMENT["security"]
+    assert DOCUMENT["servers"] and DOCUMENT["info"]["license"]["name"]
+    schemas = DOCUMENT["components"]["schemas"]
+    assert "TaskFilter" not in schemas  # ninja's query schemas, inlined as parameters: nothing refers to them
+    assert schemas["RunOut"]["properties"]["stop_reason"]["enum"][:2] == ["", "completed"]
+    assert "default" not in schemas["TaskIn"]["properties"]["priority"]  # an input default leaves it optional
+    assert "priority" not in schemas["TaskIn"]["required"]
