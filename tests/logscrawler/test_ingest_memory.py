@@ -101,12 +101,15 @@ def test_it_stores_the_largest_accepted_body_within_a_small_multiple_of_its_size
     )
     assert growth < ACCEPTED_GROWTH_FACTOR * len(body)
 
-    # the same size of lines that are all bad: the answer lists 100 of them, memory stays as flat
-    bad = b"1\n" * (settings.LOGS_INGEST_MAX_BYTES // 2)
+    # the same size of lines that are all bad (JSON, but not objects): the answer lists 100 of them,
+    # memory stays as flat
+    line = b"[" + b"1," * 48 + b"1]\n"
+    count = settings.LOGS_INGEST_MAX_BYTES // len(line)
+    bad = line * count
     before = peak_rss(server.proc.pid)
     response = requests.post(server.url + "/api/logs/ingest", data=bad, headers=headers, timeout=600)
     growth = peak_rss(server.proc.pid) - before
-    assert response.status_code == 200 and response.json()["rejected_more"] == len(bad) // 2 - 100
+    assert response.status_code == 200 and response.json()["rejected_more"] == count - 100
     assert len(response.content) < 10_000
     print(
         f"{len(bad) / MB:.1f} MB of bad lines: peak RSS {before / MB:.0f} -> {(before + growth) / MB:.0f} MB"
