@@ -79,15 +79,16 @@ def checkout_analyse(
     schema: dict | None = None,
     skip: tuple[str, ...] = (),
     deadline: float | None = None,
+    beat: Callable[[], None] | None = None,
 ) -> tuple[list[Finding], dict]:
     """The findings of the checkout at ``path`` (and the scan's notes), every analyser in the sandbox
     within ``deadline`` (a ``time.monotonic()`` instant; default ``CODEHEALTH_SCAN_TIMEOUT_SECONDS``
-    from now)."""
+    from now), ``beat`` called while the sandbox runs (the scan's heartbeat)."""
     deadline = deadline or time.monotonic() + settings.CODEHEALTH_SCAN_TIMEOUT_SECONDS
     notes: dict = {}
     cache = None
     if analyse is None:
-        notes |= _advisories_refresh(path, deadline)
+        notes |= _advisories_refresh(path, deadline, beat)
         cache = _registry_cache()
         if cache is not None:
             cache.path = None  # the child cannot write the HQ's file: the parent saves what it brings
@@ -100,7 +101,7 @@ def checkout_analyse(
             "lines": code_lines(copy),
         }
 
-    answer = sandbox_run(path, work, deadline=deadline)
+    answer = sandbox_run(path, work, deadline=deadline, beat=beat)
     if not isinstance(answer, dict) or not isinstance(answer.get("findings"), list):
         raise CodehealthError("scan_failed", "the analysis answered something unreadable", status=502)
     if cache is not None and isinstance(answer.get("registry"), dict):
@@ -130,7 +131,7 @@ def code_lines(root: Path) -> int:
     return total
 
 
-def _advisories_refresh(path: Path, deadline: float) -> dict:
+def _advisories_refresh(path: Path, deadline: float, beat: Callable[[], None] | None) -> dict:
     """Refresh the OSV snapshot for the packages the checkout declares: read in the sandbox, asked for
     and written here (the snapshot is the HQ's file)."""
     if not (
@@ -141,7 +142,7 @@ def _advisories_refresh(path: Path, deadline: float) -> dict:
         return {}
     from codehealth.dependencies import Dependency, declared_dependencies
 
-    declared = sandbox_run(path, declared_dependencies, deadline=deadline)
+    declared = sandbox_run(path, declared_dependencies, deadline=deadline, beat=beat)
     deps = []
     for item in declared if isinstance(declared, list) else []:
         try:

@@ -11,7 +11,8 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from django.conf import settings
 
 from codehealth.errors import CodehealthError
 from codehealth.models import Repository
+from codehealth.sandbox import beat_interval
 from juggernaut.redaction import scrub
 
 
@@ -113,8 +115,35 @@ def head_branch(path: Path) -> str:
     return branch if re.fullmatch(r"[A-Za-z0-9._/-]{1,200}", branch) else ""
 
 
-def clone(url: str, dest: Path, *, branch: str, token: str = "") -> str:
-    """A shallow, single-branch clone of ``branch`` into ``dest``; its commit sha."""
+def _run_beating(command: list[str], env: dict, beat: Callable[[], None] | None) -> tuple[int, str]:
+    """Run ``command`` within ``CODEHEALTH_CLONE_TIMEOUT_SECONDS``, calling ``beat`` while it runs;
+    (its exit code, its stderr). The command is killed if it overruns or ``beat`` raises."""
+    end = time.monotonic() + settings.CODEHEALTH_CLONE_TIMEOUT_SECONDS
+    proc = subprocess.Popen(  # noqa: S603 - argv without a shell; url and branch are arguments after their options
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(command, settings.CODEHEALTH_CLONE_TIMEOUT_SECONDS)
+            try:
+                _, stderr = proc.communicate(timeout=min(left, beat_interval()) if beat else left)
+                return proc.returncode, stderr
+            except subprocess.TimeoutExpired:
+                if beat is not None:
+                    beat()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def clone(
+    url: str, dest: Path, *, branch: str, token: str = "", beat: Callable[[], None] | None = None
+) -> str:
+    """A shallow, single-branch clone of ``branch`` into ``dest``; its commit sha. ``beat``: called
+    while git runs (the scan's heartbeat)."""
     command = [
         "git",
         "clone",
@@ -128,14 +157,7 @@ def clone(url: str, dest: Path, *, branch: str, token: str = "") -> str:
         str(dest),
     ]
     try:
-        result = subprocess.run(  # noqa: S603 - argv without a shell; url and branch are arguments after their options
-            command,
-            capture_output=True,
-            text=True,
-            env=_git_env(token),
-            timeout=settings.CODEHEALTH_CLONE_TIMEOUT_SECONDS,
-            check=False,
-        )
+        returncode, stderr = _run_beating(command, _git_env(token), beat)
     except subprocess.TimeoutExpired as exc:
         raise CodehealthError(
             "clone_failed", "the clone did not finish within the timeout", status=502
@@ -144,14 +166,16 @@ def clone(url: str, dest: Path, *, branch: str, token: str = "") -> str:
         raise CodehealthError(
             "clone_failed", f"git could not run: {exc.__class__.__name__}", status=502
         ) from exc
-    if result.returncode != 0:
-        detail = _clean(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "", token)
+    if returncode != 0:
+        detail = _clean(stderr.strip().splitlines()[-1] if stderr.strip() else "", token)
         raise CodehealthError("clone_failed", f"git clone failed: {detail[:300]}", status=502)
     return head_sha(dest)
 
 
 @contextmanager
-def repository_checkout(repository: Repository) -> Iterator[tuple[Path, str]]:
+def repository_checkout(
+    repository: Repository, *, beat: Callable[[], None] | None = None
+) -> Iterator[tuple[Path, str]]:
     """``(path, commit sha)`` of the repository's files for as long as the block runs; a clone is
     removed afterwards, a local path is left as it is (the analysers work on a scratch copy of
     either: ``codehealth.sandbox``)."""
@@ -169,7 +193,13 @@ def repository_checkout(repository: Repository) -> Iterator[tuple[Path, str]]:
     workdir = Path(tempfile.mkdtemp(prefix="clone-", dir=base))
     try:
         dest = workdir / "repo"
-        sha = clone(repository.clone_url, dest, branch=repository.default_branch, token=settings.GITHUB_TOKEN)
+        sha = clone(
+            repository.clone_url,
+            dest,
+            branch=repository.default_branch,
+            token=settings.GITHUB_TOKEN,
+            beat=beat,
+        )
         yield dest, sha
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

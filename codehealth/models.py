@@ -11,6 +11,7 @@ import hashlib
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 
 from juggernaut.http import url_shown
 
@@ -96,6 +97,10 @@ class Scan(models.Model):
     fixed_count = models.PositiveIntegerField(default=0)
     counts = models.JSONField(default=dict, blank=True)  # kind -> open findings
     error = models.CharField(max_length=500, blank=True, default="")
+    # A running scan's parent beats while it clones and while its sandboxed child analyses; one silent
+    # for CODEHEALTH_SCAN_LEASE_SECONDS died with its jobs process and is taken over by the sweep. The
+    # database fills it, so the release before, which inserts scans without it, runs beside this one.
+    heartbeat_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         db_table = "code_health_scans"

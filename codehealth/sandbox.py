@@ -19,7 +19,9 @@
 6. runs ``work(copy)`` and writes its JSON-able answer to a pipe, then exits without running any of
    the parent's clean-up (``os._exit``: the parent's database connections are never touched).
 
-The parent reads the answer until the deadline; past it the child's process group is killed and the
+The parent reads the answer until the deadline, calling ``beat()`` (the scan's heartbeat) every third of
+``CODEHEALTH_SCAN_LEASE_SECONDS`` while it waits; should ``beat`` raise (the scan was taken over), the
+child is killed and the error goes to the caller. Past the deadline the child's process group is killed and the
 caller gets a ``CodehealthError`` saying so in words, as it does for a child that ran out of memory,
 hit a limit or died. The answer is JSON, parsed by ``codehealth.untrusted.json_loads``: the parent
 never unpickles anything a child wrote.
@@ -62,9 +64,16 @@ _SIGNALS = {
 }
 
 
-def sandbox_run(source: Path | str, work: Callable[[Path], Any], *, deadline: float) -> Any:
+def sandbox_run(
+    source: Path | str,
+    work: Callable[[Path], Any],
+    *,
+    deadline: float,
+    beat: Callable[[], None] | None = None,
+) -> Any:
     """``work(copy)`` run in a child process on a scratch copy of ``source`` (see the module
-    docstring), its answer as JSON data. ``deadline``: a ``time.monotonic()`` instant."""
+    docstring), its answer as JSON data. ``deadline``: a ``time.monotonic()`` instant; ``beat``: called
+    while the child runs, to say the scan is alive."""
     source = Path(source)
     if not source.is_dir():
         raise CodehealthError("no_checkout", "the checkout is not a directory", status=422)
@@ -81,7 +90,7 @@ def sandbox_run(source: Path | str, work: Callable[[Path], Any], *, deadline: fl
     try:
         with contextlib.suppress(OSError):  # the child does it too: whichever runs first wins
             os.setpgid(pid, pid)
-        answer, finished = _read(read_fd, deadline)
+        answer, finished = _read(read_fd, deadline, beat)
         if not finished:
             _kill(pid)
             raise CodehealthError("scan_timeout", _overrun(), status=504)
@@ -100,15 +109,29 @@ def _overrun() -> str:
     )
 
 
-def _read(fd: int, deadline: float) -> tuple[bytes, bool]:
-    """Everything the child writes until it closes the pipe (True) or the deadline passes (False)."""
+def beat_interval() -> float:
+    """How often a running scan beats: three times within its lease, so one late beat is no death."""
+    return max(0.2, settings.CODEHEALTH_SCAN_LEASE_SECONDS / 3)
+
+
+def _read(fd: int, deadline: float, beat: Callable[[], None] | None = None) -> tuple[bytes, bool]:
+    """Everything the child writes until it closes the pipe (True) or the deadline passes (False),
+    beating (when given ``beat``) while it waits."""
     chunks, size = [], 0
+    interval = beat_interval()
+    next_beat = time.monotonic() + interval
     with selectors.DefaultSelector() as selector:
         selector.register(fd, selectors.EVENT_READ)
         while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not selector.select(left):
+            now = time.monotonic()
+            left = deadline - now
+            if left <= 0:
                 return b"", False
+            if beat is not None and now >= next_beat:
+                beat()
+                next_beat = now + interval
+            if not selector.select(min(left, next_beat - now) if beat is not None else left):
+                continue
             chunk = os.read(fd, 1 << 20)
             if not chunk:
                 return b"".join(chunks), True

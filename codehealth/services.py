@@ -11,6 +11,7 @@ import re
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
@@ -157,11 +158,13 @@ def repository_scan(
     Repository.objects.filter(pk=repository.pk).update(scan_requested_at=None)
     publish(TOPIC, "scan_started", {"repository_id": repository.pk, "scan_id": scan.pk})
     deadline = time.monotonic() + settings.CODEHEALTH_SCAN_TIMEOUT_SECONDS
+    beat = partial(scan_beat, scan)
     try:
         schema, schema_problem = (
             sources.schema_fetch(repository.schema_url) if repository.schema_url else (None, "")
         )
-        with repository_checkout(repository) as (path, sha):
+        beat()
+        with repository_checkout(repository, beat=beat) as (path, sha):
             if repository.local_path:  # a local checkout is scanned as it is: say the branch it has out
                 branch = head_branch(path)
                 if branch and branch != repository.default_branch:
@@ -173,6 +176,7 @@ def repository_scan(
                 schema=schema,
                 skip=("contract",) if schema_problem else (),
                 deadline=deadline,
+                beat=beat,
             )
         if schema_problem:
             findings.append(
@@ -188,6 +192,7 @@ def repository_scan(
             )
         ci = None
         if repository.on_github:
+            beat()
             ci = ci_findings(
                 repository.github_owner, repository.github_name, sha=sha, branch=repository.default_branch
             )
@@ -203,6 +208,45 @@ def repository_scan(
     scan.commit_sha = sha
     notes |= {"ci": ci.source, "ci_note": ci.note} if ci else {}
     return scan_record(scan, findings, now=now, notes=notes)
+
+
+TAKEN_OVER = "the scan stopped sending heartbeats"
+
+
+def scan_beat(scan: Scan) -> None:
+    """The running scan's heartbeat: it is alive. Raises ``CodehealthError`` when the scan is no longer
+    running (the sweep took it over), so the work of a scan given up for dead stops."""
+    beat = timezone.now()
+    if not Scan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(heartbeat_at=beat):
+        raise CodehealthError("taken_over", "the scan was closed while it ran and stopped", status=409)
+    scan.heartbeat_at = beat  # the row is saved whole when the scan is recorded
+
+
+def scans_take_over(*, now: datetime | None = None) -> list[Scan]:
+    """Close, as failed, running scans whose heartbeat is older than ``CODEHEALTH_SCAN_LEASE_SECONDS``:
+    their jobs process died mid-scan. Each is closed once, by one conditional update on the heartbeat
+    it judged (a scan that beat since keeps running), and its repository is scanned again, unless the
+    scan before was taken over too (a repository whose scan kills its process is not tried forever).
+    Returns the scans closed."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.CODEHEALTH_SCAN_LEASE_SECONDS)
+    closed = []
+    for scan in Scan.objects.filter(status=ScanStatus.RUNNING, heartbeat_at__lt=cutoff).select_related(
+        "repository"
+    ):
+        age = int((now - scan.heartbeat_at).total_seconds())
+        message = f"{TAKEN_OVER} {age} s ago (its jobs process died or was killed); taken over"
+        with transaction.atomic():
+            if not Scan.objects.filter(
+                pk=scan.pk, status=ScanStatus.RUNNING, heartbeat_at=scan.heartbeat_at
+            ).update(status=ScanStatus.FAILED, error=message, finished_at=now):
+                continue
+            publish(TOPIC, "scan_failed", {"repository_id": scan.repository_id, "scan_id": scan.pk})
+        closed.append(scan)
+        before = Scan.objects.filter(repository=scan.repository_id, pk__lt=scan.pk).order_by("-pk").first()
+        if before is None or not before.error.startswith(TAKEN_OVER):
+            scan_request(scan.repository)
+    return closed
 
 
 def scan_deadline_passed(*, now: datetime | None = None) -> datetime:
@@ -236,9 +280,12 @@ def scans_orphans_close(*, now: datetime | None = None) -> int:
 
 def _scan_failed(scan: Scan, message: str) -> Scan:
     with transaction.atomic():
-        Scan.objects.filter(pk=scan.pk).update(
+        # a scan the sweep took over keeps the sweep's words
+        if not Scan.objects.filter(pk=scan.pk, status=ScanStatus.RUNNING).update(
             status=ScanStatus.FAILED, error=message[:500], finished_at=timezone.now()
-        )
+        ):
+            scan.refresh_from_db()
+            return scan
         publish(
             TOPIC,
             "scan_failed",
@@ -254,7 +301,11 @@ def scan_record(
 ) -> Scan:
     """Turn a scan's findings into rows: new ones created (or reopened), seen ones updated, open ones
     not seen this time marked fixed; stale items and contract violations follow their findings.
-    ``notes`` (where CI results came from) are kept in the scan's counts."""
+    ``notes`` (where CI results came from) are kept in the scan's counts. A scan no longer running
+    (taken over by the sweep while its findings came in) stays as the sweep left it."""
+    if not Scan.objects.select_for_update().filter(pk=scan.pk, status=ScanStatus.RUNNING).exists():
+        scan.refresh_from_db()
+        return scan
     now = now or timezone.now()
     repository = scan.repository
     known = {row.fingerprint: row for row in CodeFinding.objects.filter(repository=repository)}

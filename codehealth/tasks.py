@@ -20,12 +20,22 @@ def repository_scan(repository_id: int) -> str:
     return scan.status
 
 
-def scans_due() -> int:
-    """Close the scans left running past their deadline, scan every repository whose schedule says so,
-    then read the open auto-PRs back from GitHub (merged or closed, and their checks)."""
+def scans_sweep() -> int:
+    """Close, as failed, the scans whose jobs process died (silent past their lease: scanned again) and
+    those left running past their deadline (every minute)."""
+    taken_over = services.scans_take_over()
+    if taken_over:
+        log.warning("took over %s scans whose process died: %s", len(taken_over), [s.pk for s in taken_over])
     closed = services.scans_orphans_close()
     if closed:
         log.warning("closed %s scans left running past their deadline", closed)
+    return len(taken_over) + closed
+
+
+def scans_due() -> int:
+    """Sweep, scan every repository whose schedule says so, then read the open auto-PRs back from
+    GitHub (merged or closed, and their checks)."""
+    scans_sweep()
     due = services.repositories_due()
     for repository in due:
         services.repository_scan(repository)
@@ -44,6 +54,7 @@ def reports_weekly() -> int:
 
 # What the jobs cluster runs on its own (synced by ``manage.py sync_schedules``).
 SCHEDULES = [
+    Declared("hq:codehealth-sweep", scans_sweep, Schedule.MINUTES, minutes=1),
     Declared("hq:codehealth-scans", scans_due, Schedule.HOURLY),
     Declared("hq:codehealth-weekly-report", reports_weekly, Schedule.WEEKLY),
 ]

@@ -410,6 +410,7 @@ CODEHEALTH_CLONE_DIR = env("CODEHEALTH_CLONE_DIR", str(BASE_DIR / "var" / "codeh
 # A scan's analysers run in a child process on a scratch copy of the checkout (codehealth.sandbox):
 # killed past the deadline, capped in address space, and, when the HQ runs as root, as this user.
 CODEHEALTH_SCAN_TIMEOUT_SECONDS = envint("CODEHEALTH_SCAN_TIMEOUT_SECONDS", 180)
+CODEHEALTH_SCAN_LEASE_SECONDS = envint("CODEHEALTH_SCAN_LEASE_SECONDS", 45)
 CODEHEALTH_SCAN_MEMORY_MB = envint("CODEHEALTH_SCAN_MEMORY_MB", 2048)
 CODEHEALTH_SCAN_USER = env("CODEHEALTH_SCAN_USER", "nobody")
 # Directories under which an admin may register local repositories (absolute paths, comma-separated);
