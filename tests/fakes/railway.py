@@ -21,9 +21,11 @@ per environment (``fake.add_log(...)``) and per deployment for HTTP logs. It rep
 variables of each.
 """
 
+import contextlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -45,6 +47,7 @@ class FakeRailway:
     http: dict = field(default_factory=dict)  # deployment id -> list of http log dicts
     hourly_limit: int = 1000
     retry_after: int = 1
+    delay: float = 0.0  # seconds before every answer: a slow Railway, so a crawl is caught mid-way
     requests: list = field(default_factory=list)
     calls: list = field(default_factory=list)  # (operation, variables)
     _errors: list = field(default_factory=list)
@@ -166,6 +169,8 @@ class FakeRailway:
                 )
                 if auth != TOKEN:
                     return self._send(403, HTML_403, "text/html; charset=utf-8")
+                if fake.delay:
+                    time.sleep(fake.delay)
                 with fake._lock:
                     fake.requests.append(body.get("operationName"))
                     fake.calls.append((body.get("operationName"), body.get("variables") or {}))
@@ -201,7 +206,8 @@ class FakeRailway:
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client killed mid-answer
+                    self.wfile.write(body)
 
         return Handler
 
