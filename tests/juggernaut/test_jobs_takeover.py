@@ -9,6 +9,7 @@ short here (a few seconds): the behaviour is under test, not the production numb
 times are printed for the record.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -92,9 +93,23 @@ class Database:
         with psycopg.connect(self.url, autocommit=True) as conn:
             return conn.execute(sql, args).fetchall()
 
+    def row(self, sql: str, *args) -> tuple:
+        return self.query(sql, *args)[0]
+
     def drop(self) -> None:
         with psycopg.connect(self.admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def session_members(session: int) -> list[int]:
+    """The processes of a session (``/proc/<pid>/stat``'s sixth field), its leader first."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == session:
+                members.append(int(stat.parent.name))
+    return sorted(members, key=lambda pid: pid != session)
 
 
 class Processes:
@@ -117,9 +132,12 @@ class Processes:
         return self.procs[name]
 
     def kill(self, name: str) -> None:
-        """``kill -9`` of the process and everything of its group (django-q2's workers)."""
+        """``kill -9`` of the process and everything of its session, as when its host dies: django-q2's
+        workers, and a scan's sandboxed child (in a process group of its own)."""
         proc = self.procs.pop(name)
-        os.killpg(proc.pid, signal.SIGKILL)
+        for pid in session_members(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         proc.wait()
 
     def log(self, name: str) -> str:
@@ -127,13 +145,12 @@ class Processes:
 
     def close(self) -> None:
         for proc in self.procs.values():
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for name, proc in list(self.procs.items()):
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            self.kill(name)  # what is left of its session
 
 
 def test_it_takes_over_a_crawl_a_scan_and_a_chat_run_of_a_killed_jobs_process():
@@ -213,15 +230,15 @@ def test_it_takes_over_a_crawl_a_scan_and_a_chat_run_of_a_killed_jobs_process():
             assert run_id is not None
 
             def mid_way() -> bool:
-                crawl = database.query(
+                crawl = database.row(
                     "SELECT count(*) FROM railway_logs WHERE EXISTS "
                     "(SELECT 1 FROM log_crawl_runs WHERE status = 'running')"
-                )[0][0]
-                beating = database.query(
+                )[0]
+                beating = database.row(
                     "SELECT count(*) FROM code_health_scans WHERE status = 'running' "
                     "AND heartbeat_at > started_at + interval '1 second'"
-                )[0][0]
-                chat = database.query("SELECT status FROM chat_runs WHERE id = %s", run_id)[0][0]
+                )[0]
+                chat = database.row("SELECT status FROM chat_runs WHERE id = %s", run_id)[0]
                 return (
                     0 < crawl < LINES
                     and beating == 1
@@ -230,9 +247,9 @@ def test_it_takes_over_a_crawl_a_scan_and_a_chat_run_of_a_killed_jobs_process():
                 )
 
             wait(mid_way, "the crawl, the scan and the chat run under way", timeout=60)
-            (dead_crawl,) = database.query("SELECT id FROM log_crawl_runs WHERE status = 'running'")[0]
-            (dead_scan,) = database.query("SELECT id FROM code_health_scans WHERE status = 'running'")[0]
-            lines_before = database.query("SELECT count(*) FROM railway_logs")[0][0]
+            (dead_crawl,) = database.row("SELECT id FROM log_crawl_runs WHERE status = 'running'")
+            (dead_scan,) = database.row("SELECT id FROM code_health_scans WHERE status = 'running'")
+            lines_before = database.row("SELECT count(*) FROM railway_logs")[0]
 
             processes.kill("jobs")
             killed = time.monotonic()
@@ -243,12 +260,8 @@ def test_it_takes_over_a_crawl_a_scan_and_a_chat_run_of_a_killed_jobs_process():
             taken_over: dict[str, float] = {}
 
             def closed() -> bool:
-                crawl = database.query("SELECT status, errors FROM log_crawl_runs WHERE id = %s", dead_crawl)[
-                    0
-                ]
-                scan = database.query("SELECT status, error FROM code_health_scans WHERE id = %s", dead_scan)[
-                    0
-                ]
+                crawl = database.row("SELECT status, errors FROM log_crawl_runs WHERE id = %s", dead_crawl)
+                scan = database.row("SELECT status, error FROM code_health_scans WHERE id = %s", dead_scan)
                 run = requests.get(f"{url}/api/chat/runs/{run_id}", headers=headers, timeout=30).json()
                 now = time.monotonic() - killed
                 if crawl[0] != "running":
@@ -267,30 +280,30 @@ def test_it_takes_over_a_crawl_a_scan_and_a_chat_run_of_a_killed_jobs_process():
             )
 
             # The crawl: closed failed in words, then resumed from its cursor; every line once.
-            status, errors = database.query(
+            status, errors = database.row(
                 "SELECT status, errors FROM log_crawl_runs WHERE id = %s", dead_crawl
-            )[0]
+            )
             assert status == "failed" and "taken over" in errors[0]
 
             def crawled() -> bool:
-                return database.query("SELECT count(*) FROM log_crawl_runs WHERE status = 'ok'")[0][0] >= 1
+                return database.row("SELECT count(*) FROM log_crawl_runs WHERE status = 'ok'")[0] >= 1
 
             wait(crawled, "a crawl that finished", timeout=90)
-            lines, distinct = database.query("SELECT count(*), count(DISTINCT message) FROM railway_logs")[0]
+            lines, distinct = database.row("SELECT count(*), count(DISTINCT message) FROM railway_logs")
             assert lines == distinct == LINES
             assert 0 < lines_before < LINES
 
             # The scan: closed failed in words, then scanned again to the end.
-            status, error = database.query(
+            status, error = database.row(
                 "SELECT status, error FROM code_health_scans WHERE id = %s", dead_scan
-            )[0]
+            )
             assert status == "failed" and error.startswith("the scan stopped sending heartbeats")
 
             def scanned() -> bool:
                 return (
-                    database.query(
+                    database.row(
                         "SELECT count(*) FROM code_health_scans WHERE id > %s AND status = 'done'", dead_scan
-                    )[0][0]
+                    )[0]
                     == 1
                 )
 
