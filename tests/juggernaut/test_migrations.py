@@ -187,6 +187,7 @@ def test_it_applies_every_migration_over_the_previous_releases_rows_and_reads_th
 BEFORE_THE_FIRST_DEPLOYMENT = {
     ("chat", "0002_queued_timeout"),
     ("codehealth", "0003_repository_names_unique_per_owner"),
+    ("codehealth", "0004_pull_request_dropped_fixes"),
     ("juggernaut", "0002_event_correlation_id"),
     ("selfheal", "0003_execution_heartbeat"),
     ("codehealth", "0002_queue_schema_url_checks_and_dismissals"),
