@@ -376,6 +376,9 @@ LOGS_INGEST_MAX_REJECTED = envint("LOGS_INGEST_MAX_REJECTED", 100)
 LOGS_INGEST_BATCH_LINES = envint("LOGS_INGEST_BATCH_LINES", 500)
 # A stored line longer than this is cut, with a marker saying how much was dropped.
 LOGS_MAX_LINE_CHARS = envint("LOGS_MAX_LINE_CHARS", 16 * 1024)
+# A line whose parse takes longer than this is stored as one "unparsable" event (a backstop: every
+# pattern that reads log text runs in linear time).
+LOGS_PARSE_BUDGET_MS = envint("LOGS_PARSE_BUDGET_MS", 100)
 # Alert rules: a spike is >= FACTOR x the fingerprint's baseline rate and >= MIN in the last window;
 # sustained 5xx is >= PERCENT of HTTP responses for WINDOWS consecutive windows.
 LOGS_ALERT_WINDOW_MINUTES = envint("LOGS_ALERT_WINDOW_MINUTES", 5)

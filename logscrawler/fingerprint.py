@@ -21,6 +21,9 @@ from logscrawler.traces import parse_trace
 GROUPING_VERSION = "2"
 VARIABLE_AFTER = 4
 MIN_CONSTANTS = 2
+# Longer templates never widen position by position: indexing one costs the square of its length, and
+# a message that long is a dump, not a sentence whose words vary.
+MAX_INDEXED_TOKENS = 100
 # A variable with at most punctuation around it: "<*>", "<*>,", "(<*>)".
 _BARE_VARIABLE = re.compile(r"^[(\[{<'\"]*<\*>[)\]}>'\".,;:!?]*$")
 
@@ -139,7 +142,7 @@ class TemplateStore:
 
     def _index(self, template: Template) -> None:
         tokens = template.tokens
-        if template.constants < MIN_CONSTANTS + 1:
+        if template.constants < MIN_CONSTANTS + 1 or len(tokens) > MAX_INDEXED_TOKENS:
             return
         for j, token in enumerate(tokens):
             if token == WILDCARD:
@@ -208,7 +211,9 @@ class Fingerprinter:
     raw: bool = False
     store: TemplateStore = field(default_factory=TemplateStore)
 
-    def fingerprint(self, text: str) -> Fingerprint:
+    def fingerprint(self, text: str, *, unparsable: bool = False) -> Fingerprint:
+        if unparsable:  # its parse ran over budget: reading it again would too
+            return Fingerprint(fingerprint_id("unparsable"), "unparsable line")
         trace = parse_trace(text)
         if trace is not None:
             key = trace.key()

@@ -35,15 +35,15 @@ _DAYS = {"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
 _DIGIT = re.compile(r"\d")
 # Date/time/number-ish: digits with separators only (2016-09-28, 04:30:30,, 17/06/09, 1117838570).
-_STAMP = re.compile(r"^[\[(]?[\d:.,/\-+TZ]*\d[\d:.,/\-+TZ]*[\])]?,?$")
+_STAMP = re.compile(r"^[\[(]?(?=[:.,/\-+TZ]*+\d)[\d:.,/\-+TZ]++[\])]?,?$")
 # A component right after the header: "sshd(pam_unix)[19939]:", "dfs.DataNode$PacketResponder:".
-_COMPONENT = re.compile(r"^[\w.$\-/@]+(\([\w.\-]*\))?(\[[\w.\-]*\])?:$")
+_COMPONENT = re.compile(r"^[\w.$\-/@]++(\([\w.\-]*+\))?(\[[\w.\-]*+\])?:$")
 _BRACKETED = re.compile(r"^\[[^\]]*\]$")
 # A token carrying an ISO date: a rotated file's name ("api.log.1.2017-05-16_13:53:08") heading a line.
 _DATED = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
 # A dotted logger name ("nova.compute.manager") followed by a bracketed context field.
-_LOGGER = re.compile(r"^[A-Za-z_][\w$]*(\.[\w$]+)+$")
-_PIPE_HEADER = re.compile(r"^[^|\s]*\d[^|\s]*\|")
+_LOGGER = re.compile(r"^[A-Za-z_][\w$]*+(?:\.[\w$]++)++$")
+_PIPE_HEADER = re.compile(r"^(?=[^|\s\d]*+\d)[^|\s]*+\|")
 _TOKEN = re.compile(r"\S+")
 
 

@@ -27,8 +27,8 @@ _DOMAIN = re.compile(
 _DOTTED_VALUE = re.compile(
     r"^(?=[^.]*\d|.*\.(?!(py|js|ts|rb|go|sh|md|so|gz|rs)$)[a-z]{2}$)[\w-]+(\.[\w-]+){2,}$"
 )
-# A file name with a variable part: "[2017-07-03]-io80211Family-002.pcapng" masked to "<*>.pcapng".
-_VARIABLE_FILE = re.compile(r"^[^=:\s]*<\*>[^=:]*\.[A-Za-z][A-Za-z0-9]{0,5}$")
+# The extension of a file name ("<*>.pcapng").
+_FILE_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}$")
 # logfmt's key=value: a value that is a host or an id is one variable ("rhost=a-1.example.net")
 _KEY_VALUE = re.compile(r"^([A-Za-z_][\w.\-]*=)([^=]+)$")
 _HEX_RUN = re.compile(r"^(0[xX])?[0-9a-fA-F]{8,}$|^0[xX][0-9a-fA-F]+$")
@@ -37,7 +37,8 @@ _HEX_RUN = re.compile(r"^(0[xX])?[0-9a-fA-F]{8,}$|^0[xX][0-9a-fA-F]+$")
 _PIECES = re.compile(r"([=:,/\[\](){}<>#@|;'\"`$*&?!+.]+)")
 _DIGIT = re.compile(r"\d")
 _EMPTY = {"()", "[]", "{}", "''", '""', "<>"}  # an empty value is still a value
-_EDGE = re.compile(r"^([(\[{<'\"`]*)(.*?)([)\]}>'\".,;:!?`]*)$")
+_LEAD = "([{<'\"`"
+_TRAIL = ")]}>'\".,;:!?`"
 
 
 _WHOLE = re.compile(
@@ -68,12 +69,33 @@ def _mask_pieces(core: str) -> str:
     return "".join(out) if words else WILDCARD
 
 
+def _edges(token: str) -> tuple[str, str, str]:
+    """Opening brackets and quotes, the core, closing punctuation (string methods: linear)."""
+    rest = token.lstrip(_LEAD)
+    core = rest.rstrip(_TRAIL)
+    return token[: len(token) - len(rest)], core, rest[len(core) :]
+
+
+def _variable_file(masked: str) -> bool:
+    """A file name with a variable part: "[2017-07-03]-io80211Family-002.pcapng" masked to "<*>.pcapng"."""
+    if "=" in masked or ":" in masked:
+        return False
+    extension = _FILE_EXTENSION.search(masked)
+    star = masked.find(WILDCARD)
+    return (
+        extension is not None
+        and star >= 0
+        and star + len(WILDCARD) <= extension.start()
+        and not any(c.isspace() for c in masked[:star])
+    )
+
+
 @lru_cache(maxsize=1 << 16)
 def mask_token(token: str) -> str:
     """The template form of one whitespace-delimited token."""
     if token == WILDCARD or token in _EMPTY:
         return WILDCARD
-    lead, core, trail = _EDGE.match(token).groups()
+    lead, core, trail = _edges(token)
     if not core:
         return token
     if _variable_whole(core):
@@ -84,7 +106,7 @@ def mask_token(token: str) -> str:
     if not _DIGIT.search(core) and not any(c in core for c in "/:@.=\\"):
         return token
     masked = _mask_pieces(core)
-    if _VARIABLE_FILE.match(masked):
+    if _variable_file(masked):
         return f"{lead}{WILDCARD}{trail}"
     if masked.startswith(WILDCARD + ".") or masked.endswith("." + WILDCARD):
         # version-like and dotted numbers ("1.2.3", "v2.0") are one variable

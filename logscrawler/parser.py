@@ -27,10 +27,11 @@ _STATUS_KEYS = ("status", "status_code", "statusCode", "httpStatus", "http_statu
 
 # "GET /x HTTP/1.1" 502 1234, status=500, status: 503, HTTP/1.1 500
 _HTTP_STATUS = re.compile(
-    r'"\s([1-5]\d\d)\s|\bstatus(?:_code|Code)?["\']?\s*[=:]\s*["\']?([1-5]\d\d)\b|\bHTTP/\d(?:\.\d)?"?\s([1-5]\d\d)\b'
+    r'"\s([1-5]\d\d)\s|\bstatus(?:_code|Code)?["\']?\s*+[=:]\s*+["\']?([1-5]\d\d)\b|\bHTTP/\d(?:\.\d)?"?\s([1-5]\d\d)\b'
 )
-_LOGFMT_MSG = re.compile(r'(?:^|\s)(?:msg|message)=(?:"((?:[^"\\]|\\.)*)"|(\S+))')
-_LOGFMT_PAIR = re.compile(r'([\w.\-]+)=("(?:[^"\\]|\\.)*"|\S*)')
+_LOGFMT_MSG = re.compile(r'(?:^|\s)(?:msg|message)=(?:"((?:[^"\\]++|\\.)*+)"|(\S++))')
+# a key starts where no key character precedes it: one scan per key, never one per character
+_LOGFMT_PAIR = re.compile(r'(?<![\w.\-])([\w.\-]++)=("(?:[^"\\]++|\\.)*+"|\S*+)')
 # Words that make a line an error wherever its level is missing or wrong.
 _ERROR_WORDS = re.compile(
     r"^(Traceback \(most recent call last\)|panic: |Exception in thread |Unhandled|Uncaught|FATAL\b|"
@@ -46,10 +47,14 @@ class Event:
     http_status: int | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     lines: int = 1
+    unparsable: bool = False  # its parse ran over budget: kept whole, fingerprinted by nothing but that
 
     @property
     def is_error(self) -> bool:
         if self.level in ERROR_LEVELS:
+            return True
+        if self.unparsable:  # nothing read from its text: only its source's severity counts
+            return False
             return True
         if self.http_status is not None and self.http_status >= 500:
             return True
@@ -202,11 +207,19 @@ def _parse_json(data: dict, severity: str | None, attributes: dict) -> Event:
 
 # Lines that continue the event before them.
 _CONTINUATION = re.compile(
-    r"^(\s+\S|Caused by: |Suppressed: |\.\.\. \d+ more|During handling of the above exception|"
+    r"^(\s++\S|Caused by: |Suppressed: |\.\.\. \d+ more|During handling of the above exception|"
     r"The above exception was the direct cause|goroutine \d+ \[|created by |exit status \d+$)"
 )
-_GO_CALL = re.compile(r"^[\w./\-*()]+\(.*\)$")
-_PY_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(: .*)?$")
+_GO_CALL_HEAD = re.compile(r"[\w./\-*()]++")
+_PY_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*+(: .*)?$")
+
+
+def go_call(line: str) -> bool:
+    """``main.(*T).run(0xc000, ...)``: Go's call characters up to a "(", and the line ends with ")"."""
+    if "\n" in line or not line.endswith(")"):
+        return False
+    head = _GO_CALL_HEAD.match(line)
+    return head is not None and "(" in line[1 : head.end()]
 
 
 class TraceFolder:
@@ -263,7 +276,7 @@ class TraceFolder:
             return close and self._open.lines == 1 and "Traceback" not in self._open.text
         if self._python_awaits_exception and _PY_EXCEPTION_LINE.match(text):
             return True
-        return self._go and (text == "" or bool(_GO_CALL.match(text)))
+        return self._go and (text == "" or go_call(text))
 
     def _append(self, event: Event) -> None:
         open_, text = self._open, event.text

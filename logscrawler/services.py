@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from juggernaut.db import queryset_delete_batched
 from juggernaut.events import publish
+from logscrawler import pipeline
 from logscrawler.alerts import alerts_evaluate
 from logscrawler.errors import LogsError
 from logscrawler.fingerprint import GROUPING_VERSION, Fingerprint, Fingerprinter, Template, TemplateStore
@@ -29,7 +30,8 @@ from logscrawler.models import (
     LogLine,
     LogService,
 )
-from logscrawler.parser import Event, TraceFolder, parse_record
+from logscrawler.parser import Event
+from logscrawler.pipeline import RecordFields, events_fold
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 
@@ -90,34 +92,18 @@ def _store_load(rows: dict[str, ErrorFingerprint]) -> TemplateStore:
     return store
 
 
+def _fields(records: list[Record]) -> list[RecordFields]:
+    return [(r.message, r.severity or None, r.attributes, r.timestamp) for r in records]
+
+
 def _fold(records: list[Record]) -> list[tuple[Record, Event]]:
     """Parse and fold one service's records (in time order); each event keeps its first record."""
-    folder = TraceFolder()
-    first_record: dict[int, Record] = {}
-    out: list[Event] = []
-    for record in records:
-        event = parse_record(record.message, severity=record.severity or None, attributes=record.attributes)
-        first_record[id(event)] = record
-        out.extend(folder.feed(event, record.timestamp))
-    out.extend(folder.flush())
-    return [(first_record[id(event)], event) for event in out]
+    return [(records[indices[0]], event) for indices, event in events_fold(_fields(records))]
 
 
 def open_event_start(records: list[Record], *, look_back: int = 500) -> int:
-    """Index of the first record of the last event of ``records`` (one service's, in time order).
-
-    The records from there on may be continued by the next batch: a source that sends a stream in
-    batches holds them back and sends them with the next one, so a stack trace cut by a batch boundary
-    is still one event. Only the last ``look_back`` records are read (a longer event is cut anyway).
-    """
-    folder, start = TraceFolder(), max(len(records) - look_back, 0)
-    for index in range(start, len(records)):
-        record = records[index]
-        event = parse_record(record.message, severity=record.severity or None, attributes=record.attributes)
-        folder.feed(event, record.timestamp)
-        if folder.open_event is event:
-            start = index
-    return start
+    """Index of the first record of the last event of ``records``: see ``pipeline.open_event_start``."""
+    return pipeline.open_event_start(_fields(records), look_back=look_back)
 
 
 def logs_ingest(service: LogService, records: list[Record], *, now: datetime | None = None) -> IngestResult:
@@ -148,7 +134,8 @@ def logs_ingest(service: LogService, records: list[Record], *, now: datetime | N
         rows = {row.key: row for row in ErrorFingerprint.objects.filter(service=service)}
         fingerprinter = Fingerprinter(raw=True, store=_store_load(rows))
         found: list[Fingerprint | None] = [
-            fingerprinter.fingerprint(text) if event.is_error else None for _, event, text, _ in fresh
+            fingerprinter.fingerprint(text, unparsable=event.unparsable) if event.is_error else None
+            for _, event, text, _ in fresh
         ]
         keys = [fingerprinter.store.resolve(f.id) if f else None for f in found]
         fingerprints = _fingerprints_save(service, fingerprinter.store, rows, found, keys, fresh, now, result)

@@ -9,16 +9,17 @@ import re
 from dataclasses import dataclass
 
 from logscrawler.masking import mask_tokens
+from logscrawler.parser import go_call
 
-_PY_START = re.compile(r"^\s*Traceback \(most recent call last\):", re.MULTILINE)
-_PY_FRAME = re.compile(r'^\s*File "([^"]+)", line \d+, in (\S+)', re.MULTILINE)
-_PY_EXC = re.compile(r"^([A-Za-z_][\w.]*)(?::\s?(.*))?$")
+_PY_START = re.compile(r"^[ \t]*+Traceback \(most recent call last\):", re.MULTILINE)
+_PY_FRAME = re.compile(r'^[ \t]*+File "([^"\n]++)", line \d++, in (\S++)', re.MULTILINE)
+_PY_EXC = re.compile(r"^([A-Za-z_][\w.]*+)(?::\s?(.*))?$")
 _NODE_FRAME = re.compile(
-    r"^\s+at (?:(?:async )?(\S+?)(?: \[as \w+\])? \()?(.+?)(?::\d+){1,2}\)?$", re.MULTILINE
+    r"^[ \t]++at (?:(?:async )?(\S+?)(?: \[as \w++\])? \()?(.+?)(?::\d++){1,2}\)?$", re.MULTILINE
 )
-_JAVA_FRAME = re.compile(r"^\s+at ([\w$.<>/]+)\.([\w$<>\-]+)\((?:[^)]*)\)$", re.MULTILINE)
+_JAVA_FRAME = re.compile(r"^[ \t]++at ([\w$.<>/]+)\.([\w$<>\-]++)\([^)\n]*+\)$", re.MULTILINE)
 _GO_PANIC = re.compile(r"^panic: (.*)$", re.MULTILINE)
-_GO_FRAME = re.compile(r"^([\w./\-*()]+?)\.([\w\-*()]+)\(.*\)\n\s+(\S+?):\d+", re.MULTILINE)
+_GO_FILE_LINE = re.compile(r"^\s++(\S+?):\d++")
 _THREAD_PREFIX = re.compile(r'^Exception in thread "[^"]*" ')
 _EXC_LINE = re.compile(
     r"^(?:Caused by: |Uncaught )?([A-Za-z_$][\w$.]*(?:Error|Exception|Throwable|Panic|Fault)?)(?::\s?(.*))?$"
@@ -143,13 +144,32 @@ def _node(text: str) -> Trace | None:
     return Trace(head[0], head[1], tuple(reversed(frames)))
 
 
+def _go_frames(text: str) -> list[tuple[str, str, str]]:
+    """(package, function, file) of each call line followed by its indented ``file:line`` line.
+
+    ``net/http.(*conn).serve(0xc000)``: the arguments are the last parenthesised part, the function
+    the part after the last dot before them. Read line by line, so a long line is read once.
+    """
+    lines = text.split("\n")
+    frames = []
+    for call, below in zip(lines, lines[1:], strict=False):
+        location = _GO_FILE_LINE.match(below) if call.endswith(")") else None
+        if location is None or not go_call(call):
+            continue
+        name = call[: call.rindex("(")]
+        package, dot, function = name.rpartition(".")
+        if dot and package and function:
+            frames.append((package, function, location.group(1)))
+    return frames
+
+
 def _go(text: str) -> Trace | None:
     panic = _GO_PANIC.search(text)
     if not panic:
         return None
     frames = tuple(
         Frame(package, function, not (package.startswith(_LIBRARY_PACKAGES) or _library_path(path)))
-        for package, function, path in _GO_FRAME.findall(text)
+        for package, function, path in _go_frames(text)
     )
     # Go panics carry no type: the masked panic message stands in for one ("index out of range [<*>]")
     kind = " ".join(mask_tokens(panic.group(1)))
