@@ -18,7 +18,7 @@ from logscrawler.masking import WILDCARD, mask_tokens
 from logscrawler.traces import parse_trace
 
 # Bump when a change to the rules would regroup stored messages; stored fingerprints carry it.
-GROUPING_VERSION = "2"
+GROUPING_VERSION = "3"
 VARIABLE_AFTER = 4
 MIN_CONSTANTS = 2
 # Longer templates never widen position by position: indexing one costs the square of its length, and
@@ -218,9 +218,14 @@ class Fingerprinter:
         if trace is not None:
             key = trace.key()
             return Fingerprint(fingerprint_id(f"trace\x00{key}"), key, trace.exception_type)
-        first_line = text.split("\n", 1)[0]
+        first_line, _, rest = text.partition("\n")
         message = split_header(first_line).message if self.raw else first_line.strip()
-        template = self.store.match(message_tokens(message))
+        tokens = message_tokens(message)
+        if rest:
+            # a heading with indented detail lines: the first detail says which error it is
+            detail = rest.split("\n", 1)[0].strip()
+            tokens += ["\u21b5", *message_tokens(detail[:500])] if detail else []
+        template = self.store.match(tokens)
         return Fingerprint(template.id, template.text)
 
     def fingerprint_all(self, lines: Iterable[str]) -> list[str]:

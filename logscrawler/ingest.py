@@ -21,9 +21,11 @@ from django.db import InterfaceError, OperationalError
 from django.utils.dateparse import parse_datetime
 
 from logscrawler import services
+from logscrawler.fingerprint import Fingerprinter
 from logscrawler.models import LogService
 from logscrawler.parser import JSONTooDeep, json_loads_bounded
-from logscrawler.services import Record, text_clean
+from logscrawler.pipeline import events_fingerprint, events_fold
+from logscrawler.services import Record, record_dedupe, record_fields, text_clean
 
 log = logging.getLogger(__name__)
 
@@ -238,3 +240,45 @@ def ndjson_ingest(lines: Iterable[bytes]) -> IngestSummary:
         batcher.add(number, name, record)
     batcher.flush()
     return summary
+
+
+def ndjson_fingerprint(lines: Iterable[bytes]) -> tuple[list[str], list[tuple[int, str]]]:
+    """The fingerprint of every NDJSON line as ingest would give it, with no database: each service's
+    records parsed, folded and fingerprinted in time order by a fresh fingerprinter.
+
+    Returns one id per line (a record folded into an event carries the event's, one that is not an
+    error, a blank or a rejected line "") and the rejected lines' numbers and reasons.
+    """
+    per_service: dict[str, list[tuple[int, Record]]] = {}
+    rejected: list[tuple[int, str]] = []
+    total = 0
+    for number, raw in enumerate(lines, start=1):
+        total = number
+        raw = raw.strip(b"\r\n \t")
+        if not raw:
+            continue
+        try:
+            name, record = line_read(raw)
+        except (ValueError, OverflowError) as exc:
+            rejected.append((number, str(exc)))
+            continue
+        per_service.setdefault(name, []).append((number, record))
+    ids = [""] * total
+    for numbered in per_service.values():
+        numbered.sort(key=lambda item: item[1].timestamp)
+        folded = events_fold(record_fields([record for _, record in numbered]))
+        texts = [text_clean(event.text) for _, event in folded]
+        # a line sent twice is stored once (ingest's dedupe): it carries the first one's fingerprint
+        first: dict[str, int] = {}
+        keys = [
+            first.setdefault(record_dedupe(numbered[i[0]][1], t), n)
+            for n, ((i, _), t) in enumerate(zip(folded, texts, strict=True))
+        ]
+        fingerprinter = Fingerprinter(raw=True)
+        fresh = [n for n, key in enumerate(keys) if key == n]
+        found = events_fingerprint(fingerprinter, ((folded[n][1], texts[n]) for n in fresh))
+        by_event = {n: fingerprinter.store.resolve(fp.id) for n, fp in zip(fresh, found, strict=True) if fp}
+        for n, (indices, _) in enumerate(folded):
+            for index in indices:
+                ids[numbered[index][0] - 1] = by_event.get(keys[n], "")
+    return ids, rejected

@@ -208,8 +208,14 @@ def _parse_json(data: dict, severity: str | None, attributes: dict) -> Event:
 # Lines that continue the event before them.
 _CONTINUATION = re.compile(
     r"^(\s++\S|Caused by: |Suppressed: |\.\.\. \d+ more|During handling of the above exception|"
-    r"The above exception was the direct cause|goroutine \d+ \[|created by |exit status \d+$)"
+    r"The above exception was the direct cause|goroutine \d+ \[|created by |exit status \d+$|"
+    # PostgreSQL's diagnostics under an exception (psycopg, node-postgres); the brace closing a Node
+    # error's properties or its [cause] block
+    r"(?:DETAIL|HINT|CONTEXT|QUERY|STATEMENT|WHERE|LINE \d++):\s|[}\]]{1,3}[,;]?$)"
 )
+# A Java exception line under a one-line heading ("Error: request 7 failed" then the exception)
+_JAVA_EXCEPTION = re.compile(r"^(?:[a-z][\w$]*+\.)++[A-Z][\w$]*?(?:Exception|Error|Throwable)(?::\s|$)")
+_CHAIN_HEADINGS = ("During handling of the above exception", "The above exception was the direct cause")
 _GO_CALL_HEAD = re.compile(r"[\w./\-*()]++")
 _PY_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*+(: .*)?$")
 
@@ -237,6 +243,8 @@ class TraceFolder:
         self._open_at: datetime | None = None
         self._at: datetime | None = None
         self._python_awaits_exception = False
+        self._python = False  # the open event holds a Python traceback
+        self._chained = False  # ... whose last line says another traceback follows
         self._go = False
 
     def feed(self, event: Event, at: datetime | None = None) -> list[Event]:
@@ -251,7 +259,9 @@ class TraceFolder:
         self._python_awaits_exception = bool(lines) and lines[-1].startswith(
             ("Traceback (most recent call last)", "  File ")
         )
-        self._go = event.text.startswith("panic: ")
+        self._python = "Traceback (most recent call last)" in event.text
+        self._chained = False
+        self._go = bool(lines) and (lines[0].startswith("panic: ") or "http: panic serving " in lines[0])
         return done
 
     @property
@@ -266,17 +276,27 @@ class TraceFolder:
     def _continues(self, text: str) -> bool:
         if _CONTINUATION.match(text):
             return True
+        if text == "":  # blank lines inside a Python chain or a Go dump
+            return self._python or self._go
+        if self._chained and text.startswith("Traceback (most recent call last)"):
+            return True
+        if self._within_heading_gap() and self._open.lines == 1 and _JAVA_EXCEPTION.match(text):
+            return True
+        if text.startswith("[signal ") and self._go:
+            return True
         if text.startswith("Traceback (most recent call last)"):
             # logging.exception(): the message line, then its traceback
-            close = (
-                self._at is None
-                or self._open_at is None
-                or abs((self._at - self._open_at).total_seconds()) <= self.TRACEBACK_AFTER_MESSAGE_SECONDS
-            )
-            return close and self._open.lines == 1 and "Traceback" not in self._open.text
+            return self._within_heading_gap() and self._open.lines == 1 and "Traceback" not in self._open.text
         if self._python_awaits_exception and _PY_EXCEPTION_LINE.match(text):
             return True
         return self._go and (text == "" or go_call(text))
+
+    def _within_heading_gap(self) -> bool:
+        return (
+            self._at is None
+            or self._open_at is None
+            or abs((self._at - self._open_at).total_seconds()) <= self.TRACEBACK_AFTER_MESSAGE_SECONDS
+        )
 
     def _append(self, event: Event) -> None:
         open_, text = self._open, event.text
@@ -284,6 +304,12 @@ class TraceFolder:
         open_.lines += 1
         if event.level in ERROR_LEVELS and open_.level not in ERROR_LEVELS:
             open_.level = event.level
+        if text.startswith(_CHAIN_HEADINGS):
+            self._chained = True
+        elif text.startswith("Traceback (most recent call last)"):
+            self._python, self._chained = True, False
+        elif text.startswith("goroutine "):
+            self._go = True
         if text.startswith(("Traceback (most recent call last)", "  File ")):
             self._python_awaits_exception = True
         elif self._python_awaits_exception and text and not text[:1].isspace():

@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.conf import settings
 
+from logscrawler.fingerprint import Fingerprint, Fingerprinter
 from logscrawler.parser import Event, TraceFolder, normalise_level, parse_record
 
 # (message, severity, attributes, timestamp) of one record, as its source delivered it
@@ -65,3 +66,14 @@ def open_event_start(records: list[RecordFields], *, look_back: int = 500) -> in
     start = max(len(records) - look_back, 0)
     folded = events_fold(records[start:])
     return start + folded[-1][0][0] if folded else start
+
+
+def events_fingerprint(
+    fingerprinter: Fingerprinter, events: Iterable[tuple[Event, str]]
+) -> list[Fingerprint | None]:
+    """The fingerprint of each (event, stored text) of one service, None for an event that is not an
+    error; ids as matched, before later merges (``fingerprinter.store.resolve`` gives the final ones)."""
+    return [
+        fingerprinter.fingerprint(text, unparsable=event.unparsable) if event.is_error else None
+        for event, text in events
+    ]

@@ -31,7 +31,7 @@ from logscrawler.models import (
     LogService,
 )
 from logscrawler.parser import Event
-from logscrawler.pipeline import RecordFields, events_fold
+from logscrawler.pipeline import RecordFields, events_fingerprint, events_fold
 
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 
@@ -73,7 +73,8 @@ def text_clean(text: str) -> str:
     return text
 
 
-def _dedupe(record: Record, text: str) -> str:
+def record_dedupe(record: Record, text: str) -> str:
+    """What makes a stored line the same line: its source's id, else its time and text."""
     seed = (
         f"id\x00{record.source_id}" if record.source_id else f"ts\x00{record.timestamp.isoformat()}\x00{text}"
     )
@@ -92,18 +93,19 @@ def _store_load(rows: dict[str, ErrorFingerprint]) -> TemplateStore:
     return store
 
 
-def _fields(records: list[Record]) -> list[RecordFields]:
+def record_fields(records: list[Record]) -> list[RecordFields]:
+    """What parsing reads of each record."""
     return [(r.message, r.severity or None, r.attributes, r.timestamp) for r in records]
 
 
 def _fold(records: list[Record]) -> list[tuple[Record, Event]]:
     """Parse and fold one service's records (in time order); each event keeps its first record."""
-    return [(records[indices[0]], event) for indices, event in events_fold(_fields(records))]
+    return [(records[indices[0]], event) for indices, event in events_fold(record_fields(records))]
 
 
 def open_event_start(records: list[Record], *, look_back: int = 500) -> int:
     """Index of the first record of the last event of ``records``: see ``pipeline.open_event_start``."""
-    return pipeline.open_event_start(_fields(records), look_back=look_back)
+    return pipeline.open_event_start(record_fields(records), look_back=look_back)
 
 
 def logs_ingest(service: LogService, records: list[Record], *, now: datetime | None = None) -> IngestResult:
@@ -116,7 +118,7 @@ def logs_ingest(service: LogService, records: list[Record], *, now: datetime | N
         events = []
         for record, event in _fold(records):
             text = text_clean(event.text)
-            events.append((record, event, text, _dedupe(record, text)))
+            events.append((record, event, text, record_dedupe(record, text)))
         seen = set(
             LogLine.objects.filter(service=service, dedupe__in=[e[3] for e in events]).values_list(
                 "dedupe", flat=True
@@ -133,10 +135,7 @@ def logs_ingest(service: LogService, records: list[Record], *, now: datetime | N
             return result
         rows = {row.key: row for row in ErrorFingerprint.objects.filter(service=service)}
         fingerprinter = Fingerprinter(raw=True, store=_store_load(rows))
-        found: list[Fingerprint | None] = [
-            fingerprinter.fingerprint(text, unparsable=event.unparsable) if event.is_error else None
-            for _, event, text, _ in fresh
-        ]
+        found = events_fingerprint(fingerprinter, ((event, text) for _, event, text, _ in fresh))
         keys = [fingerprinter.store.resolve(f.id) if f else None for f in found]
         fingerprints = _fingerprints_save(service, fingerprinter.store, rows, found, keys, fresh, now, result)
         lines = LogLine.objects.bulk_create(

@@ -13,6 +13,7 @@ from logscrawler.parser import go_call
 
 _PY_START = re.compile(r"^[ \t]*+Traceback \(most recent call last\):", re.MULTILINE)
 _PY_FRAME = re.compile(r'^[ \t]*+File "([^"\n]++)", line \d++, in (\S++)', re.MULTILINE)
+_PY_NOT_EXCEPTION = ("Traceback", "During handling", "The above exception", "DETAIL:", "HINT:", "CONTEXT:")
 _PY_EXC = re.compile(r"^([A-Za-z_][\w.]*+)(?::\s?(.*))?$")
 _NODE_FRAME = re.compile(
     r"^[ \t]++at (?:(?:async )?(\S+?)(?: \[as \w++\])? \()?(.+?)(?::\d++){1,2}\)?$", re.MULTILINE
@@ -69,16 +70,32 @@ class Trace:
     exception_type: str
     message: str
     frames: tuple[Frame, ...]
+    causes: tuple[tuple[str, str], ...] = ()  # (type, message) of the other exceptions of the chain
 
     def key(self) -> str:
-        """What groups traces: the exception type and the innermost in-app frames (all frames if none)."""
+        """What groups traces (docs/logs.md): the type and message template of every exception of the
+        chain, and the innermost in-app frames (all frames if none)."""
         frames = [f for f in self.frames if f.in_app] or list(self.frames)
         where = " ".join(f"{f.module}:{f.function}" for f in frames[-MAX_FRAMES:])
-        return f"{self.exception_type} @ {where}" if where else self.exception_type
+        chain = " <- ".join(
+            f"{kind}: {message_template(message)}" if message else kind
+            for kind, message in ((self.exception_type, self.message), *self.causes)
+        )
+        return f"{chain} @ {where}" if where else chain
+
+
+def message_template(message: str) -> str:
+    """An exception message with its values masked: the same raise site with other ids is one template."""
+    return " ".join(mask_tokens(message[:500]))
+
+
+# Build artefacts: a numbered chunk (".next/server/chunks/412.js"), a hashed bundle ("main.3f9a1c2b.js")
+_ARTEFACT = re.compile(r"(?<=/)\d++(?=\.[cm]?js$)|(?<=[.\-_])[0-9a-f]{8,20}+(?=\.[cm]?js$)")
 
 
 def _module_of_path(path: str) -> str:
     path = re.sub(r"^.*?/(site-packages|dist-packages|node_modules|src|app)/", "", path)
+    path = _ARTEFACT.sub("<*>", path)
     return re.sub(r"\.(py|js|mjs|cjs|ts|go)$", "", path.lstrip("/"))
 
 
@@ -100,13 +117,19 @@ def _python(text: str) -> Trace | None:
         Frame(_module_of_path(path), function, not _library_path(path))
         for path, function in _PY_FRAME.findall(text)
     )
-    # the exception is the last line that is not indented (chained traces: the last one raised)
-    for line in reversed(text.strip().splitlines()):
-        if line and not line[0].isspace():
+    # the exception lines: each unindented line right after a frame (chained traces: the last one raised
+    # is the headline, the earlier ones its causes)
+    found: list[tuple[str, str]] = []
+    lines = text.strip().splitlines()
+    for before, line in zip(lines, lines[1:], strict=False):
+        if line and not line[0].isspace() and before[:1].isspace() and not line.startswith(_PY_NOT_EXCEPTION):
             match = _PY_EXC.match(line.strip())
-            if match and not line.startswith("Traceback"):
-                return Trace(match.group(1), match.group(2) or "", frames)
-    return Trace("Exception", "", frames)
+            if match:
+                found.append((match.group(1), match.group(2) or ""))
+    if not found:
+        return Trace("Exception", "", frames)
+    (kind, message), causes = found[-1], tuple(reversed(found[:-1]))
+    return Trace(kind, message, frames, causes)
 
 
 def _exception_line(text: str) -> tuple[str, str] | None:
@@ -127,7 +150,20 @@ def _java(text: str) -> Trace | None:
         return None
     frames = tuple(Frame(cls, method, not cls.startswith(_LIBRARY_PACKAGES)) for cls, method in found)
     # innermost first in Java: keep the order consistent with Python (outermost first)
-    return Trace(head[0], head[1], tuple(reversed(frames)))
+    return Trace(head[0], head[1], tuple(reversed(frames)), _causes(text))
+
+
+def _causes(text: str) -> tuple[tuple[str, str], ...]:
+    """The chained exceptions: Java's and Node's "Caused by:", Node's "[cause]:" (not Suppressed:)."""
+    out = []
+    for line in text.splitlines()[1:]:
+        stripped = line.strip()
+        for prefix in ("Caused by: ", "[cause]: "):
+            if stripped.startswith(prefix):
+                match = _EXC_LINE.match(stripped.removeprefix(prefix))
+                if match:
+                    out.append((match.group(1), match.group(2) or ""))
+    return tuple(out)
 
 
 def _node(text: str) -> Trace | None:
@@ -141,7 +177,7 @@ def _node(text: str) -> Trace | None:
         Frame(_module_of_path(path), function or "<anonymous>", not _library_path(path))
         for function, path in found
     )
-    return Trace(head[0], head[1], tuple(reversed(frames)))
+    return Trace(head[0], head[1], tuple(reversed(frames)), _causes(text))
 
 
 def _go_frames(text: str) -> list[tuple[str, str, str]]:
