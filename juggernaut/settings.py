@@ -374,6 +374,8 @@ LOGS_INGEST_MAX_BYTES = envint("LOGS_INGEST_MAX_BYTES", 10 * 1024 * 1024)
 LOGS_INGEST_MAX_REJECTED = envint("LOGS_INGEST_MAX_REJECTED", 100)
 # Ingest stores (and commits) a service's lines this many at a time, so no request holds a lock long.
 LOGS_INGEST_BATCH_LINES = envint("LOGS_INGEST_BATCH_LINES", 500)
+# Ingest creates a service named for the first time; off, its lines are refused with where to add it.
+LOGS_INGEST_CREATE_SERVICES = envbool("LOGS_INGEST_CREATE_SERVICES", True)
 # A stored line longer than this is cut, with a marker saying how much was dropped.
 LOGS_MAX_LINE_CHARS = envint("LOGS_MAX_LINE_CHARS", 16 * 1024)
 # A line whose parse takes longer than this is stored as one "unparsable" event (a backstop: every

@@ -14,7 +14,7 @@ from juggernaut.openapi import ndjson_body
 from juggernaut.schemas import Choice, DbId
 from logscrawler import schemas, services
 from logscrawler.errors import LogsError
-from logscrawler.ingest import ndjson_ingest
+from logscrawler.ingest import WHERE_TO_ADD, ndjson_ingest
 from logscrawler.models import ErrorFingerprint, LogAlert
 
 PREFIX = "/logs"  # the app label is "logscrawler"; operators and other sources know it as logs
@@ -44,15 +44,26 @@ def ingest(request):
 
     Up to ``LOGS_INGEST_MAX_BYTES`` per request (413 above). Each bad line (not UTF-8, not JSON,
     nested deeper than 32 levels, a missing field, a control character in ``service`` or ``id``, a
-    date outside 1970 to 9998, an unknown service) is listed in ``rejected`` with its line number;
+    date outside 1970 to 9998, a service that does not exist while ``LOGS_INGEST_CREATE_SERVICES`` is
+    off) is listed in ``rejected`` with its line number;
     the other lines are kept. At most ``LOGS_INGEST_MAX_REJECTED`` rejections are listed (the first
     ones); ``rejected_more`` counts the rest. Non-finite numbers in attributes are stored as null. A
     line sent again (same ``id``, or same service, timestamp and message) counts as a duplicate.
     Lines are committed ``LOGS_INGEST_BATCH_LINES`` at a time: a request cut short keeps what was
-    committed, and sending it again stores nothing twice.
+    committed, and sending it again stores nothing twice. A service named for the first time is
+    created (``LOGS_INGEST_CREATE_SERVICES``, on by default); with it off, a request whose every line
+    names a missing service answers 422 saying where to add one.
     """
     require_scope(request, "write")
-    return ndjson_ingest(_lines(request)).as_dict()
+    summary = ndjson_ingest(_lines(request))
+    if summary.only_unknown_services:
+        raise LogsError(
+            "unknown_service",
+            f"no such service: {WHERE_TO_ADD}, or set LOGS_INGEST_CREATE_SERVICES",
+            status=422,
+            details=summary.as_dict(),
+        )
+    return summary.as_dict()
 
 
 @router.get("/top-errors", response=schemas.TopErrorsOut)

@@ -144,11 +144,21 @@ def line_read(raw: bytes) -> tuple[str, Record]:
     return record_from_object(data)
 
 
+# Where an operator adds a service when ingest may not create them (LOGS_INGEST_CREATE_SERVICES off).
+WHERE_TO_ADD = 'add it under System Health (/logs/, "Add service") or in the admin'
+
+
 @dataclass
 class IngestSummary:
     accepted: int = 0
     duplicates: int = 0
+    unknown_services: int = 0  # lines refused because their service does not exist
     rejected: Rejections = field(default_factory=lambda: Rejections(settings.LOGS_INGEST_MAX_REJECTED))
+
+    @property
+    def only_unknown_services(self) -> bool:
+        """Nothing stored, and every refusal for want of a service: the sender must add it first."""
+        return not self.accepted and not self.duplicates and self.unknown_services == self.rejected.total > 0
 
     def as_dict(self) -> dict:
         listed = self.rejected.listed()
@@ -173,9 +183,13 @@ class _Batcher:
         if name not in self.known:
             if len(self.known) >= 10_000:  # a sender inventing names: stop remembering the misses
                 self.known = {k: v for k, v in self.known.items() if v is not None}
-            self.known[name] = services.services_by_name({name}).get(name)
+            found = services.services_by_name({name}).get(name)
+            if found is None and settings.LOGS_INGEST_CREATE_SERVICES:
+                found = services.service_for_import(name)
+            self.known[name] = found
         if self.known[name] is None:
-            self.summary.rejected.add(number, f"unknown service {name[:120]!r}")
+            self.summary.unknown_services += 1
+            self.summary.rejected.add(number, f"unknown service {name[:120]!r}: {WHERE_TO_ADD}")
             return
         batch = self.pending.setdefault(name, [])
         batch.append((number, record))

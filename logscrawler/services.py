@@ -346,6 +346,17 @@ def service_for_import(name: str) -> LogService:
     return service
 
 
+def service_create(name: str) -> LogService:
+    """A new service an operator adds by name (lines pushed for it are then accepted)."""
+    name = name.strip()
+    if not name or len(name) > 120 or not name.isprintable():
+        raise LogsError("bad_name", "a service name is 1 to 120 printable characters", status=422)
+    service, created = LogService.objects.get_or_create(name=name)
+    if not created:
+        raise LogsError("exists", f"a service named {name!r} exists already", status=422)
+    return service
+
+
 def services_by_name(names: set[str]) -> dict[str, LogService]:
     return {s.name: s for s in LogService.objects.filter(name__in=names)}
 

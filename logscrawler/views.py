@@ -70,6 +70,18 @@ def fingerprint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @operator_required
 @require_POST
+def service_add(request: HttpRequest) -> HttpResponse:
+    """System Health's "Add service": a service whose pushed lines ingest then accepts."""
+    try:
+        service = services.service_create(request.POST.get("name", ""))
+        messages.success(request, f"Service {service.name!r} added: POST its lines to /api/logs/ingest.")
+    except LogsError as exc:
+        messages.error(request, f"Refused: {exc.message}")
+    return redirect("logs:index")
+
+
+@operator_required
+@require_POST
 def fingerprint_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """acknowledge, resolve, ignore, or task (open the investigation task)."""
     fingerprint = _fingerprint(pk)

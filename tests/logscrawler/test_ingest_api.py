@@ -64,6 +64,7 @@ def test_it_counts_a_batch_sent_twice_once(client, bearer, api_service):
     assert ErrorFingerprint.objects.get().count == 2
 
 
+@override_settings(LOGS_INGEST_CREATE_SERVICES=False)
 def test_it_reports_bad_lines_by_number_and_keeps_the_rest(client, bearer, api_service):
     body = ndjson(
         line("fine", 0),
@@ -81,7 +82,26 @@ def test_it_reports_bad_lines_by_number_and_keeps_the_rest(client, bearer, api_s
     assert [r["line"] for r in result["rejected"]] == [2, 3, 4, 5, 6]
     errors = {r["line"]: r["error"] for r in result["rejected"]}
     assert "JSON" in errors[2] and "UTF-8" in errors[3] and "timestamp" in errors[4]
-    assert "unknown service" in errors[5] and "object" in errors[6]
+    assert "unknown service" in errors[5] and "System Health" in errors[5] and "object" in errors[6]
+
+
+def test_it_creates_a_service_it_has_not_seen(client, bearer, db):
+    response = ingest(
+        client, ndjson(line("db down", 0, severity="error") | {"service": "billing"}), bearer("write")
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["accepted"] == 1
+    assert LogLine.objects.get().service == LogService.objects.get(name="billing")
+
+
+@override_settings(LOGS_INGEST_CREATE_SERVICES=False)
+def test_it_answers_422_saying_where_to_add_a_missing_service(client, bearer, db):
+    response = ingest(client, ndjson(line("db down", 0) | {"service": "billing"}), bearer("write"))
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "unknown_service" and "Add service" in error["message"]
+    assert error["details"]["rejected"][0]["line"] == 1
+    assert not LogService.objects.exists() and not LogLine.objects.exists()
 
 
 @override_settings(LOGS_MAX_LINE_CHARS=100)

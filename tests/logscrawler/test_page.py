@@ -139,3 +139,14 @@ def test_it_answers_the_chat_tools(api):
     assert [s["message"] for s in detail["samples"]] == ["socket 4 closed by peer", "socket 9 closed by peer"]
     assert tools.top_errors("7d") == [{"error": "window must be '1h' or '24h'"}]
     assert tools.error_detail(10**9) == {"error": "no error with id 1000000000"}
+
+
+def test_it_adds_a_service_from_system_health(alice_client, db):
+    page = alice_client.get("/logs/")
+    assert b"Add service" in page.content
+    response = alice_client.post("/logs/services/", {"name": "billing"}, follow=True)
+    assert LogService.objects.filter(name="billing").exists()
+    assert b"billing" in response.content and b"added" in response.content
+    again = alice_client.post("/logs/services/", {"name": "billing"}, follow=True)
+    assert b"exists already" in again.content
+    assert LogService.objects.filter(name="billing").count() == 1
