@@ -75,6 +75,24 @@ ACTIVITY_TOPIC = "hq"
 ACTIVITY_LIMIT = 25
 
 
+# What created a task ({"type": ..., "id": ...}) -> (url name taking the id, label): apps register theirs.
+ORIGINS: dict[str, tuple[str, str]] = {}
+
+
+def origin_register(kind: str, url_name: str, label: str) -> None:
+    """Let pages link a task's origin of type ``kind`` to its page (call from ``AppConfig.ready``)."""
+    ORIGINS[kind] = (url_name, label)
+
+
+def origin_link(origin: dict) -> tuple[str, str] | None:
+    """(url, words) for a task's origin, or None when no app knows its type or it has no id."""
+    kind, pk = (origin or {}).get("type"), (origin or {}).get("id")
+    if kind not in ORIGINS or not isinstance(pk, int) or isinstance(pk, bool):
+        return None
+    url_name, label = ORIGINS[kind]
+    return reverse(url_name, args=[pk]), f"{label} #{pk}"
+
+
 def area_register(
     key: str,
     provider: Callable[..., AreaStatus],

@@ -19,3 +19,7 @@ class LogscrawlerConfig(features.FeatureConfig):
         hq.area_register("logs", live.logs_area_status, label="System Health", url_name="logs:index")
         body_limit_register("/api/logs/ingest", "LOGS_INGEST_MAX_BYTES")
         hq.fragments_register("logs", live.render_events, resync=live.render_resync, page="logs")
+        hq.origin_register("fingerprint", "logs:fingerprint", "Error")
+        hq.fragments_register(
+            "logs", live.render_detail, resync=live.render_detail_resync, page=live.DETAIL_PAGE, family=True
+        )

@@ -7,13 +7,14 @@ with stable ids; the HQ websocket sends them out-of-band after every ``logs`` ev
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Case, Sum, Value, When
 from django.template.loader import render_to_string
 from django.utils import timezone
 
 from juggernaut.areas import AreaStatus
 from logscrawler import services
 from logscrawler.models import (
+    AlertRule,
     CrawlRun,
     ErrorFingerprint,
     ErrorMinute,
@@ -114,12 +115,64 @@ def render_fragments(ctx: dict | None = None) -> str:
     return "".join(render_to_string(f"logscrawler/_{name}.html", ctx) for name in FRAGMENTS)
 
 
+DETAIL_PAGE = "logs-fp-"
+
+
+def detail_page(pk: int) -> str:
+    """The live page name of one error's page: it follows the ``logs`` topic with its own fragment."""
+    return f"{DETAIL_PAGE}{pk}"
+
+
+def render_detail(envelopes: list[dict] | None, page: str) -> str:
+    """The error's status, counts and task, swapped in place on its own page."""
+    pk = page.removeprefix(DETAIL_PAGE)
+    fingerprint = (
+        ErrorFingerprint.objects.select_related("service", "task", "merged_into").filter(pk=pk).first()
+        if pk.isdigit()
+        else None
+    )
+    if fingerprint is None:
+        return ""
+    return render_to_string(
+        "logscrawler/_detail.html", {"fp": fingerprint, "now": timezone.now(), "oob": True}
+    )
+
+
+def render_detail_resync(page: str) -> str:
+    return render_detail(None, page)
+
+
 def render_events(envelopes: list[dict]) -> str:
     return render_fragments()
 
 
 def render_resync() -> str:
     return render_fragments()
+
+
+# Worst first: users failing now, a fix undone, a surge, lost evidence, then one more new error.
+ALERT_SEVERITY = [
+    AlertRule.SUSTAINED_5XX,
+    AlertRule.REGRESSION,
+    AlertRule.SPIKE,
+    AlertRule.LOGS_DROPPED,
+    AlertRule.NEW_FINGERPRINT,
+]
+
+
+def clip(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut between words (with an ellipsis), never inside one."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0] if " " in text[: limit - 1] else ""
+    return f"{cut.rstrip(' ,;:')}…" if cut else "…"
+
+
+def worst_alert(alerts) -> LogAlert | None:
+    """The open alert an operator should see first: by rule severity, then the latest."""
+    rank = Case(*(When(rule=rule, then=Value(i)) for i, rule in enumerate(ALERT_SEVERITY)), default=Value(99))
+    return alerts.select_related("service").annotate(rank=rank).order_by("rank", "-opened_at", "-pk").first()
 
 
 def logs_area_status() -> AreaStatus:
@@ -137,15 +190,15 @@ def logs_area_status() -> AreaStatus:
         return AreaStatus(
             "error",
             f"{regressed.count()} resolved error(s) came back, latest on {fp.service.name}: "
-            f"{fp.template[:90]}",
+            f"{clip(fp.template, 90)}",
             "Open System Health to look at it and its task.",
         )
     if alerts.exists():
-        alert = alerts.select_related("service").first()
+        alert = worst_alert(alerts)
         return AreaStatus(
             "warn",
-            f"{alerts.count()} open alert(s); latest on {alert.service.name}: "
-            f"{alert.get_rule_display()}: {alert.message[:90]}",
+            f"{alerts.count()} open alert(s); worst on {alert.service.name}: "
+            f"{alert.get_rule_display()}: {clip(alert.message, 90)}",
             "Open System Health to acknowledge or resolve.",
         )
     if new.exists():
@@ -157,7 +210,7 @@ def logs_area_status() -> AreaStatus:
     if crawler.get("last") and crawler["last"].status in (CrawlRun.Status.FAILED, CrawlRun.Status.PARTIAL):
         return AreaStatus(
             "error",
-            f"The last crawl {crawler['last'].status}: {'; '.join(crawler['last'].errors)[:120]}",
+            f"The last crawl {crawler['last'].status}: {clip('; '.join(crawler['last'].errors), 120)}",
             "Check the Railway token and the crawler on System Health.",
         )
     if crawler.get("late"):

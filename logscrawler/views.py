@@ -64,6 +64,8 @@ def fingerprint_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "chart": _chart(fingerprint, now),
         "now": now,
         "active": "logs",
+        "live_page": live.detail_page(fingerprint.pk),
+        "oob": False,
     }
     return render(request, "logscrawler/fingerprint.html", ctx)
 

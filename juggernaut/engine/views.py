@@ -111,6 +111,7 @@ def task_detail(request: HttpRequest, task_id: int) -> HttpResponse:
         "candidates": candidates,
         "start_actions": [] if candidates else live.start_actions(task),
         "events": task.events.all(),
+        "origin_link": hq.origin_link(task.origin),
         "payload": json.dumps(task.payload, indent=2),
         "result": json.dumps(task.result, indent=2) if task.result is not None else "",
         **STATIC,

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from juggernaut import hq
 from juggernaut.events import events_after
 from juggernaut.hq import AREAS
 from juggernaut.timefmt import exact_utc
@@ -150,3 +151,37 @@ def test_it_adds_a_service_from_system_health(alice_client, db):
     again = alice_client.post("/logs/services/", {"name": "billing"}, follow=True)
     assert b"exists already" in again.content
     assert LogService.objects.filter(name="billing").count() == 1
+
+
+def test_it_heads_the_overview_with_the_worst_open_alert_without_cutting_a_word(api):
+    from logscrawler.alerts import alert_open
+    from logscrawler.live import logs_area_status
+
+    long = "five hundreds on checkout " + "while the payments gateway answered slowly " * 4
+    alert_open("sustained_5xx", api, long, now=timezone.now() - timedelta(minutes=5))
+    alert_open("logs_dropped", api, "Railway dropped 12 lines", now=timezone.now())
+    status = logs_area_status()
+    assert "worst on api: sustained 5xx: five hundreds on checkout" in status.text
+    words = set(long.split())
+    assert status.text.endswith("…") and status.text.split(": ")[-1][:-1].split()[-1] in words
+
+
+def test_it_keeps_an_errors_page_live_with_its_own_fragment_only(alice_client, api):
+    ingest(api, "payment 42 failed: card declined")
+    fp = api.fingerprints.get()
+    page = alice_client.get(f"/logs/fingerprints/{fp.pk}/")
+    assert f'ws-connect="/ws/hq/?page=logs-fp-{fp.pk}"'.encode() in page.content
+    services.fingerprint_set_status(fp, "resolve", actor="alice")
+    live = hq.render_events(events_after("logs", 0), f"logs-fp-{fp.pk}")
+    # only ids the page has: no out-of-band swap without a target
+    assert f'id="logs-fp-{fp.pk}" hx-swap-oob="true"' in live and "Resolved" in live
+    for missing in ("logs-top", "logs-alerts", "logs-attention", "logs-crawler"):
+        assert f'id="{missing}"' not in live
+
+
+def test_it_links_an_errors_task_back_to_the_error(alice_client, api):
+    ingest(api, "payment 42 failed: card declined")
+    fp = api.fingerprints.get()
+    page = alice_client.get(f"/engine/tasks/{fp.task_id}/")
+    assert f'href="/logs/fingerprints/{fp.pk}/"'.encode() in page.content
+    assert b"{&#x27;type&#x27;" not in page.content
