@@ -188,6 +188,24 @@ def _shape(tokens: list[str]) -> tuple:
     return tuple(WILDCARD if WILDCARD in t else t for t in tokens)
 
 
+# "GET /api/orders/42?x=1 HTTP/1.1" 500 ... / GET /api/orders/42 500 12ms: method, path, then a status
+_ACCESS = re.compile(
+    r'^"?(GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) (/[^\s?"]{0,2000}+)[^\s"]{0,2000}+(?: HTTP/[\d.]{1,5}+)?"? ([1-5])\d\d\b'
+)
+# A path segment that is a value: digits anywhere, a uuid, or a long hex run
+_ID_SEGMENT = re.compile(r"^(?=.*\d)[\w.\-~%:@+]+$|^[0-9a-fA-F]{8,}$")
+
+
+def access_route(message: str) -> str | None:
+    """``GET /api/orders/{id} → 5xx`` for an access line (docs/logs.md), None for anything else."""
+    match = _ACCESS.match(message)
+    if match is None:
+        return None
+    method, path, status = match.groups()
+    segments = ["{id}" if _ID_SEGMENT.match(s) else s for s in path.split("/")]
+    return f"{method} {'/'.join(segments)} → {status}xx"
+
+
 def message_tokens(message: str) -> list[str]:
     """The masked tokens of a bare message."""
     return mask_tokens(message)
@@ -220,6 +238,9 @@ class Fingerprinter:
             return Fingerprint(fingerprint_id(f"trace\x00{key}"), key, trace.exception_type)
         first_line, _, rest = text.partition("\n")
         message = split_header(first_line).message if self.raw else first_line.strip()
+        access = access_route(message)
+        if access is not None:
+            return Fingerprint(fingerprint_id(f"access\x00{access}"), access)
         tokens = message_tokens(message)
         if rest:
             # a heading with indented detail lines: the first detail says which error it is

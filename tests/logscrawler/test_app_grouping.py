@@ -51,3 +51,14 @@ def test_it_groups_the_same_through_the_api_as_offline(client, bearer, tmp_path)
         starts.setdefault(key, ((record["service"], record["timestamp"]), fingerprint))
     assert len(stored) == len(starts)  # one stored line per event: nothing cut, nothing joined
     assert dict(starts.values()) == stored
+
+
+def test_it_names_the_route_and_status_class_of_an_access_line():
+    from logscrawler.fingerprint import Fingerprinter
+
+    fingerprinter = Fingerprinter(raw=True)
+    first = fingerprinter.fingerprint("2026-05-01T12:00:00Z GET /api/orders/42 500 12ms")
+    again = fingerprinter.fingerprint("2026-05-01T12:00:09Z GET /api/orders/977 503 40ms")
+    other = fingerprinter.fingerprint("2026-05-01T12:00:09Z GET /api/invoices/977 503 40ms")
+    assert first.template == "GET /api/orders/{id} → 5xx"
+    assert first.id == again.id != other.id

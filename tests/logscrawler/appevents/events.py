@@ -155,6 +155,12 @@ def cases() -> list[tuple[str, str, str]]:
             ("java-hikari", "jvm", JAVA_ERROR_HEADING.format(rid=n + 900, ms=30000 + n, line=40)),
             ("block-missing", "worker", BLOCK_MIGRATE.format(tenant=f"t{n}")),
             ("block-exists", "worker", BLOCK_CONFIG.format(tenant=f"t{n}")),
+            (
+                "access-order-5xx",
+                "web",
+                f"GET /api/orders/{n * 37 + 1} {500 + n * 2} {12 + n}ms request_id=r{n}x",
+            ),
+            ("access-cart-5xx", "web", f'"POST /api/carts/{n}f3a9c1b2d4e/items?src=app HTTP/1.1" 502 {n}'),
         ]
     return out
 
