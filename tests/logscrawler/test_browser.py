@@ -77,3 +77,44 @@ def test_it_shows_a_new_error_live_and_resolves_it(signed_in_page, hq_server, ma
     expect(page.locator("#logs-attention")).to_contain_text("Nothing new")
     expect(page.locator("#logs-alerts")).to_contain_text("No open alerts")
     assert errors == []
+
+
+def test_it_keeps_an_errors_page_live_without_console_errors(signed_in_page, hq_server, make_token):
+    page = signed_in_page
+    LogService.objects.create(name="api")
+    token = make_token("write")
+
+    def push(message_id: str) -> None:
+        line = {
+            "service": "api",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "message": "checkout 41 failed: card declined",
+            "severity": "error",
+            "id": message_id,
+        }
+        try:
+            answer = requests.post(
+                hq_server + "/api/logs/ingest",
+                data=json.dumps(line),
+                timeout=30,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"},
+            )
+            assert answer.status_code == 200
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=push, args=("first",))
+    thread.start()
+    thread.join(30)
+    fingerprint = LogService.objects.get(name="api").fingerprints.get()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{hq_server}/logs/fingerprints/{fingerprint.pk}/")
+    expect(page.locator("body")).to_have_attribute("data-live", "open")
+    detail = page.locator(f"#logs-fp-{fingerprint.pk}")
+    expect(detail).to_contain_text("1 times")
+    thread = threading.Thread(target=push, args=("second",))
+    thread.start()
+    thread.join(30)
+    expect(detail).to_contain_text("2 times")
+    assert errors == []
