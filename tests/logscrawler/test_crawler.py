@@ -130,7 +130,7 @@ def test_it_backfills_a_failed_deployment_and_reads_http_5xx(fake, db):
     api = LogService.objects.get(name="api")
     assert api.backfilled_deployment_id == "dep-9"
     templates = sorted(api.fingerprints.values_list("template", flat=True))
-    assert templates == ["GET /pay <*>", "npm ERR! missing script: build"]  # 5xx of one route: one error
+    assert templates == ["GET /pay → 5xx", "npm ERR! missing script: build"]  # 5xx of one route: one error
     assert LogLine.objects.filter(http_status__isnull=False).count() == 4
     crawler.crawl_run(client=client_for(fake), now=NOW + timedelta(hours=2))
     assert fake.requests.count("Deployments") == 4  # discovery again, an hour later
