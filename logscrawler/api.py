@@ -12,7 +12,7 @@ from ninja import Query, Router
 from juggernaut.auth import require_scope
 from juggernaut.openapi import ndjson_body
 from juggernaut.schemas import Choice, DbId
-from logscrawler import schemas, services
+from logscrawler import schemas, selectors, services
 from logscrawler.errors import LogsError
 from logscrawler.ingest import WHERE_TO_ADD, ndjson_ingest
 from logscrawler.models import ErrorFingerprint, LogAlert
@@ -76,7 +76,7 @@ def top_errors(request, query: Query[schemas.TopErrorsQuery]):
         if service is None:
             raise LogsError("not_found", f"no service {query.service[:120]!r}", status=404)
     items = [
-        _fingerprint_out(fp, count=total) for fp, total in services.top_errors(query.window, service=service)
+        _fingerprint_out(fp, count=total) for fp, total in selectors.top_errors(query.window, service=service)
     ]
     return {"window": query.window, "items": items}
 

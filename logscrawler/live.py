@@ -12,7 +12,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from juggernaut.areas import AreaStatus
-from logscrawler import services
+from logscrawler import selectors
 from logscrawler.models import (
     AlertRule,
     CrawlRun,
@@ -31,7 +31,7 @@ RECENT_RUNS = 10
 
 def _sparkline(fingerprint_ids: list[int], window: str, now: datetime) -> dict[int, dict]:
     """Occurrences per bucket of each fingerprint, as SVG points (0..100 wide, 0..20 high)."""
-    span = services.WINDOWS[window]
+    span = selectors.WINDOWS[window]
     bucket = span / SPARK_BUCKETS
     start = now - span
     counts: dict[int, list[int]] = {pk: [0] * SPARK_BUCKETS for pk in fingerprint_ids}
@@ -59,7 +59,7 @@ def top_context(now: datetime) -> list[dict]:
     """Per window, the top errors with their sparkline, grouped by service in the table."""
     windows = []
     for window in ("1h", "24h"):
-        rows = services.top_errors(window, now=now, limit=15)
+        rows = selectors.top_errors(window, now=now, limit=15)
         sparks = _sparkline([fp.pk for fp, _ in rows], window, now)
         windows.append(
             {

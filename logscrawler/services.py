@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F
 from django.utils import timezone
 
 from juggernaut.db import queryset_delete_batched
@@ -32,8 +32,6 @@ from logscrawler.models import (
 )
 from logscrawler.parser import Event
 from logscrawler.pipeline import RecordFields, events_fingerprint, events_fold
-
-WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 
 
 @dataclass(slots=True)
@@ -314,23 +312,6 @@ def _fingerprint_event(fp: ErrorFingerprint) -> dict:
         "exception_type": fp.exception_type,
         "status": fp.status,
     }
-
-
-def top_errors(
-    window: str, *, service: LogService | None = None, now: datetime | None = None, limit: int = 50
-):
-    """The fingerprints with the most occurrences in the window (``1h`` or ``24h``), most first."""
-    since = (now or timezone.now()) - WINDOWS[window]
-    minutes = ErrorMinute.objects.filter(minute__gte=since.replace(second=0, microsecond=0))
-    if service is not None:
-        minutes = minutes.filter(service=service)
-    totals = list(
-        minutes.values("fingerprint_id")
-        .annotate(total=Sum("count"))
-        .order_by("-total", "fingerprint_id")[:limit]
-    )
-    rows = ErrorFingerprint.objects.select_related("service").in_bulk([t["fingerprint_id"] for t in totals])
-    return [(rows[t["fingerprint_id"]], t["total"]) for t in totals if t["fingerprint_id"] in rows]
 
 
 def logs_prune(*, now: datetime | None = None) -> int:

@@ -5,7 +5,7 @@ schemas.
 """
 
 from juggernaut.tools import tool
-from logscrawler import services
+from logscrawler import selectors, services
 from logscrawler.models import ErrorFingerprint
 
 MAX_ITEMS = 20
@@ -15,7 +15,7 @@ MAX_ITEMS = 20
 def top_errors(window: str = "1h", service: str = "") -> list[dict]:
     """The errors seen most often in the last hour ("1h") or day ("24h"), most first, optionally for one
     service (by name): template, count, status (new, acknowledged, resolved, ignored, regressed), task."""
-    if window not in services.WINDOWS:
+    if window not in selectors.WINDOWS:
         return [{"error": "window must be '1h' or '24h'"}]
     target = None
     if service:
@@ -33,7 +33,7 @@ def top_errors(window: str = "1h", service: str = "") -> list[dict]:
             "task_id": fp.task_id,
             "last_seen": fp.last_seen.isoformat(),
         }
-        for fp, count in services.top_errors(window, service=target, limit=MAX_ITEMS)
+        for fp, count in selectors.top_errors(window, service=target, limit=MAX_ITEMS)
     ]
 
 

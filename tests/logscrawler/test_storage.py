@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from logscrawler import services
+from logscrawler import selectors, services
 from logscrawler.models import (
     ErrorFingerprint,
     ErrorMinute,
@@ -48,7 +48,7 @@ def test_it_resumes_templates_across_batches_and_merges_their_history(web):
     assert LogLine.objects.filter(fingerprint=live).count() == 4
     services.logs_ingest(web, [error("login failed for erin", 4)])
     assert ErrorFingerprint.objects.get(pk=live.pk).count == 5
-    assert [fp.count for fp, _ in services.top_errors("24h", now=T0 + timedelta(minutes=5))] == [5]
+    assert [fp.count for fp, _ in selectors.top_errors("24h", now=T0 + timedelta(minutes=5))] == [5]
 
 
 def test_it_marks_a_resolved_fingerprint_regressed_when_it_comes_back(web):
