@@ -8,7 +8,9 @@ into another app's tables:
   its own timeout, so it must not rely on the caller's transaction.
 - ``@action("release_expired_leases", touches="engine_tasks", cap=200, reversible=False, auto=True)``:
   ``func(*, dry_run, cap, now) -> Outcome``; with ``dry_run`` it reports exactly what it would change
-  and changes nothing; it never touches more than ``cap`` rows.
+  and changes nothing; it never touches more than ``cap`` rows. An action whose aim is only seen later
+  (a requeued task that must still run and succeed) lists what it handed on in ``Outcome.watch`` and
+  names a ``settle`` function that judges it: until then the repair is "in progress", never "fixed".
 
 A finding names the action that would fix it: a registered safe action (one click) or a manual step
 (the command or page an operator uses).
@@ -74,10 +76,16 @@ class Outcome:
     output: str
     changes: list[str] = field(default_factory=list)
     fixed: bool = True  # False: the action knows it could not fix its fault (says why in output)
+    watch: list = field(default_factory=list)  # what it handed on (task ids); settle() judges them later
+
+
+SETTLED = ("in_progress", "fixed", "did_not_help")
 
 
 CheckFunc = Callable[[datetime], list[Finding]]
 ActionFunc = Callable[..., Outcome]
+# settle(watch) -> (one of SETTLED, the reason in words)
+SettleFunc = Callable[[list], tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,8 @@ class SafeAction:
     cap: int  # blast radius: at most this many rows per run
     reversible: bool
     auto: bool  # may auto-heal run it without an operator
+    label: str = ""  # its name in words, for buttons and history ("Requeue failed tasks")
+    settle: SettleFunc | None = None
 
 
 CHECKS: dict[str, Check] = {}
@@ -118,13 +128,22 @@ def check(name: str, *, timeout: float | None = None) -> Callable[[CheckFunc], C
 
 
 def action(
-    name: str, *, touches: str, cap: int, reversible: bool, auto: bool = False
+    name: str,
+    *,
+    touches: str,
+    cap: int,
+    reversible: bool,
+    auto: bool = False,
+    label: str = "",
+    settle: SettleFunc | None = None,
 ) -> Callable[[ActionFunc], ActionFunc]:
     """Register a safe action under ``name``: what it touches, its per-run row cap, whether it can
-    be undone, and whether auto-heal may run it unattended."""
+    be undone, whether auto-heal may run it unattended, its name in words, and (for an action whose
+    effect is only seen later) how to judge what it handed on."""
 
     def mark(func: ActionFunc) -> ActionFunc:
-        ACTIONS[name] = SafeAction(name, func, _doc(func), touches, cap, reversible, auto)
+        words = label or name.replace("_", " ").capitalize()
+        ACTIONS[name] = SafeAction(name, func, _doc(func), touches, cap, reversible, auto, words, settle)
         return func
 
     return mark
@@ -138,6 +157,12 @@ def registry_load() -> tuple[dict[str, Check], dict[str, SafeAction]]:
         {name: c for name, c in CHECKS.items() if module_enabled(c.func.__module__)},
         {name: a for name, a in ACTIONS.items() if module_enabled(a.func.__module__)},
     )
+
+
+def action_label(name: str) -> str:
+    """A registered action's name in words (the name itself when it is not registered)."""
+    _, actions = registry_load()
+    return actions[name].label if name in actions else name
 
 
 def as_plain(value: Any) -> Any:

@@ -123,7 +123,9 @@ def jobs_check(now: datetime) -> list[Finding]:
     return found
 
 
-@action("prune_events", touches="events", cap=1_000_000, reversible=False, auto=True)
+@action(
+    "prune_events", touches="events", cap=1_000_000, reversible=False, auto=True, label="Prune old events"
+)
 def prune_events(*, dry_run: bool, cap: int, now: datetime) -> Outcome:
     """Delete events older than EVENTS_RETENTION_DAYS (topics still on screen are kept)."""
     cutoff = now - timedelta(days=settings.EVENTS_RETENTION_DAYS)
@@ -134,7 +136,14 @@ def prune_events(*, dry_run: bool, cap: int, now: datetime) -> Outcome:
     return Outcome(deleted, f"deleted {deleted} event(s)", fixed=deleted > 0 or old == 0)
 
 
-@action("restart_schedules", touches="django_q_schedule", cap=20, reversible=True, auto=True)
+@action(
+    "restart_schedules",
+    touches="django_q_schedule",
+    cap=20,
+    reversible=True,
+    auto=True,
+    label="Restart stopped schedules",
+)
 def restart_schedules(*, dry_run: bool, cap: int, now: datetime) -> Outcome:
     """Recreate missing declared schedules and make stopped ones repeat again."""
     stopped = _stopped_schedules()[:cap]

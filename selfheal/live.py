@@ -4,9 +4,9 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from juggernaut.areas import Action, AreaStatus
+from juggernaut.healing import registry_load
 from juggernaut.timefmt import duration_text
 from selfheal import services
-from selfheal.models import Execution
 
 GROUPS = ("critical", "warning", "info")
 
@@ -42,14 +42,20 @@ def selfheal_area_status() -> AreaStatus:
 
 def context() -> dict:
     last = services.last_diagnosis()
-    findings = last.report.get("findings", []) if last else []
+    _, actions = registry_load()
+    findings = [
+        f | {"action": f["action"] | {"label": actions[f["action"]["name"]].label}}
+        if f.get("action") and f["action"]["kind"] == "safe" and f["action"]["name"] in actions
+        else f
+        for f in (last.report.get("findings", []) if last else [])
+    ]
     latest = services.last_execution()
     return {
         "progress_run": latest,
         "progress_steps": latest.steps if latest else [],
         "last": last,
         "groups": [(g, [f for f in findings if f["severity"] == g]) for g in GROUPS],
-        "history": list(Execution.objects.exclude(kind=Execution.Kind.DIAGNOSE)[:15]),
+        "history": services.repairs_recent(),
         "breaker": services.breaker_state(),
     }
 

@@ -48,8 +48,21 @@ class StepOut(Schema):
 
 class VerificationOut(Schema):
     fixed: list[FindingOut] = []
+    awaiting: list[FindingOut] = Field(
+        [],
+        description="Gone only because the work was handed on (a requeued "
+        "task has yet to run); ``outcome`` says whether it helped.",
+    )
     remaining: list[FindingOut] = []
     new: list[FindingOut] = []
+
+
+class OutcomeOut(Schema):
+    """What a repair achieved, judged by what it aimed at (never by its steps merely having run)."""
+
+    state: Literal["running", "dry_run", "fixed", "in_progress", "did_not_help", "nothing"]
+    words: str
+    reason: str = ""
 
 
 class ExecutionOut(Schema):
@@ -59,6 +72,13 @@ class ExecutionOut(Schema):
     dry_run: bool
     steps: list[StepOut]
     verification: VerificationOut
+    outcome: OutcomeOut
+
+    @staticmethod
+    def resolve_outcome(obj) -> dict:
+        from selfheal.services import execution_outcome
+
+        return execution_outcome(obj)
 
 
 class RepairIn(Schema):

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from juggernaut.auth import actor_of
 from juggernaut.events import publish
-from juggernaut.healing import Finding, as_plain, registry_load
+from juggernaut.healing import Finding, action_label, as_plain, registry_load
 from selfheal.errors import SelfHealError
 from selfheal.models import Execution, Playbook
 
@@ -153,9 +153,77 @@ def _summary(execution: Execution) -> dict:
         "worst": worst,
         "findings": len(findings),
         "touched": execution.touched,
-        "message": f"{execution.kind.replace('_', '-')} #{execution.pk} {execution.status}: "
-        f"{len(findings)} finding(s)" + (f", worst {worst}" if worst else ""),
+        "message": _message(execution, findings, worst),
     }
+
+
+def _message(execution: Execution, findings: list, worst: str | None) -> str:
+    if execution.kind == Execution.Kind.DIAGNOSE:
+        n = len(findings)
+        return f"Diagnosis #{execution.pk}: {n} finding{'s' if n != 1 else ''}" + (
+            f", worst {worst}" if worst else ""
+        )
+    outcome = execution_outcome(execution)
+    words = "Repair" if execution.kind == Execution.Kind.REPAIR else "Auto-heal"
+    return f"{words} #{execution.pk} {outcome['words']}" + (
+        f": {outcome['reason']}" if outcome["reason"] else ""
+    )
+
+
+OUTCOME_WORDS = {
+    "running": "running",
+    "dry_run": "dry run (changed nothing)",
+    "fixed": "fixed ✓",
+    "in_progress": "in progress",
+    "did_not_help": "did not help",
+    "nothing": "had nothing to do",
+}
+
+
+def execution_outcome(execution: Execution) -> dict:
+    """What a repair achieved, judged by what it aimed at, never by its steps having run:
+    ``{"state": running|dry_run|fixed|in_progress|did_not_help|nothing, "words", "reason"}``.
+
+    "fixed" only when every finding it targeted is gone from the diagnosis after it and the work it
+    handed on (requeued tasks) ran and succeeded; "in progress" while that work waits to run; "did
+    not help", with the reason, when a target remains, a step failed, or the handed-on work failed
+    again."""
+    _, actions = registry_load()
+
+    def out(state: str, reason: str = "") -> dict:
+        return {"state": state, "words": OUTCOME_WORDS[state], "reason": reason}
+
+    if execution.status == Execution.Status.RUNNING:
+        return out("running")
+    if execution.dry_run:
+        return out("dry_run")
+    broken = [s for s in execution.steps if s.get("status") in ("failed", "not_fixed", "open", "skipped")]
+    v = execution.verification or {}
+    left = [
+        f["title"]
+        for f in v.get("remaining", [])
+        if f.get("action") and f["action"]["name"] in {s["name"] for s in execution.steps}
+    ]
+    if broken or left or execution.status == Execution.Status.FAILED:
+        why = [f"{action_label(s['name'])}: {s.get('output', '')}" for s in broken] + [
+            f"still found: {t}" for t in left
+        ]
+        return out("did_not_help", "; ".join(why)[:600] or "the findings it aimed at remain")
+    pending, reasons = False, []
+    for step in execution.steps:
+        act = actions.get(step["name"])
+        if not step.get("watch") or act is None or act.settle is None:
+            continue
+        state, reason = act.settle(step["watch"])
+        if state == "did_not_help":
+            return out("did_not_help", reason)
+        pending |= state == "in_progress"
+        reasons.append(reason)
+    if pending:
+        return out("in_progress", "; ".join(reasons))
+    if not execution.touched and not v.get("fixed") and not reasons:
+        return out("nothing")
+    return out("fixed", "; ".join(reasons))
 
 
 def diagnose_run(*, trigger: str = "operator", actor: str = "", now: datetime | None = None) -> Execution:
@@ -228,11 +296,18 @@ def _auto_actions() -> list[str]:
     ]
 
 
-def _verify(before: dict, after: dict, targets: set[str]) -> dict:
+def _verify(before: dict, after: dict, targets: set[str], *, watched: set[str] = frozenset()) -> dict:
+    """Sort findings into fixed / remaining / new. A finding gone only because its action handed the
+    work on (a requeued task has yet to run) is "awaiting", not fixed: ``execution_outcome`` judges it."""
     b = dict(zip(before["keys"], before["findings"], strict=True))
     a = dict(zip(after["keys"], after["findings"], strict=True))
+
+    def handed_on(f: dict) -> bool:
+        return bool(f["action"]) and f["action"]["name"] in watched
+
     return {
-        "fixed": [b[k] for k in b if k not in a],
+        "fixed": [b[k] for k in b if k not in a and not handed_on(b[k])],
+        "awaiting": [b[k] for k in b if k not in a and handed_on(b[k])],
         "remaining": [a[k] for k in a if k in b],
         "new": [a[k] for k in a if k not in b],
         "targets": sorted(targets),
@@ -288,7 +363,13 @@ def repair_run(
     for name in chosen:
         act = registered[name]
         cap = min(act.cap, caps.get(name, act.cap), budget - touched)
-        step = {"name": name, "touches": act.touches, "reversible": act.reversible, "cap": cap}
+        step = {
+            "name": name,
+            "label": act.label,
+            "touches": act.touches,
+            "reversible": act.reversible,
+            "cap": cap,
+        }
         begun = time.monotonic()
         _beat(execution.pk)
         if cap <= 0:
@@ -303,6 +384,8 @@ def repair_run(
                     "touched": out.touched,
                     "changes": out.changes[:50],
                 }
+                if out.watch and not dry_run:
+                    step["watch"] = out.watch[:200]
                 touched += 0 if dry_run else out.touched
                 failed += status == "not_fixed"
             except Exception as exc:  # an action that breaks is a failed step; the others still run
@@ -321,7 +404,7 @@ def repair_run(
         return _finish(execution, status=Execution.Status.SUCCEEDED, steps=steps, touched=0, report=before)
     _beat(execution.pk)
     after = checks_run()
-    verification = _verify(before, after, targets)
+    verification = _verify(before, after, targets, watched={s["name"] for s in steps if s.get("watch")})
     remaining = len(verification["targets_remaining"])
     if not failed and not remaining:
         status = Execution.Status.SUCCEEDED
@@ -364,6 +447,15 @@ def auto_heal_run(*, now: datetime | None = None) -> Execution:
 
 def executions_list(*, limit: int = 50) -> list[Execution]:
     return list(Execution.objects.all()[:limit])
+
+
+def repairs_recent(*, limit: int = 15) -> list[Execution]:
+    """The newest repairs and auto-heal runs that could change something (dry runs are previews, not
+    repairs), each with its judged ``outcome``."""
+    rows = list(Execution.objects.exclude(kind=Execution.Kind.DIAGNOSE).exclude(dry_run=True)[:limit])
+    for execution in rows:
+        execution.outcome = execution_outcome(execution)
+    return rows
 
 
 def execution_get(execution_id: int) -> Execution:

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from juggernaut import hq
 from juggernaut.auth import actor_of, operator_required
-from juggernaut.healing import registry_load
+from juggernaut.healing import action_label, registry_load
 from selfheal import live, services
 from selfheal.errors import SelfHealError
 
@@ -54,7 +54,9 @@ def repair_preview(request: HttpRequest, name: str) -> HttpResponse:
     except SelfHealError as exc:
         return _answer(request, error=f"Refused: {exc.message}")
     dialog = render_to_string(
-        "selfheal/_confirm.html", {"name": name, "step": execution.steps[0], "oob": True}, request=request
+        "selfheal/_confirm.html",
+        {"name": name, "label": action_label(name), "step": execution.steps[0], "oob": True},
+        request=request,
     )
     return _answer(request, extra=dialog)
 
@@ -66,12 +68,11 @@ def repair(request: HttpRequest, name: str) -> HttpResponse:
         execution = services.repair_run(actions=[_action_name(name)], actor=actor_of(request.user))
     except SelfHealError as exc:
         return _answer(request, error=f"Refused: {exc.message}")
-    v = execution.verification
-    text = (
-        f"Repair #{execution.pk} {execution.status}: {len(v['fixed'])} fixed, {len(v['remaining'])} remaining, "
-        f"{len(v['new'])} new."
+    outcome = services.execution_outcome(execution)
+    text = f"{action_label(name)} (repair #{execution.pk}): {outcome['words']}" + (
+        f": {outcome['reason']}." if outcome["reason"] else "."
     )
     closed = render_to_string("selfheal/_confirm.html", {"oob": True})
-    if execution.status == "succeeded":
+    if outcome["state"] in ("fixed", "in_progress", "nothing"):
         return _answer(request, ok=text, extra=closed)
     return _answer(request, error=text, extra=closed)

@@ -1,5 +1,6 @@
 """The engine's self-heal checks (workers, queue) and safe actions, all through the engine's services."""
 
+import re
 from collections import Counter
 from datetime import datetime, timedelta
 
@@ -7,8 +8,8 @@ from django.conf import settings
 from django.db.models import Count, F, Min
 
 from juggernaut.engine import services
-from juggernaut.engine.models import EngineState, Status, Task, Worker
-from juggernaut.engine.services.common import NO_CAPABLE_WORKER, worker_command
+from juggernaut.engine.models import EngineState, Status, Task, TaskEvent, Worker
+from juggernaut.engine.services.common import NO_CAPABLE_WORKER, PERMANENT_ERROR, worker_command
 from juggernaut.healing import Finding, Fix, Outcome, action, check
 from juggernaut.timefmt import duration_text
 
@@ -19,9 +20,61 @@ def _expired(now: datetime):
     return Task.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now)
 
 
-def _requeueable():
+def _failed_open():
     return Task.objects.filter(
         status=Status.FAILED, attempts__lt=F("max_attempts"), acknowledged_at__isnull=True
+    )
+
+
+def _fingerprint(error: str) -> str:
+    """An error without what changes between attempts (numbers, ids), to tell "the same error again"."""
+    return re.sub(r"[0-9a-f]{8,}|\d+", "#", error.strip().lower())[:200]
+
+
+def _permanent(task: Task) -> str:
+    """Why requeueing this failed task cannot help (empty when a fresh attempt might): the handler said
+    the failure is permanent, or every attempt so far failed with the same error."""
+    error = (task.last_error or "unknown error").strip().splitlines()[0][:200]
+    if task.reason_code == PERMANENT_ERROR:
+        return f"it failed permanently: {error}"
+    if task.attempts < 2 or not task.last_error:
+        return ""
+    mark = _fingerprint(error)
+    reasons = TaskEvent.objects.filter(task=task, from_status=Status.RUNNING).values_list("reason", flat=True)
+    failures = [r for r in reasons if "fail" in r.lower() or "error" in r.lower()]
+    if len(failures) >= 2 and all(mark in _fingerprint(r) for r in failures):
+        return f"all {task.attempts} attempts failed with the same error: {error}"
+    return ""
+
+
+def _split_failed(cap: int | None = None) -> tuple[list[Task], list[tuple[Task, str]]]:
+    """Failed tasks under their retry limit: (those a fresh attempt might fix, (permanent ones, why))."""
+    rows = _failed_open().order_by("id")
+    retry, permanent = [], []
+    for task in rows[:cap] if cap else rows:
+        why = _permanent(task)
+        (permanent.append((task, why)) if why else retry.append(task))
+    return retry, permanent
+
+
+def tasks_settle(ids: list) -> tuple[str, str]:
+    """The outcome of tasks a repair handed back to the queue: fixed once every one ran and succeeded,
+    did not help as soon as one failed again (with its error), in progress until then."""
+    rows = list(Task.objects.filter(pk__in=ids).values_list("id", "status", "last_error"))
+    again = [
+        (pk, st, err) for pk, st, err in rows if st in (Status.FAILED, Status.ESCALATED, Status.CANCELLED)
+    ]
+    if again:
+        return "did_not_help", "; ".join(
+            f"task #{pk} {st} again: {(err or 'no error recorded').strip().splitlines()[0][:200]}"
+            for pk, st, err in again[:3]
+        )
+    done = sum(st == Status.DONE for _, st, _ in rows)
+    if rows and done == len(rows):
+        return "fixed", f"{done} task{'s' if done != 1 else ''} ran and succeeded"
+    return (
+        "in_progress",
+        f"{len(rows) - done} of {len(rows)} task{'s' if len(rows) != 1 else ''} still to run",
     )
 
 
@@ -137,16 +190,30 @@ def queue_check(now: datetime) -> list[Finding]:
                 code="escalated",
             )
         )
-    failed = _requeueable().count()
-    if failed:
+    retry, permanent = _split_failed(cap=200)
+    if retry:
         found.append(
             Finding(
                 "queue",
                 "warning",
-                f"{failed} failed task(s) are under their retry limit.",
-                {"count": failed},
+                f"{len(retry)} failed task(s) are under their retry limit.",
+                {"count": len(retry)},
                 Fix.safe("requeue_failed", "Queue them again."),
                 code="requeueable",
+            )
+        )
+    for task, why in permanent[:10]:
+        found.append(
+            Finding(
+                "queue",
+                "warning",
+                f"Task #{task.pk} ({task.title[:80]}): {why}",
+                {"task": task.pk, "error": (task.last_error or "")[:300]},
+                Fix.manual(
+                    f"/engine/tasks/{task.pk}/",
+                    "Requeueing cannot help: fix the cause, then retry it; or cancel or acknowledge it.",
+                ),
+                code=f"permanent:{task.pk}",
             )
         )
     unblock = len(_unblockable(now))
@@ -177,43 +244,87 @@ def queue_check(now: datetime) -> list[Finding]:
     return found
 
 
-@action("release_expired_leases", touches="engine_tasks", cap=200, reversible=False, auto=True)
+@action(
+    "release_expired_leases",
+    touches="engine_tasks",
+    cap=200,
+    reversible=False,
+    auto=True,
+    label="Release expired leases",
+    settle=tasks_settle,
+)
 def release_expired_leases(*, dry_run: bool, cap: int, now: datetime) -> Outcome:
     """Release tasks whose lease expired: pending again with backoff, or escalated past max attempts."""
-    ids = list(_expired(now).order_by("lease_expires_at").values_list("id", flat=True)[:cap])
-    changes = [f"task #{pk}: running → pending (or escalated)" for pk in ids]
+    rows = list(
+        _expired(now).order_by("lease_expires_at").values_list("id", "attempts", "max_attempts")[:cap]
+    )
+    changes = [
+        f"task #{pk}: running → "
+        + (
+            "pending: its worker stopped answering, a fresh attempt may finish it"
+            if tries < most
+            else f"escalated: its {most} attempts are used up, a human must look"
+        )
+        for pk, tries, most in rows
+    ]
+    ids = [pk for pk, _, _ in rows]
     if dry_run or not ids:
         return Outcome(
             len(ids), f"would release {len(ids)} task(s)" if dry_run else "nothing to release", changes
         )
     rescued, escalated = services.tasks_rescue(ids, now=now, why="lease expired (self-heal)", extra=None)
-    return Outcome(rescued + escalated, f"released {rescued}, escalated {escalated}", changes)
+    return Outcome(rescued + escalated, f"released {rescued}, escalated {escalated}", changes, watch=ids)
 
 
-@action("requeue_failed", touches="engine_tasks", cap=100, reversible=False, auto=False)
+@action(
+    "requeue_failed",
+    touches="engine_tasks",
+    cap=100,
+    reversible=False,
+    auto=False,
+    label="Requeue failed tasks",
+    settle=tasks_settle,
+)
 def requeue_failed(*, dry_run: bool, cap: int, now: datetime) -> Outcome:
-    """Queue failed tasks that are under their retry limit again."""
-    ids = list(_requeueable().order_by("id").values_list("id", flat=True)[:cap])
-    changes = [f"task #{pk}: failed → pending" for pk in ids]
+    """Queue failed tasks that are under their retry limit again, never one that failed permanently."""
+    retry, permanent = _split_failed()
+    retry = retry[:cap]
+    changes = [
+        f"task #{t.pk}: failed → pending: it failed once "
+        f"({(t.last_error or 'no error recorded').strip().splitlines()[0][:120]}), a fresh attempt may succeed"
+        for t in retry
+    ] + [f"task #{t.pk}: left as it is: {why}; requeueing cannot help" for t, why in permanent[:50]]
+    ids = [t.pk for t in retry]
+    skipped = f"; left {len(permanent)} that cannot succeed" if permanent else ""
     if dry_run:
-        return Outcome(len(ids), f"would requeue {len(ids)} task(s)", changes)
+        return Outcome(len(ids), f"would requeue {len(ids)} task(s){skipped}", changes)
     for pk in ids:
         services.task_retry(pk, actor=SELFHEAL, now=now)
-    return Outcome(len(ids), f"requeued {len(ids)} task(s)", changes)
+    return Outcome(len(ids), f"requeued {len(ids)} task(s){skipped}", changes, fixed=bool(ids), watch=ids)
 
 
-@action("reset_blocked", touches="engine_tasks", cap=500, reversible=False, auto=True)
+@action(
+    "reset_blocked",
+    touches="engine_tasks",
+    cap=500,
+    reversible=False,
+    auto=True,
+    label="Unblock tasks a worker can run now",
+    settle=tasks_settle,
+)
 def reset_blocked(*, dry_run: bool, cap: int, now: datetime) -> Outcome:
     """Put tasks blocked for want of a capable worker back in the queue once one is alive."""
     ids = _unblockable(now)[:cap]
-    changes = [f"task #{pk}: blocked → pending" for pk in ids]
+    changes = [f"task #{pk}: blocked → pending: a live worker can run it now" for pk in ids]
     if dry_run:
         return Outcome(len(ids), f"would unblock {len(ids)} task(s)", changes)
     moved = services.tasks_unblock_capable(now=now)
-    return Outcome(moved, f"unblocked {moved} task(s)", changes)
+    return Outcome(moved, f"unblocked {moved} task(s)", changes, watch=ids)
 
 
-@action("clear_stale_pause", touches="engine_state", cap=1, reversible=True, auto=False)
+@action(
+    "clear_stale_pause", touches="engine_state", cap=1, reversible=True, auto=False, label="Resume the engine"
+)
 def clear_stale_pause(*, dry_run: bool, cap: int, now: datetime) -> Outcome:
     """Resume an engine paused longer than SELFHEAL_STALE_PAUSE_HOURS."""
     stale = _stale_pause(now)

@@ -68,10 +68,11 @@ def test_it_repairs_dry_run_first_then_for_real(client, bearer):
     task.refresh_from_db()
     assert task.status == Status.RUNNING
     real = client.post("/api/self-heal/repair", {}, content_type="application/json", **bearer("write")).json()
-    assert set(real) == {"id", "kind", "status", "dry_run", "steps", "verification"}
+    assert set(real) == {"id", "kind", "status", "dry_run", "steps", "verification", "outcome"}
     assert real["status"] == "succeeded"
-    fixed = {f["title"] for f in real["verification"]["fixed"]}
-    assert "1 running task(s) hold an expired lease." in fixed
+    awaiting = {f["title"] for f in real["verification"]["awaiting"]}
+    assert "1 running task(s) hold an expired lease." in awaiting
+    assert real["outcome"]["state"] == "in_progress", "the released task has not run yet"
     assert {s["name"] for s in real["steps"]} >= {"release_expired_leases", "restart_schedules"}
     listed = client.get("/api/self-heal/executions", **bearer("read")).json()
     assert [e["id"] for e in listed][:2] == [real["id"], dry["id"]]
@@ -144,11 +145,12 @@ def test_the_page_diagnoses_and_shows_the_overview_line(alice_client):
     page = alice_client.get("/selfheal/")
     assert page.status_code == 200 and b"Diagnose" in page.content
     r = alice_client.post("/selfheal/diagnose/", headers={"HX-Request": "true"})
-    assert b"expired lease" in r.content and b"Repair: release_expired_leases" in r.content
+    assert b"expired lease" in r.content and b"Release expired leases" in r.content
     preview = alice_client.post(
         "/selfheal/repair/release_expired_leases/preview/", headers={"HX-Request": "true"}
     )
-    assert b"Dry run: would release 1 task(s)" in preview.content
+    assert b"it would release 1 task(s)" in preview.content
+    assert b"running \xe2\x86\x92 pending: its worker stopped answering" in preview.content
     overview = alice_client.get("/")
     assert b"Last diagnosis" in overview.content
     bad = alice_client.post("/selfheal/repair/nope/preview/", headers={"HX-Request": "true"})

@@ -40,19 +40,20 @@ def test_it_diagnoses_and_repairs_from_the_button(signed_in_page, hq_server):
         screenshot(page, f"selfheal-report-{width}")
 
     page.set_viewport_size({"width": 1440, "height": 900})
-    report.get_by_role("button", name="Repair: release_expired_leases").click()
+    report.get_by_role("button", name="Release expired leases…").click()
     dialog = page.locator("#selfheal-confirm dialog")
-    expect(dialog).to_contain_text("Dry run: would release 1 task(s)")
+    expect(dialog).to_contain_text("it would release 1 task(s)")
     expect(dialog).to_contain_text(f"task #{task.pk}: running → pending")
     screenshot(page, "selfheal-confirm-1440")
     task.refresh_from_db()
     assert task.status == Status.RUNNING  # the dry run changed nothing
 
     dialog.get_by_role("button", name="Run repair").click()
-    expect(page.locator("#hq-flash")).to_contain_text("succeeded: ")
+    expect(page.locator("#hq-flash")).to_contain_text("in progress: 1 of 1 task")
     expect(page.locator("#selfheal-confirm dialog")).to_have_count(0)
     history = page.locator("#selfheal-history")
-    expect(history).to_contain_text("✓ 1 running task(s) hold an expired lease.")
+    expect(history).to_contain_text("… 1 running task(s) hold an expired lease.")
+    expect(history).not_to_contain_text("✓"), "released is not fixed: the task has yet to run again"
     task.refresh_from_db()
     assert task.status == Status.PENDING
     page.set_viewport_size({"width": 390, "height": 900})

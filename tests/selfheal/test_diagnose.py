@@ -69,7 +69,8 @@ def test_it_finds_an_expired_lease_and_repairs_it():
     t.refresh_from_db()
     assert t.status == Status.PENDING
     assert ex.status == "succeeded"
-    assert [f["title"] for f in ex.verification["fixed"]] == [findings[0]["title"]]
+    assert [f["title"] for f in ex.verification["awaiting"]] == [findings[0]["title"]]
+    assert services.execution_outcome(ex)["state"] == "in_progress", "released, not yet run again"
 
 
 def test_it_finds_no_capable_worker():

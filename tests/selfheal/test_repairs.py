@@ -27,7 +27,11 @@ def test_it_requeues_a_failed_task_under_its_retry_limit_and_verifies():
     ex = services.repair_run(actions=["requeue_failed"])
     task.refresh_from_db()
     assert task.status == Status.PENDING
-    assert any("retry limit" in f["title"] for f in ex.verification["fixed"])
+    assert not ex.verification["fixed"], "a requeued task has yet to run: nothing is fixed yet"
+    assert any("retry limit" in f["title"] for f in ex.verification["awaiting"])
+    assert services.execution_outcome(ex)["state"] == "in_progress"
+    Task.objects.filter(pk=task.pk).update(status=Status.DONE)  # it ran and succeeded
+    assert services.execution_outcome(ex)["words"] == "fixed ✓"
 
 
 def test_it_unblocks_a_task_once_a_capable_worker_is_alive():
@@ -44,7 +48,12 @@ def test_it_unblocks_a_task_once_a_capable_worker_is_alive():
     ex = services.repair_run(actions=["reset_blocked"])
     task.refresh_from_db()
     assert task.status == Status.PENDING
-    assert any("capable worker now" in f["title"] for f in ex.verification["fixed"])
+    assert any("capable worker now" in f["title"] for f in ex.verification["awaiting"])
+    assert services.execution_outcome(ex) == {
+        "state": "in_progress",
+        "words": "in progress",
+        "reason": "1 of 1 task still to run",
+    }
 
 
 def test_it_resumes_an_engine_paused_too_long_but_not_a_fresh_pause(settings):
