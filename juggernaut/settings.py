@@ -237,6 +237,10 @@ HQ_ADMIN_USER = env("HQ_ADMIN_USER", "operator")
 HQ_ADMIN_PASSWORD = env("HQ_ADMIN_PASSWORD")
 # `make run` restarts a child that dies after this many seconds, doubling per recent exit.
 HQ_RESTART_BACKOFF_SECONDS = envfloat("HQ_RESTART_BACKOFF_SECONDS", 1.0)
+# ... and restarts one whose heartbeat has been silent this long (hung: stopped, deadlocked).
+HQ_HUNG_SECONDS = envint("HQ_HUNG_SECONDS", 45)
+# Set by `make run` for a child it watches: the child touches this file at every heartbeat.
+HQ_HEARTBEAT_FILE = env("HQ_HEARTBEAT_FILE")
 HQ_HOST = env("HQ_HOST", "127.0.0.1")
 PORT = envint("PORT", 8000)
 

@@ -97,6 +97,9 @@ class Worker(models.Model):
     last_heartbeat = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(default=timezone.now)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    # Set by a worker that a supervisor (``make run``) restarts once its heartbeat has been silent this
+    # many seconds; null when nothing restarts it, so the advice is the command to start it by hand.
+    restarted_after = models.PositiveIntegerField(null=True, blank=True)
 
     objects = WorkerQuerySet.as_manager()
 
@@ -112,6 +115,17 @@ class Worker(models.Model):
 
     def heartbeat_age(self, now=None) -> timedelta:
         return (now or timezone.now()) - self.last_heartbeat
+
+    def restart_advice(self, now=None) -> str:
+        """What will restart this silent worker, and when; empty when nothing will (start it by hand)."""
+        if not self.restarted_after:
+            return ""
+        left = self.restarted_after - int(self.heartbeat_age(now).total_seconds())
+        when = f"in about {left} s" if left > 0 else "now"
+        return (
+            f"make run restarts it once its heartbeat has been silent for {self.restarted_after} s ({when}); "
+            "nothing to do unless it stays silent"
+        )
 
     def can_run(self, required: list[str] | None, kind: str | None = None) -> bool:
         """Whether this worker has every capability in ``required`` (and runs ``kind``, if given)."""

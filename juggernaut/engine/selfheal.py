@@ -102,13 +102,17 @@ def workers_check(now: datetime) -> list[Finding]:
     live = list(Worker.objects.live(now))
     for w in Worker.objects.silent(now).order_by("last_heartbeat")[:20]:
         age = duration_text(w.heartbeat_age(now))
+        advice = w.restart_advice(now)
         found.append(
             Finding(
                 "workers",
                 "warning",
-                f"Worker {w.name} is silent (last heartbeat {age} ago).",
+                f"Worker {w.name} is silent (last heartbeat {age} ago)."
+                + (f" {advice[0].upper()}{advice[1:]}." if advice else ""),
                 {"worker": w.name, "heartbeat_age_s": int(w.heartbeat_age(now).total_seconds())},
-                Fix.manual(worker_command(w.name, w.capabilities or []), "Restart the worker."),
+                None
+                if advice
+                else Fix.manual(worker_command(w.name, w.capabilities or []), "Restart the worker."),
                 code=f"silent:{w.name}",
             )
         )

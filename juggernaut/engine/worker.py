@@ -7,12 +7,14 @@ the stop request cannot keep the process alive past the grace period: its task i
 late report is refused by the lease fence.
 """
 
+import contextlib
 import json
 import logging
 import queue
 import threading
 import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -142,6 +144,7 @@ class WorkerLoop:
                 capabilities=self.capabilities,
                 concurrency=self.concurrency,
                 kinds=[h.kind for h in handlers.registered()],
+                restarted_after=settings.HQ_HUNG_SECONDS if settings.HQ_HEARTBEAT_FILE else None,
             )
         except EngineError as exc:
             if exc.code != "name_taken":
@@ -265,8 +268,10 @@ class WorkerLoop:
     def _heartbeat_loop(self) -> None:
         assert self.worker is not None  # noqa: S101 - narrows the type; run() registers the worker first
         try:
+            _touch_heartbeat_file()
             while not self.stopping.wait(self.heartbeat_seconds):
                 self._beat()
+                _touch_heartbeat_file()
         finally:
             connection.close()
 
@@ -328,6 +333,14 @@ class WorkerLoop:
         except DatabaseError:
             log.exception("worker %s: sign-off failed; leases will expire instead", self.name)
         log.info("worker %s stopped (%d done, %d failed)", self.name, self.completed, self.failed)
+
+
+def _touch_heartbeat_file() -> None:
+    """Tell the supervisor (``make run``) this process is not hung; a touch needs no database, so an
+    outage of the database never looks like a hang."""
+    if settings.HQ_HEARTBEAT_FILE:
+        with contextlib.suppress(OSError):
+            Path(settings.HQ_HEARTBEAT_FILE).touch()
 
 
 def _jsonable(result: Any) -> Any:

@@ -239,3 +239,37 @@ def test_it_asks_for_the_jobs_process_when_the_loop_never_ran(db, make_worker, m
 
     services.engine_tick()
     assert services.engine_area_status().text == "Idle: no tasks. 1 worker ready."
+
+
+def test_it_offers_the_error_cancel_and_acknowledge_for_a_permanent_failure_not_retry(db, make_worker):
+    worker = make_worker("builtin", [])
+    task = services.task_create("Upload the report", kind="noop")
+    services.task_claim(worker, incarnation=worker.incarnation)
+    services.task_fail(
+        task.pk,
+        worker_id=worker.pk,
+        incarnation=worker.incarnation,
+        error="S3 AccessDenied: s3://reports/weekly.csv",
+        permanent=True,
+    )
+    line = services.engine_area_status()
+    assert line.text == (
+        f"Task #{task.pk} “Upload the report” failed permanently (S3 AccessDenied: s3://reports/weekly.csv): "
+        "it needs you."
+    )
+    assert [a.label for a in line.actions] == ["Open the error", "Cancel", "Acknowledge", "See all"]
+    assert line.actions[0].href == f"/engine/tasks/{task.pk}/"
+
+
+def test_it_says_when_make_run_restarts_a_silent_worker_and_offers_no_command(db):
+    now = timezone.now()
+    services.worker_register("builtin", restarted_after=45, now=now - timedelta(seconds=35))
+    services.task_create("Refresh the catalog", kind="noop")
+    line = services.engine_area_status(services.engine_snapshot(now=now))
+    assert "make run restarts it once its heartbeat has been silent for 45 s (in about 10 s)" in line.text
+    assert not any(a.command for a in line.actions), "nothing to run by hand: the supervisor acts"
+
+    services.worker_register("by-hand", now=now - timedelta(seconds=35))
+    Worker.objects.filter(name="builtin").delete()
+    line = services.engine_area_status(services.engine_snapshot(now=now))
+    assert any("engine_worker" in a.command for a in line.actions), "nothing restarts it: here is how"

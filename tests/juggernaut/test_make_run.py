@@ -1,5 +1,6 @@
 """`make run` end to end: it sets itself up, serves, lets an operator sign in, and stops cleanly."""
 
+import contextlib
 import os
 import re
 import signal
@@ -97,7 +98,7 @@ def test_it_runs_signs_in_and_stops_without_leaving_processes(tmp_path):
     assert "stopped" in (tmp_path / "make-run.log").read_text()
 
 
-def start_runhq(tmp_path):
+def start_runhq(tmp_path, **extra: str):
     """``manage.py runhq`` on a free port with a fresh var/ and a short restart backoff; its output
     goes to a file the test reads back."""
     port = free_port()
@@ -109,6 +110,7 @@ def start_runhq(tmp_path):
         HQ_ADMIN_USER="ops",
         HQ_ADMIN_PASSWORD="a-long-enough-password",
         HQ_RESTART_BACKOFF_SECONDS="0.2",
+        **extra,
     )
     log = open(tmp_path / "runhq.log", "w+")  # noqa: SIM115
     proc = subprocess.Popen(
@@ -231,3 +233,54 @@ def test_it_leaves_a_taken_over_worker_stopped_and_keeps_the_hq_up(tmp_path):
         code = proc.wait(timeout=60)
         log.close()
     assert code == 0  # a clean stop, not a crash loop's exit
+
+
+def overview_as_ops(url: str) -> str:
+    session = requests.Session()
+    session.get(url + "/login/", timeout=5)
+    return session.post(
+        url + "/login/",
+        timeout=5,
+        data={
+            "username": "ops",
+            "password": "a-long-enough-password",
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        headers={"Referer": url + "/login/"},
+    ).text
+
+
+def test_it_restarts_a_hung_worker_whose_heartbeat_went_silent(tmp_path):
+    proc, log, url = start_runhq(tmp_path, HQ_HUNG_SECONDS="6", ENGINE_HEARTBEAT_SECONDS="1")
+
+    def output() -> str:
+        log.seek(0)
+        return log.read()
+
+    def worker_pids() -> list[int]:
+        return [int(p) for p in re.findall(r"(?:started|restarted) worker \(pid (\d+)\)", output())]
+
+    try:
+        wait_for_health(url, proc, timeout=120)
+        deadline = time.monotonic() + 60
+        while "engine worker builtin: capabilities" not in output() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1.5)  # a heartbeat or two, so the one we stop is the one serving
+        before = worker_pids()
+        hung = before[-1]
+        os.killpg(hung, signal.SIGSTOP)  # alive, but silent: what a deadlock looks like from outside
+        deadline = time.monotonic() + 60
+        while len(worker_pids()) <= len(before) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "worker hung: no heartbeat for" in output(), output()
+        assert "(limit HQ_HUNG_SECONDS=6); killed it; restarting it in" in output()
+        fresh = worker_pids()[-1]
+        assert fresh != hung and alive(fresh) and not alive(hung)
+        assert "worker hung: no heartbeat for" in overview_as_ops(url)  # said on the Overview's feed
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(hung, signal.SIGCONT)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+        log.close()

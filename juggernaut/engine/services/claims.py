@@ -56,6 +56,7 @@ def worker_register(
     kinds: list[str] | None = None,
     owner: str = BUILTIN_OWNER,
     takeover: bool = False,
+    restarted_after: int | None = None,
     now=None,
 ) -> Worker:
     """Register (or re-register) a worker by name with a fresh incarnation, for ``owner``.
@@ -64,7 +65,8 @@ def worker_register(
     ``takeover`` is asked for (the API allows that to admins only). A re-registration means the
     previous process is gone: its running tasks are rescued at once instead of waiting for their
     leases to expire. Tasks blocked for want of these capabilities or kinds go back to the queue.
-    ``kinds`` are the task kinds it runs (``["*"]``, the default, for any).
+    ``kinds`` are the task kinds it runs (``["*"]``, the default, for any). ``restarted_after``: the
+    seconds of silence after which its supervisor restarts it (None: nothing does).
     """
     name = (name or "").strip()
     if not name or len(name) > 100:
@@ -83,6 +85,7 @@ def worker_register(
         "last_heartbeat": now,
         "started_at": now,
         "stopped_at": None,
+        "restarted_after": restarted_after,
     }
     with transaction.atomic():
         worker = Worker.objects.select_for_update().filter(name=name).first()

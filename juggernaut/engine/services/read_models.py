@@ -11,7 +11,7 @@ from juggernaut.areas import Action, AreaStatus
 from juggernaut.engine import handlers
 from juggernaut.engine.models import OPEN_STATUSES, EngineState, Status, Task, Worker
 from juggernaut.engine.services.autonomy import stuck_findings, why_unrunnable
-from juggernaut.engine.services.common import NO_CAPABLE_WORKER, plural, worker_command
+from juggernaut.engine.services.common import NO_CAPABLE_WORKER, PERMANENT_ERROR, plural, worker_command
 from juggernaut.timefmt import duration_text
 
 
@@ -61,7 +61,13 @@ def _finding(kind: str, severity: str, message: str, *actions: Action, **extra: 
 
 
 def _task_actions(task: Task, *names: str) -> list[Action]:
-    labels = {"approve": "Approve", "retry": "Retry", "acknowledge": "Acknowledge", "reassign": "Requeue"}
+    labels = {
+        "approve": "Approve",
+        "retry": "Retry",
+        "acknowledge": "Acknowledge",
+        "reassign": "Requeue",
+        "cancel": "Cancel",
+    }
     return [Action(labels[n], post=reverse("engine:task-action", args=[task.pk, n])) for n in names]
 
 
@@ -149,28 +155,45 @@ def engine_findings(state: EngineState, counts: dict[str, int], live: list[Worke
             .values_list("required_capabilities", flat=True)
             .distinct()[:50]
         )
-        found.append(
-            _finding(
-                "no_worker",
-                "error",
-                f"No worker alive; {plural(waiting, 'task')} waiting to run.",
-                Action("Start a worker", command=worker_command("worker-1", needs)),
+        supervised = next((w for w in Worker.objects.silent(now).filter(restarted_after__isnull=False)), None)
+        message = f"No worker alive; {plural(waiting, 'task')} waiting to run."
+        if supervised:  # make run will restart it: say when, and offer no command that would race it
+            advice = supervised.restart_advice(now)
+            found.append(_finding("no_worker", "error", f"{message} Worker {supervised.name}: {advice}."))
+        else:
+            found.append(
+                _finding(
+                    "no_worker",
+                    "error",
+                    message,
+                    Action("Start a worker", command=worker_command("worker-1", needs)),
+                )
             )
-        )
     troubled = Task.objects.needs_attention().exclude(status=Status.WAITING_APPROVAL)
     n_troubled = troubled.count()
     if n_troubled:
         first = troubled.order_by("-finished_at", "-id").first()
         what = "escalated" if first.status == Status.ESCALATED else "failed"
         message = f"Task #{first.pk} “{first.title}” {what}: it needs you."
+        # A retry cannot help a permanent failure until its cause is fixed: offer the error instead.
+        permanent = first.reason_code == PERMANENT_ERROR
+        if permanent:
+            error = (first.last_error or "no error recorded").strip().splitlines()[0][:200]
+            message = f"Task #{first.pk} “{first.title}” failed permanently ({error}): it needs you."
         if n_troubled > 1:
             message = f"{n_troubled} tasks failed or escalated and need you; the latest is #{first.pk} “{first.title}”."
+        actions = (
+            [Action("Open the error", href=reverse("engine:task", args=[first.pk]))]
+            + _task_actions(first, "cancel", "acknowledge")
+            if permanent
+            else _task_actions(first, "retry", "acknowledge")
+        )
         found.append(
             _finding(
                 "attention",
                 "error",
                 message,
-                *_task_actions(first, "retry", "acknowledge"),
+                *actions,
                 Action("See all", href=reverse("engine:tasks") + "?attention=on"),
                 task_id=first.pk,
                 count=n_troubled,
@@ -204,9 +227,13 @@ def engine_findings(state: EngineState, counts: dict[str, int], live: list[Worke
         actions: list[Action] = []
         if stuck["kind"] == "worker_silent" and stuck["worker_id"] in workers:
             worker = workers[stuck["worker_id"]]
-            actions.append(
-                Action("Restart it", command=worker_command(worker.name, worker.capabilities or []))
-            )
+            advice = worker.restart_advice(now)
+            if advice:  # the supervisor acts; a command would only race it
+                stuck = stuck | {"message": f"{stuck['message']} {advice[0].upper()}{advice[1:]}."}
+            else:
+                actions.append(
+                    Action("Restart it", command=worker_command(worker.name, worker.capabilities or []))
+                )
         elif stuck.get("task_id"):
             actions.append(
                 Action("Requeue", post=reverse("engine:task-action", args=[stuck["task_id"], "reassign"]))

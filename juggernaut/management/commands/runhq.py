@@ -2,7 +2,9 @@
 
 Children run in their own process groups, so a stop takes their own children with them. A child that
 dies is restarted with backoff (``HQ_RESTART_BACKOFF_SECONDS`` doubling per recent exit, at most 30 s),
-and the Overview's activity feed says so. A child that exits with ``EXIT_IDENTITY_TAKEN`` (the engine
+and the Overview's activity feed says so. A child with a heartbeat (the engine worker touches
+``HQ_HEARTBEAT_FILE`` at every beat) that has been silent for ``HQ_HUNG_SECONDS`` is hung (stopped,
+deadlocked): it is killed and restarted the same way, and the feed says why. A child that exits with ``EXIT_IDENTITY_TAKEN`` (the engine
 worker whose name an admin took over) is left stopped and not counted as a crash; the feed says what to
 do instead, and the rest keeps running. Only a crash loop (``CRASH_LOOP_EXITS`` exits of one child within
 ``CRASH_LOOP_SECONDS``) stops everything, with the reason printed, and exits non-zero for a service
@@ -65,8 +67,31 @@ class Command(BaseCommand):
                 "python manage.py engine_worker --name builtin-2"
             )
 
+        # Children with a heartbeat: the file each touches while it is not hung.
+        beats: dict[str, Path] = {}
+        if "worker" in children:
+            beats["worker"] = Path(settings.VAR_DIR) / "heartbeat-worker"
         procs: dict[str, subprocess.Popen] = {}
+        started: dict[str, float] = {}
+        hung: dict[str, float] = {}
         stopping = False
+
+        def spawn(name: str) -> subprocess.Popen:
+            env = None
+            if name in beats:
+                env = {**os.environ, "HQ_HEARTBEAT_FILE": str(beats[name])}
+                with contextlib.suppress(OSError):
+                    beats[name].unlink()
+            started[name] = time.monotonic()
+            return subprocess.Popen(children[name], start_new_session=True, env=env)  # noqa: S603 - the HQ's own commands, built in this file
+
+        def silent_for(name: str) -> float:
+            """Seconds since the child's last sign of life (its heartbeat file, else its start)."""
+            try:
+                since = time.time() - beats[name].stat().st_mtime
+            except OSError:
+                since = float("inf")
+            return min(since, time.monotonic() - started[name])
 
         def stop(signum=None, frame=None) -> None:
             nonlocal stopping
@@ -74,8 +99,8 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        for name, cmd in children.items():
-            procs[name] = subprocess.Popen(cmd, start_new_session=True)  # noqa: S603 - the HQ's own commands, built in this file
+        for name in children:
+            procs[name] = spawn(name)
             self.stdout.write(f"started {name} (pid {procs[name].pid})")
         self.stdout.write(
             self.style.SUCCESS(
@@ -91,11 +116,18 @@ class Command(BaseCommand):
                 if name in restart_at:
                     if now >= restart_at[name]:
                         del restart_at[name]
-                        procs[name] = subprocess.Popen(children[name], start_new_session=True)  # noqa: S603 - the HQ's own commands, built in this file
+                        procs[name] = spawn(name)
                         self.stdout.write(f"restarted {name} (pid {procs[name].pid})")
                     continue
                 if proc.poll() is None:
-                    continue
+                    silent = silent_for(name) if name in beats else 0.0
+                    if silent >= settings.HQ_HUNG_SECONDS:
+                        hung[name] = silent
+                        _signal_group(proc, signal.SIGKILL)  # a stopped process dies of SIGKILL too
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            proc.wait(timeout=5)
+                    if proc.poll() is None:
+                        continue
                 if proc.returncode == EXIT_IDENTITY_TAKEN:
                     del procs[name]  # not a crash: left stopped, and the rest keeps running
                     why = instead.get(name, "its identity now belongs to another owner")
@@ -123,8 +155,14 @@ class Command(BaseCommand):
                 delay = min(
                     BACKOFF_MAX_SECONDS, settings.HQ_RESTART_BACKOFF_SECONDS * 2.0 ** (len(recent) - 1)
                 )
+                what = f"{name} exited with code {proc.returncode}"
+                if name in hung:
+                    what = (
+                        f"{name} hung: no heartbeat for {hung.pop(name):.0f} s "
+                        f"(limit HQ_HUNG_SECONDS={settings.HQ_HUNG_SECONDS}); killed it"
+                    )
                 message = (
-                    f"{name} exited with code {proc.returncode}; restarting it in {delay:.1f} s "
+                    f"{what}; restarting it in {delay:.1f} s "
                     f"(exit {len(recent)} of {CRASH_LOOP_EXITS} allowed in {CRASH_LOOP_SECONDS:.0f} s)"
                 )
                 self.stderr.write(message)
