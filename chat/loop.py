@@ -536,7 +536,8 @@ class Loop:
             )
             if duration is not None:
                 self.run.tool_calls += 1
-            self.run.tool_errors += 0 if ok else 1
+            # An operator's denial is a decision, not a failure of the tool.
+            self.run.tool_errors += 0 if ok or e.status == ToolStatus.DENIED else 1
             self.run.save(update_fields=["tool_calls", "tool_errors"])
             outcome = {"output": e.result} if ok else {"error": e.error}
             runs.emit(
@@ -547,6 +548,7 @@ class Loop:
                     "name": e.tool,
                     "ok": ok,
                     **outcome,
+                    **({"denied": True} if e.status == ToolStatus.DENIED else {}),
                     "duration_ms": duration,
                 },
             )

@@ -344,6 +344,10 @@ class UsageQuerySet(models.QuerySet):
         return self.filter(created_at__date=(now or timezone.now()).date())
 
 
+# The error code of a call stopped on purpose (Stop pressed, the run cancelled): its own outcome.
+CANCELLED = "cancelled"
+
+
 class Usage(models.Model):
     """One model call: who asked, what was asked for and used, tokens, cost, timing and outcome."""
 
@@ -387,6 +391,13 @@ class Usage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.mode} → {self.model_used or self.model_requested}: ${self.cost_usd.normalize()}"
+
+    @property
+    def outcome(self) -> str:
+        """``done``, ``cancelled`` (someone pressed Stop: counted, never a failure) or ``failed``."""
+        if not self.error_code:
+            return "done"
+        return "cancelled" if self.error_code == CANCELLED else "failed"
 
 
 class RoutingState(SingleRow):

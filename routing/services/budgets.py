@@ -13,6 +13,7 @@ from juggernaut.events import publish
 from routing.clients import Completion, OpenRouterClient, OpenRouterError
 from routing.errors import RoutingError
 from routing.models import (
+    CANCELLED,
     Budget,
     CatalogModel,
     CostTracking,
@@ -198,7 +199,7 @@ def usage_record(
             reserved_usd=F("reserved_usd") - reservation.amount_usd,
             cost_usd=F("cost_usd") + cost,
             calls=F("calls") + 1,
-            errors=F("errors") + (1 if error else 0),
+            errors=F("errors") + (1 if error and error.code != CANCELLED else 0),
             prompt_tokens=F("prompt_tokens") + (usage.prompt_tokens if usage else 0),
             completion_tokens=F("completion_tokens") + (usage.completion_tokens if usage else 0),
         )
@@ -250,9 +251,10 @@ def usage_record(
 
 def usage_event(u: Usage) -> dict:
     model = u.model_used or u.model_requested
-    outcome = (
-        f"failed ({u.error_code})" if u.error_code else f"{u.prompt_tokens} in / {u.completion_tokens} out"
-    )
+    outcome = {
+        "failed": f"failed ({u.error_code})",
+        "cancelled": f"cancelled (stopped), {u.prompt_tokens} in / {u.completion_tokens} out",
+    }.get(u.outcome, f"{u.prompt_tokens} in / {u.completion_tokens} out")
     return {
         "id": u.pk,
         "mode": u.mode,
@@ -262,6 +264,7 @@ def usage_event(u: Usage) -> dict:
         "completion_tokens": u.completion_tokens,
         "finish_reason": u.finish_reason,
         "error_code": u.error_code,
+        "outcome": u.outcome,
         "message": f"{u.mode} → {model}: {usd(u.cost_usd)}, {outcome}",
     }
 

@@ -170,6 +170,7 @@ def test_it_tells_the_model_when_the_operator_denies_a_call(chat, fake_openroute
     result = next(e for e in events(run) if e.type == "tool_result")
     assert result.data["ok"] is False and "denied" in result.data["error"]
     assert ToolExecution.objects.get().status == "denied"
+    assert result.data["denied"] is True and run.tool_errors == 0, "a denial is not a failed tool call"
     assert "denied" in fake_openrouter.chat_bodies()[1]["messages"][-1]["content"]
     with pytest.raises(ChatError) as again:
         services.run_approve(run, tool_call_id="c1", approve=True, user=alice)

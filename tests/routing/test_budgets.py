@@ -267,3 +267,28 @@ def test_a_reservation_whose_call_never_reported_back_is_charged_and_released():
     assert usage.error_code == "abandoned" and usage.cost_usd == reservation.amount_usd == usage.reserved_usd
     assert rollup().reserved_usd == 0 and rollup().cost_usd == reservation.amount_usd
     assert services.reservations_expire(now=timezone.now() + timedelta(hours=3)) == 0
+
+
+@pytest.mark.django_db
+def test_a_stopped_call_is_counted_as_cancelled_never_as_failed(alice_client, settings):
+    settings.OPENROUTER_API_KEY = "sk-or-test"
+    from routing.clients import OpenRouterError
+    from routing.live import routing_area_status
+
+    selection = services.route_select("ops", prompt_tokens=10, max_tokens=100)
+    reservation = services.budget_reserve(selection, session="s-stop")
+    services.usage_record(
+        reservation,
+        selection,
+        None,
+        error=OpenRouterError("cancelled", "the call was cancelled", permanent=True),
+    )
+    usage = Usage.objects.get()
+    assert usage.outcome == "cancelled"
+    assert rollup().calls == 1 and rollup().errors == 0, "counted, not failed"
+    line = routing_area_status()
+    assert line.state == "ok" and "failed" not in line.text, line
+    page = alice_client.get("/routing/").content.decode()
+    assert "cancelled" in page and "row-error" not in page
+    call = Event.objects.filter(topic="routing", type="call").latest("seq").data
+    assert call["outcome"] == "cancelled" and "failed" not in call["message"]
