@@ -7,11 +7,14 @@ websocket follows the page's session runs (``chat.run.<id>``, see ``hq.page_topi
 """
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 
 from chat.models import ChatBudget, ChatRun, ChatSession, Phase, Role, RunStatus, StopReason, ToolStatus
-from juggernaut import hq, schedules
+from chat.runs import TOPIC
+from juggernaut import feed, hq, schedules
+from juggernaut.feed import FeedItem
 from juggernaut.models import Event
 from juggernaut.timefmt import exact_utc
 from routing.live import key_state
@@ -196,6 +199,25 @@ def render_events(envelopes: list[dict], page: str) -> str:
     return f'<span hx-swap-oob="beforeend:#chat-stream-{int(run_id)}">{escape(delta)}</span>'
 
 
+def describe_event(type_: str, data: dict) -> FeedItem | None:
+    """Chat event type → sentence and link to the run's session, for the Overview's activity feed."""
+    if not data.get("session_id"):
+        return None
+    url = reverse("chat:session", args=[data["session_id"]])
+    run = f"Chat run {data.get('run_id')}"
+    if type_ == "run_waiting":
+        return FeedItem(f"{run} waits for your approval.", "warn", url + "#chat-whyidle")
+    if type_ == "run_started":
+        return FeedItem(f"{run} started.", "info", url)
+    if type_ == "run_stopped":
+        reason = data.get("reason", "")
+        calm = reason in (StopReason.COMPLETED, StopReason.CANCELLED)
+        words = StopReason(reason).label.lower() if reason in StopReason.values else reason.replace("_", " ")
+        return FeedItem(f"{run} stopped: {words}.", "info" if calm else "warn", url)
+    return None
+
+
 def register() -> None:
+    feed.feed_register(TOPIC, describe_event)
     hq.page_topics_register(PAGE_PREFIX, page_topics)
     hq.fragments_register("chat.run.", render_events, page=PAGE_PREFIX, family=True)

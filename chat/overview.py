@@ -1,10 +1,11 @@
 """The Overview's chat line: what the active runs are doing, or why the brain is idle."""
 
 from django.conf import settings
+from django.urls import reverse
 from django.utils import timezone
 
 from chat.models import ChatRun, Phase, RunStatus, StopReason, ToolExecution, ToolStatus
-from juggernaut.areas import AreaStatus
+from juggernaut.areas import Action, AreaStatus
 from juggernaut.timefmt import duration_text
 
 QUEUED_TOO_LONG_SECONDS = 30
@@ -41,8 +42,14 @@ def chat_area_status() -> AreaStatus:
         ]
         text = "; ".join(_doing(r, now) for r in active)
         if waiting:
+            first = next(r for r in active if r.status == RunStatus.WAITING_APPROVAL)
+            where = reverse("chat:session", args=[first.session_id]) + "#chat-whyidle"
             return AreaStatus(
-                "warn", text.capitalize() + ".", "Approve or deny the call in the chat.", attention=waiting
+                "warn",
+                text.capitalize() + ".",
+                "Approve or deny the call on its session's page.",
+                actions=[Action("Open it to approve or deny", href=where)],
+                attention=waiting,
             )
         if stale:
             return AreaStatus(
@@ -53,7 +60,11 @@ def chat_area_status() -> AreaStatus:
         return AreaStatus("busy", text.capitalize() + ".")
     last = ChatRun.objects.filter(status=RunStatus.STOPPED).order_by("-ended_at", "-id").first()
     if last is None:
-        return AreaStatus("idle", "No chat runs yet.", "Start a session with POST /api/chat/sessions.")
+        return AreaStatus(
+            "idle",
+            "No chat runs yet.",
+            actions=[Action("Start a session on the Chat page", href=reverse("chat:index"))],
+        )
     when = duration_text(now - (last.ended_at or last.created_at))
     text = f"Idle. Run {last.pk} stopped {when} ago: {StopReason(last.stop_reason).label.lower()}."
     state = "idle" if last.stop_reason in CALM_STOPS else "warn"

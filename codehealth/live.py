@@ -29,7 +29,7 @@ from codehealth.models import (
     Scan,
     ScanStatus,
 )
-from juggernaut.areas import AreaStatus
+from juggernaut.areas import Action, AreaStatus
 from juggernaut.charts import Series, chart_build
 from juggernaut.feed import FeedItem
 
@@ -85,7 +85,8 @@ def codehealth_area_status(viewer=None) -> AreaStatus:
         return AreaStatus(
             "idle",
             f"No repository {whose}is registered: nothing is analysed.",
-            "Add one with POST /api/codehealth/repositories or in the admin.",
+            "Add one in the admin; the API docs show how to script it.",
+            actions=[Action("Add a repository", href=reverse("admin:codehealth_repository_add"))],
         )
     now = timezone.now()
     waiting = [r for r in repositories if r.scan_requested_at and now - r.scan_requested_at > QUEUED_TOO_LONG]

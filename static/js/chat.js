@@ -14,3 +14,23 @@
   }
   setInterval(tick, 1000);
 })();
+
+// A call that waits for approval is news the operator must see: when the approval panel appears
+// (the run asked while the page was scrolled down to the messages), bring it into view once.
+(function () {
+  var shown = "";
+  function reveal() {
+    var approvals = document.querySelectorAll("#chat-whyidle .chat-approval");
+    var ids = Array.prototype.map.call(approvals, function (el) { return el.id; }).join(",");
+    if (ids && ids !== shown) {
+      var rect = approvals[0].getBoundingClientRect();
+      if (rect.top < 0 || rect.bottom > window.innerHeight) approvals[0].scrollIntoView({ block: "center" });
+    }
+    shown = ids;
+  }
+  document.addEventListener("htmx:oobAfterSwap", reveal);
+  document.addEventListener("htmx:afterSettle", reveal);
+  document.addEventListener("DOMContentLoaded", function () {
+    shown = Array.prototype.map.call(document.querySelectorAll("#chat-whyidle .chat-approval"), function (el) { return el.id; }).join(",");
+  });
+})();

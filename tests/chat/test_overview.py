@@ -24,7 +24,7 @@ def test_it_says_there_were_no_runs_yet(chat, alice):
     client.force_login(alice)
     assert chat_line(client) == (
         "idle",
-        "Chat No chat runs yet. Start a session with POST /api/chat/sessions.",
+        "Chat No chat runs yet. Start a session on the Chat page",
     )
 
 
@@ -44,7 +44,11 @@ def test_it_asks_for_the_approval_a_run_waits_for(chat, alice, fake_openrouter):
     client.force_login(alice)
     state, text = chat_line(client)
     assert state == "warn" and f"Run {run.pk} waits for approval of retry_task" in text
-    assert "1 needs you" in text and "Approve or deny the call in the chat." in text
+    assert "1 needs you" in text and "Approve or deny the call on its session's page." in text
+    page = client.get("/").content.decode()
+    link = f'href="/chat/sessions/{run.session_id}/#chat-whyidle"'
+    assert page.count(link) >= 2, "the Overview line and its activity row both open the session"
+    assert client.get(f"/chat/sessions/{run.session_id}/").content.decode().count("Approve retry_task?") == 1
 
 
 def test_it_shows_the_last_stop_and_what_lets_the_work_go_on(chat, alice):
