@@ -342,7 +342,14 @@ class Loop:
 
     def _routing_stop(self, exc: RoutingError) -> Stop:
         if exc.code == "budget_exceeded":
-            return Stop(StopReason.BUDGET_EXCEEDED, exc.message)
+            # Name the limit that refused (routing's daily budget is not the session's limit).
+            which = (exc.details or {}).get("budget") or "budget"
+            return Stop(
+                StopReason.BUDGET_EXCEEDED,
+                exc.message,
+                f"Raise the {which} on the Routing page, or wait for its period to end; then send a message "
+                "to go on.",
+            )
         actions = {
             "not_configured": "Set OPENROUTER_API_KEY in the environment and restart the HQ.",
             "no_model_fits": f"Edit the {self.run.mode} policy on the Routing page, or use another mode.",

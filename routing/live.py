@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from juggernaut.areas import AreaStatus
 from juggernaut.charts import Series, chart_build, chart_rows
+from juggernaut.models import Event
 from routing.models import (
     Budget,
     CatalogModel,
@@ -25,7 +26,7 @@ from routing.models import (
     period_start,
     price_snapshot,
 )
-from routing.services import DEFAULT_BASE_URL, usd
+from routing.services import DEFAULT_BASE_URL, TOPIC, usd
 
 FRAGMENTS = ["key", "summary", "meters", "charts", "sessions", "calls", "policies", "catalog"]
 RECENT_CALLS = 20
@@ -81,6 +82,23 @@ def key_state() -> dict:
     }
 
 
+def _refusals_today(now) -> dict[str, dict]:
+    """The latest refusal of each budget today (its label → what the call needed and what was left)."""
+    latest: dict[str, dict] = {}
+    for data, ts in (
+        Event.objects.filter(topic=TOPIC, type="budget_refused", ts__date=now.date())
+        .order_by("-seq")
+        .values_list("data", "ts")[:50]
+    ):
+        if data.get("budget") and data["budget"] not in latest:
+            latest[data["budget"]] = {
+                "needed": Decimal(data.get("needed_usd") or 0),
+                "left": Decimal(data.get("left_usd") or 0),
+                "at": ts,
+            }
+    return latest
+
+
 def budgets_status(now=None) -> list[dict]:
     """Each budget with what is spent and reserved in its current period, and its state in words."""
     now = now or timezone.now()
@@ -89,6 +107,7 @@ def budgets_status(now=None) -> list[dict]:
     for b in budgets:
         query |= Q(period=b.period, period_start=period_start(b.period, now), mode=b.key[0], session=b.key[1])
     rows = {(r.period, r.mode, r.session): r for r in CostTracking.objects.filter(query)}
+    refusals = _refusals_today(now)
     result = []
     for b in budgets:
         row = rows.get((b.period, *b.key))
@@ -121,7 +140,10 @@ def budgets_status(now=None) -> list[dict]:
                 else None,
                 "state": state,
                 "words": words,
-                "text": f"{usd(spent)} of {usd(limit)}",
+                "text": f"{usd(spent)} spent"
+                + (f" + {usd(reserved)} reserved" if reserved else "")
+                + f" of {usd(limit)}",
+                "refused": refusals.get(b.label),
             }
         )
     order = {"error": 0, "warn": 1, "ok": 2}

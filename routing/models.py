@@ -343,9 +343,15 @@ class UsageQuerySet(models.QuerySet):
     def today(self, now=None) -> "UsageQuerySet":
         return self.filter(created_at__date=(now or timezone.now()).date())
 
+    def made(self) -> "UsageQuerySet":
+        """Calls that were made (not those a budget refused beforehand)."""
+        return self.exclude(error_code=REFUSED)
+
 
 # The error code of a call stopped on purpose (Stop pressed, the run cancelled): its own outcome.
 CANCELLED = "cancelled"
+# The error code of a call a budget refused before it was made (listed with the calls, costs nothing).
+REFUSED = "budget_exceeded"
 
 
 class Usage(models.Model):
@@ -394,10 +400,11 @@ class Usage(models.Model):
 
     @property
     def outcome(self) -> str:
-        """``done``, ``cancelled`` (someone pressed Stop: counted, never a failure) or ``failed``."""
+        """``done``, ``cancelled`` (someone pressed Stop: counted, never a failure), ``refused`` (a budget
+        said no before the call was made) or ``failed``."""
         if not self.error_code:
             return "done"
-        return "cancelled" if self.error_code == CANCELLED else "failed"
+        return {CANCELLED: "cancelled", REFUSED: "refused"}.get(self.error_code, "failed")
 
 
 class RoutingState(SingleRow):

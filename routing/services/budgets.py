@@ -14,6 +14,7 @@ from routing.clients import Completion, OpenRouterClient, OpenRouterError
 from routing.errors import RoutingError
 from routing.models import (
     CANCELLED,
+    REFUSED,
     Budget,
     CatalogModel,
     CostTracking,
@@ -130,6 +131,19 @@ def budget_reserve(selection: Selection, *, session: str = "", run: str = "", no
         f"could cost up to {usd(Decimal(refused['needed_usd']))}."
     )
     with transaction.atomic():
+        # Listed with the calls (Recent calls), though it was never made and costs nothing.
+        Usage.objects.create(
+            created_at=now,
+            session=session,
+            run=run,
+            mode=mode,
+            model_requested=selection.model,
+            max_tokens=selection.max_tokens,
+            cost_source=Usage.CostSource.NONE,
+            error_code=REFUSED,
+            error=message,
+            reason=selection.reason[:2000],
+        )
         publish(TOPIC, "budget_refused", {"mode": mode, "session": session, **refused, "message": message})
     raise RoutingError("budget_exceeded", message, status=402, details=refused)
 

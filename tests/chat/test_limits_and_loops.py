@@ -77,6 +77,24 @@ def test_it_stops_when_the_next_call_could_cost_more_than_is_left(chat, fake_ope
     assert fake_openrouter.chat_bodies() == []  # refused before any call
 
 
+def test_a_daily_budget_refusal_names_that_budget_and_is_listed_with_the_calls(
+    chat, fake_openrouter, alice_client
+):
+    from routing import services as routing
+
+    routing.budget_set(scope="global", period="day", limit_usd=Decimal("0.000001"))
+    run = execute(send(chat))
+    stop = stop_of(run)
+    assert stop["reason"] == "budget_exceeded" and "daily budget of all calls" in stop["detail"]
+    assert "Raise the daily budget of all calls on the Routing page" in stop["action"]
+    assert "session" not in stop["action"], "the session's limit did not refuse it"
+    refused = Usage.objects.get()
+    assert refused.outcome == "refused" and refused.cost_usd == 0
+    page = alice_client.get("/routing/").content.decode()
+    assert f'id="routing-call-{refused.pk}" class="row-refused"' in page, "listed in Recent calls"
+    assert "Refused a call" in page and "it could have cost up to $" in page
+
+
 def test_it_stops_the_same_call_returning_the_same_result_four_times(chat, fake_openrouter, add_tool):
     status_tool(add_tool)
     fake_openrouter.script(*calls(*['{"service": "api"}'] * 4))

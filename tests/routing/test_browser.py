@@ -68,7 +68,7 @@ def test_it_shows_an_api_call_live_with_its_cost_and_moves_the_meter(
     expect(row).to_contain_text("$0.0045")
     expect(row).to_contain_text("openai/gpt-4o-mini")
     expect(meter).to_have_attribute("data-pct", "45.0")
-    expect(meter).to_contain_text("$0.0045 of $0.01")
+    expect(meter).to_contain_text("$0.0045 spent of $0.01")
     expect(page.locator("#routing-today")).to_contain_text("$0.0045")
     expect(page.locator("#routing-sessions")).to_contain_text("s-live")
     assert errors == []

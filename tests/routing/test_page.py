@@ -37,7 +37,7 @@ def test_it_shows_calls_spend_meters_and_prices_per_1k(alice_client, openrouter,
     services.catalog_sync(client=openrouter)
     html = alice_client.get("/routing/").content.decode()
     assert 'id="routing-call-' in html and "$0.0004" in html and "openai/gpt-4o-mini" in html
-    assert "Daily budget of all calls" in html and "$0.0004 of $0.0010" in html  # the meter
+    assert "Daily budget of all calls" in html and "$0.0004 spent of $0.0010" in html  # the meter
     assert 'data-pct="42.0"' in html
     assert "sess-7" in html  # most expensive sessions
     assert "$0.0025" in html and "$0.01" in html  # gpt-4o per 1k prompt / completion
@@ -55,7 +55,7 @@ def test_the_overview_line_names_a_crossed_soft_limit(openrouter, fake_openroute
     services.completion_run("ops", MESSAGES, client=openrouter)
     status = live.routing_area_status()
     assert status.state == "warn"
-    assert status.text == "Daily budget of all calls: $0.0002 of $1.00, past the soft limit of $0.0001."
+    assert status.text == "Daily budget of all calls: $0.0002 spent of $1.00, past the soft limit of $0.0001."
 
 
 def test_the_overview_line_says_when_a_budget_is_exhausted(openrouter, fake_openrouter):
