@@ -49,7 +49,7 @@ def context() -> dict:
         else f
         for f in (last.report.get("findings", []) if last else [])
     ]
-    latest = services.last_execution()
+    latest = _latest()
     return {
         "progress_run": latest,
         "progress_steps": latest.steps if latest else [],
@@ -60,9 +60,17 @@ def context() -> dict:
     }
 
 
+def _latest():
+    """The newest run, a repair with its judged outcome (a diagnosis has none to judge)."""
+    latest = services.last_execution()
+    if latest is not None and latest.kind != latest.Kind.DIAGNOSE:
+        latest.outcome = services.execution_outcome(latest)
+    return latest
+
+
 def render_progress() -> str:
     """The latest run's steps so far (each check or action as it finishes)."""
-    latest = services.last_execution()
+    latest = _latest()
     return render_to_string(
         "selfheal/_progress.html", {"run": latest, "steps": latest.steps if latest else [], "oob": True}
     )
