@@ -6,6 +6,8 @@ websocket follows the page's session runs (``chat.run.<id>``, see ``hq.page_topi
 ``token`` batch appends its deltas to the streaming message, any other event re-renders the fragments.
 """
 
+from datetime import timedelta
+
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -18,7 +20,7 @@ from juggernaut.feed import FeedItem
 from juggernaut.models import Event
 from juggernaut.timefmt import exact_utc
 from routing.live import key_state
-from routing.models import Policy
+from routing.models import Policy, Usage
 
 PAGE_PREFIX = "chat-"
 FRAGMENTS = ["status", "messages", "timeline", "budget", "whyidle", "controls", "guardrails"]
@@ -131,8 +133,17 @@ def why_idle(session: ChatSession, run: ChatRun | None) -> dict:
             }
         )
     due = schedules.next_due()
+    late = due is not None and due.next_run < timezone.now() - timedelta(seconds=LATE_SECONDS)
     items.append(
         {
+            "state": "warn",
+            "text": f"Scheduled work is late: {due.name.removeprefix(schedules.PREFIX)} was due at "
+            f"{exact_utc(due.next_run)}.",
+            "action": "Is the jobs process (manage.py qcluster) running?",
+            "url": "",
+        }
+        if late
+        else {
             "state": "ok",
             "text": f"Next scheduled work: {due.name.removeprefix(schedules.PREFIX)} at "
             f"{exact_utc(due.next_run)}.",
@@ -171,6 +182,8 @@ def context(session: ChatSession, *, now=None, upto_seq: int | None = None) -> d
         "meters": meters(budget),
         "guardrails": sorted(((run.guardrails or {}).get("rules") or {}).items()) if run else [],
         "run_counters": run,
+        # Every call routing made for the run, a stopped one too (it may have cost something).
+        "model_calls": Usage.objects.filter(run=str(run.pk)).made().count() if run else 0,
         "why": why_idle(session, run),
         "key": key_state(),
         "modes": list(Policy.objects.values_list("mode", flat=True)),
@@ -197,6 +210,10 @@ def render_events(envelopes: list[dict], page: str) -> str:
     run_id = envelopes[0]["data"].get("run_id")
     delta = "".join(e["data"].get("delta", "") for e in envelopes)
     return f'<span hx-swap-oob="beforeend:#chat-stream-{int(run_id)}">{escape(delta)}</span>'
+
+
+# A schedule this far past its time has not simply not been picked up yet: the cluster is not running.
+LATE_SECONDS = 60
 
 
 def describe_event(type_: str, data: dict) -> FeedItem | None:

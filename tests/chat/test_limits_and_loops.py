@@ -58,7 +58,7 @@ def test_it_takes_the_model_call_limit_from_the_modes_policy(chat):
     assert run.budget.max_iterations == 10  # the normal policy's max_iterations
 
 
-def test_it_stops_at_the_wall_time_limit_even_mid_stream(chat, fake_openrouter):
+def test_it_stops_at_the_wall_time_limit_even_mid_stream(chat, fake_openrouter, alice_client):
     services.session_limits_set(chat, max_wall_seconds=1)
     fake_openrouter.script(Reply(text="slow " * 200, fragment=5, chunk_delay=0.05))
     run = execute(send(chat))
@@ -66,6 +66,8 @@ def test_it_stops_at_the_wall_time_limit_even_mid_stream(chat, fake_openrouter):
     assert stop["reason"] == "time_limit" and "1 s of wall time" in stop["detail"]
     assert run.budget.wall_seconds_used >= 1
     assert Usage.objects.get().error_code == "cancelled"
+    page = alice_client.get(f"/chat/sessions/{chat.pk}/").content.decode()
+    assert "1 model call," in page, "the stopped call was made (and may have cost): it counts"
 
 
 def test_it_stops_when_the_next_call_could_cost_more_than_is_left(chat, fake_openrouter):

@@ -123,6 +123,17 @@ def test_why_idle_says_when_the_next_scheduled_work_runs(client, chat):
     due = schedules.next_due()
     page = client.get(f"/chat/sessions/{chat.pk}/").content.decode()
     assert f"Next scheduled work: {due.name.removeprefix('hq:')} at " in page
+    # Its time passes and nothing runs it: the page no longer promises it as "next".
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Schedule.objects.filter(name__startswith="hq:").update(next_run=timezone.now() - timedelta(minutes=5))
+    late = schedules.next_due()
+    page = client.get(f"/chat/sessions/{chat.pk}/").content.decode()
+    assert "Next scheduled work" not in page
+    assert f"Scheduled work is late: {late.name.removeprefix('hq:')} was due at " in page
+    assert "Is the jobs process (manage.py qcluster) running?" in page
 
 
 def test_the_mode_selector_switches_the_next_runs_mode(client, chat):
