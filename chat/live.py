@@ -23,7 +23,7 @@ from routing.live import key_state
 from routing.models import Policy, Usage
 
 PAGE_PREFIX = "chat-"
-FRAGMENTS = ["status", "messages", "timeline", "budget", "whyidle", "controls", "guardrails"]
+FRAGMENTS = ["modebadge", "status", "messages", "timeline", "budget", "whyidle", "controls", "guardrails"]
 TIMELINE_RUNS = 5
 ANSWERING = (
     Phase.CALLING_MODEL,

@@ -146,9 +146,16 @@ def test_the_mode_selector_switches_the_next_runs_mode(client, chat):
         r'<option value="ops" selected>', client.get(f"/chat/sessions/{chat.pk}/").content.decode()
     )
     assert send(chat, "which mode?").mode == "ops", "the next run is in the new mode"
+    switched = client.post(
+        f"/chat/sessions/{chat.pk}/mode/", {"mode": "code"}, headers={"HX-Request": "true"}
+    )
+    assert re.search(
+        r'<span class="badge" id="chat-modebadge" hx-swap-oob="true"[^>]*>code</span>',
+        switched.content.decode(),
+    ), "the badge by the title changes with the switch, no reload"
     assert client.post(f"/chat/sessions/{chat.pk}/mode/", {"mode": "no-such-mode"}).status_code == 422
     chat.refresh_from_db()
-    assert chat.mode == "ops", "a refused switch changes nothing"
+    assert chat.mode == "code", "a refused switch changes nothing"
 
 
 @pytest.mark.parametrize(
