@@ -2,7 +2,8 @@
 
 An app registers one describer per topic (``feed_register`` from ``AppConfig.ready``); that function is
 the one place its event types map to a sentence, a severity and a link. Events nobody describes
-still read as words (their type, spaced, plus any message they carry).
+still read as words (their type, spaced, plus any message they carry). A describer leaves a routine
+event out of the feed (a step of a run whose result gets its own line) by returning ``FeedItem("")``.
 """
 
 import logging
@@ -58,5 +59,7 @@ def feed_items(envelopes: list[dict]) -> list[dict]:
             ts = datetime.fromisoformat(env["ts"])
         except (KeyError, ValueError):
             ts = timezone.now()
-        items.append({"e": env, "ts": ts, "item": describe(env)})
+        item = describe(env)
+        if item.text:  # an empty sentence: routine, folded into the line its run ends with
+            items.append({"e": env, "ts": ts, "item": item})
     return items

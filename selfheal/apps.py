@@ -10,11 +10,12 @@ class SelfhealConfig(features.FeatureConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def plug_in(self) -> None:
-        from juggernaut import hq
+        from juggernaut import feed, hq
         from juggernaut.engine.sources import source_register
         from selfheal import live
 
         source_register(TASK_SOURCE, app=self.label)
+        feed.feed_register("selfheal", live.describe_event)
         hq.area_register("selfheal", live.selfheal_area_status, label="Self-Heal", url_name="selfheal:index")
         hq.fragments_register(
             "selfheal",

@@ -4,6 +4,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from juggernaut.areas import Action, AreaStatus
+from juggernaut.feed import FeedItem
 from juggernaut.healing import registry_load
 from juggernaut.timefmt import duration_text
 from selfheal import services
@@ -83,6 +84,22 @@ def render_fragments() -> str:
         + render_to_string("selfheal/_report.html", ctx)
         + render_to_string("selfheal/_history.html", ctx)
     )
+
+
+def describe_event(type_: str, data: dict) -> FeedItem:
+    """Self-heal events for the activity feed: one line per finished run, linked; its start and each
+    step are folded into that line."""
+    if type_ == "step" or type_.endswith("_started"):
+        return FeedItem("")
+    url = "/selfheal/#selfheal-report"
+    if data.get("id") and data.get("kind", "diagnose") != "diagnose":
+        url = f"/selfheal/#selfheal-exec-{data['id']}"
+    if type_.endswith("_finished"):
+        severity = {"critical": "error", "warning": "warn"}.get(data.get("worst") or "", "info")
+        if data.get("kind") != "diagnose":
+            severity = "warn" if data.get("status") in ("failed", "partial") else "info"
+        return FeedItem(f"{data.get('message', type_)}.", severity, url)
+    return FeedItem(data.get("message") or type_.replace("_", " ").capitalize(), "warn", url)
 
 
 def render_events(envelopes: list[dict]) -> str:

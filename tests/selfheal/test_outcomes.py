@@ -105,3 +105,14 @@ def test_it_refuses_a_task_that_failed_the_same_way_on_every_attempt():
     titles = [f["title"] for f in services.checks_run(["queue"])["findings"]]
     assert any("all 2 attempts failed with the same error" in t for t in titles), titles
     assert not any("under their retry limit" in t for t in titles)
+
+
+def test_the_feed_says_each_run_once_in_words_with_a_link(denied_upload, alice_client):
+    stranded_task()
+    services.diagnose_run(actor="operator:alice")
+    repair = services.repair_run(actions=["release_expired_leases"], actor="operator:alice")
+    page = alice_client.get("/").content.decode()
+    feed = page[page.index('id="hq-activity"') :]
+    assert "Step:" not in feed and "Repair started" not in feed and "Diagnose started" not in feed
+    assert f"Repair #{repair.pk} in progress: 1 of 1 task still to run." in feed
+    assert f'href="/selfheal/#selfheal-exec-{repair.pk}"' in feed
