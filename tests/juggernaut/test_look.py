@@ -101,3 +101,10 @@ def test_it_draws_a_comparison_as_rows_with_readable_labels():
     html = Template("{% load hq %}{% chart spec %}").render(Context({"spec": spec}))
     assert '<span class="chart-row-label">ops</span>' in html and "<title>ops: 0.5 USD</title>" in html
     assert chart_rows("empty", items=[("chat", 0)], unit="USD")["empty"]
+
+
+def test_the_api_docs_fit_a_phone(alice_client):
+    page = alice_client.get("/api/docs").content.decode()
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page, (
+        "without it a phone lays the docs out 980 px wide"
+    )
