@@ -69,7 +69,7 @@ def score_chart(repository: Repository) -> dict:
         # bars first, so the score's line is drawn over them
         series=[
             Series("open findings", "findings", [s.findings_count for s in scans], axis="right"),
-            Series("score", "0-100", [s.score or 0 for s in scans], kind="line"),
+            Series("score", "0-100", [s.score or 0 for s in scans], kind="line", top=100),
         ],
     )
 

@@ -35,6 +35,7 @@ class Series:
     kind: str = "bar"  # bar | line
     axis: str = "left"  # left | right
     css: str = ""  # extra class for colour (chart-s0, chart-s1… by default)
+    top: float | None = None  # a fixed scale (a score out of 100 runs 0–100, whatever its values)
 
 
 @dataclass
@@ -92,7 +93,8 @@ def chart_build(title: str, *, labels: list[str], series: list[Series], height: 
         mine = [s for s in series if s.axis == side]
         if not mine:
             continue
-        top, tick = nice_top(max((v for s in mine for v in s.values), default=0))
+        fixed = max((s.top for s in mine if s.top), default=None)
+        top, tick = nice_top(fixed or max((v for s in mine for v in s.values), default=0))
         axis = Axis(unit=mine[0].unit, top=top)
         n = round(top / tick)
         axis.ticks = [

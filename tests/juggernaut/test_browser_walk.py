@@ -55,6 +55,10 @@ TOO_WIDE = """() => {
 SCROLLS = """() => [...document.querySelectorAll('main .table-scroll')]
   .filter(e => e.scrollWidth > e.clientWidth + 1)
   .map(e => 'a table scrolls sideways by ' + (e.scrollWidth - e.clientWidth) + ' px in #' + (e.closest('[id]') || {}).id)"""
+# A chart shows its whole period and both axes at every width: it never hides part of itself.
+CHARTS = """() => [...document.querySelectorAll('.chart-scroll')]
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => 'a chart hides ' + (e.scrollWidth - e.clientWidth) + ' px of itself in #' + (e.closest('[id]') || {}).id)"""
 LINKS = """sel => [...document.querySelectorAll(sel)].map(a => a.getAttribute('href'))
   .filter(h => h && h.startsWith('/') && !h.startsWith('/logout'))"""
 
@@ -152,7 +156,7 @@ def test_the_walk(signed_in_page, hq_server, alice, denied_upload, settings):
             page.set_viewport_size({"width": width, "height": 900})
             page.goto(hq_server + path)
             page.wait_for_load_state("networkidle")
-            wide = page.evaluate(TOO_WIDE)
+            wide = page.evaluate(TOO_WIDE) + page.evaluate(CHARTS)
             if width >= 1440:  # on a desktop nothing hides behind a sideways scroll (a clipped Cancel)
                 wide += page.evaluate(SCROLLS)
             overflow = page.evaluate(

@@ -108,3 +108,16 @@ def test_the_api_docs_fit_a_phone(alice_client):
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page, (
         "without it a phone lays the docs out 980 px wide"
     )
+
+
+def test_a_score_axis_runs_to_its_full_scale_whatever_the_scores():
+    chart = chart_build(
+        "Code health",
+        labels=["w1", "w2"],
+        series=[
+            Series("open findings", "findings", [7, 9], axis="right"),
+            Series("score", "0-100", [12, 18], kind="line", top=100),
+        ],
+    )
+    assert chart["axes"]["left"].unit == "0-100" and chart["axes"]["left"].ticks[-1]["text"] == "100"
+    assert chart["axes"]["right"].ticks[-1]["text"] == "10", "the other axis keeps its own scale"
