@@ -56,6 +56,7 @@ from chat.tools_registry import (
     tool_schemas,
 )
 from juggernaut.auth import session_principal
+from juggernaut.engine.services.common import plural
 from juggernaut.errors import HQError
 from juggernaut.events import publish
 from routing.models import Usage
@@ -205,7 +206,7 @@ class Loop:
         if run.iterations >= budget.max_iterations:
             return Stop(
                 StopReason.MAX_ITERATIONS,
-                f"The run made {run.iterations} model calls, the limit of this run (mode {run.mode}).",
+                f"The run made {plural(run.iterations, 'model call')}, the limit of this run (mode {run.mode}).",
             )
         if budget.steps_used >= budget.max_steps:
             return Stop(
@@ -310,7 +311,8 @@ class Loop:
         if not completion.tool_calls:
             return Stop(
                 StopReason.COMPLETED,
-                f"The model answered after {run.iterations} model calls and {run.tool_calls} tool calls.",
+                f"The model answered after {plural(run.iterations, 'model call')} and "
+                f"{plural(run.tool_calls, 'tool call')}.",
             )
         return None
 
@@ -456,7 +458,7 @@ class Loop:
         if self.budget.steps_used + len(to_run) > self.budget.max_steps:
             return Stop(
                 StopReason.BUDGET_EXCEEDED,
-                f"The next {len(to_run)} tool calls would pass the run's limit "
+                f"The next {plural(len(to_run), 'tool call')} would pass the run's limit "
                 f"of {self.budget.max_steps} steps.",
             )
         results = self._run_all(to_run) if to_run else {}

@@ -40,7 +40,10 @@ def index(request: HttpRequest) -> HttpResponse:
 def diagnose(request: HttpRequest) -> HttpResponse:
     execution = services.diagnose_run(actor=actor_of(request.user))
     n = len(execution.report["findings"])
-    return _answer(request, ok=f"Diagnosis #{execution.pk}: {n} finding(s) in {execution.duration_ms} ms.")
+    return _answer(
+        request,
+        ok=f"Diagnosis #{execution.pk}: {n} finding{'' if n == 1 else 's'} in {execution.duration_ms} ms.",
+    )
 
 
 @operator_required

@@ -51,6 +51,15 @@ def test_it_stops_after_the_modes_model_calls(chat, fake_openrouter, add_tool):
     run = execute(send(chat))
     assert sequence(run) == ["run_started", *TOOL_CALL, *TOOL_STEP, *TOOL_CALL, *TOOL_STEP, "stop_reason"]
     assert stop_of(run)["reason"] == "max_iterations" and run.iterations == 2
+    assert "The run made 2 model calls" in stop_of(run)["detail"]
+
+
+def test_it_says_one_model_call_in_the_singular(chat, fake_openrouter, add_tool):
+    status_tool(add_tool)
+    services.session_limits_set(chat, max_iterations=1)
+    fake_openrouter.script(*calls('{"service": "api"}'))
+    run = execute(send(chat))
+    assert "The run made 1 model call," in stop_of(run)["detail"]
 
 
 def test_it_takes_the_model_call_limit_from_the_modes_policy(chat):
