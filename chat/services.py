@@ -151,6 +151,7 @@ def _run_start(
                 period="total",
                 session=session.routing_key,
                 limit_usd=session.cost_usd + Decimal(limits["max_cost_usd"]),
+                announce=False,
             )
             run_dispatch(run, user=user)
     except IntegrityError:

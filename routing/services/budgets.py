@@ -318,8 +318,11 @@ def budget_set(
     soft_limit_usd: Decimal | None = None,
     mode: str = "",
     session: str = "",
+    announce: bool = True,
 ) -> tuple[Budget, bool]:
-    """Create or update the budget of one scope and period; returns ``(budget, created)``."""
+    """Create or update the budget of one scope and period; returns ``(budget, created)``.
+    ``announce=False`` for a budget the HQ sets itself at every run (a chat run's cost limit): the
+    activity feed is for what people decide, not for that routine."""
     if scope not in Scope.values or period not in Period.values:
         raise RoutingError(
             "bad_budget", "scope is global, mode or session; period is day, month or total", status=422
@@ -343,15 +346,16 @@ def budget_set(
         budget, created = Budget.objects.update_or_create(
             **key, defaults={"limit_usd": limit_usd, "soft_limit_usd": soft_limit_usd}
         )
-        publish(
-            TOPIC,
-            "budget_set",
-            {
-                "budget": budget.label,
-                "limit_usd": str(limit_usd),
-                "message": f"{budget.label} set to {usd(limit_usd)}",
-            },
-        )
+        if announce:
+            publish(
+                TOPIC,
+                "budget_set",
+                {
+                    "budget": budget.label,
+                    "limit_usd": str(limit_usd),
+                    "message": f"{budget.label} set to {usd(limit_usd)}",
+                },
+            )
     return budget, created
 
 

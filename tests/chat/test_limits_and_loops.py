@@ -326,3 +326,12 @@ def test_a_run_in_a_mode_without_tools_needed_completes_on_a_plain_answer(chat, 
     assert (
         sequence(run) == ["run_started", *TEXT_CALL, "stop_reason"] and stop_of(run)["reason"] == "completed"
     )
+
+
+def test_a_runs_own_cost_limit_is_not_news_in_the_feed(chat):
+    from juggernaut.models import Event
+
+    send(chat)
+    assert not Event.objects.filter(topic="routing", type="budget_set").exists(), (
+        "the chat sets its run's limit at every run: routine, not an operator's decision"
+    )
