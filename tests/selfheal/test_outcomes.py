@@ -64,6 +64,7 @@ def test_it_says_did_not_help_when_the_repaired_task_fails_again(denied_upload, 
     assert f"task #{task.pk} failed again: S3 AccessDenied" in outcome["reason"]
     page = alice_client.get("/selfheal/").content.decode()
     assert "did not help" in page and "S3 AccessDenied" in page and "fixed ✓" not in page
+    assert "by alice" in page and "operator:alice" not in page, "people by name, not by actor id"
 
 
 def test_it_never_requeues_a_permanent_failure_and_names_it_a_manual_finding(denied_upload, alice_client):
