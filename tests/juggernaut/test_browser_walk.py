@@ -33,7 +33,7 @@ TOO_WIDE = """() => {
     (typeof e.className === 'string' && e.className ? '.' + e.className.trim().split(/\\s+/).join('.') : '');
   const scrolls = e => { const s = getComputedStyle(e); return ['auto', 'scroll', 'hidden', 'clip'].includes(s.overflowX); };
   const out = [];
-  for (const e of document.querySelectorAll('main *, header *, nav *')) {
+  for (const e of document.querySelectorAll('main *, header *, nav *, .swagger-ui *')) {
     const r = e.getBoundingClientRect();
     if (!r.width || getComputedStyle(e).position === 'fixed') continue;
     let p = e.parentElement, clipped = false, card = null;
@@ -102,7 +102,10 @@ def states(alice) -> dict:
     routing.budget_set(scope="global", period="day", limit_usd=Decimal("0.000001"))
     with pytest.raises(Exception, match="Budget exceeded"):
         routing.budget_reserve(routing.route_select("ops", prompt_tokens=10, max_tokens=100))
-    return {"upload": upload, "worker": worker, "useless": useless, "pending": pending}
+    from chat import services as chat
+
+    session = chat.session_create(alice, mode="ops", title="Why is the deploy failing?")
+    return {"upload": upload, "worker": worker, "useless": useless, "pending": pending, "session": session}
 
 
 def check_outcomes(page, path: str) -> int:
@@ -147,6 +150,8 @@ def test_the_walk(signed_in_page, hq_server, alice, denied_upload, settings):
             f"/engine/workers/{made['worker'].pk}/",
             "/settings/",
             "/areas/chat/",
+            f"/chat/sessions/{made['session'].pk}/",
+            "/api/docs",
         ]
     )
     rows, links_seen = [], {}
