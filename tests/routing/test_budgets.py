@@ -249,7 +249,9 @@ def test_it_never_overspends_with_20_concurrent_calls_against_a_budget_for_5(
     row = rollup()
     assert row.cost_usd == limit and row.reserved_usd == 0 and row.calls == 5
     assert max(peak) <= limit
-    assert Usage.objects.count() == 5 and len(fake_openrouter.chat_bodies()) == 5
+    # Five calls made; the fifteen refusals are listed with the calls, as calls never made.
+    assert Usage.objects.made().count() == 5 and len(fake_openrouter.chat_bodies()) == 5
+    assert Usage.objects.exclude(pk__in=Usage.objects.made()).count() == 15
 
 
 @pytest.mark.django_db
