@@ -21,6 +21,7 @@ from routing.clients import OpenRouterError
 from routing.models import Usage
 from selfheal import services as selfheal
 from tests.conftest import ARTIFACTS, BrowserProblems, screenshot
+from tests.routing.conftest import seeded_policies  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -134,7 +135,7 @@ def check_outcomes(page, path: str) -> int:
     return checked
 
 
-def test_the_walk(signed_in_page, hq_server, alice, denied_upload, settings):
+def test_the_walk(signed_in_page, hq_server, alice, denied_upload, settings, seeded_policies):  # noqa: F811
     page = signed_in_page
     alice.is_superuser = True
     alice.save()
