@@ -189,7 +189,6 @@ BEFORE_THE_FIRST_DEPLOYMENT = {
     ("codehealth", "0003_repository_names_unique_per_owner"),
     ("codehealth", "0004_pull_request_dropped_fixes"),
     ("juggernaut", "0002_event_correlation_id"),
-    ("juggernaut", "0003_event_numbered_after_commit"),
     ("selfheal", "0003_execution_heartbeat"),
     ("codehealth", "0002_queue_schema_url_checks_and_dismissals"),
     ("engine", "0003_task_acknowledged"),
