@@ -80,11 +80,7 @@ def publish(
     with transaction.atomic(savepoint=False):
         if number_after_commit and connection.vendor == "postgresql":
             event = Event.objects.create(
-                topic=topic,
-                seq=None,
-                type=type,
-                correlation_id=correlation_id,
-                data=scrub_payload(data or {}),
+                topic=topic, seq=None, type=type, correlation_id=correlation_id, data=redact(data or {})
             )
             announce(topic)
             return event

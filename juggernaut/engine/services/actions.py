@@ -34,7 +34,6 @@ from juggernaut.engine.services.common import (
 )
 from juggernaut.engine.sources import OPERATOR, sources
 from juggernaut.events import publish
-from juggernaut.redaction import scrub_certain
 
 # --- queueing ------------------------------------------------------------------------------------------
 
@@ -61,8 +60,7 @@ def task_create(
     handler here knows requires a capability named after the kind, so only a worker that declares
     it will take it. The returned task has ``was_created`` set.
     """
-    # Scrubbed once, here: every event that names the task (some built in SQL) carries it as stored.
-    title = scrub_certain((title or "").strip())
+    title = (title or "").strip()
     if not title or len(title) > 200:
         raise EngineError("bad_title", "a task needs a title of 1 to 200 characters", status=422)
     if not isinstance(kind, str) or not KIND_RE.match(kind):

@@ -44,7 +44,6 @@ from juggernaut.engine.services.common import (
     wake_workers,
 )
 from juggernaut.events import announce, publish
-from juggernaut.redaction import scrub_certain
 
 # --- workers -----------------------------------------------------------------------------------------
 
@@ -72,9 +71,6 @@ def worker_register(
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise EngineError("bad_name", "a worker needs a name of 1 to 100 characters", status=422)
-    if scrub_certain(name) != name:
-        # The name goes into events some of which are built in SQL, past the payload scrubber.
-        raise EngineError("bad_name", "a worker name must not contain a secret", status=422)
     if not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
         raise EngineError("bad_concurrency", "concurrency must be between 1 and 256", status=422)
     caps = clean_capabilities(capabilities)
