@@ -118,28 +118,19 @@ def announce(topic: str) -> None:
     The ``NOTIFY`` goes out after the commit, in a transaction of its own that does not wait for its
     WAL flush: Postgres takes a lock for the whole commit of a transaction that notifies, which would
     order every producer's commit again. If the process dies before it, the relays' poll finds the
-    events (``EVENTS_POLL_SECONDS``). One wake-up per topic and transaction is enough."""
+    events (``EVENTS_POLL_SECONDS``)."""
+    transaction.on_commit(lambda: _notify(topic))
+
+
+def _notify(topic: str) -> None:
     connection = connections["default"]
-    if any(getattr(func, "topic", None) == topic for _, func, _ in connection.run_on_commit):
-        return
-    transaction.on_commit(_Notify(topic))
-
-
-class _Notify:
-    """The after-commit wake-up for one topic (an object, so ``announce`` can see it is queued)."""
-
-    def __init__(self, topic: str) -> None:
-        self.topic = topic
-
-    def __call__(self) -> None:
-        connection = connections["default"]
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)",
-                    [NOTIFY_CHANNEL, self.topic],
-                )
-        _wake_local_relays(self.topic)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('synchronous_commit', 'off', true), pg_notify(%s, %s)",
+                [NOTIFY_CHANNEL, topic],
+            )
+    _wake_local_relays(topic)
 
 
 def _wake_local_relays(topic: str) -> None:

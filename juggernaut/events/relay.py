@@ -1,10 +1,9 @@
 """The relay: one per web process (one per event loop), from the event log to Channels groups.
 
 It watches only the topics that local clients subscribed to, and for each keeps the last ``seq`` it
-fanned out. A poll reads the topic counters (numbering first what committed unnumbered, see
-``events.events_number``), then the rows past each watermark. Because a topic's sequence numbers
-become visible strictly in order (see ``EventTopic``), this never skips an event whose transaction
-committed late, which tailing by id would. Consumers drop what they already sent
+fanned out. A poll reads the topic counters, then the rows past each watermark. Because a topic's
+sequence numbers become visible strictly in order (see ``EventTopic``), this never skips an event
+whose transaction committed late, which tailing by id would. Consumers drop what they already sent
 and fill gaps from the log, so delivery to a client is exactly once and in order either way.
 """
 

@@ -104,18 +104,6 @@ def test_it_numbers_events_published_for_after_commit_in_commit_order_without_ga
     assert last_seqs(["busy"]) == {"busy": 2}  # numbered once
 
 
-@needs_postgres
-@pytest.mark.django_db
-def test_it_wakes_the_relays_once_per_busy_topic_when_a_transaction_commits(
-    django_capture_on_commit_callbacks,
-):
-    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
-        for i in range(3):
-            publish("busy", "moved", {"i": i}, number_after_commit=True)
-        publish("busier", "moved", number_after_commit=True)
-    assert sorted(callback.topic for callback in callbacks) == ["busier", "busy"]
-
-
 @pytest.mark.django_db
 def test_it_refuses_bad_topics_and_types():
     for topic in ["", "Upper", "has space", "x" * 121, "1starts-with-digit"]:
