@@ -42,8 +42,7 @@ class EventTopic(models.Model):
 
     ``publish()`` bumps ``last_seq`` in the caller's transaction; the row lock it takes serialises
     producers of one topic until they commit, so sequence numbers have no gaps and become visible in
-    order. Events published to be numbered after commit are numbered under the same lock by a reader
-    (``events_number``). Relays poll this table for the topics they watch instead of tailing event ids.
+    order. Relays poll this table for the topics they watch instead of tailing event ids.
     """
 
     topic = models.CharField(max_length=120, primary_key=True)
@@ -65,8 +64,7 @@ class Event(models.Model):
     """One entry of the live event log (see docs/architecture.md)."""
 
     topic = models.CharField(max_length=120)
-    # Empty until numbered when the producer publishes with ``number_after_commit`` (see ``publish``).
-    seq = models.BigIntegerField(null=True, blank=True)
+    seq = models.BigIntegerField()
     type = models.CharField(max_length=64)
     ts = models.DateTimeField(default=timezone.now)
     # The unit of work the event belongs to, as its producer numbers it (a chat run's id); the
@@ -79,14 +77,8 @@ class Event(models.Model):
     class Meta:
         db_table = "events"
         constraints = [models.UniqueConstraint(fields=["topic", "seq"], name="events_topic_seq_uniq")]
-        indexes = [
-            # The daily retention prune deletes by age.
-            models.Index(fields=["ts"], name="events_ts_idx"),
-            # events_number: WHERE seq IS NULL AND topic = ANY(…) ORDER BY id (small: numbered soon).
-            models.Index(
-                fields=["topic", "id"], condition=models.Q(seq__isnull=True), name="events_unnumbered_idx"
-            ),
-        ]
+        # The daily retention prune deletes by age.
+        indexes = [models.Index(fields=["ts"], name="events_ts_idx")]
 
     def __str__(self) -> str:
         return f"{self.topic}#{self.seq} {self.type}"

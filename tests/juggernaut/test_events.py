@@ -13,10 +13,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from juggernaut.asgi import application
-from juggernaut.events import EventError, events_after, last_seqs, publish
+from juggernaut.events import EventError, publish
 from juggernaut.models import Event
 from juggernaut.services import events_prune
-from tests.conftest import is_postgres, needs_postgres
+from tests.conftest import is_postgres
 
 
 async def ws_connect(raw_token: str, path: str = "/ws/events/") -> WebsocketCommunicator:
@@ -64,44 +64,6 @@ def test_it_leaves_no_gap_when_a_transaction_rolls_back():
         ("a", 1),
         ("b", 2),
     ]
-
-
-@needs_postgres
-@pytest.mark.django_db(transaction=True)
-def test_it_numbers_events_published_for_after_commit_in_commit_order_without_gaps():
-    """Events of a busy topic take no lock when published; a reader numbers them once committed, in
-    the order they committed, and a rolled-back one never gets a number."""
-    started, release, errors = threading.Event(), threading.Event(), []
-
-    def early() -> None:
-        try:
-            with transaction.atomic():
-                publish("busy", "stored first, committed last", number_after_commit=True)
-                started.set()
-                release.wait(timeout=30)
-        except Exception as exc:  # surfaced by the assertion on `errors`
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=early)
-    thread.start()
-    assert started.wait(10)
-    publish("busy", "committed first", number_after_commit=True)
-    with pytest.raises(RuntimeError), transaction.atomic():
-        publish("busy", "rolled back", number_after_commit=True)
-        raise RuntimeError("boom")
-
-    assert last_seqs(["busy"]) == {"busy": 1}
-    release.set()
-    thread.join(30)
-    assert errors == []
-    assert last_seqs(["busy"]) == {"busy": 2}
-    assert [(e["seq"], e["type"]) for e in events_after("busy", 0)] == [
-        (1, "committed first"),
-        (2, "stored first, committed last"),
-    ]
-    assert last_seqs(["busy"]) == {"busy": 2}  # numbered once
 
 
 @pytest.mark.django_db
@@ -205,14 +167,10 @@ async def test_it_answers_malformed_messages_with_an_error_and_stays_open(make_t
     await comm.disconnect()
 
 
-def _producer(
-    topic: str, count: int, errors: list, hold: threading.Event | None = None, after_commit: bool = False
-) -> None:
+def _producer(topic: str, count: int, errors: list, hold: threading.Event | None = None) -> None:
     try:
         for i in range(count):
-            publish(
-                topic, "load", {"i": i, "thread": threading.get_ident()}, number_after_commit=after_commit
-            )
+            publish(topic, "load", {"i": i, "thread": threading.get_ident()})
             # As a request would, hand the connection back to the pool now and then: twenty producers
             # share the pool's ten connections instead of the last ten timing out behind the first.
             if i % 10 == 9:
@@ -220,7 +178,7 @@ def _producer(
             if hold is not None and i == count // 2:
                 # Keep this producer's next transaction open while the others queue behind it.
                 with transaction.atomic():
-                    publish(topic, "held", {"i": i}, number_after_commit=after_commit)
+                    publish(topic, "held", {"i": i})
                     hold.wait(timeout=5)
     except Exception as exc:  # surfaced by the test's assertion on `errors`
         errors.append(exc)
@@ -228,15 +186,11 @@ def _producer(
         connection.close()
 
 
-def _late_committer(
-    started: threading.Event, release: threading.Event, errors: list, after_commit: bool = False
-) -> None:
+def _late_committer(started: threading.Event, release: threading.Event, errors: list) -> None:
     """Takes an event id early and commits long after later ids are visible."""
     try:
         with transaction.atomic():
-            publish(
-                "late", "late", {"note": "id taken early, committed last"}, number_after_commit=after_commit
-            )
+            publish("late", "late", {"note": "id taken early, committed last"})
             started.set()
             release.wait(timeout=60)
     except Exception as exc:
@@ -247,12 +201,10 @@ def _late_committer(
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize("after_commit", [False, True], ids=["numbered-at-once", "numbered-after-commit"])
 async def test_it_delivers_every_event_exactly_once_in_order_under_concurrent_producers(
-    make_token, stop_relays, after_commit
+    make_token, stop_relays
 ):
-    """20×200 on Postgres (4×100 on SQLite), one transaction held open, three websocket consumers;
-    with events numbered in the producer's transaction, and numbered by the relay after commit."""
+    """20×200 on Postgres (4×100 on SQLite), one transaction held open, three websocket consumers."""
     threads_n, per_thread = (20, 200) if is_postgres() else (4, 100)
     raw = await sync_to_async(make_token)("read")
     consumers = [await ws_connect(raw) for _ in range(3)]
@@ -264,17 +216,13 @@ async def test_it_delivers_every_event_exactly_once_in_order_under_concurrent_pr
     started, release, hold = threading.Event(), threading.Event(), threading.Event()
     # SQLite has one writer at a time, so ids commit in order there; the late committer is a Postgres hazard.
     late = (
-        threading.Thread(target=_late_committer, args=(started, release, errors, after_commit))
-        if is_postgres()
-        else None
+        threading.Thread(target=_late_committer, args=(started, release, errors)) if is_postgres() else None
     )
     if late:
         late.start()
         assert await asyncio.to_thread(started.wait, 10)
     producers = [
-        threading.Thread(
-            target=_producer, args=("load", per_thread, errors, hold if n == 0 else None, after_commit)
-        )
+        threading.Thread(target=_producer, args=("load", per_thread, errors, hold if n == 0 else None))
         for n in range(threads_n)
     ]
     for t in producers:

@@ -43,7 +43,7 @@ from juggernaut.engine.services.common import (
     retry_or_escalate,
     wake_workers,
 )
-from juggernaut.events import announce, publish
+from juggernaut.events import publish
 
 # --- workers -----------------------------------------------------------------------------------------
 
@@ -178,61 +178,41 @@ def worker_stop(worker: Worker | int, *, incarnation: uuid.UUID | str | None, no
 # --- claims ---------------------------------------------------------------------------------------------
 
 
-# The claim, its history rows and its one event, as one statement: on its own (autocommit) it is its
-# own transaction, so a claim costs one round trip. The event is stored for numbering after commit
-# (see ``events.publish``), so claims of different workers take no common lock; its data is
-# ``record_many``'s for a claim.
 CLAIM_SQL = """
 WITH me AS (
     UPDATE engine_workers SET last_heartbeat = %(now)s
     WHERE id = %(worker)s AND incarnation = %(incarnation)s AND stopped_at IS NULL
-    RETURNING name, capabilities, kinds
-), claimed AS (
-    UPDATE engine_tasks
-    SET status = 'running', lease_owner_id = %(worker)s, lease_incarnation = %(incarnation)s,
-        lease_expires_at = %(until)s, attempts = attempts + 1, started_at = %(now)s,
-        status_changed_at = %(now)s, updated_at = %(now)s, next_attempt_at = NULL,
-        reason_code = '', reason = '', unblock_action = ''
-    WHERE id IN (
-        SELECT c.id FROM engine_tasks c
-        WHERE c.status = 'pending'
-          AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= %(now)s)
-          AND c.required_capabilities <@ (SELECT capabilities FROM me)
-          AND ((SELECT kinds FROM me) @> '["*"]'::jsonb OR (SELECT kinds FROM me) @> jsonb_build_array(c.kind))
-          AND (c.depends_on_id IS NULL
-               OR EXISTS (SELECT 1 FROM engine_tasks d WHERE d.id = c.depends_on_id AND d.status = 'done'))
-          AND NOT EXISTS (SELECT 1 FROM engine_state s WHERE s.paused)
-        ORDER BY c.priority DESC, c.created_at, c.id
-        LIMIT %(limit)s
-        FOR UPDATE OF c SKIP LOCKED
-    )
-    RETURNING *
-), history AS (
-    INSERT INTO engine_task_events (task_id, from_status, to_status, actor, reason, at)
-    SELECT id, 'pending', 'running', 'worker:' || me.name, 'claimed', %(now)s FROM claimed, me
-), batch AS (
-    SELECT me.name, count(*) AS n,
-           (array_agg(claimed.id ORDER BY claimed.priority DESC, claimed.created_at, claimed.id))[1:200] AS ids
-    FROM claimed, me GROUP BY me.name
-), event AS (
-    INSERT INTO events (topic, seq, type, ts, data)
-    SELECT %(topic)s, NULL, 'task_claimed', %(now)s, jsonb_build_object(
-        'ids', to_jsonb(ids), 'count', n, 'status', 'running', 'reason', 'claimed', 'worker', name,
-        'message', name || ' claimed ' || n || CASE WHEN n = 1 THEN ' task' ELSE ' tasks' END)
-    FROM batch
+    RETURNING capabilities, kinds
 )
-SELECT claimed.*, (SELECT name FROM me) AS worker_name FROM claimed
+UPDATE engine_tasks
+SET status = 'running', lease_owner_id = %(worker)s, lease_incarnation = %(incarnation)s,
+    lease_expires_at = %(until)s, attempts = attempts + 1, started_at = %(now)s,
+    status_changed_at = %(now)s, updated_at = %(now)s, next_attempt_at = NULL,
+    reason_code = '', reason = '', unblock_action = ''
+WHERE id IN (
+    SELECT c.id FROM engine_tasks c
+    WHERE c.status = 'pending'
+      AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= %(now)s)
+      AND c.required_capabilities <@ (SELECT capabilities FROM me)
+      AND ((SELECT kinds FROM me) @> '["*"]'::jsonb OR (SELECT kinds FROM me) @> jsonb_build_array(c.kind))
+      AND (c.depends_on_id IS NULL
+           OR EXISTS (SELECT 1 FROM engine_tasks d WHERE d.id = c.depends_on_id AND d.status = 'done'))
+      AND NOT EXISTS (SELECT 1 FROM engine_state s WHERE s.paused)
+    ORDER BY c.priority DESC, c.created_at, c.id
+    LIMIT %(limit)s
+    FOR UPDATE OF c SKIP LOCKED
+)
+RETURNING *, (SELECT w.name FROM engine_workers w WHERE w.id = %(worker)s) AS worker_name
 """
 
 
 def task_claim(worker: Worker | int, *, incarnation: uuid.UUID | str, limit: int = 1, now=None) -> list[Task]:
     """Lease up to ``limit`` due tasks the worker can run, highest priority first, then oldest.
 
-    Postgres: one statement, ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n)
-    RETURNING`` with the history rows and the event, so concurrent workers never wait for or take the
-    same row; the same statement checks the worker's incarnation, reads its capabilities and records
-    its heartbeat. SQLite: a compare-and-set update per candidate. Nothing is claimed while the
-    engine is paused.
+    Postgres: one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n) RETURNING``, so
+    concurrent workers never wait for or take the same row; the same statement checks the worker's
+    incarnation, reads its capabilities and records its heartbeat. SQLite: a compare-and-set update
+    per candidate. Nothing is claimed while the engine is paused.
     """
     if not isinstance(limit, int) or not 1 <= limit <= 100:
         raise EngineError("bad_limit", "limit must be between 1 and 100", status=422)
@@ -240,36 +220,38 @@ def task_claim(worker: Worker | int, *, incarnation: uuid.UUID | str, limit: int
     incarnation = as_incarnation(incarnation)
     now = now or timezone.now()
     until = now + lease_duration()
-    if is_postgres():
-        params = {
-            "worker": worker_id,
-            "incarnation": incarnation,
-            "until": until,
-            "now": now,
-            "limit": limit,
-            "topic": TOPIC,
-        }
-        tasks = sorted(Task.objects.raw(CLAIM_SQL, params), key=lambda t: (-t.priority, t.created_at, t.pk))
-        if not tasks:
-            _worker_checked(worker_id, incarnation)  # say why, if it is the worker's fault
-            return []
-        announce(TOPIC)
-        return tasks
     with transaction.atomic():
-        found = _worker_checked(worker_id, incarnation)
-        Worker.objects.filter(pk=found.pk).update(last_heartbeat=now)
-        ids = _claim_cas(found, now=now, until=until, limit=limit)
-        tasks = list(Task.objects.filter(pk__in=ids).claim_order()) if ids else []
+        if is_postgres():
+            params = {
+                "worker": worker_id,
+                "incarnation": incarnation,
+                "until": until,
+                "now": now,
+                "limit": limit,
+            }
+            tasks = sorted(
+                Task.objects.raw(CLAIM_SQL, params), key=lambda t: (-t.priority, t.created_at, t.pk)
+            )
+            if not tasks:
+                _worker_checked(worker_id, incarnation)  # say why, if it is the worker's fault
+                return []
+            name = tasks[0].worker_name
+        else:
+            found = _worker_checked(worker_id, incarnation)
+            Worker.objects.filter(pk=found.pk).update(last_heartbeat=now)
+            ids = _claim_cas(found, now=now, until=until, limit=limit)
+            tasks = list(Task.objects.filter(pk__in=ids).claim_order()) if ids else []
+            name = found.name
         # One event per batch keeps the hot path cheap; the history still has a row per task.
         record_many(
             [(t.pk, Status.PENDING) for t in tasks],
             Status.RUNNING,
-            worker_actor(found.name),
+            worker_actor(name),
             "claimed",
             "task_claimed",
             now,
-            worker=found.name,
-            message=f"{found.name} claimed {plural(len(tasks), 'task')}",
+            worker=name,
+            message=f"{name} claimed {plural(len(tasks), 'task')}",
         )
     return tasks
 
@@ -338,33 +320,17 @@ def task_heartbeat(task_id: int, *, worker_id: int, incarnation: uuid.UUID | str
     return until
 
 
-# The fenced completion, its history row and its event (``record``'s for a completion) as one
-# statement, like the claim.
 COMPLETE_SQL = """
-WITH done AS (
-    UPDATE engine_tasks
-    SET status = 'done', result = %(result)s::jsonb, finished_at = %(now)s, status_changed_at = %(now)s,
-        updated_at = %(now)s, lease_incarnation = NULL, lease_expires_at = NULL,
-        reason_code = '', reason = '', unblock_action = ''
-    WHERE id = %(id)s AND lease_owner_id = %(worker)s AND lease_incarnation = %(incarnation)s
-      AND status = 'running'
-    RETURNING *
-), w AS (
-    SELECT name FROM engine_workers WHERE id = %(worker)s
-), history AS (
-    INSERT INTO engine_task_events (task_id, from_status, to_status, actor, reason, at)
-    SELECT done.id, 'running', 'done', 'worker:' || w.name, 'completed', %(now)s FROM done, w
-), event AS (
-    INSERT INTO events (topic, seq, type, ts, data)
-    SELECT %(topic)s, NULL, 'task_done', %(now)s, jsonb_build_object(
-        'id', done.id, 'title', done.title, 'kind', done.kind, 'status', done.status,
-        'priority', done.priority, 'from', 'running', 'worker', w.name)
-    FROM done, w
-)
-SELECT done.*, w.name AS worker_name,
-    EXISTS (SELECT 1 FROM engine_tasks d WHERE d.depends_on_id = done.id AND d.status = 'pending')
+UPDATE engine_tasks
+SET status = 'done', result = %(result)s::jsonb, finished_at = %(now)s, status_changed_at = %(now)s,
+    updated_at = %(now)s, lease_incarnation = NULL, lease_expires_at = NULL,
+    reason_code = '', reason = '', unblock_action = ''
+WHERE id = %(id)s AND lease_owner_id = %(worker)s AND lease_incarnation = %(incarnation)s
+  AND status = 'running'
+RETURNING *,
+    (SELECT w.name FROM engine_workers w WHERE w.id = engine_tasks.lease_owner_id) AS worker_name,
+    EXISTS (SELECT 1 FROM engine_tasks d WHERE d.depends_on_id = engine_tasks.id AND d.status = 'pending')
         AS has_dependents
-FROM done, w
 """
 
 
@@ -373,37 +339,35 @@ def task_complete(
 ) -> Task:
     """Mark the task done, only if the caller still holds its lease (else 409 and nothing changes).
 
-    The fence and the change are one conditional UPDATE; on Postgres one statement with its
-    history row and event.
+    The fence and the change are one conditional UPDATE (with RETURNING on Postgres).
     """
     now = now or timezone.now()
     incarnation = as_incarnation(incarnation)
-    if is_postgres():
-        params = {
-            "result": None if result is None else json.dumps(result, cls=DjangoJSONEncoder),
-            "now": now,
-            "id": task_id,
-            "worker": worker_id,
-            "incarnation": incarnation,
-            "topic": TOPIC,
-        }
-        rows = list(Task.objects.raw(COMPLETE_SQL, params))
-        if not rows:
-            raise _lease_lost(task_id)
-        announce(TOPIC)
-        if rows[0].has_dependents:
-            wake_workers()
-        return rows[0]
     with transaction.atomic():
-        changed = _fenced(task_id, worker_id, incarnation).move(
-            now=now, **done_fields(result=result, now=now)
-        )
-        if changed != 1:
-            raise _lease_lost(task_id)
-        task = Task.objects.select_related("lease_owner").get(pk=task_id)
-        who = task.lease_owner.name if task.lease_owner else str(worker_id)
+        if is_postgres():
+            params = {
+                "result": None if result is None else json.dumps(result, cls=DjangoJSONEncoder),
+                "now": now,
+                "id": task_id,
+                "worker": worker_id,
+                "incarnation": incarnation,
+            }
+            rows = list(Task.objects.raw(COMPLETE_SQL, params))
+            if not rows:
+                raise _lease_lost(task_id)
+            task = rows[0]
+            who, wake = task.worker_name, task.has_dependents
+        else:
+            changed = _fenced(task_id, worker_id, incarnation).move(
+                now=now, **done_fields(result=result, now=now)
+            )
+            if changed != 1:
+                raise _lease_lost(task_id)
+            task = Task.objects.select_related("lease_owner").get(pk=task_id)
+            who = task.lease_owner.name if task.lease_owner else str(worker_id)
+            wake = Task.objects.filter(depends_on_id=task_id, status=Status.PENDING).exists()
         record(task, Status.RUNNING, worker_actor(who), "completed", "task_done", worker=who)
-        if Task.objects.filter(depends_on_id=task_id, status=Status.PENDING).exists():
+        if wake:
             wake_workers()
     return task
 

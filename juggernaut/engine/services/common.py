@@ -2,7 +2,6 @@
 
 Every status change writes a ``TaskEvent`` and publishes an event on the ``engine`` topic in the same
 transaction (``record`` / ``record_many``); a change that makes a task claimable wakes the workers.
-Every worker writes that topic at once, so its events are numbered after commit (``events.publish``).
 """
 
 import random
@@ -122,12 +121,7 @@ def record(task: Task, from_status: str, actor: str, reason: str, event_type: st
     TaskEvent.objects.create(
         task=task, from_status=from_status, to_status=task.status, actor=actor, reason=reason[:2000]
     )
-    publish(
-        TOPIC,
-        event_type,
-        _task_data(task, **({"from": from_status} if from_status else {}), **extra),
-        number_after_commit=True,
-    )
+    publish(TOPIC, event_type, _task_data(task, **({"from": from_status} if from_status else {}), **extra))
 
 
 def record_many(
@@ -156,7 +150,6 @@ def record_many(
             "message": f"{plural(len(ids), 'task')} {to_status.replace('_', ' ')}: {reason[:200]}",
             **extra,
         },
-        number_after_commit=True,
     )
 
 
