@@ -183,7 +183,9 @@ def _who(data: dict) -> str:
     return str(data.get("by") or "someone").removeprefix("operator:")
 
 
-def _url(data: dict) -> str:
+def _url(type_: str, data: dict) -> str:
+    if type_.startswith("worker_") and data.get("id"):  # a worker's own events carry its id as "id"
+        return reverse("engine:worker", args=[data["id"]])
     ids = data.get("ids")
     task_id = data.get("task_id") or data.get("id") or (ids[0] if ids and len(ids) == 1 else None)
     if task_id:
@@ -195,7 +197,7 @@ def _url(data: dict) -> str:
 
 def describe_event(type_: str, data: dict) -> FeedItem | None:
     """Engine event type → sentence, severity and link, for the Overview's activity feed."""
-    url = _url(data)
+    url = _url(type_, data)
     batched = "ids" in data
     if type_ == "task_created":
         if data.get("status") == Status.WAITING_APPROVAL:
